@@ -1,0 +1,121 @@
+//! Hot reload of a listener's TLS material.
+//!
+//! The listener asks for the current `ServerConfig` at every accept, so a
+//! reload affects only new handshakes; connections already open keep the
+//! session they negotiated. A reload that fails (a half-copied key, an
+//! expired replacement) keeps the previous material and is retried at the
+//! next check, so an operator copying files one by one never takes a node
+//! down.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use rustls::ServerConfig;
+
+use crate::tls::{ClientAuth, TlsMaterial, TlsPaths, server_config};
+use crate::{Identity, Result};
+
+/// Outcome of one reload check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Unchanged,
+    Reloaded { serial: String },
+}
+
+#[derive(Debug)]
+struct Current {
+    config: Arc<ServerConfig>,
+    digest: [u8; 32],
+    identity: Option<Identity>,
+}
+
+/// A server config that can be swapped while the listener runs.
+#[derive(Debug)]
+pub struct ReloadingServerConfig {
+    paths: TlsPaths,
+    auth: ClientAuth,
+    current: RwLock<Current>,
+    last_failure: Mutex<Option<String>>,
+}
+
+impl ReloadingServerConfig {
+    pub fn new(paths: TlsPaths, auth: ClientAuth) -> Result<Arc<ReloadingServerConfig>> {
+        let m = TlsMaterial::load(&paths)?;
+        let current = Current {
+            config: Arc::new(server_config(&m, &auth)?),
+            digest: m.digest,
+            identity: m.identity(),
+        };
+        Ok(Arc::new(ReloadingServerConfig {
+            paths,
+            auth,
+            current: RwLock::new(current),
+            last_failure: Mutex::new(None),
+        }))
+    }
+
+    /// The config for the next handshake.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        match self.current.read() {
+            Ok(c) => c.config.clone(),
+            Err(poisoned) => poisoned.into_inner().config.clone(),
+        }
+    }
+
+    /// Identity of the certificate currently presented.
+    pub fn identity(&self) -> Option<Identity> {
+        match self.current.read() {
+            Ok(c) => c.identity.clone(),
+            Err(poisoned) => poisoned.into_inner().identity.clone(),
+        }
+    }
+
+    pub fn paths(&self) -> &TlsPaths {
+        &self.paths
+    }
+
+    /// Re-read the files; swap in new material if it changed and is valid.
+    /// On error the old material stays in use.
+    pub fn reload_if_changed(&self) -> Result<ReloadOutcome> {
+        let m = match TlsMaterial::load(&self.paths) {
+            Ok(m) => m,
+            Err(e) => {
+                self.note_failure(&e.to_string());
+                return Err(e);
+            }
+        };
+        {
+            let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
+            if cur.digest == m.digest {
+                return Ok(ReloadOutcome::Unchanged);
+            }
+        }
+        let config = Arc::new(server_config(&m, &self.auth)?);
+        let identity = m.identity();
+        let serial = identity
+            .as_ref()
+            .map(|i| i.serial.clone())
+            .unwrap_or_default();
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *cur = Current {
+            config,
+            digest: m.digest,
+            identity,
+        };
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(ReloadOutcome::Reloaded { serial })
+    }
+
+    /// Remember the last failure so callers can log each distinct one once.
+    fn note_failure(&self, msg: &str) {
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.to_string());
+    }
+
+    /// True if `msg` differs from the previous failure (log it), false if it
+    /// repeats (stay quiet).
+    pub fn is_new_failure(&self, msg: &str) -> bool {
+        let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        let new = last.as_deref() != Some(msg);
+        *last = Some(msg.to_string());
+        new
+    }
+}
