@@ -1,1 +1,82 @@
-fn main() {}
+//! `enclave`: parse the command line, load the configuration, start the node.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use enclave_node::cli::{Cli, Command, StartArgs};
+use enclave_node::config::{self, LoadOptions};
+use enclave_node::{dev, server, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Start(args) => start(args),
+    }
+}
+
+fn start(args: StartArgs) -> ExitCode {
+    let dev_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("enclave-data"));
+    let opts = LoadOptions {
+        file: args.config.clone(),
+        defaults: args.dev.then(|| config::dev_defaults(&dev_dir)),
+        overrides: args.overrides(),
+    };
+    let config = match config::load(&opts, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("enclave: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format, &config.log_level);
+    let log_format = config.log_format;
+    enclave_certs::tls::install_default_provider();
+    let result = (|| -> anyhow::Result<()> {
+        let pki = if args.dev {
+            Some(dev::prepare(&config.data_dir)?)
+        } else {
+            None
+        };
+        let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        rt.block_on(async {
+            let node = server::start(config).await?;
+            if let Some(pki) = pki {
+                print_dev_banner(&node.bound, &pki);
+            }
+            node.run_until_signalled().await
+        })
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if matches!(log_format, config::LogFormat::Json) {
+                tracing::error!(error = format!("{e:#}"), "enclave failed");
+            }
+            eprintln!("enclave: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_dev_banner(b: &server::Bound, pki: &dev::DevPki) {
+    let op = pki.operator_dir.display();
+    let ca = pki.ca_dir.join("ca.pem");
+    println!(
+        "\nEnclave dev node {:?} is running ({} CA {})\n  api    https://{}   try: curl --cacert {} https://{}/healthz\n  admin  https://{}   (mTLS: operator/monitor certificates)\n  peer   {}   (mTLS: node certificates)\nOperator certificate (sysadmin): {op}/cert.pem (key.pem, ca.pem beside it)\nTry:   enclavectl status --cert-dir {op} --endpoint https://{}\n",
+        b.node_id,
+        if pki.created_ca { "new" } else { "existing" },
+        pki.fingerprint,
+        b.api,
+        ca.display(),
+        b.api,
+        b.admin,
+        b.peer,
+        b.admin
+    );
+}

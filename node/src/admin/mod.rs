@@ -1,0 +1,139 @@
+//! The admin port (9443): `enclavectl` and Prometheus, mTLS with operator
+//! and monitor certificates only. Each route names the roles it admits; the
+//! role comes from the verified client certificate.
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use enclave_certs::Role;
+use enclave_cluster::net::ConnInfo;
+use serde::{Deserialize, Serialize};
+
+use crate::http::{ApiError, not_found, trace_request};
+use crate::server::NodeState;
+
+/// Operator roles (everything but monitor).
+pub const OPERATORS: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor];
+/// Anyone allowed on the admin port, monitor included.
+pub const ANY_ADMIN: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor, Role::Monitor];
+
+pub fn router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route(
+            "/v1/status",
+            get(status).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/metrics",
+            get(metrics).route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
+        )
+        .route(
+            "/healthz",
+            get(|| async { "ok\n" }).route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            trace_request,
+        ))
+        .with_state(state)
+}
+
+/// Route guard admitting only the roles in its state. Use as
+/// `route_layer(from_fn_with_state(ROLES, guard))`.
+async fn guard(State(roles): State<&'static [Role]>, req: Request, next: Next) -> Response {
+    let caller = req
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.identity.clone());
+    match caller {
+        Some(id) if roles.contains(&id.role) => next.run(req).await,
+        Some(id) => {
+            tracing::warn!(caller = %id.name, role = %id.role, path = %req.uri().path(), "authorization denied");
+            ApiError::forbidden(format!(
+                "role {} may not call {} {} (allowed: {})",
+                id.role,
+                req.method(),
+                req.uri().path(),
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into_response()
+        }
+        None => ApiError::unauthenticated("no client certificate").into_response(),
+    }
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub node_id: String,
+    pub version: String,
+    pub uptime_secs: u64,
+    /// The node's role in the cluster (`standalone` until Raft is configured).
+    pub role: String,
+    pub ca_fingerprint: String,
+    pub certificate: CertStatus,
+    pub listen: ListenStatus,
+    /// Who asked, as read from the client certificate.
+    pub caller: Caller,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct CertStatus {
+    pub serial: String,
+    pub not_after: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ListenStatus {
+    pub peer: String,
+    pub api: String,
+    pub admin: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+async fn status(
+    State(state): State<Arc<NodeState>>,
+    Extension(conn): Extension<ConnInfo>,
+) -> Result<Json<Status>, ApiError> {
+    let id = conn
+        .identity
+        .ok_or_else(|| ApiError::unauthenticated("no client certificate"))?;
+    let cert = state.cert_status();
+    Ok(Json(Status {
+        node_id: state.node_id.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_secs: state.metrics.started.elapsed().as_secs(),
+        role: "standalone".into(),
+        ca_fingerprint: state.ca_fingerprint.clone(),
+        certificate: cert,
+        listen: state.bound.clone(),
+        caller: Caller {
+            name: id.name,
+            role: id.role,
+        },
+    }))
+}
+
+async fn metrics(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,78 @@
+//! Command line of the `enclave` daemon.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "enclave",
+    version,
+    about = "Enclave: private enterprise messaging appliance (node daemon)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a node.
+    Start(StartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Configuration file (TOML). Values from ENCLAVE_* variables and flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run a single dev node on loopback with a CA, node and operator
+    /// certificate created under the data dir on first run.
+    #[arg(long)]
+    pub dev: bool,
+    /// Data directory (node.data_dir; default /var/lib/enclave, or ./enclave-data with --dev).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Node name (node.id); must match the node certificate.
+    #[arg(long, value_name = "NAME")]
+    pub node_id: Option<String>,
+    /// Peer listener address (listen.peer).
+    #[arg(long, value_name = "ADDR")]
+    pub listen_peer: Option<String>,
+    /// API listener address (listen.api).
+    #[arg(long, value_name = "ADDR")]
+    pub listen_api: Option<String>,
+    /// Admin listener address (listen.admin).
+    #[arg(long, value_name = "ADDR")]
+    pub listen_admin: Option<String>,
+    /// Log format: text or json (log.format).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// Log filter, e.g. info or enclave_node=debug,info (log.level).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+impl StartArgs {
+    /// Flags as config overrides: (key, value, flag name).
+    pub fn overrides(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        let mut push = |key: &str, flag: &str, v: Option<String>| {
+            if let Some(v) = v {
+                out.push((key.to_string(), v, flag.to_string()));
+            }
+        };
+        push(
+            "node.data_dir",
+            "--data-dir",
+            self.data_dir.as_ref().map(|p| p.display().to_string()),
+        );
+        push("node.id", "--node-id", self.node_id.clone());
+        push("listen.peer", "--listen-peer", self.listen_peer.clone());
+        push("listen.api", "--listen-api", self.listen_api.clone());
+        push("listen.admin", "--listen-admin", self.listen_admin.clone());
+        push("log.format", "--log-format", self.log_format.clone());
+        push("log.level", "--log-level", self.log_level.clone());
+        out
+    }
+}

@@ -1,0 +1,144 @@
+//! Cross-cutting HTTP concerns as layers: one error shape on the wire, a
+//! tracing span per request, request metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use enclave_cluster::net::ConnInfo;
+use http::StatusCode;
+use ring::rand::SecureRandom;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::metrics::{ListenerOnly, Metrics, RequestLabels};
+
+/// The one error shape: `{"error": {"code": "...", "message": "..."}}`.
+/// Codes are stable identifiers clients may match on; messages are for people.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorInner<'a>,
+}
+#[derive(Serialize)]
+struct ErrorInner<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorInner {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Fallback for unknown routes, in the one error shape.
+pub async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// A short random id that links a request's log lines (and, later, its
+/// audit record).
+fn request_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    hex::encode(b)
+}
+
+/// Span + metrics for every request. Apply with
+/// `axum::middleware::from_fn_with_state(metrics, trace_request)`.
+pub async fn trace_request(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let conn = req.extensions().get::<ConnInfo>().cloned();
+    let listener = conn.as_ref().map_or("unknown", |c| c.listener);
+    let caller = conn
+        .as_ref()
+        .and_then(|c| c.identity.as_ref())
+        .map(|i| format!("{}:{}", i.role, i.name))
+        .unwrap_or_default();
+    let remote = conn
+        .as_ref()
+        .map(|c| c.remote.to_string())
+        .unwrap_or_default();
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id(),
+        listener,
+        %method,
+        path = %req.uri().path(),
+        remote,
+        caller,
+        status = tracing::field::Empty,
+        ms = tracing::field::Empty,
+    );
+    let response = next.run(req).instrument(span.clone()).await;
+    let status = response.status();
+    let elapsed = start.elapsed();
+    span.record("status", status.as_u16());
+    span.record("ms", elapsed.as_secs_f64() * 1000.0);
+    span.in_scope(|| tracing::debug!("request done"));
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            listener: listener.into(),
+            method,
+            route,
+            status: status.as_u16(),
+        })
+        .inc();
+    metrics
+        .request_seconds
+        .get_or_create(&ListenerOnly {
+            listener: listener.into(),
+        })
+        .observe(elapsed.as_secs_f64());
+    response
+}

@@ -1,0 +1,12 @@
+//! The `enclave` node daemon: configuration, listeners and HTTP APIs.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod http;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,120 @@
+//! Prometheus metrics of the node, served on the admin port at `/metrics`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use enclave_cluster::net::ListenerMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub listener: String,
+    pub method: String,
+    /// The matched route template (bounded cardinality), or `unmatched`.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerOnly {
+    pub listener: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub listener: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+    pub node: String,
+}
+
+/// All metrics of one node.
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub listeners: ListenerMetrics,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Family<ListenerOnly, Histogram>,
+    pub tls_reloads: Family<ReloadLabels, Counter>,
+    pub cert_expiry_seconds: Family<ListenerOnly, Gauge>,
+    pub uptime_seconds: Gauge,
+    pub started: Instant,
+}
+
+impl Metrics {
+    pub fn new(node: &str) -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let listeners = ListenerMetrics::default();
+        listeners.register(&mut registry);
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "enclave_http_requests",
+            "HTTP requests by listener, route and status",
+            requests.clone(),
+        );
+        let request_seconds = Family::<ListenerOnly, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "enclave_http_request_duration_seconds",
+            "HTTP request latency",
+            request_seconds.clone(),
+        );
+        let tls_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "enclave_tls_reloads",
+            "TLS material reload attempts by listener and result",
+            tls_reloads.clone(),
+        );
+        let cert_expiry_seconds = Family::<ListenerOnly, Gauge>::default();
+        registry.register(
+            "enclave_tls_certificate_expiry_timestamp_seconds",
+            "Unix time at which the certificate a listener presents expires",
+            cert_expiry_seconds.clone(),
+        );
+        let uptime_seconds = Gauge::default();
+        registry.register(
+            "enclave_uptime_seconds",
+            "Seconds since the node started",
+            uptime_seconds.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").into(),
+                node: node.into(),
+            })
+            .set(1);
+        registry.register("enclave_build_info", "Build and node information", build);
+        Arc::new(Metrics {
+            registry,
+            listeners,
+            requests,
+            request_seconds,
+            tls_reloads,
+            cert_expiry_seconds,
+            uptime_seconds,
+            started: Instant::now(),
+        })
+    }
+
+    /// Render the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        self.uptime_seconds
+            .set(self.started.elapsed().as_secs() as i64);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,283 @@
+//! Starting and stopping a node: bind the three listeners, serve them, keep
+//! TLS material fresh, shut down gracefully on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, bail};
+use enclave_certs::{
+    CertInfo, ClientAuth, ReloadOutcome, ReloadingServerConfig, Role, TlsMaterial,
+};
+use enclave_cluster::net::{ServeOptions, serve_tls};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::admin::{CertStatus, ListenStatus};
+use crate::config::Config;
+use crate::metrics::{ListenerOnly, Metrics, ReloadLabels};
+
+/// Shared state of a running node, handed to every handler.
+#[derive(Debug)]
+pub struct NodeState {
+    pub config: Config,
+    pub node_id: String,
+    pub ca_fingerprint: String,
+    pub metrics: Arc<Metrics>,
+    pub ready: AtomicBool,
+    pub bound: ListenStatus,
+    cert: RwLock<CertStatus>,
+}
+
+impl NodeState {
+    pub fn cert_status(&self) -> CertStatus {
+        self.cert.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Addresses actually bound (port 0 in the config picks a free port).
+#[derive(Debug, Clone, Serialize)]
+pub struct Bound {
+    pub node_id: String,
+    pub pid: u32,
+    pub peer: SocketAddr,
+    pub api: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// A started node.
+#[derive(Debug)]
+pub struct RunningNode {
+    pub bound: Bound,
+    pub state: Arc<NodeState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Listener {
+    name: &'static str,
+    tls: Arc<ReloadingServerConfig>,
+}
+
+/// Bind and serve. Fails (naming the file or key at fault) if the TLS
+/// material is unusable or a port cannot be bound.
+pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+    let paths = config.tls.clone();
+    let material = TlsMaterial::load_for_role(&paths, &[Role::Node])
+        .context("loading the node's TLS material")?;
+    let identity = material
+        .identity()
+        .context("node certificate carries no identity")?;
+    if !config.node_id.is_empty() && config.node_id != identity.name {
+        bail!(
+            "node.id is {:?} but the node certificate {} is for {:?}; fix one of them",
+            config.node_id,
+            paths.cert.display(),
+            identity.name
+        );
+    }
+    let node_id = identity.name.clone();
+    let ca_fingerprint =
+        enclave_certs::fingerprint(material.ca.first().context("CA file has no certificate")?);
+    std::fs::create_dir_all(config.run_dir())
+        .with_context(|| format!("creating {}", config.run_dir().display()))?;
+
+    let api_auth = if config.require_device_cert {
+        ClientAuth::devices()
+    } else {
+        ClientAuth::None
+    };
+    let mk = |name, auth| -> anyhow::Result<Listener> {
+        let tls = ReloadingServerConfig::new(paths.clone(), auth)
+            .with_context(|| format!("TLS config for the {name} listener"))?;
+        Ok(Listener { name, tls })
+    };
+    let peer = mk("peer", ClientAuth::nodes())?;
+    let api = mk("api", api_auth)?;
+    let admin = mk("admin", ClientAuth::operators())?;
+
+    let bind = |key: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {key} = {addr}"))
+    };
+    let peer_l = bind("listen.peer", config.listen_peer).await?;
+    let api_l = bind("listen.api", config.listen_api).await?;
+    let admin_l = bind("listen.admin", config.listen_admin).await?;
+    let bound = Bound {
+        node_id: node_id.clone(),
+        pid: std::process::id(),
+        peer: peer_l.local_addr()?,
+        api: api_l.local_addr()?,
+        admin: admin_l.local_addr()?,
+    };
+
+    let metrics = Metrics::new(&node_id);
+    let cert_info = CertInfo::from_file(&paths.cert)?;
+    set_expiry(&metrics, &cert_info);
+    let state = Arc::new(NodeState {
+        config: config.clone(),
+        node_id: node_id.clone(),
+        ca_fingerprint,
+        metrics: metrics.clone(),
+        ready: AtomicBool::new(false),
+        bound: ListenStatus {
+            peer: bound.peer.to_string(),
+            api: bound.api.to_string(),
+            admin: bound.admin.to_string(),
+        },
+        cert: RwLock::new(CertStatus {
+            serial: cert_info.serial.clone(),
+            not_after: cert_info.not_after.clone(),
+        }),
+    });
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let opts = |name| ServeOptions {
+        name,
+        handshake_timeout: config.tls_handshake_timeout,
+        shutdown_grace: config.shutdown_grace,
+    };
+    let mut tasks = Vec::new();
+    for (l, listener, router) in [
+        (
+            &peer,
+            peer_l,
+            enclave_cluster::net::peer::router(node_id.clone()),
+        ),
+        (&api, api_l, crate::api::router(state.clone())),
+        (&admin, admin_l, crate::admin::router(state.clone())),
+    ] {
+        tasks.push(tokio::spawn(serve_tls(
+            listener,
+            l.tls.clone(),
+            router,
+            opts(l.name),
+            metrics.listeners.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(reload_loop(
+        vec![peer, api, admin],
+        state.clone(),
+        shutdown_rx,
+    )));
+
+    enclave_certs::files::write_public(
+        &config.run_dir().join("endpoints.json"),
+        &serde_json::to_vec_pretty(&bound)?,
+    )?;
+    state.ready.store(true, Ordering::Release);
+    info!(node = %node_id, peer = %bound.peer, api = %bound.api, admin = %bound.admin, "node started");
+    Ok(RunningNode {
+        bound,
+        state,
+        shutdown,
+        tasks,
+    })
+}
+
+impl RunningNode {
+    /// Run until SIGTERM or SIGINT, then stop gracefully.
+    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let which = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = which, "shutting down");
+        self.shutdown().await;
+        Ok(())
+    }
+
+    pub async fn shutdown(self) {
+        self.state.ready.store(false, Ordering::Release);
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = std::fs::remove_file(self.state.config.run_dir().join("endpoints.json"));
+        info!("node stopped");
+    }
+}
+
+fn set_expiry(metrics: &Metrics, info: &CertInfo) {
+    for l in ["peer", "api", "admin"] {
+        metrics
+            .cert_expiry_seconds
+            .get_or_create(&ListenerOnly { listener: l.into() })
+            .set(info.not_after_unix);
+    }
+}
+
+/// Re-check TLS material every `tls.reload_interval_secs` and on SIGHUP.
+async fn reload_loop(
+    listeners: Vec<Listener>,
+    state: Arc<NodeState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; relying on periodic reload only");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(state.config.tls_reload_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let trigger = tokio::select! {
+            _ = tick.tick() => "interval",
+            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let mut changed = false;
+        for l in &listeners {
+            let result = match l.tls.reload_if_changed() {
+                Ok(ReloadOutcome::Unchanged) => {
+                    if trigger == "SIGHUP" {
+                        info!(listener = l.name, "SIGHUP: TLS material unchanged");
+                    }
+                    continue;
+                }
+                Ok(ReloadOutcome::Reloaded { serial }) => {
+                    info!(
+                        listener = l.name,
+                        serial, trigger, "TLS material reloaded; new handshakes use it"
+                    );
+                    changed = true;
+                    "ok"
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if l.tls.is_new_failure(&msg) || trigger == "SIGHUP" {
+                        error!(listener = l.name, error = %msg, "TLS reload failed; still serving the previous certificate");
+                    }
+                    "error"
+                }
+            };
+            state
+                .metrics
+                .tls_reloads
+                .get_or_create(&ReloadLabels {
+                    listener: l.name.into(),
+                    result: result.into(),
+                })
+                .inc();
+        }
+        if changed {
+            if let Ok(info) = CertInfo::from_file(&state.config.tls.cert) {
+                set_expiry(&state.metrics, &info);
+                *state.cert.write().unwrap_or_else(|p| p.into_inner()) = CertStatus {
+                    serial: info.serial,
+                    not_after: info.not_after,
+                };
+            }
+        }
+    }
+}
