@@ -1,1 +1,81 @@
-fn main() {}
+//! `enclavectl`: the operator's tool. Exit codes: 0 ok, 1 failure, 2 usage.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use enclave_ops::Client;
+use enclave_ops::cmd::{self, Output, ca::CaCommand, cert::CertCommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "enclavectl",
+    version,
+    about = "Operate an Enclave cluster: PKI, status, membership, backups, audit"
+)]
+struct Cli {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Admin endpoint of a node.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVECTL_ENDPOINT",
+        default_value = "https://127.0.0.1:9443"
+    )]
+    endpoint: String,
+    /// Directory with your operator bundle: ca.pem, cert.pem, key.pem.
+    #[arg(long, global = true, env = "ENCLAVECTL_CERT_DIR", value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or show the cluster CA.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Issue, list, inspect and revoke certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Show a node's status (admin API, mTLS).
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("enclavectl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Ca(c) => cmd::ca::run(c, cli.output),
+        Command::Cert(c) => cmd::cert::run(c, cli.output),
+        Command::Status => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::status::run(&client, cli.output))
+        }
+    }
+}
+
+fn admin_client(endpoint: &str, cert_dir: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let dir = cert_dir.ok_or_else(|| {
+        anyhow::anyhow!("--cert-dir DIR (or ENCLAVECTL_CERT_DIR) is required: a directory with your ca.pem, cert.pem and key.pem")
+    })?;
+    Ok(Client::with_cert_dir(endpoint, dir)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

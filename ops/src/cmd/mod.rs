@@ -1,0 +1,21 @@
+//! `enclavectl` commands. Each module is one command group.
+
+pub mod ca;
+pub mod cert;
+pub mod status;
+
+use clap::ValueEnum;
+
+/// Output format of every command that prints data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Print `value` as pretty JSON.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
