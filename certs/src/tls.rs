@@ -75,6 +75,16 @@ impl TlsMaterial {
     /// certificate chains to the CA, is inside its validity window and is not
     /// revoked. Each failure names the file at fault.
     pub fn load(paths: &TlsPaths) -> Result<TlsMaterial> {
+        let material = TlsMaterial::load_unverified(paths)?;
+        material.check_key_matches()?;
+        material.check_leaf()?;
+        Ok(material)
+    }
+
+    /// Load without checking the certificate against the CA, validity or CRL
+    /// (the key must still parse). For tests and diagnostics that need to
+    /// present a bad certificate and see what the *server* does with it.
+    pub fn load_unverified(paths: &TlsPaths) -> Result<TlsMaterial> {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for p in [&paths.ca, &paths.cert, &paths.key] {
             ctx.update(&files::read(p)?);
@@ -91,17 +101,14 @@ impl TlsMaterial {
         };
         let mut digest = [0u8; 32];
         digest.copy_from_slice(ctx.finish().as_ref());
-        let material = TlsMaterial {
+        Ok(TlsMaterial {
             paths: paths.clone(),
             ca,
             chain,
             key,
             crls,
             digest,
-        };
-        material.check_key_matches()?;
-        material.check_leaf()?;
-        Ok(material)
+        })
     }
 
     /// The identity carried by our own certificate.

@@ -100,6 +100,17 @@ impl Client {
         Client::build(endpoint, config, Some(paths.cert.clone()), paths.ca.clone())
     }
 
+    /// Like [`Client::with_cert_dir`] but without checking the bundle first:
+    /// presents whatever is there and lets the server judge it. For tests
+    /// and diagnostics.
+    pub fn unchecked_cert_dir(endpoint: &str, cert_dir: &Path) -> Result<Client, ClientError> {
+        enclave_certs::tls::install_default_provider();
+        let paths = TlsPaths::from_dir(cert_dir);
+        let material = TlsMaterial::load_unverified(&paths)?;
+        let config = enclave_certs::tls::client_config(&material)?;
+        Client::build(endpoint, config, Some(paths.cert.clone()), paths.ca.clone())
+    }
+
     /// A client with no certificate that trusts `ca` (the api port).
     pub fn anonymous(endpoint: &str, ca: &Path) -> Result<Client, ClientError> {
         enclave_certs::tls::install_default_provider();
@@ -233,10 +244,13 @@ impl Client {
                 endpoint: self.endpoint.clone(),
                 detail: e.to_string(),
             })?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| self.hyper_error(&e))?;
+        let resp = sender.send_request(req).await;
+        let resp = match resp {
+            Ok(r) => r,
+            // When the server refuses us with a TLS alert, the request only
+            // learns that it was cancelled; the alert is the connection's error.
+            Err(e) => return Err(self.connection_error(conn_task, &e).await),
+        };
         let status = resp.status();
         let body = resp
             .into_body()
@@ -246,6 +260,17 @@ impl Client {
             .to_bytes();
         conn_task.abort();
         Ok((status, body))
+    }
+
+    async fn connection_error(
+        &self,
+        conn_task: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+        request_error: &hyper::Error,
+    ) -> ClientError {
+        match tokio::time::timeout(Duration::from_secs(2), conn_task).await {
+            Ok(Ok(Err(conn_err))) => self.hyper_error(&conn_err),
+            _ => self.hyper_error(request_error),
+        }
     }
 
     fn decode<T: DeserializeOwned>(

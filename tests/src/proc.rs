@@ -1,0 +1,205 @@
+//! Real `enclave` processes on loopback.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tempfile::TempDir;
+
+use crate::{bin, wait_for};
+
+/// What a node wrote to `<data_dir>/run/endpoints.json` once listening.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Endpoints {
+    pub node_id: String,
+    pub pid: u32,
+    pub peer: std::net::SocketAddr,
+    pub api: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+}
+
+impl Endpoints {
+    pub fn admin_url(&self) -> String {
+        format!("https://{}", self.admin)
+    }
+    pub fn api_url(&self) -> String {
+        format!("https://{}", self.api)
+    }
+    pub fn peer_url(&self) -> String {
+        format!("https://{}", self.peer)
+    }
+}
+
+/// How to start a node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSpec {
+    /// Extra command-line arguments after `start`.
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Contents of an `enclave.toml` to pass with `--config`.
+    pub config_toml: Option<String>,
+}
+
+/// A running (or exited) `enclave` process; killed on drop.
+#[derive(Debug)]
+pub struct NodeProc {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub stdout: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+impl NodeProc {
+    /// Start a node whose TLS bundle is `tls_dir` (`ca.pem`, `cert.pem`,
+    /// `key.pem`), with `crl` as its CRL, listening on free loopback ports.
+    pub fn start_with_tls(tls_dir: &Path, crl: &Path, mut spec: NodeSpec) -> NodeProc {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        spec.env.extend([
+            (
+                "ENCLAVE_TLS__CA".into(),
+                tls_dir.join("ca.pem").display().to_string(),
+            ),
+            (
+                "ENCLAVE_TLS__CERT".into(),
+                tls_dir.join("cert.pem").display().to_string(),
+            ),
+            (
+                "ENCLAVE_TLS__KEY".into(),
+                tls_dir.join("key.pem").display().to_string(),
+            ),
+            ("ENCLAVE_TLS__CRL".into(), crl.display().to_string()),
+            ("ENCLAVE_TLS__RELOAD_INTERVAL_SECS".into(), "1".into()),
+        ]);
+        spec.args
+            .extend(["--data-dir".into(), data.display().to_string()]);
+        spec.args.extend(loopback_args());
+        NodeProc::spawn(tmp, data, spec)
+    }
+
+    /// `enclave start --dev --data-dir DIR` on free loopback ports.
+    pub fn start_dev(data_dir: &Path) -> NodeProc {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut spec = NodeSpec {
+            args: vec![
+                "--dev".into(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+            ],
+            ..Default::default()
+        };
+        spec.args.extend(loopback_args());
+        NodeProc::spawn(tmp, data_dir.to_path_buf(), spec)
+    }
+
+    fn spawn(tmp: TempDir, data_dir: PathBuf, spec: NodeSpec) -> NodeProc {
+        let log = tmp.path().join("enclave.log");
+        let stdout = tmp.path().join("enclave.out");
+        let mut cmd = Command::new(bin("enclave"));
+        cmd.arg("start");
+        if let Some(toml) = &spec.config_toml {
+            let f = tmp.path().join("enclave.toml");
+            fs::write(&f, toml).expect("write config");
+            cmd.arg("--config").arg(f);
+        }
+        cmd.args(&spec.args)
+            .env_remove("RUST_LOG")
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&log).expect("log file"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("ENCLAVE_") && !spec.env.iter().any(|(s, _)| *s == k) {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd.spawn().expect("spawn enclave");
+        NodeProc {
+            child,
+            data_dir,
+            log,
+            stdout,
+            _tmp: Some(tmp),
+        }
+    }
+
+    /// Wait until the node has written its endpoints (it is listening), or
+    /// panic with its log if it exits or takes too long.
+    pub fn endpoints(&mut self) -> Endpoints {
+        let file = self.data_dir.join("run").join("endpoints.json");
+        let pid = self.child.id();
+        let log = self.log.clone();
+        let child = &mut self.child;
+        wait_for("the node to listen", Duration::from_secs(30), || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "enclave exited early ({status}); log:\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            let text = fs::read_to_string(&file).ok()?;
+            let e: Endpoints = serde_json::from_str(&text).ok()?;
+            (e.pid == pid).then_some(e)
+        })
+    }
+
+    /// Wait for the process to exit by itself (bounded).
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let child = &mut self.child;
+        wait_for("enclave to exit", timeout, || {
+            child.try_wait().ok().flatten()
+        })
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Flags that put every listener on a free loopback port.
+pub fn loopback_args() -> Vec<String> {
+    ["--listen-peer", "--listen-api", "--listen-admin"]
+        .into_iter()
+        .flat_map(|f| [f.to_string(), "127.0.0.1:0".to_string()])
+        .collect()
+}
+
+/// Run `enclavectl` with `args`; returns (exit code, stdout, stderr).
+pub fn enclavectl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin("enclavectl"))
+        .args(args)
+        .env_remove("ENCLAVECTL_ENDPOINT")
+        .env_remove("ENCLAVECTL_CERT_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run enclavectl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
