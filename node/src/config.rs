@@ -192,10 +192,10 @@ impl Sources {
         if let Some(var) = self.env.get(key) {
             return format!("environment variable {var}");
         }
-        if let Some((path, table)) = &self.file {
-            if lookup(table, key) {
-                return format!("file {}", path.display());
-            }
+        if let Some((path, table)) = &self.file
+            && lookup(table, key)
+        {
+            return format!("file {}", path.display());
         }
         "built-in default".into()
     }

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use crate::admin::{CertStatus, ListenStatus};
 use crate::config::Config;
@@ -56,6 +56,10 @@ pub struct RunningNode {
     pub state: Arc<NodeState>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Registered before the node reports itself listening, so a signal
+    /// sent as soon as it is up is never handled by the default action.
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
 struct Listener {
@@ -161,7 +165,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             shutdown_rx.clone(),
         )));
     }
+    let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     tasks.push(tokio::spawn(reload_loop(
+        hup,
         vec![peer, api, admin],
         state.clone(),
         shutdown_rx,
@@ -178,17 +186,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         state,
         shutdown,
         tasks,
+        term,
+        int,
     })
 }
 
 impl RunningNode {
     /// Run until SIGTERM or SIGINT, then stop gracefully.
-    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+    pub async fn run_until_signalled(mut self) -> anyhow::Result<()> {
         let which = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
         };
         info!(signal = which, "shutting down");
         self.shutdown().await;
@@ -217,23 +225,17 @@ fn set_expiry(metrics: &Metrics, info: &CertInfo) {
 
 /// Re-check TLS material every `tls.reload_interval_secs` and on SIGHUP.
 async fn reload_loop(
+    mut hup: tokio::signal::unix::Signal,
     listeners: Vec<Listener>,
     state: Arc<NodeState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!(error = %e, "cannot listen for SIGHUP; relying on periodic reload only");
-            None
-        }
-    };
     let mut tick = tokio::time::interval(state.config.tls_reload_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let trigger = tokio::select! {
             _ = tick.tick() => "interval",
-            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            Some(_) = hup.recv() => "SIGHUP",
             _ = shutdown.wait_for(|s| *s) => return,
         };
         let mut changed = false;
@@ -270,14 +272,12 @@ async fn reload_loop(
                 })
                 .inc();
         }
-        if changed {
-            if let Ok(info) = CertInfo::from_file(&state.config.tls.cert) {
-                set_expiry(&state.metrics, &info);
-                *state.cert.write().unwrap_or_else(|p| p.into_inner()) = CertStatus {
-                    serial: info.serial,
-                    not_after: info.not_after,
-                };
-            }
+        if changed && let Ok(info) = CertInfo::from_file(&state.config.tls.cert) {
+            set_expiry(&state.metrics, &info);
+            *state.cert.write().unwrap_or_else(|p| p.into_inner()) = CertStatus {
+                serial: info.serial,
+                not_after: info.not_after,
+            };
         }
     }
 }

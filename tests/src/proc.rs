@@ -59,7 +59,8 @@ impl NodeProc {
     pub fn start_with_tls(tls_dir: &Path, crl: &Path, mut spec: NodeSpec) -> NodeProc {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
-        spec.env.extend([
+        // The spec's own variables come last so they win.
+        let mut env: Vec<(String, String)> = vec![
             (
                 "ENCLAVE_TLS__CA".into(),
                 tls_dir.join("ca.pem").display().to_string(),
@@ -74,7 +75,9 @@ impl NodeProc {
             ),
             ("ENCLAVE_TLS__CRL".into(), crl.display().to_string()),
             ("ENCLAVE_TLS__RELOAD_INTERVAL_SECS".into(), "1".into()),
-        ]);
+        ];
+        env.append(&mut spec.env);
+        spec.env = env;
         spec.args
             .extend(["--data-dir".into(), data.display().to_string()]);
         spec.args.extend(loopback_args());
