@@ -1,8 +1,12 @@
 //! Enclave's replicated storage and peer transport.
 //!
-//! Today this crate holds the TLS listener every Enclave port is served by
-//! ([`net::serve_tls`]) and the peer port's router. Raft replication (log
-//! store, state machine adapter, RPCs) lands here next.
+//! - [`store`]: the sled-backed Raft log and state machine adapter;
+//! - [`app`]: the interface an application state machine implements;
+//! - [`net`]: the TLS listener every port uses and the peer routes.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod control;
 pub mod net;
+pub mod store;
+pub mod types;

@@ -1,0 +1,38 @@
+//! The application state machine interface: what the messaging domain (or,
+//! until it exists, the test key-value store) implements to ride the log.
+
+use crate::store::Txn;
+
+/// Facts about the entry being applied, decided once by the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyContext {
+    pub index: u64,
+    pub term: u64,
+    /// Leader-stamped wall-clock time, ms since the Unix epoch. The only
+    /// "now" an apply may use.
+    pub time_ms: u64,
+}
+
+/// A deterministic state machine over a key-value transaction.
+///
+/// `apply` must be a pure function of (stored state, context, command): no
+/// clock, no randomness, no I/O besides `txn`. Every node applies every
+/// entry and must end byte-identical.
+pub trait Application: Send + Sync + 'static {
+    /// Apply one command; return its encoded outcome. An `Err` is a storage
+    /// failure and stops the node (it is never used for "invalid command":
+    /// that is an outcome).
+    fn apply(
+        &self,
+        ctx: &ApplyContext,
+        txn: &mut Txn<'_>,
+        command: &[u8],
+    ) -> Result<Vec<u8>, sled::Error>;
+
+    /// Called after each batch is durable in the state machine, with the
+    /// last applied index: wake long-polls, push events.
+    fn applied(&self, _last_index: u64) {}
+
+    /// Called after a snapshot replaced the whole state.
+    fn installed(&self, _last_index: u64) {}
+}

@@ -1,0 +1,109 @@
+//! Commands of the cluster layer itself, replicated like any other:
+//! one-time join tokens. Tokens are consumed through the log, so two nodes
+//! can never both accept the same token.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::ApplyContext;
+use crate::store::Txn;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlCommand {
+    /// Register a join token. Only the SHA-256 of its secret is stored.
+    CreateJoinToken {
+        id: String,
+        secret_sha256: Vec<u8>,
+        ttl_ms: u64,
+        created_by: String,
+    },
+    /// Use a token for `node`. Refused if unknown, used, expired or wrong.
+    ConsumeJoinToken {
+        id: String,
+        secret_sha256: Vec<u8>,
+        node: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlOutcome {
+    JoinTokenCreated { id: String, expires_at_ms: u64 },
+    JoinTokenAccepted { id: String },
+    JoinTokenRefused { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenRecord {
+    pub secret_sha256: Vec<u8>,
+    pub created_ms: u64,
+    pub expires_at_ms: u64,
+    pub created_by: String,
+    pub used_by: Option<String>,
+    pub used_ms: Option<u64>,
+}
+
+fn token_key(id: &str) -> Vec<u8> {
+    format!("tok/{id}").into_bytes()
+}
+
+pub(crate) fn apply(
+    ctx: &ApplyContext,
+    txn: &mut Txn<'_>,
+    cmd: &ControlCommand,
+) -> Result<ControlOutcome, sled::Error> {
+    match cmd {
+        ControlCommand::CreateJoinToken {
+            id,
+            secret_sha256,
+            ttl_ms,
+            created_by,
+        } => {
+            let expires_at_ms = ctx.time_ms.saturating_add(*ttl_ms);
+            let rec = JoinTokenRecord {
+                secret_sha256: secret_sha256.clone(),
+                created_ms: ctx.time_ms,
+                expires_at_ms,
+                created_by: created_by.clone(),
+                used_by: None,
+                used_ms: None,
+            };
+            txn.put(&token_key(id), crate::store::sealed_bytes(&rec));
+            Ok(ControlOutcome::JoinTokenCreated {
+                id: id.clone(),
+                expires_at_ms,
+            })
+        }
+        ControlCommand::ConsumeJoinToken {
+            id,
+            secret_sha256,
+            node,
+        } => {
+            let refused = |reason: &str| {
+                Ok(ControlOutcome::JoinTokenRefused {
+                    reason: reason.into(),
+                })
+            };
+            let Some(bytes) = txn.get(&token_key(id))? else {
+                return refused("unknown join token");
+            };
+            let Some(mut rec) = crate::store::unsealed::<JoinTokenRecord>(&bytes) else {
+                return refused("join token record is damaged");
+            };
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                rec.secret_sha256.as_slice(),
+                secret_sha256.as_slice(),
+            )) {
+                return refused("wrong join token secret");
+            }
+            if let Some(by) = &rec.used_by {
+                return refused(&format!("join token already used (by {by})"));
+            }
+            if ctx.time_ms > rec.expires_at_ms {
+                return refused("join token expired");
+            }
+            rec.used_by = Some(node.clone());
+            rec.used_ms = Some(ctx.time_ms);
+            txn.put(&token_key(id), crate::store::sealed_bytes(&rec));
+            Ok(ControlOutcome::JoinTokenAccepted { id: id.clone() })
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The Raft log on sled: entries, vote, committed index and purge marker
+//! in one tree (`raft`) with key prefixes, written in atomic batches.
+//!
+//! Durability rules (the reason this file exists):
+//! - `append` reports completion through `LogFlushed` only after
+//!   `flush_async` returned, i.e. the entries are on disk;
+//! - `save_vote`, `truncate` and `purge` flush before returning;
+//! - `save_committed` is a hint and is not flushed.
+//!
+//! Key layout: `l<index:be64>` → sealed entry; `m/vote`, `m/committed`,
+//! `m/purged` → sealed values.
+
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
+
+use super::{StoreError, encode, io_error, open_sealed, seal, sealed, sled_err, unseal};
+use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
+
+const VOTE: &[u8] = b"m/vote";
+const COMMITTED: &[u8] = b"m/committed";
+const PURGED: &[u8] = b"m/purged";
+
+fn log_key(index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'l';
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn index_of(key: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
+}
+
+/// The log storage. Cheap to clone; clones share the database.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    path: PathBuf,
+}
+
+impl LogStore {
+    /// Open the log in `db`, verifying every stored entry and marker.
+    pub fn open(db: &sled::Db, path: &Path) -> Result<LogStore, StoreError> {
+        let tree = db.open_tree("raft").map_err(|e| sled_err(path, e))?;
+        let store = LogStore {
+            db: db.clone(),
+            tree,
+            path: path.to_path_buf(),
+        };
+        store.verify()?;
+        Ok(store)
+    }
+
+    /// Check checksums, decoding and contiguity of the whole log.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let purged: Option<LogId> = self.read_meta(PURGED, "the purge marker")?;
+        let _: Option<Vote> = self.read_meta(VOTE, "the vote")?;
+        let _: Option<Option<LogId>> = self.read_meta(COMMITTED, "the committed index")?;
+        let mut prev: Option<u64> = None;
+        for item in self.tree.scan_prefix(b"l") {
+            let (k, v) = item.map_err(|e| sled_err(&self.path, e))?;
+            let index =
+                index_of(&k).ok_or_else(|| self.corrupt(format!("malformed log key {k:?}")))?;
+            let entry: Entry = open_sealed(&self.path, &format!("log entry {index}"), &v)?;
+            if entry.log_id.index != index {
+                return Err(self.corrupt(format!(
+                    "log entry stored at {index} claims index {}",
+                    entry.log_id.index
+                )));
+            }
+            match prev {
+                Some(p) if p + 1 != index => {
+                    return Err(
+                        self.corrupt(format!("log has a gap between entries {p} and {index}"))
+                    );
+                }
+                None => {
+                    if let Some(purged) = purged {
+                        if index != purged.index + 1 {
+                            return Err(self.corrupt(format!(
+                                "first log entry is {index} but the log was purged up to {}",
+                                purged.index
+                            )));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            prev = Some(index);
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.tree.get(key).map_err(|e| sled_err(&self.path, e))? {
+            Some(v) => Ok(Some(open_sealed(&self.path, what, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: &str,
+    ) -> Result<Option<T>, StorageError> {
+        self.read_meta(key, what)
+            .map_err(|e| read_err(ErrorSubject::Store, e))
+    }
+
+    async fn flush(
+        &self,
+        subject: ErrorSubject<NodeId>,
+        verb: ErrorVerb,
+    ) -> Result<(), StorageError> {
+        self.db.flush_async().await.map(|_| ()).map_err(|e| {
+            StorageIOError::new(subject, verb, openraft::AnyError::new(&io_error(e))).into()
+        })
+    }
+
+    /// Number of bytes sled uses on disk (for the disk-use metric).
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn read_err(subject: ErrorSubject<NodeId>, e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::new(
+        subject,
+        ErrorVerb::Read,
+        openraft::AnyError::new(&io_error(e)),
+    )
+    .into()
+}
+
+fn write_err(subject: ErrorSubject<NodeId>, e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::new(
+        subject,
+        ErrorVerb::Write,
+        openraft::AnyError::new(&io_error(e)),
+    )
+    .into()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        use std::ops::Bound;
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Bound::Included(log_key(*i)),
+            Bound::Excluded(i) => Bound::Excluded(log_key(*i)),
+            Bound::Unbounded => Bound::Excluded(log_key(u64::MAX)),
+        };
+        let mut out = Vec::new();
+        for item in self.tree.range((Bound::Included(log_key(start)), end)) {
+            let (k, v) = item.map_err(|e| read_err(ErrorSubject::Logs, e))?;
+            let index = index_of(&k).unwrap_or_default();
+            let payload = unseal(&v).ok_or_else(|| {
+                read_err(
+                    ErrorSubject::Logs,
+                    format!("checksum mismatch in log entry {index}"),
+                )
+            })?;
+            let entry: Entry =
+                postcard::from_bytes(payload).map_err(|e| read_err(ErrorSubject::Logs, e))?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = self.meta(PURGED, "the purge marker")?;
+        let last = match self.tree.scan_prefix(b"l").next_back() {
+            Some(item) => {
+                let (_, v) = item.map_err(|e| read_err(ErrorSubject::Logs, e))?;
+                let payload = unseal(&v).ok_or_else(|| {
+                    read_err(
+                        ErrorSubject::Logs,
+                        "checksum mismatch in the last log entry",
+                    )
+                })?;
+                let entry: Entry =
+                    postcard::from_bytes(payload).map_err(|e| read_err(ErrorSubject::Logs, e))?;
+                Some(entry.log_id)
+            }
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.tree
+            .insert(VOTE, sealed(vote))
+            .map_err(|e| write_err(ErrorSubject::Vote, e))?;
+        // A vote must be on disk before it is acted upon.
+        self.flush(ErrorSubject::Vote, ErrorVerb::Write).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.meta(VOTE, "the vote")
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.tree
+            .insert(COMMITTED, sealed(&committed))
+            .map_err(|e| write_err(ErrorSubject::Store, e))?;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self
+            .meta::<Option<LogId>>(COMMITTED, "the committed index")?
+            .flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            batch.insert(&log_key(entry.log_id.index), seal(&encode(&entry)));
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| write_err(ErrorSubject::Logs, e))?;
+        // Report the append only once it is on disk. The flush runs off the
+        // Raft core's task so the core keeps pipelining.
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let result = db.flush_async().await.map(|_| ()).map_err(io_error);
+            callback.log_io_completed(result);
+        });
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.tree.range(log_key(log_id.index)..log_key(u64::MAX)) {
+            let (k, _) = item.map_err(|e| read_err(ErrorSubject::Logs, e))?;
+            batch.remove(k);
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| write_err(ErrorSubject::Logs, e))?;
+        self.flush(ErrorSubject::Logs, ErrorVerb::Delete).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Marker and deletions in one atomic batch: a crash leaves either
+        // the old log or the purged one, never a log that disagrees with
+        // its marker.
+        let mut batch = sled::Batch::default();
+        batch.insert(PURGED, sealed(&log_id));
+        for item in self.tree.range(log_key(0)..=log_key(log_id.index)) {
+            let (k, _) = item.map_err(|e| read_err(ErrorSubject::Logs, e))?;
+            batch.remove(k);
+        }
+        self.tree
+            .apply_batch(batch)
+            .map_err(|e| write_err(ErrorSubject::Logs, e))?;
+        self.flush(ErrorSubject::Logs, ErrorVerb::Delete).await
+    }
+}
