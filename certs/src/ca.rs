@@ -361,7 +361,8 @@ impl CertificateAuthority {
     /// Revoke a certificate by serial (hex, as printed by `cert list`) and
     /// rewrite the CRL. Revoking twice is not an error; it changes nothing.
     pub fn revoke(&self, serial: &str) -> Result<IndexEntry> {
-        let serial = serial.trim().trim_start_matches("0x").to_ascii_lowercase();
+        let serial = serial.trim().to_ascii_lowercase().replace(':', "");
+        let serial = serial.strip_prefix("0x").unwrap_or(&serial).to_string();
         let mut index = self.list()?;
         let entry = index
             .iter_mut()

@@ -10,17 +10,15 @@ use std::path::PathBuf;
 pub enum CertError {
     #[error("{path}: file not found")]
     Missing { path: PathBuf },
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Unreadable {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write: {error}")]
     Unwritable {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not a valid {what}: {detail}")]
     Malformed {
@@ -64,7 +62,10 @@ impl CertError {
         if source.kind() == std::io::ErrorKind::NotFound {
             CertError::Missing { path }
         } else {
-            CertError::Unreadable { path, source }
+            CertError::Unreadable {
+                path,
+                error: source,
+            }
         }
     }
 }

@@ -82,7 +82,7 @@ pub fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
 fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let err = |source| CertError::Unwritable {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(err)?;
@@ -118,8 +118,8 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| CertError::Unwritable {
+        .map_err(|error| CertError::Unwritable {
             path: path.to_path_buf(),
-            source,
+            error,
         })
 }

@@ -76,21 +76,35 @@ impl ReloadingServerConfig {
     /// Re-read the files; swap in new material if it changed and is valid.
     /// On error the old material stays in use.
     pub fn reload_if_changed(&self) -> Result<ReloadOutcome> {
-        let m = match TlsMaterial::load(&self.paths) {
-            Ok(m) => m,
-            Err(e) => {
-                self.note_failure(&e.to_string());
-                return Err(e);
-            }
-        };
+        let m = TlsMaterial::load(&self.paths)?;
         {
             let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
             if cur.digest == m.digest {
                 return Ok(ReloadOutcome::Unchanged);
             }
         }
-        let config = Arc::new(server_config(&m, &self.auth)?);
+        // A rotation must keep the listener's identity: a certificate for
+        // another node, or with another role, is refused.
         let identity = m.identity();
+        let before = self.identity();
+        let same = match (&before, &identity) {
+            (Some(a), Some(b)) => a.role == b.role && a.name == b.name,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            return Err(crate::CertError::WrongRole {
+                path: self.paths.cert.clone(),
+                found: identity.map_or("none".into(), |i| format!("{} {}", i.role, i.name)),
+                expected: before.map_or("none".into(), |i| {
+                    format!(
+                        "{} {} (the identity this listener started with)",
+                        i.role, i.name
+                    )
+                }),
+            });
+        }
+        let config = Arc::new(server_config(&m, &self.auth)?);
         let serial = identity
             .as_ref()
             .map(|i| i.serial.clone())
@@ -103,11 +117,6 @@ impl ReloadingServerConfig {
         };
         *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(ReloadOutcome::Reloaded { serial })
-    }
-
-    /// Remember the last failure so callers can log each distinct one once.
-    fn note_failure(&self, msg: &str) {
-        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg.to_string());
     }
 
     /// True if `msg` differs from the previous failure (log it), false if it

@@ -199,3 +199,24 @@ fn reload_swaps_config_only_when_files_change() {
     );
     assert_eq!(r.identity().expect("id").serial, second.entry.serial);
 }
+
+#[test]
+fn reload_refuses_a_certificate_with_another_identity() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = CertificateAuthority::init(&dir.path().join("ca"), "t").expect("init");
+    let out = dir.path().join("n");
+    let first = issue_to(&ca, &node("n1"), Validity::days(5).expect("d"), &out);
+    let r = ReloadingServerConfig::new(TlsPaths::from_dir(&out), ClientAuth::nodes()).expect("new");
+    for kind in [
+        node("n2"),
+        CertKind::Operator {
+            name: "n1".into(),
+            role: Role::Sysadmin,
+        },
+    ] {
+        issue_to(&ca, &kind, Validity::days(5).expect("d"), &out);
+        let err = r.reload_if_changed().expect_err("identity change");
+        assert!(matches!(err, CertError::WrongRole { .. }), "{err}");
+        assert_eq!(r.identity().expect("id").serial, first.entry.serial);
+    }
+}

@@ -273,6 +273,9 @@ pub fn load(
         config::Config::try_from(&defaults).map_err(|e| ConfigError::Load(e.to_string()))?,
     );
     if let Some(path) = &opts.file {
+        // Absolute, so every message names the file the same way wherever
+        // the daemon was started from.
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.clone());
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
             path: path.clone(),
             message: format!("cannot read: {e}"),
@@ -480,7 +483,6 @@ pub fn dev_defaults(data_dir: &Path) -> RawConfig {
     raw.listen.peer = "127.0.0.1:7400".into();
     raw.listen.api = "127.0.0.1:8443".into();
     raw.listen.admin = "127.0.0.1:9443".into();
-    raw.tls.crl = data_dir.join("ca").join("crl.pem").display().to_string();
     raw.tls.reload_interval_secs = 2;
     raw
 }

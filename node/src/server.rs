@@ -84,6 +84,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             identity.name
         );
     }
+    if let Some(crl) = &paths.crl
+        && !crl.exists()
+    {
+        tracing::warn!(
+            crl = %crl.display(),
+            "no CRL file: no certificate is treated as revoked until one is placed there (tls.crl)"
+        );
+    }
     let node_id = identity.name.clone();
     let ca_fingerprint =
         enclave_certs::fingerprint(material.ca.first().context("CA file has no certificate")?);

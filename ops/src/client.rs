@@ -27,11 +27,10 @@ pub enum ClientError {
     Cert(#[from] CertError),
     #[error("invalid endpoint {endpoint:?}: {detail} (expected https://HOST:PORT)")]
     Endpoint { endpoint: String, detail: String },
-    #[error("cannot connect to {endpoint}: {source}")]
+    #[error("cannot connect to {endpoint}: {error}")]
     Connect {
         endpoint: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{endpoint} refused the client certificate {cert}: {reason}")]
     Refused {
@@ -219,7 +218,7 @@ impl Client {
             .await
             .map_err(|source| ClientError::Connect {
                 endpoint: self.endpoint.clone(),
-                source,
+                error: source,
             })?;
         let _ = tcp.set_nodelay(true);
         let tls = self

@@ -20,7 +20,8 @@ pub struct ListenerLabels {
 pub struct ListenerMetrics {
     /// `enclave_tls_handshakes_total{listener, result}`: result is `ok` or the
     /// refusal reason (`no_certificate`, `unknown_ca`, `revoked`, `expired`,
-    /// `wrong_role`, `not_tls`, `timeout`, `other`).
+    /// `not_yet_valid`, `wrong_role`, `bad_certificate`, `not_tls`,
+    /// `client_rejected_server`, `incompatible`, `timeout`, `other`).
     pub handshakes: Family<HandshakeLabels, Counter>,
     /// `enclave_open_connections{listener}`.
     pub open_connections: Family<ListenerLabels, Gauge>,

@@ -81,13 +81,13 @@ impl LogStore {
                     );
                 }
                 None => {
-                    if let Some(purged) = purged {
-                        if index != purged.index + 1 {
-                            return Err(self.corrupt(format!(
-                                "first log entry is {index} but the log was purged up to {}",
-                                purged.index
-                            )));
-                        }
+                    if let Some(purged) = purged
+                        && index != purged.index + 1
+                    {
+                        return Err(self.corrupt(format!(
+                            "first log entry is {index} but the log was purged up to {}",
+                            purged.index
+                        )));
                     }
                 }
                 _ => {}

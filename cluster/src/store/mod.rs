@@ -23,6 +23,9 @@ pub use log_store::LogStore;
 pub use state_machine::{StateMachineStore, StateView};
 pub use txn::Txn;
 
+/// A stored key and its value.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+
 /// Storage failures, each saying where.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,17 +33,12 @@ pub enum StoreError {
         "store {path} is damaged: {detail}. This node cannot start on it; rebuild it from its peers (enclavectl node rebuild, see docs/operator/cluster.md)"
     )]
     Corrupt { path: PathBuf, detail: String },
-    #[error("store {path}: {source}")]
-    Sled {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {error}")]
+    Sled { path: PathBuf, error: sled::Error },
+    #[error("store {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -67,11 +65,11 @@ pub(crate) fn sled_err(path: &Path, e: sled::Error) -> StoreError {
         },
         sled::Error::Io(source) => StoreError::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         },
         other => StoreError::Sled {
             path: path.to_path_buf(),
-            source: other,
+            error: other,
         },
     }
 }

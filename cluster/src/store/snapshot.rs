@@ -208,7 +208,7 @@ impl Reader {
     }
 
     /// Next record, or `None` at the (verified) end.
-    pub fn next_record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, SnapshotError> {
+    pub fn next_record(&mut self) -> Result<Option<super::KvPair>, SnapshotError> {
         if self.done {
             return Ok(None);
         }

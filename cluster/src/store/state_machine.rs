@@ -91,7 +91,7 @@ impl StateView {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, sled::Error> {
+    ) -> Result<Vec<super::KvPair>, sled::Error> {
         let mut w = BTreeMap::new();
         Txn::new(&self.tree, &mut w, self.prefix).scan(prefix, after, limit)
     }
@@ -125,7 +125,7 @@ impl<A: Application> StateMachineStore<A> {
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(snap_dir).map_err(|source| StoreError::Io {
             path: snap_dir.to_path_buf(),
-            source,
+            error: source,
         })?;
         let meta = db.open_tree("meta").map_err(|e| sled_err(path, e))?;
         let generation: u64 = match meta.get(GEN).map_err(|e| sled_err(path, e))? {
@@ -144,13 +144,13 @@ impl<A: Application> StateMachineStore<A> {
             (APPLIED, "the applied-state marker"),
             (MEMBERSHIP, "the applied membership"),
         ] {
-            if let Some(v) = state.get(key).map_err(|e| sled_err(path, e))? {
-                if super::unseal(&v).is_none() {
-                    return Err(StoreError::Corrupt {
-                        path: path.to_path_buf(),
-                        detail: format!("checksum mismatch in {what}"),
-                    });
-                }
+            if let Some(v) = state.get(key).map_err(|e| sled_err(path, e))?
+                && super::unseal(&v).is_none()
+            {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: format!("checksum mismatch in {what}"),
+                });
             }
         }
         // Clean up half-received snapshots.
@@ -554,7 +554,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
                     Ok(Some((k, v))) => {
                         batch.insert(k, v);
                         n += 1;
-                        if n % 10_000 == 0 {
+                        if n.is_multiple_of(10_000) {
                             tree.apply_batch(std::mem::take(&mut batch))
                                 .map_err(|e| e.to_string())?;
                         }

@@ -61,7 +61,7 @@ impl<'a> Txn<'a> {
         prefix: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, sled::Error> {
+    ) -> Result<Vec<super::KvPair>, sled::Error> {
         let full_prefix = self.full(prefix);
         let start = match after {
             Some(a) => Bound::Excluded(self.full(a)),
