@@ -22,7 +22,7 @@ pub use ca::{CaPaths, CertKind, CertificateAuthority, IndexEntry, IssuedCert, Va
 pub use error::{CertError, Result};
 pub use identity::{Identity, Role};
 pub use inspect::CertInfo;
-pub use reload::{ReloadOutcome, ReloadingServerConfig};
+pub use reload::{ReloadOutcome, ReloadingClientConfig, ReloadingServerConfig};
 pub use tls::{ClientAuth, TlsMaterial, TlsPaths};
 
 /// `sha256:<hex>` fingerprint of a DER certificate, the form used with

@@ -128,3 +128,42 @@ impl ReloadingServerConfig {
         new
     }
 }
+
+/// A client config (our certificate, trusting only the cluster CA) that can
+/// be swapped when the node's certificate is rotated. Used for node-to-node
+/// connections.
+#[derive(Debug)]
+pub struct ReloadingClientConfig {
+    paths: TlsPaths,
+    current: RwLock<(Arc<rustls::ClientConfig>, [u8; 32])>,
+}
+
+impl ReloadingClientConfig {
+    pub fn new(paths: TlsPaths) -> Result<Arc<ReloadingClientConfig>> {
+        let m = TlsMaterial::load(&paths)?;
+        let config = Arc::new(crate::tls::client_config(&m)?);
+        Ok(Arc::new(ReloadingClientConfig {
+            paths,
+            current: RwLock::new((config, m.digest)),
+        }))
+    }
+
+    pub fn current(&self) -> Arc<rustls::ClientConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Swap in new material if the files changed and are valid.
+    pub fn reload_if_changed(&self) -> Result<bool> {
+        let m = TlsMaterial::load(&self.paths)?;
+        if self.current.read().unwrap_or_else(|p| p.into_inner()).1 == m.digest {
+            return Ok(false);
+        }
+        let config = Arc::new(crate::tls::client_config(&m)?);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = (config, m.digest);
+        Ok(true)
+    }
+}

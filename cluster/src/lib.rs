@@ -11,5 +11,7 @@
 pub mod app;
 pub mod control;
 pub mod net;
+pub mod network;
+pub mod node;
 pub mod store;
 pub mod types;

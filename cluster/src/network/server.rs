@@ -1,0 +1,168 @@
+//! Incoming peer RPCs. Every handler knows the caller's node id from its
+//! verified certificate; Raft RPCs whose sender does not match are refused.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::StatusCode;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::CONTENT_TYPE;
+use crate::app::Application;
+use crate::net::ConnInfo;
+use crate::node::{ClusterNode, ForwardResult, MembershipChange};
+use crate::types::{NodeId, Request, TypeConfig, node_id_of};
+
+/// Largest RPC body: an append batch or a snapshot chunk (1 MiB default).
+pub const MAX_RPC_BYTES: usize = 64 << 20;
+
+fn encode<T: Serialize>(v: &T) -> Response {
+    match postcard::to_stdvec(v) {
+        Ok(b) => ([(http::header::CONTENT_TYPE, CONTENT_TYPE)], b).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    postcard::from_bytes(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed RPC body: {e}")).into_response())
+}
+
+/// The caller's node id, from its certificate.
+fn caller(conn: &ConnInfo) -> Result<(NodeId, String), Response> {
+    match &conn.identity {
+        Some(id) => Ok((node_id_of(&id.name), id.name.clone())),
+        None => Err((StatusCode::UNAUTHORIZED, "no client certificate").into_response()),
+    }
+}
+
+fn require_sender(conn: &ConnInfo, claimed: NodeId) -> Result<(), Response> {
+    let (id, name) = caller(conn)?;
+    if id == claimed {
+        Ok(())
+    } else {
+        tracing::warn!(caller = %name, claimed, "peer RPC claims another node's identity; refused");
+        Err((
+            StatusCode::FORBIDDEN,
+            format!("certificate {name} may not speak for node {claimed}"),
+        )
+            .into_response())
+    }
+}
+
+/// Raft routes, merged into the peer router.
+pub fn routes<A: Application>(node: Arc<ClusterNode<A>>) -> Router {
+    Router::new()
+        .route("/raft/v1/append", post(append::<A>))
+        .route("/raft/v1/vote", post(vote::<A>))
+        .route("/raft/v1/snapshot", post(snapshot::<A>))
+        .route("/raft/v1/forward", post(forward::<A>))
+        .route("/raft/v1/read-index", post(read_index::<A>))
+        .route("/raft/v1/membership", post(membership::<A>))
+        .route("/raft/v1/status", post(status::<A>))
+        .layer(DefaultBodyLimit::max(MAX_RPC_BYTES))
+        .with_state(node)
+}
+
+async fn append<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    let rpc: AppendEntriesRequest<TypeConfig> = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if let Err(e) = require_sender(&conn, rpc.vote.leader_id.node_id) {
+        return e;
+    }
+    encode(&node.raft.append_entries(rpc).await)
+}
+
+async fn vote<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    let rpc: VoteRequest<NodeId> = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if let Err(e) = require_sender(&conn, rpc.vote.leader_id.node_id) {
+        return e;
+    }
+    encode(&node.raft.vote(rpc).await)
+}
+
+async fn snapshot<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    let rpc: InstallSnapshotRequest<TypeConfig> = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if let Err(e) = require_sender(&conn, rpc.vote.leader_id.node_id) {
+        return e;
+    }
+    encode(&node.raft.install_snapshot(rpc).await)
+}
+
+/// A write forwarded by a follower. Any member may forward.
+async fn forward<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = caller(&conn) {
+        return e;
+    }
+    let req: Request = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    encode(&node.write_local(req).await)
+}
+
+async fn read_index<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+) -> Response {
+    if let Err(e) = caller(&conn) {
+        return e;
+    }
+    encode(&node.read_index_local().await)
+}
+
+async fn membership<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = caller(&conn) {
+        return e;
+    }
+    let change: MembershipChange = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let result: Result<(), ForwardResult> = node.change_membership_local(change).await;
+    encode(&result)
+}
+
+async fn status<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+) -> Response {
+    if let Err(e) = caller(&conn) {
+        return e;
+    }
+    encode(&node.status().await)
+}

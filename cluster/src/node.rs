@@ -1,0 +1,508 @@
+//! A cluster member: the Raft instance, its stores and the operations the
+//! node's APIs need — writes from any node (forwarded to the leader and
+//! retried safely), linearizable read barriers, membership changes and a
+//! status view.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::storage::RaftLogStorage;
+use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::app::Application;
+use crate::network::{Network, PeerError, Peers};
+use crate::store::{self, LogStore, StateMachineStore, StoreError};
+use crate::types::{Member, NodeId, Payload, Raft, Request, Response, node_id_of};
+
+/// Raft timing and compaction settings (see docs/operator/cluster.md for
+/// why the defaults are what they are).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RaftSettings {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Build a snapshot after this many applied entries since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot (lets slightly lagging
+    /// followers catch up by log instead of snapshot).
+    pub keep_logs: u64,
+    pub snapshot_chunk_bytes: u64,
+    /// Timeout of one snapshot chunk RPC.
+    pub snapshot_chunk_timeout_ms: u64,
+    /// How long a write may wait for a leader (elections, forwarding
+    /// retries) before it fails as unavailable.
+    pub write_timeout_ms: u64,
+    pub cache_bytes: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_ms: 250,
+            election_min_ms: 1000,
+            election_max_ms: 2000,
+            snapshot_every: 20_000,
+            keep_logs: 1_000,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_chunk_timeout_ms: 30_000,
+            write_timeout_ms: 10_000,
+            cache_bytes: store::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// Cluster-level failures, phrased for operators and API clients.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
+pub enum ClusterError {
+    #[error(
+        "this node is not part of an initialized cluster yet (run `enclavectl cluster init` on the first node, or join it)"
+    )]
+    NotInitialized,
+    #[error("no leader could take the write within {waited_ms} ms (is a majority of nodes up?)")]
+    Unavailable { waited_ms: u64 },
+    #[error("refused: {0}")]
+    Rejected(String),
+    #[error("storage failure: {0}")]
+    Storage(String),
+    #[error("peer: {0}")]
+    Peer(String),
+}
+
+impl From<PeerError> for ClusterError {
+    fn from(e: PeerError) -> Self {
+        ClusterError::Peer(e.to_string())
+    }
+}
+
+/// A membership change requested of the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MembershipChange {
+    AddLearner { member: Member },
+    Promote { id: NodeId },
+    Remove { id: NodeId },
+}
+
+/// One node's view, as shown by `enclavectl cluster status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub id: NodeId,
+    pub name: String,
+    pub state: String,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub last_log_index: Option<u64>,
+    pub committed_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    pub voters: Vec<(NodeId, Member)>,
+    pub learners: Vec<(NodeId, Member)>,
+    /// On the leader: matched log index per member.
+    pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
+    pub millis_since_quorum_ack: Option<u64>,
+    pub store_bytes: u64,
+}
+
+/// A running cluster member.
+pub struct ClusterNode<A: Application> {
+    pub id: NodeId,
+    pub me: Member,
+    pub raft: Raft,
+    pub sm: StateMachineStore<A>,
+    log: LogStore,
+    pub peers: Arc<Peers>,
+    pub settings: RaftSettings,
+    pub data_dir: PathBuf,
+}
+
+impl<A: Application> std::fmt::Debug for ClusterNode<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("id", &self.id)
+            .field("me", &self.me)
+            .finish()
+    }
+}
+
+/// Open the stores in `data_dir` (refusing damaged ones) without starting Raft.
+pub fn open_stores<A: Application>(
+    data_dir: &Path,
+    app: Arc<A>,
+    cache_bytes: u64,
+) -> Result<(LogStore, StateMachineStore<A>), StoreError> {
+    let store_dir = data_dir.join("store");
+    let db = store::open_db(&store_dir, cache_bytes)?;
+    let log = LogStore::open(&db, &store_dir)?;
+    let sm = StateMachineStore::open(&db, &store_dir, &data_dir.join("snapshots"), app)?;
+    Ok((log, sm))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A random idempotency key for writes whose caller gave none, so a retry
+/// after an unknown outcome can never apply twice.
+fn auto_key() -> String {
+    let mut b = [0u8; 16];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    format!("auto-{}", hex::encode(b))
+}
+
+impl<A: Application> ClusterNode<A> {
+    /// Open the stores and start Raft.
+    pub async fn start(
+        data_dir: &Path,
+        me: Member,
+        peers: Arc<Peers>,
+        app: Arc<A>,
+        settings: RaftSettings,
+    ) -> Result<Arc<ClusterNode<A>>, StartError> {
+        let (log, sm) = open_stores(data_dir, app, settings.cache_bytes)?;
+        let config = Config {
+            cluster_name: "enclave".into(),
+            heartbeat_interval: settings.heartbeat_ms,
+            election_timeout_min: settings.election_min_ms,
+            election_timeout_max: settings.election_max_ms,
+            install_snapshot_timeout: settings.snapshot_chunk_timeout_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            max_in_snapshot_log_to_keep: settings.keep_logs,
+            snapshot_max_chunk_size: settings.snapshot_chunk_bytes,
+            max_payload_entries: 1024,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| StartError::Settings(e.to_string()))?;
+        let id = node_id_of(&me.name);
+        let network = Network {
+            peers: peers.clone(),
+        };
+        let raft = Raft::new(id, Arc::new(config), network, log.clone(), sm.clone())
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        Ok(Arc::new(ClusterNode {
+            id,
+            me,
+            raft,
+            sm,
+            log,
+            peers,
+            settings,
+            data_dir: data_dir.to_path_buf(),
+        }))
+    }
+
+    /// Make this node a one-node cluster. Refused if already initialized.
+    pub async fn initialize(&self) -> Result<(), ClusterError> {
+        let mut members = BTreeMap::new();
+        members.insert(self.id, self.me.clone());
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|e| ClusterError::Rejected(e.to_string()))
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some()
+    }
+
+    /// Current leader, if known.
+    pub fn leader(&self) -> Option<(NodeId, Member)> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let member = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, member))
+    }
+
+    /// Write from any node: run on the leader (forwarding if needed),
+    /// answered after commit + apply. Leader changes and lost answers are
+    /// retried with the same idempotency key, so a write applies at most once.
+    pub async fn write(
+        &self,
+        payload: Payload,
+        idempotency_key: Option<String>,
+    ) -> Result<Response, ClusterError> {
+        let req = Request {
+            time_ms: 0,
+            idempotency_key: Some(idempotency_key.unwrap_or_else(auto_key)),
+            payload,
+        };
+        let start = Instant::now();
+        let deadline = start + Duration::from_millis(self.settings.write_timeout_ms);
+        let mut pause = Duration::from_millis(20);
+        loop {
+            if !self.is_initialized() {
+                return Err(ClusterError::NotInitialized);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ClusterError::Unavailable {
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            match self.leader() {
+                Some((id, _)) if id == self.id => match self.write_local(req.clone()).await {
+                    Ok(r) => return Ok(r),
+                    Err(ForwardResult::NotLeader) => {}
+                    Err(ForwardResult::Failed(e)) => return Err(e),
+                },
+                Some((id, member)) => {
+                    let client = self.peers.get(id, &member);
+                    let answer: Result<Result<Response, ForwardResult>, PeerError> =
+                        client.call("/raft/v1/forward", &req, remaining).await;
+                    match answer {
+                        Ok(Ok(r)) => return Ok(r),
+                        Ok(Err(ForwardResult::NotLeader)) => {}
+                        Ok(Err(ForwardResult::Failed(e))) => return Err(e),
+                        // Unknown outcome: retry; the idempotency key makes it safe.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "forwarding a write failed; retrying")
+                        }
+                    }
+                }
+                None => {}
+            }
+            tokio::time::sleep(pause.min(remaining)).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Propose on this node, which must be the leader. Stamps the time.
+    pub async fn write_local(&self, mut req: Request) -> Result<Response, ForwardResult> {
+        req.time_ms = now_ms();
+        match self.raft.client_write(req).await {
+            Ok(r) => Ok(r.data),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(_),
+            )) => Err(ForwardResult::NotLeader),
+            Err(e) => Err(ForwardResult::Failed(ClusterError::Rejected(e.to_string()))),
+        }
+    }
+
+    /// Wait until this node has applied everything committed before the
+    /// call: reads after it are linearizable (read-index through the leader).
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        let timeout = Duration::from_millis(self.settings.write_timeout_ms);
+        let index = match self.leader() {
+            Some((id, _)) if id == self.id => {
+                self.read_index_local().await.map_err(|e| match e {
+                    ForwardResult::NotLeader => ClusterError::Unavailable { waited_ms: 0 },
+                    ForwardResult::Failed(e) => e,
+                })?
+            }
+            Some((id, member)) => {
+                let answer: Result<u64, ForwardResult> = self
+                    .peers
+                    .get(id, &member)
+                    .call("/raft/v1/read-index", &(), timeout)
+                    .await?;
+                answer.map_err(|_| ClusterError::Unavailable { waited_ms: 0 })?
+            }
+            None => return Err(ClusterError::Unavailable { waited_ms: 0 }),
+        };
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|e| {
+                ClusterError::Unavailable {
+                    waited_ms: timeout.as_millis() as u64,
+                }
+                .with_detail(e)
+            })?;
+        Ok(())
+    }
+
+    /// On the leader: the index a linearizable read must wait for.
+    pub async fn read_index_local(&self) -> Result<u64, ForwardResult> {
+        match self.raft.ensure_linearizable().await {
+            Ok(l) => Ok(l.map(|l| l.index).unwrap_or(0)),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::CheckIsLeaderError::ForwardToLeader(_),
+            )) => Err(ForwardResult::NotLeader),
+            Err(e) => Err(ForwardResult::Failed(ClusterError::Rejected(e.to_string()))),
+        }
+    }
+
+    /// Apply a membership change on the leader (forwarding if needed).
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + Duration::from_millis(self.settings.write_timeout_ms);
+        loop {
+            match self.leader() {
+                Some((id, _)) if id == self.id => {
+                    match self.change_membership_local(change.clone()).await {
+                        Err(ForwardResult::NotLeader) => {}
+                        Ok(()) => return Ok(()),
+                        Err(ForwardResult::Failed(e)) => return Err(e),
+                    }
+                }
+                Some((id, member)) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let answer: Result<Result<(), ForwardResult>, PeerError> = self
+                        .peers
+                        .get(id, &member)
+                        .call("/raft/v1/membership", &change, remaining)
+                        .await;
+                    match answer {
+                        Ok(Ok(())) => return Ok(()),
+                        Ok(Err(ForwardResult::Failed(e))) => return Err(e),
+                        Ok(Err(ForwardResult::NotLeader)) | Err(_) => {}
+                    }
+                }
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::Unavailable {
+                    waited_ms: self.settings.write_timeout_ms,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn change_membership_local(
+        &self,
+        change: MembershipChange,
+    ) -> Result<(), ForwardResult> {
+        let map = |e: openraft::error::RaftError<
+            NodeId,
+            openraft::error::ClientWriteError<NodeId, Member>,
+        >| match e {
+            openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(_),
+            ) => ForwardResult::NotLeader,
+            other => ForwardResult::Failed(ClusterError::Rejected(other.to_string())),
+        };
+        match change {
+            MembershipChange::AddLearner { member } => {
+                let id = node_id_of(&member.name);
+                self.raft
+                    .add_learner(id, member, false)
+                    .await
+                    .map_err(map)?;
+            }
+            MembershipChange::Promote { id } => {
+                let mut set = std::collections::BTreeSet::new();
+                set.insert(id);
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(set), true)
+                    .await
+                    .map_err(map)?;
+            }
+            MembershipChange::Remove { id } => {
+                let mut set = std::collections::BTreeSet::new();
+                set.insert(id);
+                let m = self.raft.metrics().borrow().clone();
+                let is_voter = m
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == id);
+                if is_voter {
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveVoters(set.clone()), false)
+                        .await
+                        .map_err(map)?;
+                }
+                let m = self.raft.metrics().borrow().clone();
+                if m.membership_config.membership().get_node(&id).is_some() {
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveNodes(set), false)
+                        .await
+                        .map_err(map)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's status.
+    pub async fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voter_ids: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut voters = Vec::new();
+        let mut learners = Vec::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.push((*id, node.clone()));
+            } else {
+                learners.push((*id, node.clone()));
+            }
+        }
+        let mut log = self.log.clone();
+        let committed = log.read_committed().await.ok().flatten().map(|l| l.index);
+        NodeStatus {
+            id: self.id,
+            name: self.me.name.clone(),
+            state: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Learner => "learner",
+                ServerState::Candidate => "candidate",
+                ServerState::Shutdown => "shutdown",
+            }
+            .into(),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            committed_index: committed,
+            applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            voters,
+            learners,
+            replication: m.replication.map(|r| {
+                r.into_iter()
+                    .map(|(id, l)| (id, l.map(|l| l.index)))
+                    .collect()
+            }),
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+            store_bytes: self.log.size_on_disk(),
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Answer of a forwarded operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardResult {
+    /// The receiver is not (or no longer) the leader: ask again.
+    NotLeader,
+    Failed(ClusterError),
+}
+
+impl ClusterError {
+    fn with_detail(self, e: impl std::fmt::Display) -> ClusterError {
+        match self {
+            ClusterError::Unavailable { .. } => ClusterError::Rejected(format!("{self}: {e}")),
+            other => other,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid raft settings: {0}")]
+    Settings(String),
+    #[error("starting raft: {0}")]
+    Raft(String),
+}
