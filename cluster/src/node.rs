@@ -105,6 +105,8 @@ pub struct NodeStatus {
     pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
     pub millis_since_quorum_ack: Option<u64>,
     pub store_bytes: u64,
+    /// Committed index recorded in the durability watermark.
+    pub watermark_committed: Option<u64>,
 }
 
 /// A running cluster member.
@@ -138,6 +140,17 @@ pub fn open_stores<A: Application>(
     let db = store::open_db(&store_dir, cache_bytes)?;
     let log = LogStore::open(&db, &store_dir)?;
     let sm = StateMachineStore::open(&db, &store_dir, &data_dir.join("snapshots"), app)?;
+    let applied = sm.last_applied()?.map(|l| l.index);
+    log.watermark()
+        .check(
+            log.stored_vote()?,
+            log.last_index_or_purged()?.max(applied),
+            applied,
+        )
+        .map_err(|detail| StoreError::Corrupt {
+            path: store_dir.clone(),
+            detail: format!("{detail} (sled lost durable writes)"),
+        })?;
     Ok((log, sm))
 }
 
@@ -187,7 +200,7 @@ impl<A: Application> ClusterNode<A> {
         let raft = Raft::new(id, Arc::new(config), network, log.clone(), sm.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-        Ok(Arc::new(ClusterNode {
+        let node = Arc::new(ClusterNode {
             id,
             me,
             raft,
@@ -196,7 +209,21 @@ impl<A: Application> ClusterNode<A> {
             peers,
             settings,
             data_dir: data_dir.to_path_buf(),
-        }))
+        });
+        // Keep the durability watermark close behind what sled has flushed.
+        let weak = Arc::downgrade(&node);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let Some(node) = weak.upgrade() else { return };
+                let applied = node.sm.last_applied().ok().flatten().map(|l| l.index);
+                if let Err(e) = node.log.raise_watermark(applied).await {
+                    tracing::error!(error = %e, "cannot update the durability watermark");
+                }
+            }
+        });
+        Ok(node)
     }
 
     /// Make this node a one-node cluster. Refused if already initialized.
@@ -471,6 +498,7 @@ impl<A: Application> ClusterNode<A> {
             }),
             millis_since_quorum_ack: m.millis_since_quorum_ack,
             store_bytes: self.log.size_on_disk(),
+            watermark_committed: self.log.watermark().get().committed,
         }
     }
 

@@ -42,6 +42,34 @@ pub struct RawConfig {
     pub tls: RawTls,
     pub api: RawApi,
     pub log: RawLog,
+    pub raft: RawRaft,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRaft {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    pub snapshot_every: u64,
+    pub keep_logs: u64,
+    pub write_timeout_ms: u64,
+    pub cache_mb: u64,
+}
+
+impl Default for RawRaft {
+    fn default() -> Self {
+        let d = enclave_cluster::node::RaftSettings::default();
+        RawRaft {
+            heartbeat_ms: d.heartbeat_ms,
+            election_min_ms: d.election_min_ms,
+            election_max_ms: d.election_max_ms,
+            snapshot_every: d.snapshot_every,
+            keep_logs: d.keep_logs,
+            write_timeout_ms: d.write_timeout_ms,
+            cache_mb: d.cache_bytes >> 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,6 +79,9 @@ pub struct RawNode {
     pub id: String,
     pub data_dir: String,
     pub shutdown_grace_secs: u64,
+    /// Host (IP or DNS name in the node certificate) other nodes and
+    /// clients use to reach this node; empty means the listen address.
+    pub advertise_host: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +125,7 @@ impl Default for RawConfig {
                 id: String::new(),
                 data_dir: "/var/lib/enclave".into(),
                 shutdown_grace_secs: 10,
+                advertise_host: String::new(),
             },
             listen: RawListen {
                 peer: "0.0.0.0:7400".into(),
@@ -114,8 +146,11 @@ impl Default for RawConfig {
             },
             log: RawLog {
                 format: "text".into(),
-                level: "info".into(),
+                // openraft narrates every election at info; its warnings
+                // and errors are what an operator needs.
+                level: "info,openraft=warn".into(),
             },
+            raft: RawRaft::default(),
         }
     }
 }
@@ -172,6 +207,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub advertise_host: String,
+    pub raft: enclave_cluster::node::RaftSettings,
 }
 
 /// Where the values came from, so errors can say so.
@@ -437,7 +474,60 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             &format!("not a log filter (e.g. \"info\" or \"enclave=debug,info\"): {e}"),
         ));
     }
+    let r = &raw.raft;
+    let range = |key: &str, v: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+        if (min..=max).contains(&v) {
+            Ok(v)
+        } else {
+            Err(invalid(
+                key,
+                &v,
+                &format!("must be between {min} and {max}"),
+            ))
+        }
+    };
+    let heartbeat_ms = range("raft.heartbeat_ms", r.heartbeat_ms, 10, 10_000)?;
+    let election_min_ms = range("raft.election_min_ms", r.election_min_ms, 50, 60_000)?;
+    if election_min_ms < 3 * heartbeat_ms {
+        return Err(invalid(
+            "raft.election_min_ms",
+            &election_min_ms,
+            &format!(
+                "must be at least 3 x raft.heartbeat_ms ({heartbeat_ms}) so a live leader is never suspected"
+            ),
+        ));
+    }
+    let election_max_ms = range("raft.election_max_ms", r.election_max_ms, 50, 120_000)?;
+    if election_max_ms <= election_min_ms {
+        return Err(invalid(
+            "raft.election_max_ms",
+            &election_max_ms,
+            &format!("must be greater than raft.election_min_ms ({election_min_ms})"),
+        ));
+    }
+    let raft = enclave_cluster::node::RaftSettings {
+        heartbeat_ms,
+        election_min_ms,
+        election_max_ms,
+        snapshot_every: range("raft.snapshot_every", r.snapshot_every, 10, 100_000_000)?,
+        keep_logs: range("raft.keep_logs", r.keep_logs, 0, 100_000_000)?,
+        write_timeout_ms: range("raft.write_timeout_ms", r.write_timeout_ms, 100, 600_000)?,
+        cache_bytes: range("raft.cache_mb", r.cache_mb, 4, 65_536)? << 20,
+        ..Default::default()
+    };
+    if !raw.node.advertise_host.is_empty()
+        && raw.node.advertise_host.contains([':', '/', ' '])
+        && raw.node.advertise_host.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(invalid(
+            "node.advertise_host",
+            &format!("{:?}", raw.node.advertise_host),
+            "must be a host name or IP address, without a port",
+        ));
+    }
     Ok(Config {
+        advertise_host: raw.node.advertise_host.clone(),
+        raft,
         node_id: raw.node.id.clone(),
         data_dir,
         shutdown_grace: secs(

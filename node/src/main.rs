@@ -46,6 +46,14 @@ fn start(args: StartArgs) -> ExitCode {
         let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         rt.block_on(async {
             let node = server::start(config).await?;
+            if pki.is_some() && !node.state.cluster.is_initialized() {
+                // The dev node is its own one-node cluster.
+                node.state
+                    .cluster
+                    .initialize()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("initializing the dev cluster: {e}"))?;
+            }
             if let Some(pki) = pki {
                 print_dev_banner(&node.bound, &pki);
             }

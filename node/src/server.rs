@@ -5,11 +5,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::kv::Kv;
 use anyhow::{Context, bail};
 use enclave_certs::{
-    CertInfo, ClientAuth, ReloadOutcome, ReloadingServerConfig, Role, TlsMaterial,
+    CertInfo, ClientAuth, ReloadOutcome, ReloadingClientConfig, ReloadingServerConfig, Role,
+    TlsMaterial,
 };
 use enclave_cluster::net::{ServeOptions, serve_tls};
+use enclave_cluster::network::Peers;
+use enclave_cluster::node::ClusterNode;
+use enclave_cluster::types::Member;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -31,6 +36,8 @@ pub struct NodeState {
     pub ready: AtomicBool,
     pub bound: ListenStatus,
     cert: RwLock<CertStatus>,
+    pub cluster: Arc<ClusterNode<Kv>>,
+    pub peer_tls: Arc<ReloadingClientConfig>,
 }
 
 impl NodeState {
@@ -128,6 +135,46 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         admin: admin_l.local_addr()?,
     };
 
+    let advertise = |addr: SocketAddr| -> String {
+        let host = if !config.advertise_host.is_empty() {
+            config.advertise_host.clone()
+        } else if addr.ip().is_unspecified() {
+            // Listening on all interfaces: the node name must then resolve
+            // (it is a DNS SAN of the node certificate).
+            node_id.clone()
+        } else {
+            addr.ip().to_string()
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", addr.port())
+        } else {
+            format!("{host}:{}", addr.port())
+        }
+    };
+    let me = Member {
+        name: node_id.clone(),
+        peer: advertise(bound.peer),
+        api: advertise(bound.api),
+        admin: advertise(bound.admin),
+    };
+    let peer_tls = ReloadingClientConfig::new(paths.clone())
+        .context("TLS client config for peer connections")?;
+    let peers = Peers::new(peer_tls.clone());
+    let cluster = ClusterNode::start(
+        &config.data_dir,
+        me,
+        peers,
+        Arc::new(Kv),
+        config.raft.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "opening the node's store in {}",
+            config.data_dir.join("store").display()
+        )
+    })?;
+
     let metrics = Metrics::new(&node_id);
     let cert_info = CertInfo::from_file(&paths.cert)?;
     set_expiry(&metrics, &cert_info);
@@ -146,6 +193,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             serial: cert_info.serial.clone(),
             not_after: cert_info.not_after.clone(),
         }),
+        cluster: cluster.clone(),
+        peer_tls,
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -159,7 +208,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         (
             &peer,
             peer_l,
-            enclave_cluster::net::peer::router(node_id.clone()),
+            enclave_cluster::net::peer::router(node_id.clone())
+                .merge(enclave_cluster::network::server::routes(cluster.clone())),
         ),
         (&api, api_l, crate::api::router(state.clone())),
         (&admin, admin_l, crate::admin::router(state.clone())),
@@ -217,6 +267,7 @@ impl RunningNode {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.state.cluster.shutdown().await;
         let _ = std::fs::remove_file(self.state.config.run_dir().join("endpoints.json"));
         info!("node stopped");
     }
@@ -279,6 +330,16 @@ async fn reload_loop(
                     result: result.into(),
                 })
                 .inc();
+        }
+        if changed {
+            match state.peer_tls.reload_if_changed() {
+                Ok(true) => {
+                    state.cluster.peers.reset();
+                    info!("peer client certificate reloaded");
+                }
+                Ok(false) => {}
+                Err(e) => error!(error = %e, "peer client TLS reload failed"),
+            }
         }
         if changed && let Ok(info) = CertInfo::from_file(&state.config.tls.cert) {
             set_expiry(&state.metrics, &info);

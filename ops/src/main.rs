@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use enclave_ops::Client;
-use enclave_ops::cmd::{self, Output, ca::CaCommand, cert::CertCommand};
+use enclave_ops::cmd::{self, Output, ca::CaCommand, cert::CertCommand, cluster::ClusterCommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +43,9 @@ enum Command {
     Cert(CertCommand),
     /// Show a node's status (admin API, mTLS).
     Status,
+    /// Cluster lifecycle: init, status, join tokens, add/remove members.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::status::run(&client, cli.output))
+        }
+        Command::Cluster(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::cluster::run(c, &client, cli.output))
         }
     }
 }

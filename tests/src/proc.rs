@@ -99,6 +99,46 @@ impl NodeProc {
         NodeProc::spawn(tmp, data_dir.to_path_buf(), spec)
     }
 
+    /// Start a node on a data dir the caller owns (so it can be restarted
+    /// on it), with the TLS bundle in `tls_dir` and fixed loopback ports.
+    pub fn start_in(
+        data_dir: &Path,
+        tls_dir: &Path,
+        crl: &Path,
+        ports: [u16; 3],
+        mut spec: NodeSpec,
+    ) -> NodeProc {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "ENCLAVE_TLS__CA".into(),
+                tls_dir.join("ca.pem").display().to_string(),
+            ),
+            (
+                "ENCLAVE_TLS__CERT".into(),
+                tls_dir.join("cert.pem").display().to_string(),
+            ),
+            (
+                "ENCLAVE_TLS__KEY".into(),
+                tls_dir.join("key.pem").display().to_string(),
+            ),
+            ("ENCLAVE_TLS__CRL".into(), crl.display().to_string()),
+            ("ENCLAVE_TLS__RELOAD_INTERVAL_SECS".into(), "1".into()),
+        ];
+        env.append(&mut spec.env);
+        spec.env = env;
+        spec.args
+            .extend(["--data-dir".into(), data_dir.display().to_string()]);
+        for (flag, port) in ["--listen-peer", "--listen-api", "--listen-admin"]
+            .into_iter()
+            .zip(ports)
+        {
+            spec.args
+                .extend([flag.to_string(), format!("127.0.0.1:{port}")]);
+        }
+        NodeProc::spawn(tmp, data_dir.to_path_buf(), spec)
+    }
+
     fn spawn(tmp: TempDir, data_dir: PathBuf, spec: NodeSpec) -> NodeProc {
         let log = tmp.path().join("enclave.log");
         let stdout = tmp.path().join("enclave.out");
@@ -205,4 +245,33 @@ pub fn enclavectl(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Free loopback ports (bound then released; a restart reuses them).
+///
+/// Ports come from 20000..32000, below Linux's ephemeral range
+/// (32768..60999), so outgoing connections of parallel tests cannot take
+/// them between our check and the node's bind.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        // Spread test processes apart: start from a pid-derived offset.
+        let start = 20000 + (std::process::id() % 600) as u16 * 20;
+        let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let mut out = [0u16; N];
+    let mut found = 0;
+    while found < N {
+        let mut p = NEXT.fetch_add(1, Ordering::Relaxed);
+        if p >= 32000 {
+            NEXT.store(20000, Ordering::Relaxed);
+            p = 20000;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            out[found] = p;
+            found += 1;
+        }
+    }
+    out
 }

@@ -107,6 +107,7 @@ impl PeerClient {
         .map_err(|_| self.unreachable("TLS handshake timed out"))?
         .map_err(|e| self.unreachable(format!("TLS: {e}")))?;
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
             .initial_stream_window_size(4 << 20)
             .initial_connection_window_size(16 << 20)
             .keep_alive_interval(Duration::from_secs(5))

@@ -42,19 +42,65 @@ pub struct LogStore {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
+    watermark: std::sync::Arc<super::watermark::Watermark>,
 }
 
 impl LogStore {
     /// Open the log in `db`, verifying every stored entry and marker.
     pub fn open(db: &sled::Db, path: &Path) -> Result<LogStore, StoreError> {
         let tree = db.open_tree("raft").map_err(|e| sled_err(path, e))?;
+        let mark_path = path.with_extension("watermark");
+        let watermark = std::sync::Arc::new(super::watermark::Watermark::open(&mark_path)?);
         let store = LogStore {
             db: db.clone(),
             tree,
             path: path.to_path_buf(),
+            watermark,
         };
         store.verify()?;
         Ok(store)
+    }
+
+    pub fn watermark(&self) -> &std::sync::Arc<super::watermark::Watermark> {
+        &self.watermark
+    }
+
+    /// The last log index, or the purge point if the log is empty.
+    pub fn last_index_or_purged(&self) -> Result<Option<u64>, StoreError> {
+        if let Some(item) = self.tree.scan_prefix(b"l").next_back() {
+            let (k, _) = item.map_err(|e| sled_err(&self.path, e))?;
+            return Ok(index_of(&k));
+        }
+        Ok(self
+            .read_meta::<LogId>(PURGED, "the purge marker")?
+            .map(|l| l.index))
+    }
+
+    pub fn stored_vote(&self) -> Result<Option<Vote>, StoreError> {
+        self.read_meta(VOTE, "the vote")
+    }
+
+    pub fn stored_committed(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .read_meta::<Option<LogId>>(COMMITTED, "the committed index")?
+            .flatten()
+            .map(|l| l.index))
+    }
+
+    /// Flush, then raise the watermark to what is now durable.
+    pub async fn raise_watermark(&self, applied: Option<u64>) -> Result<(), StoreError> {
+        let committed = self.stored_committed()?;
+        let vote = self.stored_vote()?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| sled_err(&self.path, e))?;
+        self.watermark
+            .raise(vote, committed, applied)
+            .map_err(|e| StoreError::Io {
+                path: self.path.with_extension("watermark"),
+                error: e,
+            })
     }
 
     /// Check checksums, decoding and contiguity of the whole log.
@@ -227,7 +273,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(VOTE, sealed(vote))
             .map_err(|e| write_err(ErrorSubject::Vote, e))?;
         // A vote must be on disk before it is acted upon.
-        self.flush(ErrorSubject::Vote, ErrorVerb::Write).await
+        self.flush(ErrorSubject::Vote, ErrorVerb::Write).await?;
+        self.watermark
+            .raise(Some(*vote), None, None)
+            .map_err(|e| write_err(ErrorSubject::Vote, e))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {

@@ -16,6 +16,7 @@ mod log_store;
 pub mod snapshot;
 mod state_machine;
 mod txn;
+pub mod watermark;
 
 use std::path::{Path, PathBuf};
 

@@ -7,17 +7,22 @@ use std::sync::Arc;
 use axum::extract::{Extension, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use enclave_certs::Role;
 use enclave_cluster::net::ConnInfo;
 use serde::{Deserialize, Serialize};
+
+pub mod cluster;
 
 use crate::http::{ApiError, not_found, trace_request};
 use crate::server::NodeState;
 
 /// Operator roles (everything but monitor).
 pub const OPERATORS: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor];
+/// Anyone allowed on the admin port, monitor included.
+/// The system administrator: directory, cluster, backups.
+pub const SYSADMIN: &[Role] = &[Role::Sysadmin];
 /// Anyone allowed on the admin port, monitor included.
 pub const ANY_ADMIN: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor, Role::Monitor];
 
@@ -34,6 +39,35 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(
             "/healthz",
             get(|| async { "ok\n" }).route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
+        )
+        .route(
+            "/v1/cluster/init",
+            post(cluster::init).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/cluster/status",
+            get(cluster::status).route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
+        )
+        .route(
+            "/v1/cluster/members",
+            post(cluster::add_member).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/cluster/members/{name}",
+            delete(cluster::remove_member)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/cluster/join-tokens",
+            post(cluster::join_token).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/kv/{key}",
+            put(cluster::kv_put).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/kv/{key}",
+            get(cluster::kv_get).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod cert;
+pub mod cluster;
 pub mod status;
 
 use clap::ValueEnum;

@@ -1,0 +1,417 @@
+//! Cluster lifecycle on the admin port: init, status, members, join
+//! tokens; and the diagnostic key-value store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use enclave_cluster::control::{ControlCommand, ControlOutcome};
+use enclave_cluster::node::{ClusterError, MembershipChange, NodeStatus};
+use enclave_cluster::types::{Member, Payload, ResponsePayload, node_id_of};
+use http::StatusCode;
+use ring::rand::SecureRandom;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::http::ApiError;
+use crate::kv::{self, KvCommand, KvOutcome};
+use crate::server::NodeState;
+
+pub fn cluster_error(e: ClusterError) -> ApiError {
+    let (status, code) = match &e {
+        ClusterError::NotInitialized => (StatusCode::CONFLICT, "not_initialized"),
+        ClusterError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        ClusterError::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
+        ClusterError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
+        ClusterError::Peer(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
+/// `POST /v1/cluster/init`: make this node a one-node cluster.
+pub async fn init(
+    State(state): State<Arc<NodeState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.cluster.is_initialized() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_initialized",
+            "this node is already part of an initialized cluster",
+        ));
+    }
+    state.cluster.initialize().await.map_err(cluster_error)?;
+    // Wait (bounded) until this node leads its one-node cluster.
+    let _ = state
+        .cluster
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .state(openraft::ServerState::Leader, "cluster init")
+        .await;
+    tracing::info!(node = %state.node_id, "cluster initialized");
+    Ok(Json(
+        json!({ "initialized": true, "node": state.node_id, "id": state.cluster.id }),
+    ))
+}
+
+/// One row of the cluster status: a node's own view, or why it could not be asked.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub id: u64,
+    pub voter: bool,
+    pub peer: String,
+    pub admin: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<NodeStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Entries this node is behind the leader's last log index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub initialized: bool,
+    pub leader: Option<String>,
+    pub term: u64,
+    pub members: Vec<MemberStatus>,
+    /// The answering node's own view.
+    pub this_node: NodeStatus,
+}
+
+/// `GET /v1/cluster/status`: every member's view, asked over the peer port.
+pub async fn status(State(state): State<Arc<NodeState>>) -> Json<ClusterStatus> {
+    let me = state.cluster.status().await;
+    let mut rows = Vec::new();
+    let all: Vec<(u64, Member, bool)> = me
+        .voters
+        .iter()
+        .map(|(i, m)| (*i, m.clone(), true))
+        .chain(me.learners.iter().map(|(i, m)| (*i, m.clone(), false)))
+        .collect();
+    let mut handles = Vec::new();
+    for (id, member, voter) in all {
+        let state = state.clone();
+        let mine = me.clone();
+        handles.push(tokio::spawn(async move {
+            let (status, error) = if id == state.cluster.id {
+                (Some(mine), None)
+            } else {
+                let r: Result<NodeStatus, _> = state
+                    .cluster
+                    .peers
+                    .get(id, &member)
+                    .call("/raft/v1/status", &(), Duration::from_secs(2))
+                    .await;
+                match r {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            };
+            MemberStatus {
+                name: member.name.clone(),
+                id,
+                voter,
+                peer: member.peer.clone(),
+                admin: member.admin.clone(),
+                status,
+                error,
+                lag: None,
+            }
+        }));
+    }
+    for h in handles {
+        if let Ok(row) = h.await {
+            rows.push(row);
+        }
+    }
+    let leader_last = rows
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .find(|s| s.state == "leader")
+        .and_then(|s| s.last_log_index);
+    for r in &mut rows {
+        if let (Some(l), Some(s)) = (leader_last, r.status.as_ref()) {
+            r.lag = Some(l.saturating_sub(s.applied_index.unwrap_or(0)));
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let leader = me
+        .leader
+        .and_then(|l| rows.iter().find(|r| r.id == l).map(|r| r.name.clone()));
+    Json(ClusterStatus {
+        initialized: !me.voters.is_empty(),
+        leader,
+        term: me.term,
+        members: rows,
+        this_node: me,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub name: String,
+    pub peer: String,
+    #[serde(default)]
+    pub api: String,
+    #[serde(default)]
+    pub admin: String,
+}
+
+/// `POST /v1/cluster/members`: add a node (with a certificate already
+/// issued for it) as a learner; it is promoted to voter once caught up.
+pub async fn add_member(
+    State(state): State<Arc<NodeState>>,
+    Json(req): Json<AddMember>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    enclave_certs::identity::validate_name("name", &req.name)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
+    for (field, v) in [("peer", &req.peer)] {
+        if v.parse::<std::net::SocketAddr>().is_err() && !v.contains(':') {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_address",
+                format!("{field}: {v:?} is not host:port"),
+            ));
+        }
+    }
+    let member = Member {
+        name: req.name.clone(),
+        peer: req.peer,
+        api: req.api,
+        admin: req.admin,
+    };
+    add_and_promote(&state, member).await?;
+    Ok(Json(
+        json!({ "added": req.name, "id": node_id_of(&req.name), "state": "learner; promoted to voter once caught up" }),
+    ))
+}
+
+/// Add as learner now; promote in the background once it has caught up.
+pub async fn add_and_promote(state: &Arc<NodeState>, member: Member) -> Result<(), ApiError> {
+    let id = node_id_of(&member.name);
+    state
+        .cluster
+        .change_membership(MembershipChange::AddLearner {
+            member: member.clone(),
+        })
+        .await
+        .map_err(cluster_error)?;
+    let cluster = state.cluster.clone();
+    tokio::spawn(async move {
+        // Wait until the learner's log matches the leader's closely, then promote.
+        for _ in 0..3000 {
+            let s = cluster.status().await;
+            if s.voters.iter().any(|(v, _)| *v == id) {
+                return;
+            }
+            let caught_up = match (&s.replication, s.last_log_index) {
+                (Some(r), Some(last)) => {
+                    r.get(&id).copied().flatten().is_some_and(|m| m + 5 >= last)
+                }
+                _ => false,
+            };
+            if caught_up || s.state != "leader" {
+                match cluster
+                    .change_membership(MembershipChange::Promote { id })
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(node = %member.name, "promoted to voter");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "promotion not yet possible"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tracing::warn!(node = %member.name, "gave up promoting the learner after 10 minutes; check its health and add it again");
+    });
+    Ok(())
+}
+
+/// `DELETE /v1/cluster/members/{name}`.
+pub async fn remove_member(
+    State(state): State<Arc<NodeState>>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = node_id_of(&name);
+    let s = state.cluster.status().await;
+    if !s
+        .voters
+        .iter()
+        .chain(s.learners.iter())
+        .any(|(i, _)| *i == id)
+    {
+        return Err(ApiError::not_found(format!("no member named {name:?}")));
+    }
+    if s.voters.len() == 1 && s.voters[0].0 == id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_voter",
+            "cannot remove the last voter",
+        ));
+    }
+    state
+        .cluster
+        .change_membership(MembershipChange::Remove { id })
+        .await
+        .map_err(cluster_error)?;
+    Ok(Json(json!({ "removed": name })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub ttl_secs: u64,
+}
+
+/// `POST /v1/cluster/join-tokens`: a one-time token `<id>.<secret>`.
+pub async fn join_token(
+    State(state): State<Arc<NodeState>>,
+    axum::Extension(conn): axum::Extension<enclave_cluster::net::ConnInfo>,
+    Json(req): Json<TokenRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !(60..=7 * 24 * 3600).contains(&req.ttl_secs) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_ttl",
+            "ttl_secs must be between 60 (1 minute) and 604800 (7 days)",
+        ));
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 32];
+    rng.fill(&mut id)
+        .and_then(|_| rng.fill(&mut secret))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "rng",
+                "random source failed",
+            )
+        })?;
+    let id = hex::encode(id);
+    let secret = hex::encode(secret);
+    let cmd = ControlCommand::CreateJoinToken {
+        id: id.clone(),
+        secret_sha256: ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+            .as_ref()
+            .to_vec(),
+        ttl_ms: req.ttl_secs * 1000,
+        created_by: conn
+            .identity
+            .map(|i| format!("{}:{}", i.role, i.name))
+            .unwrap_or_default(),
+    };
+    let resp = state
+        .cluster
+        .write(Payload::Cluster(cmd), None)
+        .await
+        .map_err(cluster_error)?;
+    match resp.payload {
+        ResponsePayload::Cluster(ControlOutcome::JoinTokenCreated { expires_at_ms, .. }) => {
+            Ok(Json(json!({
+                "token": format!("{id}.{secret}"),
+                "id": id,
+                "expires_at": enclave_certs::inspect::rfc3339((expires_at_ms / 1000) as i64),
+                "ca_hash": state.ca_fingerprint,
+            })))
+        }
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            format!("unexpected outcome {other:?}"),
+        )),
+    }
+}
+
+/// `PUT /v1/kv/{key}`: replicated write (diagnostics and benchmarks).
+pub async fn kv_put(
+    State(state): State<Arc<NodeState>>,
+    Path(key): Path<String>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> Result<Json<KvOutcome>, ApiError> {
+    kv::validate_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", e))?;
+    if body.len() > kv::MAX_VALUE {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("value exceeds {} bytes", kv::MAX_VALUE),
+        ));
+    }
+    let idem = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(k) = &idem
+        && (k.is_empty() || k.len() > 128)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1..=128 characters",
+        ));
+    }
+    let cmd = postcard::to_stdvec(&KvCommand::Put {
+        key,
+        value: body.to_vec(),
+    })
+    .unwrap_or_default();
+    let resp = state
+        .cluster
+        .write(Payload::App(cmd), idem)
+        .await
+        .map_err(cluster_error)?;
+    match resp.payload {
+        ResponsePayload::App(b) => postcard::from_bytes(&b)
+            .map(Json)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decode", e.to_string())),
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            format!("unexpected outcome {other:?}"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOpts {
+    /// `local` (default) or `linearizable`.
+    #[serde(default)]
+    pub consistency: Option<String>,
+}
+
+/// `GET /v1/kv/{key}?consistency=linearizable`.
+pub async fn kv_get(
+    State(state): State<Arc<NodeState>>,
+    Path(key): Path<String>,
+    Query(opts): Query<ReadOpts>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    kv::validate_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", e))?;
+    match opts.consistency.as_deref() {
+        None | Some("local") => {}
+        Some("linearizable") => state.cluster.read_barrier().await.map_err(cluster_error)?,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_consistency",
+                format!("consistency {other:?}: use local or linearizable"),
+            ));
+        }
+    }
+    let value = kv::get(&state.cluster.sm.view(), &key)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
+    match value {
+        Some(v) => Ok(Json(
+            json!({ "key": key, "value": String::from_utf8_lossy(&v) }),
+        )),
+        None => Err(ApiError::not_found(format!("no key {key:?}"))),
+    }
+}

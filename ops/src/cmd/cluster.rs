@@ -1,0 +1,199 @@
+//! `enclavectl cluster ...`: lifecycle of the Raft cluster.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::{Output, print_json};
+use crate::client::Client;
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Make the node at --endpoint a one-node cluster (first node only).
+    Init,
+    /// Members, roles, leader, term, commit/applied index and lag per node.
+    Status,
+    /// Create a one-time join token for a new node.
+    JoinToken {
+        /// Validity, e.g. 30m, 1h, 2d (1 minute to 7 days).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
+    /// Add a node that already has a certificate from the cluster CA
+    /// (learner first, promoted to voter once caught up).
+    Add {
+        /// Node name (the certificate's name).
+        #[arg(long)]
+        name: String,
+        /// Its peer address host:port.
+        #[arg(long)]
+        peer: String,
+        #[arg(long, default_value = "")]
+        api: String,
+        #[arg(long, default_value = "")]
+        admin: String,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        /// Node name.
+        node: String,
+    },
+}
+
+/// Parse `30s`, `15m`, `1h`, `2d` into seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<u64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid duration {s:?}: expected e.g. 30m, 1h, 2d"))?;
+    let mult = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => anyhow::bail!("invalid duration {s:?}: unit must be s, m, h or d"),
+    };
+    Ok(n * mult)
+}
+
+pub async fn run(cmd: ClusterCommand, client: &Client, output: Output) -> anyhow::Result<()> {
+    match cmd {
+        ClusterCommand::Init => {
+            let v: Value = client.post_json("/v1/cluster/init", &json!({})).await?;
+            if output == Output::Json {
+                return print_json(&v);
+            }
+            println!(
+                "Initialized a one-node cluster on {} ({}).",
+                v["node"].as_str().unwrap_or("?"),
+                client.endpoint()
+            );
+            println!(
+                "Next: enclavectl cluster join-token --ttl 1h, then start the other nodes with --join."
+            );
+            Ok(())
+        }
+        ClusterCommand::Status => {
+            let v: Value = client.get_json("/v1/cluster/status").await?;
+            if output == Output::Json {
+                return print_json(&v);
+            }
+            print_status(&v);
+            Ok(())
+        }
+        ClusterCommand::JoinToken { ttl } => {
+            let ttl_secs = parse_duration(&ttl)?;
+            let v: Value = client
+                .post_json("/v1/cluster/join-tokens", &json!({ "ttl_secs": ttl_secs }))
+                .await?;
+            if output == Output::Json {
+                return print_json(&v);
+            }
+            let host = client
+                .endpoint()
+                .trim_start_matches("https://")
+                .split(':')
+                .next()
+                .unwrap_or("HOST")
+                .to_string();
+            println!(
+                "Join token (one use, expires {}):",
+                v["expires_at"].as_str().unwrap_or("?")
+            );
+            println!("  {}", v["token"].as_str().unwrap_or("?"));
+            println!("On the new node:");
+            println!(
+                "  enclave start --join https://{host}:7400 --token {} --ca-hash {} --node-id NAME --data-dir DIR",
+                v["token"].as_str().unwrap_or("?"),
+                v["ca_hash"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        ClusterCommand::Add {
+            name,
+            peer,
+            api,
+            admin,
+        } => {
+            let v: Value = client
+                .post_json(
+                    "/v1/cluster/members",
+                    &json!({ "name": name, "peer": peer, "api": api, "admin": admin }),
+                )
+                .await?;
+            if output == Output::Json {
+                return print_json(&v);
+            }
+            println!(
+                "Added {name} as a learner; it becomes a voter once it has caught up (watch `enclavectl cluster status`)."
+            );
+            Ok(())
+        }
+        ClusterCommand::Remove { node } => {
+            let (status, body) = client
+                .request(
+                    http::Method::DELETE,
+                    &format!("/v1/cluster/members/{node}"),
+                    None,
+                )
+                .await?;
+            if !status.is_success() {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                anyhow::bail!(
+                    "removing {node}: HTTP {status}: {}",
+                    v["error"]["message"]
+                        .as_str()
+                        .unwrap_or(&String::from_utf8_lossy(&body))
+                );
+            }
+            if output == Output::Json {
+                return print_json(&serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+            }
+            println!("Removed {node} from the cluster.");
+            Ok(())
+        }
+    }
+}
+
+fn print_status(v: &Value) {
+    let opt = |x: &Value| match x {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("leader: {}   term: {}", opt(&v["leader"]), opt(&v["term"]));
+    println!(
+        "{:<16} {:<8} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}  PEER",
+        "NODE", "MEMBER", "STATE", "TERM", "LAST LOG", "COMMITTED", "APPLIED", "LAG"
+    );
+    for m in v["members"].as_array().into_iter().flatten() {
+        let s = &m["status"];
+        let member = if m["voter"].as_bool().unwrap_or(false) {
+            "voter"
+        } else {
+            "learner"
+        };
+        if s.is_null() {
+            println!(
+                "{:<16} {:<8} {:<10} {}",
+                opt(&m["name"]),
+                member,
+                "unreachable",
+                opt(&m["error"])
+            );
+            continue;
+        }
+        println!(
+            "{:<16} {:<8} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}  {}",
+            opt(&m["name"]),
+            member,
+            opt(&s["state"]),
+            opt(&s["term"]),
+            opt(&s["last_log_index"]),
+            opt(&s["committed_index"]),
+            opt(&s["applied_index"]),
+            opt(&m["lag"]),
+            opt(&m["peer"])
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! A real multi-node cluster of `enclave` processes on loopback.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use enclave_certs::Role;
+use enclave_ops::Client;
+use serde_json::{Value, json};
+
+use crate::pki::TestPki;
+use crate::proc::{Endpoints, NodeProc, NodeSpec, free_ports};
+use crate::wait_for_async;
+
+/// One node's fixed facts.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub tls_dir: PathBuf,
+    pub ports: [u16; 3],
+}
+
+impl NodeInfo {
+    pub fn admin_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.ports[2])
+    }
+    pub fn peer_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[0])
+    }
+}
+
+/// A cluster of real processes; every node killed on drop.
+#[derive(Debug)]
+pub struct TestCluster {
+    pub pki: TestPki,
+    pub nodes: Vec<NodeInfo>,
+    pub procs: Vec<Option<NodeProc>>,
+    pub admin_dir: PathBuf,
+    pub spec: NodeSpec,
+}
+
+impl TestCluster {
+    /// Start `n` nodes, init node 0, add the others and wait until all are voters.
+    pub async fn start(n: usize, spec: NodeSpec) -> TestCluster {
+        let pki = TestPki::new();
+        let admin_dir = pki.operator("admin", Role::Sysadmin);
+        let mut nodes = Vec::new();
+        for i in 1..=n {
+            let name = format!("node-{i}");
+            let tls_dir = pki.node(&name);
+            let data_dir = pki.path().join(format!("data-{i}"));
+            nodes.push(NodeInfo {
+                name,
+                data_dir,
+                tls_dir,
+                ports: free_ports::<3>(),
+            });
+        }
+        let mut c = TestCluster {
+            pki,
+            nodes,
+            procs: Vec::new(),
+            admin_dir,
+            spec,
+        };
+        for i in 0..n {
+            let p = c.spawn(i);
+            c.procs.push(Some(p));
+        }
+        for i in 0..n {
+            c.endpoints(i);
+        }
+        let (status, _) = c
+            .admin(0)
+            .request(http::Method::POST, "/v1/cluster/init", Some(b"{}".to_vec()))
+            .await
+            .expect("init");
+        assert!(status.is_success(), "cluster init failed: {status}");
+        for i in 1..n {
+            c.add(i).await;
+        }
+        c.wait_voters(n).await;
+        c
+    }
+
+    pub fn spawn(&self, i: usize) -> NodeProc {
+        let n = &self.nodes[i];
+        NodeProc::start_in(
+            &n.data_dir,
+            &n.tls_dir,
+            &self.pki.ca_dir().join("crl.pem"),
+            n.ports,
+            self.spec.clone(),
+        )
+    }
+
+    pub fn endpoints(&mut self, i: usize) -> Endpoints {
+        self.procs[i].as_mut().expect("node running").endpoints()
+    }
+
+    /// Add node `i` (already running) through the admin API of a live node.
+    pub async fn add(&self, i: usize) {
+        let n = &self.nodes[i];
+        let body = json!({ "name": n.name, "peer": n.peer_addr(), "api": format!("127.0.0.1:{}", n.ports[1]), "admin": format!("127.0.0.1:{}", n.ports[2]) });
+        let via = self
+            .live()
+            .into_iter()
+            .find(|j| *j != i)
+            .expect("a live node");
+        let (status, body) = self
+            .admin(via)
+            .request(
+                http::Method::POST,
+                "/v1/cluster/members",
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+            .expect("add member");
+        assert!(
+            status.is_success(),
+            "adding {}: {status} {}",
+            n.name,
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    pub fn admin(&self, i: usize) -> Client {
+        Client::with_cert_dir(&self.nodes[i].admin_url(), &self.admin_dir)
+            .expect("client")
+            .with_timeout(Duration::from_secs(15))
+    }
+
+    /// Indices of nodes whose process runs.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.procs.len())
+            .filter(|i| self.procs[*i].is_some())
+            .collect()
+    }
+
+    pub async fn status(&self, i: usize) -> Option<Value> {
+        self.admin(i)
+            .with_timeout(Duration::from_secs(3))
+            .get_json("/v1/cluster/status")
+            .await
+            .ok()
+    }
+
+    /// Index of the current leader, as seen by a live node.
+    pub async fn leader(&self) -> usize {
+        wait_for_async("a leader", Duration::from_secs(30), || async {
+            for i in self.live() {
+                if let Some(s) = self.status(i).await
+                    && s["this_node"]["state"] == "leader"
+                {
+                    return Some(i);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    pub async fn wait_voters(&self, n: usize) {
+        wait_for_async(&format!("{n} voters"), Duration::from_secs(60), || async {
+            for i in self.live() {
+                if let Some(s) = self.status(i).await
+                    && s["this_node"]["state"] == "leader"
+                    && s["this_node"]["voters"].as_array().map(|v| v.len()) == Some(n)
+                {
+                    return Some(());
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Wait until every live node has applied the same index (the leader's last).
+    pub async fn wait_converged(&self) -> u64 {
+        wait_for_async(
+            "all live nodes to apply the same index",
+            Duration::from_secs(60),
+            || async {
+                let mut applied = BTreeMap::new();
+                for i in self.live() {
+                    let st = self.status(i).await?;
+                    applied.insert(
+                        i,
+                        (
+                            st["this_node"]["applied_index"].as_u64()?,
+                            st["this_node"]["last_log_index"].as_u64()?,
+                        ),
+                    );
+                }
+                let first = applied.values().next()?.0;
+                applied
+                    .values()
+                    .all(|(a, l)| *a == first && *l == first)
+                    .then_some(first)
+            },
+        )
+        .await
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut p) = self.procs[i].take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let p = self.spawn(i);
+        self.procs[i] = Some(p);
+        self.endpoints(i);
+    }
+
+    /// PUT a key via node `i`; Ok(index) once acknowledged.
+    pub async fn put(&self, i: usize, key: &str, value: &str) -> Result<u64, String> {
+        let (status, body) = self
+            .admin(i)
+            .request(
+                http::Method::PUT,
+                &format!("/v1/kv/{key}"),
+                Some(value.as_bytes().to_vec()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        v["index"].as_u64().ok_or_else(|| "no index".into())
+    }
+
+    /// GET a key from node `i` (local read).
+    pub async fn get(
+        &self,
+        i: usize,
+        key: &str,
+        linearizable: bool,
+    ) -> Result<Option<String>, String> {
+        let q = if linearizable {
+            "?consistency=linearizable"
+        } else {
+            ""
+        };
+        let (status, body) = self
+            .admin(i)
+            .request(http::Method::GET, &format!("/v1/kv/{key}{q}"), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if status.as_u16() == 404 {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        Ok(v["value"].as_str().map(str::to_string))
+    }
+}
+
+/// A background writer: PUTs unique keys round-robin through the given
+/// admin endpoints and records which were acknowledged.
+#[derive(Debug)]
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: tokio::task::JoinHandle<(Vec<String>, usize)>,
+}
+
+impl Load {
+    pub fn start(cluster: &TestCluster, prefix: &str) -> Load {
+        let clients: Vec<Client> = (0..cluster.nodes.len())
+            .map(|i| cluster.admin(i).with_timeout(Duration::from_secs(5)))
+            .collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let prefix = prefix.to_string();
+        let handle = tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut failed = 0usize;
+            let mut n = 0usize;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("{prefix}-{n}");
+                let c = &clients[n % clients.len()];
+                n += 1;
+                match c
+                    .request(
+                        http::Method::PUT,
+                        &format!("/v1/kv/{key}"),
+                        Some(key.as_bytes().to_vec()),
+                    )
+                    .await
+                {
+                    Ok((status, _)) if status.is_success() => acked.push(key),
+                    _ => {
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (acked, failed)
+        });
+        Load { stop, handle }
+    }
+
+    /// Stop and return (acknowledged keys, failed attempts).
+    pub async fn stop(self) -> (Vec<String>, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.await.expect("load task")
+    }
+}
+
+impl TestCluster {
+    /// Assert every key is present (value = key) on every live node.
+    pub async fn assert_all_present(&self, keys: &[String]) {
+        for i in self.live() {
+            for k in keys {
+                let v = self
+                    .get(i, k, false)
+                    .await
+                    .unwrap_or_else(|e| panic!("reading {k} from {}: {e}", self.nodes[i].name));
+                assert_eq!(
+                    v.as_deref(),
+                    Some(k.as_str()),
+                    "acknowledged write {k} missing on {}",
+                    self.nodes[i].name
+                );
+            }
+        }
+    }
+}

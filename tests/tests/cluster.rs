@@ -1,0 +1,232 @@
+//! Raft replication against real `enclave` processes on loopback, each with
+//! its own data dir: writes from any node, leader loss, catch-up by log and
+//! by snapshot, membership changes under load, damaged stores.
+
+use std::time::Duration;
+
+use enclave_tests::cluster::{Load, TestCluster};
+use enclave_tests::proc::NodeSpec;
+use enclave_tests::wait_for_async;
+
+fn fast_compaction() -> NodeSpec {
+    NodeSpec {
+        env: vec![
+            ("ENCLAVE_RAFT__SNAPSHOT_EVERY".into(), "50".into()),
+            ("ENCLAVE_RAFT__KEEP_LOGS".into(), "0".into()),
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_sent_to_a_follower_is_applied_on_all_three_nodes() {
+    let c = TestCluster::start(3, NodeSpec::default()).await;
+    let leader = c.leader().await;
+    let follower = (leader + 1) % 3;
+    let index = c
+        .put(follower, "greeting", "hello")
+        .await
+        .expect("write via follower");
+    assert!(index > 0);
+    c.wait_converged().await;
+    for i in 0..3 {
+        assert_eq!(
+            c.get(i, "greeting", false).await.expect("read"),
+            Some("hello".into()),
+            "node {i}"
+        );
+    }
+    // A linearizable read on a follower sees a write acknowledged just before.
+    c.put(leader, "fresh", "v2").await.expect("write");
+    assert_eq!(
+        c.get(follower, "fresh", true)
+            .await
+            .expect("linearizable read"),
+        Some("v2".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
+    let mut c = TestCluster::start(3, NodeSpec::default()).await;
+    let load = Load::start(&c, "k");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let old = c.leader().await;
+    c.kill(old);
+    // A new leader is elected and writes resume.
+    let new = c.leader().await;
+    assert_ne!(new, old);
+    let before = c
+        .put(new, "after-failover", "after-failover")
+        .await
+        .expect("write after failover");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (acked, _failed) = load.stop().await;
+    assert!(
+        acked.len() > 10,
+        "load made too little progress: {}",
+        acked.len()
+    );
+    c.wait_converged().await;
+    c.assert_all_present(&acked).await;
+    // The killed node restarts on its data dir and catches up.
+    c.restart(old);
+    let last = c.wait_converged().await;
+    assert!(last >= before);
+    let mut all = acked.clone();
+    all.push("after-failover".into());
+    c.assert_all_present(&all).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_a_compacted_log_catches_up_by_snapshot() {
+    let mut c = TestCluster::start(3, fast_compaction()).await;
+    let leader = c.leader().await;
+    let victim = (leader + 1) % 3;
+    c.kill(victim);
+    let mut keys = Vec::new();
+    for i in 0..200 {
+        let k = format!("s-{i}");
+        c.put(leader, &k, &k).await.expect("write");
+        keys.push(k);
+    }
+    // The leader has compacted past what the victim has.
+    let s = c.status(leader).await.expect("status");
+    assert!(
+        s["this_node"]["purged_index"].as_u64().unwrap_or(0) > 0,
+        "leader log not compacted: {s}"
+    );
+    c.restart(victim);
+    c.wait_converged().await;
+    c.assert_all_present(&keys).await;
+    let log = c.procs[victim].as_ref().expect("running").log_text();
+    assert!(
+        log.contains("snapshot installed"),
+        "victim did not install a snapshot:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_after_compaction_loses_nothing() {
+    let mut c = TestCluster::start(3, fast_compaction()).await;
+    let load = Load::start(&c, "c");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let old = c.leader().await;
+    c.kill(old);
+    c.leader().await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (acked, _) = load.stop().await;
+    c.restart(old);
+    c.wait_converged().await;
+    c.assert_all_present(&acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_a_node_and_add_a_fresh_one_under_load() {
+    let mut c = TestCluster::start(3, NodeSpec::default()).await;
+    let load = Load::start(&c, "m");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let leader = c.leader().await;
+    let victim = (leader + 2) % 3;
+    let name = c.nodes[victim].name.clone();
+    let (status, body) = c
+        .admin(leader)
+        .request(
+            http::Method::DELETE,
+            &format!("/v1/cluster/members/{name}"),
+            None,
+        )
+        .await
+        .expect("remove");
+    assert!(
+        status.is_success(),
+        "{status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    c.kill(victim);
+    c.wait_voters(2).await;
+    // Wipe it and bring it back as a fresh node with the same identity.
+    std::fs::remove_dir_all(&c.nodes[victim].data_dir).expect("wipe");
+    let p = c.spawn(victim);
+    c.procs[victim] = Some(p);
+    c.endpoints(victim);
+    c.add(victim).await;
+    c.wait_voters(3).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (acked, _) = load.stop().await;
+    assert!(!acked.is_empty());
+    c.wait_converged().await;
+    c.assert_all_present(&acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_store_refuses_to_start_and_the_others_carry_on() {
+    let mut c = TestCluster::start(3, NodeSpec::default()).await;
+    let leader = c.leader().await;
+    for i in 0..20 {
+        c.put(leader, &format!("d-{i}"), "x").await.expect("write");
+    }
+    let index = c.wait_converged().await;
+    let victim = (leader + 1) % 3;
+    // The victim's durability watermark has caught up with what it stored.
+    wait_for_async(
+        "the victim's watermark",
+        Duration::from_secs(10),
+        || async {
+            let s = c.status(victim).await?;
+            (s["this_node"]["watermark_committed"].as_u64()? >= index).then_some(())
+        },
+    )
+    .await;
+    c.kill(victim);
+    // Damage the store: flip bytes in the middle of sled's data file.
+    let store = c.nodes[victim].data_dir.join("store");
+    let mut damaged = false;
+    for entry in walk(&store) {
+        let len = std::fs::metadata(&entry).map(|m| m.len()).unwrap_or(0);
+        if entry.file_name().is_some_and(|n| n == "db") && len > 4096 {
+            let mut bytes = std::fs::read(&entry).expect("read");
+            for b in bytes.iter_mut().skip(1024).take(len as usize - 2048) {
+                *b ^= 0x5a;
+            }
+            std::fs::write(&entry, bytes).expect("write");
+            damaged = true;
+        }
+    }
+    assert!(damaged, "no sled data file found under {}", store.display());
+    let mut p = c.spawn(victim);
+    let status = p.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a damaged node must refuse to start"
+    );
+    let log = p.log_text();
+    assert!(
+        log.contains("store") && (log.contains("damaged") || log.contains("corrupt")),
+        "unclear error:\n{log}"
+    );
+    // The others carry on.
+    let live = (victim + 1) % 3;
+    wait_for_async(
+        "the remaining nodes to accept writes",
+        Duration::from_secs(30),
+        || async { c.put(live, "still-alive", "yes").await.ok() },
+    )
+    .await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
