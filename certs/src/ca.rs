@@ -153,6 +153,19 @@ impl CaPaths {
     }
 }
 
+/// Create a key pair and a CSR for `name` (PEM key, PEM CSR): what a
+/// joining node sends so its private key never leaves it.
+pub fn new_key_and_csr(name: &str) -> Result<(String, String)> {
+    validate_name("name", name)?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key)?;
+    Ok((key.serialize_pem(), csr.pem()?))
+}
+
 /// An opened CA: its certificate and signing key.
 pub struct CertificateAuthority {
     paths: CaPaths,
@@ -250,8 +263,28 @@ impl CertificateAuthority {
         fingerprint(&self.cert_der)
     }
 
-    /// Issue a certificate and record it in the index.
+    /// Issue a certificate (with a fresh key) and record it in the index.
     pub fn issue(&self, kind: &CertKind, validity: Validity) -> Result<IssuedCert> {
+        self.issue_inner(kind, validity, None)
+    }
+
+    /// Issue a certificate for the key of a CSR (PEM); the key never leaves
+    /// its owner. `IssuedCert::key_pem` is empty.
+    pub fn issue_for_csr(
+        &self,
+        kind: &CertKind,
+        validity: Validity,
+        csr_pem: &str,
+    ) -> Result<IssuedCert> {
+        self.issue_inner(kind, validity, Some(csr_pem))
+    }
+
+    fn issue_inner(
+        &self,
+        kind: &CertKind,
+        validity: Validity,
+        csr_pem: Option<&str>,
+    ) -> Result<IssuedCert> {
         validate_name("name", kind.name())?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -309,8 +342,27 @@ impl CertificateAuthority {
         params.subject_alt_names = sans;
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let (cert, key_pem) = match csr_pem {
+            None => {
+                let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+                (params.signed_by(&key, &self.issuer)?, key.serialize_pem())
+            }
+            Some(pem) => {
+                // The CSR proves possession of its key (its signature is
+                // verified); everything else in it is ignored: names, roles
+                // and validity come from the CA's own parameters.
+                let csr = rcgen::CertificateSigningRequestParams::from_pem(pem).map_err(|e| {
+                    CertError::InvalidInput {
+                        what: "certificate signing request",
+                        detail: e.to_string(),
+                    }
+                })?;
+                (
+                    params.signed_by(&csr.public_key, &self.issuer)?,
+                    String::new(),
+                )
+            }
+        };
         let entry = IndexEntry {
             serial: hex::encode(serial.to_bytes()),
             kind: kind.kind_str().into(),
@@ -326,7 +378,7 @@ impl CertificateAuthority {
         self.save_index(&index)?;
         Ok(IssuedCert {
             cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            key_pem,
             entry,
         })
     }

@@ -45,6 +45,21 @@ pub struct StartArgs {
     /// Admin listener address (listen.admin).
     #[arg(long, value_name = "ADDR")]
     pub listen_admin: Option<String>,
+    /// Join an existing cluster through this node's peer port, e.g.
+    /// https://10.0.0.1:7400 (first start only; needs --token, --ca-hash and --node-id).
+    #[arg(long, value_name = "URL", requires_all = ["token", "ca_hash", "node_id"])]
+    pub join: Option<String>,
+    /// One-time join token from `enclavectl cluster join-token`.
+    #[arg(
+        long,
+        env = "ENCLAVE_JOIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Expected CA fingerprint, sha256:<hex>, from `enclavectl cluster join-token`.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub ca_hash: Option<String>,
     /// Log format: text or json (log.format).
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,

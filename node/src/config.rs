@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 /// e.g. `ENCLAVE_LISTEN__API=0.0.0.0:8443`.
 pub const ENV_PREFIX: &str = "ENCLAVE";
 
+/// `ENCLAVE_*` variables that are not configuration keys.
+pub const NOT_CONFIG: &[&str] = &["ENCLAVE_JOIN_TOKEN"];
+
 /// A configuration problem, naming the key and the source of its value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -100,6 +103,9 @@ pub struct RawTls {
     pub cert: String,
     pub key: String,
     pub crl: String,
+    /// A CA directory (ca.pem + ca.key) on nodes allowed to issue node
+    /// certificates to joining nodes; empty on all others.
+    pub ca_dir: String,
     pub reload_interval_secs: u64,
     pub handshake_timeout_secs: u64,
 }
@@ -137,6 +143,7 @@ impl Default for RawConfig {
                 cert: String::new(),
                 key: String::new(),
                 crl: String::new(),
+                ca_dir: String::new(),
                 reload_interval_secs: 10,
                 handshake_timeout_secs: 10,
             },
@@ -209,6 +216,7 @@ pub struct Config {
     pub log_level: String,
     pub advertise_host: String,
     pub raft: enclave_cluster::node::RaftSettings,
+    pub ca_dir: Option<PathBuf>,
 }
 
 /// Where the values came from, so errors can say so.
@@ -339,7 +347,9 @@ pub fn load(
     }
     let env: BTreeMap<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
+        .filter(|(k, _)| {
+            k.starts_with(&format!("{ENV_PREFIX}_")) && !NOT_CONFIG.contains(&k.as_str())
+        })
         .collect();
     let known = toml::Table::try_from(&defaults).map_err(|e| ConfigError::Load(e.to_string()))?;
     for (var, value) in &env {
@@ -526,6 +536,7 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
         ));
     }
     Ok(Config {
+        ca_dir: (!raw.tls.ca_dir.is_empty()).then(|| PathBuf::from(&raw.tls.ca_dir)),
         advertise_host: raw.node.advertise_host.clone(),
         raft,
         node_id: raw.node.id.clone(),
@@ -574,6 +585,7 @@ pub fn dev_defaults(data_dir: &Path) -> RawConfig {
     raw.listen.api = "127.0.0.1:8443".into();
     raw.listen.admin = "127.0.0.1:9443".into();
     raw.tls.reload_interval_secs = 2;
+    raw.tls.ca_dir = data_dir.join("ca").display().to_string();
     raw
 }
 

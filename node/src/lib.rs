@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod http;
+pub mod join;
 pub mod kv;
 pub mod metrics;
 pub mod server;

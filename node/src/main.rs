@@ -45,6 +45,9 @@ fn start(args: StartArgs) -> ExitCode {
         };
         let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
         rt.block_on(async {
+            if let Some(url) = &args.join {
+                join_first(&config, url, &args).await?;
+            }
             let node = server::start(config).await?;
             if pki.is_some() && !node.state.cluster.is_initialized() {
                 // The dev node is its own one-node cluster.
@@ -87,4 +90,40 @@ fn print_dev_banner(b: &server::Bound, pki: &dev::DevPki) {
         b.peer,
         b.admin
     );
+}
+
+/// `--join`: run the join protocol once; a restart on a joined data dir skips it.
+async fn join_first(config: &config::Config, url: &str, args: &StartArgs) -> anyhow::Result<()> {
+    if enclave_node::join::already_joined(&config.tls) {
+        tracing::info!(cert = %config.tls.cert.display(), "this data dir already has a node certificate; ignoring --join");
+        return Ok(());
+    }
+    for (key, addr) in [
+        ("listen.peer", config.listen_peer),
+        ("listen.api", config.listen_api),
+        ("listen.admin", config.listen_admin),
+    ] {
+        anyhow::ensure!(
+            addr.port() != 0,
+            "--join needs a fixed port for {key} (other nodes must know where to reach this one)"
+        );
+    }
+    let name = config.node_id.clone();
+    let member = server::advertised_member(
+        config,
+        &name,
+        config.listen_peer,
+        config.listen_api,
+        config.listen_admin,
+    );
+    enclave_node::join::perform(enclave_node::join::Joiner {
+        url,
+        token: args.token.as_deref().unwrap_or_default(),
+        ca_hash: args.ca_hash.as_deref().unwrap_or_default(),
+        name: &name,
+        member,
+        tls: &config.tls,
+    })
+    .await
+    .with_context(|| format!("joining the cluster via {url}"))
 }

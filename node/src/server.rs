@@ -11,7 +11,7 @@ use enclave_certs::{
     CertInfo, ClientAuth, ReloadOutcome, ReloadingClientConfig, ReloadingServerConfig, Role,
     TlsMaterial,
 };
-use enclave_cluster::net::{ServeOptions, serve_tls};
+use enclave_cluster::net::{JoinDoor, ServeOptions, serve_tls};
 use enclave_cluster::network::Peers;
 use enclave_cluster::node::ClusterNode;
 use enclave_cluster::types::Member;
@@ -25,6 +25,38 @@ use tracing::{error, info};
 use crate::admin::{CertStatus, ListenStatus};
 use crate::config::Config;
 use crate::metrics::{ListenerOnly, Metrics, ReloadLabels};
+
+/// How other nodes and clients reach this node.
+pub fn advertised_member(
+    config: &Config,
+    name: &str,
+    peer: SocketAddr,
+    api: SocketAddr,
+    admin: SocketAddr,
+) -> Member {
+    let advertise = |addr: SocketAddr| -> String {
+        let host = if !config.advertise_host.is_empty() {
+            config.advertise_host.clone()
+        } else if addr.ip().is_unspecified() {
+            // Listening on all interfaces: the node name must then resolve
+            // (it is a DNS SAN of the node certificate).
+            name.to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", addr.port())
+        } else {
+            format!("{host}:{}", addr.port())
+        }
+    };
+    Member {
+        name: name.to_string(),
+        peer: advertise(peer),
+        api: advertise(api),
+        admin: advertise(admin),
+    }
+}
 
 /// Shared state of a running node, handed to every handler.
 #[derive(Debug)]
@@ -135,28 +167,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         admin: admin_l.local_addr()?,
     };
 
-    let advertise = |addr: SocketAddr| -> String {
-        let host = if !config.advertise_host.is_empty() {
-            config.advertise_host.clone()
-        } else if addr.ip().is_unspecified() {
-            // Listening on all interfaces: the node name must then resolve
-            // (it is a DNS SAN of the node certificate).
-            node_id.clone()
-        } else {
-            addr.ip().to_string()
-        };
-        if host.contains(':') {
-            format!("[{host}]:{}", addr.port())
-        } else {
-            format!("{host}:{}", addr.port())
-        }
-    };
-    let me = Member {
-        name: node_id.clone(),
-        peer: advertise(bound.peer),
-        api: advertise(bound.api),
-        admin: advertise(bound.admin),
-    };
+    let me = advertised_member(&config, &node_id, bound.peer, bound.api, bound.admin);
     let peer_tls = ReloadingClientConfig::new(paths.clone())
         .context("TLS client config for peer connections")?;
     let peers = Peers::new(peer_tls.clone());
@@ -204,20 +215,27 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         shutdown_grace: config.shutdown_grace,
     };
     let mut tasks = Vec::new();
-    for (l, listener, router) in [
+    let join_door = JoinDoor {
+        tls: ReloadingServerConfig::new(paths.clone(), ClientAuth::None)
+            .context("TLS config for the join door")?,
+        router: crate::join::router(state.clone()),
+    };
+    for (l, listener, router, join) in [
         (
             &peer,
             peer_l,
             enclave_cluster::net::peer::router(node_id.clone())
                 .merge(enclave_cluster::network::server::routes(cluster.clone())),
+            Some(join_door),
         ),
-        (&api, api_l, crate::api::router(state.clone())),
-        (&admin, admin_l, crate::admin::router(state.clone())),
+        (&api, api_l, crate::api::router(state.clone()), None),
+        (&admin, admin_l, crate::admin::router(state.clone()), None),
     ] {
         tasks.push(tokio::spawn(serve_tls(
             listener,
             l.tls.clone(),
             router,
+            join,
             opts(l.name),
             metrics.listeners.clone(),
             shutdown_rx.clone(),

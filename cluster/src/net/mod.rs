@@ -7,4 +7,4 @@ pub mod peer;
 mod server;
 
 pub use metrics::ListenerMetrics;
-pub use server::{ConnInfo, ServeOptions, serve_tls};
+pub use server::{ConnInfo, JOIN_ALPN, JoinDoor, ServeOptions, serve_tls};

@@ -42,12 +42,26 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
 }
 
+/// ALPN protocol a joining node offers on the peer port. Only connections
+/// that offer it get the server-authenticated (no client certificate)
+/// handshake, and they reach only the join routes.
+pub const JOIN_ALPN: &[u8] = b"enclave-join/1";
+
+/// The join side-door of the peer port: its TLS config (no client auth) and routes.
+#[derive(Debug, Clone)]
+pub struct JoinDoor {
+    pub tls: Arc<ReloadingServerConfig>,
+    pub router: Router,
+}
+
 /// Serve `router` on `listener` until `shutdown` flips to true, then stop
 /// accepting and give open connections `shutdown_grace` to finish.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<ReloadingServerConfig>,
     router: Router,
+    join: Option<JoinDoor>,
     opts: ServeOptions,
     metrics: ListenerMetrics,
     mut shutdown: watch::Receiver<bool>,
@@ -69,7 +83,8 @@ pub async fn serve_tls(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let main_config = tls.current();
+        let join = join.clone();
         let router = router.clone();
         let metrics = metrics.clone();
         let watcher = graceful.watcher();
@@ -77,9 +92,28 @@ pub async fn serve_tls(
         let span = tracing::debug_span!("conn", listener = name, %remote);
         tokio::spawn(
             async move {
-                let handshake =
-                    tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await;
-                let stream = match handshake {
+                let handshake = tokio::time::timeout(opts.handshake_timeout, async {
+                    let start = tokio_rustls::LazyConfigAcceptor::new(
+                        rustls::server::Acceptor::default(),
+                        tcp,
+                    )
+                    .await?;
+                    let wants_join = start
+                        .client_hello()
+                        .alpn()
+                        .is_some_and(|mut a| a.any(|p| p == JOIN_ALPN));
+                    match (&join, wants_join) {
+                        (Some(door), true) => {
+                            let mut config = (*door.tls.current()).clone();
+                            config.alpn_protocols = vec![JOIN_ALPN.to_vec()];
+                            let s = start.into_stream(Arc::new(config)).await?;
+                            Ok::<_, std::io::Error>((s, Some(door.router.clone())))
+                        }
+                        _ => Ok((start.into_stream(main_config).await?, None)),
+                    }
+                })
+                .await;
+                let (stream, join_router) = match handshake {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         let reason = refusal_reason(&e);
@@ -114,6 +148,7 @@ pub async fn serve_tls(
                     })
                     .clone();
                 gauge.inc();
+                let router = join_router.unwrap_or(router);
                 let svc = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
                     req.extensions_mut().insert(info.clone());
                     router.clone().oneshot(req)
