@@ -19,6 +19,16 @@ pub struct Cli {
 pub enum Command {
     /// Start a node.
     Start(StartArgs),
+    /// Seed a fresh data dir from a backup (`enclavectl backup create`); the
+    /// node started on it becomes a one-node cluster with that state.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// A data dir that does not hold a store yet.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -8,12 +8,13 @@ use anyhow::Context;
 use clap::Parser;
 use enclave_node::cli::{Cli, Command, StartArgs};
 use enclave_node::config::{self, LoadOptions};
-use enclave_node::{dev, server, telemetry};
+use enclave_node::{backup, dev, server, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Start(args) => start(args),
+        Command::Restore { from, data_dir } => restore(&from, &data_dir),
     }
 }
 
@@ -49,6 +50,7 @@ fn start(args: StartArgs) -> ExitCode {
                 join_first(&config, url, &args).await?;
             }
             let node = server::start(config).await?;
+            backup::finish_restore(&node.state).await?;
             if pki.is_some() && !node.state.cluster.is_initialized() {
                 // The dev node is its own one-node cluster.
                 node.state
@@ -126,4 +128,29 @@ async fn join_first(config: &config::Config, url: &str, args: &StartArgs) -> any
     })
     .await
     .with_context(|| format!("joining the cluster via {url}"))
+}
+
+fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
+    telemetry::init(config::LogFormat::Text, "warn");
+    let result = tokio::runtime::Runtime::new()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(backup::restore(from, data_dir)));
+    match result {
+        Ok(r) => {
+            println!(
+                "Restored {} records from {} (sha256 {}) into {}.",
+                r.records,
+                from.display(),
+                r.sha256,
+                data_dir.display()
+            );
+            println!("Start the node on this data dir (with its TLS files); it becomes a one-node cluster");
+            println!("holding the restored state. Then add the other nodes (cluster join-token / --join).");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("enclave restore: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -62,6 +62,62 @@ pub enum ClientError {
     Decode { path: String, detail: String },
 }
 
+/// A persistent connection (see [`Client::session`]).
+pub struct Session {
+    client: Client,
+    conn: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("endpoint", &self.client.endpoint).finish()
+    }
+}
+
+impl Session {
+    /// Send a request on the open connection (opening one if needed).
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let fut = async {
+            if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
+                let (sender, _task) = self.client.open().await?;
+                self.conn = Some(sender);
+            }
+            let Some(sender) = self.conn.as_mut() else {
+                return Err(ClientError::Http { endpoint: self.client.endpoint.clone(), detail: "no connection".into() });
+            };
+            sender.ready().await.map_err(|e| self.client.hyper_error(&e))?;
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(http::header::HOST, format!("{}:{}", self.client.host, self.client.port));
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let req = req
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| ClientError::Http { endpoint: self.client.endpoint.clone(), detail: e.to_string() })?;
+            let resp = sender.send_request(req).await.map_err(|e| self.client.hyper_error(&e))?;
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.map_err(|e| self.client.hyper_error(&e))?.to_bytes();
+            Ok((status, bytes))
+        };
+        let r = match tokio::time::timeout(self.client.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Timeout { endpoint: self.client.endpoint.clone(), timeout: self.client.timeout }),
+        };
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+}
+
 /// A client for one endpoint with one certificate bundle.
 #[derive(Clone)]
 pub struct Client {
@@ -208,28 +264,84 @@ impl Client {
         }
     }
 
+    /// Open one TLS + HTTP/1.1 connection.
+    async fn open(
+        &self,
+    ) -> Result<
+        (
+            hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+            tokio::task::JoinHandle<Result<(), hyper::Error>>,
+        ),
+        ClientError,
+    > {
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|source| ClientError::Connect { endpoint: self.endpoint.clone(), error: source })?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self.tls.connect(self.server_name.clone(), tcp).await.map_err(|e| self.tls_error(&e))?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| self.hyper_error(&e))?;
+        Ok((sender, tokio::spawn(conn)))
+    }
+
+    /// A persistent connection for many sequential requests (benchmarks,
+    /// load generators). Reconnects transparently after an error.
+    pub fn session(&self) -> Session {
+        Session { client: self.clone(), conn: None }
+    }
+
+    /// GET `path` into `out` (streamed), calling `progress(done, total)`.
+    /// Returns the number of bytes written and the response headers.
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &std::path::Path,
+        mut progress: impl FnMut(u64, Option<u64>),
+    ) -> Result<(u64, http::HeaderMap), ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let (mut sender, conn_task) = self.open().await?;
+        let req = Request::get(path)
+            .header(http::header::HOST, format!("{}:{}", self.host, self.port))
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Http { endpoint: self.endpoint.clone(), detail: e.to_string() })?;
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.connection_error(conn_task, &e).await),
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if !status.is_success() {
+            let body = resp.into_body().collect().await.map_err(|e| self.hyper_error(&e))?.to_bytes();
+            return Err(self.api_error(Method::GET, path, status, &body));
+        }
+        let total = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let io = |e: std::io::Error| ClientError::Decode { path: out.display().to_string(), detail: e.to_string() };
+        let mut file = tokio::fs::File::create(out).await.map_err(io)?;
+        let mut body = resp.into_body();
+        let mut done = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.hyper_error(&e))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data).await.map_err(io)?;
+                done += data.len() as u64;
+                progress(done, total);
+            }
+        }
+        file.sync_all().await.map_err(io)?;
+        conn_task.abort();
+        Ok((done, headers))
+    }
+
     async fn request_inner(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| ClientError::Connect {
-                endpoint: self.endpoint.clone(),
-                error: source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let tls = self
-            .tls
-            .connect(self.server_name.clone(), tcp)
-            .await
-            .map_err(|e| self.tls_error(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| self.hyper_error(&e))?;
-        let conn_task = tokio::spawn(conn);
+        let (mut sender, conn_task) = self.open().await?;
         let mut req = Request::builder()
             .method(method)
             .uri(path)

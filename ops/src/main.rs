@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use enclave_ops::Client;
+use enclave_ops::cmd::backup::BackupCommand;
 use enclave_ops::cmd::{self, Output, ca::CaCommand, cert::CertCommand, cluster::ClusterCommand};
 
 #[derive(Debug, Parser)]
@@ -43,6 +44,9 @@ enum Command {
     Cert(CertCommand),
     /// Show a node's status (admin API, mTLS).
     Status,
+    /// Create and verify backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Cluster lifecycle: init, status, join tokens, add/remove members.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -66,6 +70,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::status::run(&client, cli.output))
+        }
+        Command::Backup(BackupCommand::Verify { file }) => cmd::backup::verify(&file, cli.output),
+        Command::Backup(BackupCommand::Create { out }) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::backup::create(&client, &out, cli.output))
         }
         Command::Cluster(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

@@ -1,5 +1,6 @@
 //! `enclavectl` commands. Each module is one command group.
 
+pub mod backup;
 pub mod ca;
 pub mod cert;
 pub mod cluster;
