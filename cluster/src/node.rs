@@ -455,6 +455,67 @@ impl<A: Application> ClusterNode<A> {
         Ok(())
     }
 
+    /// Best-effort leadership transfer to `target` (openraft 0.9 has no
+    /// native transfer): the leader pauses heartbeats, the target starts an
+    /// election as soon as followers' leases lapse, and the old leader steps
+    /// down on seeing the higher term. Returns the leader afterwards.
+    pub async fn transfer_leader(&self, target: NodeId) -> Result<Option<NodeId>, ClusterError> {
+        let Some((leader, _)) = self.leader() else {
+            return Err(ClusterError::Unavailable { waited_ms: 0 });
+        };
+        if leader == target {
+            return Ok(Some(target));
+        }
+        if leader != self.id {
+            return Err(ClusterError::Rejected(
+                "send transfer-leader to the current leader".into(),
+            ));
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let member = m
+            .membership_config
+            .membership()
+            .get_node(&target)
+            .cloned()
+            .ok_or_else(|| ClusterError::Rejected(format!("node {target} is not a member")))?;
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == target)
+        {
+            return Err(ClusterError::Rejected(format!(
+                "{} is a learner; only voters can lead",
+                member.name
+            )));
+        }
+        let delay = self.settings.election_max_ms + self.settings.heartbeat_ms;
+        self.raft.runtime_config().heartbeat(false);
+        self.raft.runtime_config().elect(false);
+        let asked: Result<(), PeerError> = self
+            .peers
+            .get(target, &member)
+            .call("/raft/v1/elect", &delay, Duration::from_secs(5))
+            .await;
+        let result = match asked {
+            Ok(()) => {
+                let waited = self
+                    .raft
+                    .wait(Some(Duration::from_millis(delay * 3 + 2000)))
+                    .metrics(
+                        |m| m.current_leader.is_some_and(|l| l != self.id),
+                        "leadership moved",
+                    )
+                    .await;
+                Ok(waited.ok().and_then(|m| m.current_leader))
+            }
+            Err(e) => Err(ClusterError::from(e)),
+        };
+        self.raft.runtime_config().heartbeat(true);
+        self.raft.runtime_config().elect(true);
+        result
+    }
+
     /// This node's status.
     pub async fn status(&self) -> NodeStatus {
         let m = self.raft.metrics().borrow().clone();

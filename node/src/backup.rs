@@ -24,29 +24,47 @@ use crate::server::NodeState;
 pub async fn create(State(state): State<Arc<NodeState>>) -> Result<Response, ApiError> {
     state.cluster.read_barrier().await.map_err(cluster_error)?;
     let dir = state.config.data_dir.join("backups");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string()))?;
     // Only one backup file is kept on the node, the one being streamed.
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     let path = dir.join(format!("backup-{ts}.enclave"));
     let info = state
         .cluster
         .sm
         .write_snapshot_file(&path)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "backup_failed", e.to_string()))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "backup_failed",
+                e.to_string(),
+            )
+        })?;
     tracing::info!(records = info.records, bytes = info.bytes, sha256 = %info.sha256, "backup created");
-    let file = tokio::fs::File::open(&path).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string()))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string()))?;
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 256 << 10));
     Ok((
         [
-            (http::header::CONTENT_TYPE, "application/x-enclave-backup".to_string()),
+            (
+                http::header::CONTENT_TYPE,
+                "application/x-enclave-backup".to_string(),
+            ),
             (http::header::CONTENT_LENGTH, info.bytes.to_string()),
-            (http::HeaderName::from_static("x-enclave-sha256"), info.sha256.clone()),
+            (
+                http::HeaderName::from_static("x-enclave-sha256"),
+                info.sha256.clone(),
+            ),
         ],
         body,
     )
@@ -55,14 +73,23 @@ pub async fn create(State(state): State<Arc<NodeState>>) -> Result<Response, Api
 
 /// `GET /v1/cluster/state-hash`: a digest of the replicated state, equal on
 /// every node that has applied the same entries.
-pub async fn state_hash(State(state): State<Arc<NodeState>>) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let applied = state.cluster.sm.last_applied().ok().flatten().map(|l| l.index);
-    let (hash, records) = state
+pub async fn state_hash(
+    State(state): State<Arc<NodeState>>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let applied = state
         .cluster
         .sm
-        .state_hash()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
-    Ok(axum::Json(serde_json::json!({ "sha256": hash, "records": records, "applied_index": applied })))
+        .last_applied()
+        .ok()
+        .flatten()
+        .map(|l| l.index);
+    let (hash, records) =
+        state.cluster.sm.state_hash().map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string())
+        })?;
+    Ok(axum::Json(
+        serde_json::json!({ "sha256": hash, "records": records, "applied_index": applied }),
+    ))
 }
 
 /// Marker left in a restored data dir until the node has made itself a
@@ -83,22 +110,40 @@ pub fn marker(data_dir: &Path) -> PathBuf {
 pub async fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Restored> {
     let store = data_dir.join("store");
     if store.exists() {
-        bail!("{} already holds a store; restore only into a fresh data dir", data_dir.display());
+        bail!(
+            "{} already holds a store; restore only into a fresh data dir",
+            data_dir.display()
+        );
     }
     eprintln!("verifying {} ...", from.display());
-    let info = snapshot::verify(from).with_context(|| format!("verifying backup {}", from.display()))?;
-    eprintln!("  ok: {} records, {} bytes, sha256 {}", info.records, info.bytes, info.sha256);
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let (_log, sm) = enclave_cluster::node::open_stores(data_dir, Arc::new(crate::kv::Kv), enclave_cluster::store::DEFAULT_CACHE_BYTES)
-        .with_context(|| format!("creating the store in {}", store.display()))?;
-    let n = sm.restore_genesis(from).await.map_err(|e| anyhow::anyhow!("loading {}: {e}", from.display()))?;
+    let info =
+        snapshot::verify(from).with_context(|| format!("verifying backup {}", from.display()))?;
+    eprintln!(
+        "  ok: {} records, {} bytes, sha256 {}",
+        info.records, info.bytes, info.sha256
+    );
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let (_log, sm) = enclave_cluster::node::open_stores(
+        data_dir,
+        Arc::new(crate::kv::Kv),
+        enclave_cluster::store::DEFAULT_CACHE_BYTES,
+    )
+    .with_context(|| format!("creating the store in {}", store.display()))?;
+    let n = sm
+        .restore_genesis(from)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading {}: {e}", from.display()))?;
     let marker_data = Restored {
         from: from.to_path_buf(),
         sha256: info.sha256,
         records: n,
         source_last_index: info.meta.last_log_id.map(|l| l.index),
     };
-    enclave_certs::files::write_public(&marker(data_dir), &serde_json::to_vec_pretty(&marker_data)?)?;
+    enclave_certs::files::write_public(
+        &marker(data_dir),
+        &serde_json::to_vec_pretty(&marker_data)?,
+    )?;
     Ok(marker_data)
 }
 
@@ -111,7 +156,10 @@ pub async fn finish_restore(state: &Arc<NodeState>) -> anyhow::Result<()> {
     }
     let cluster = &state.cluster;
     if !cluster.is_initialized() {
-        cluster.initialize().await.map_err(|e| anyhow::anyhow!("initializing the restored cluster: {e}"))?;
+        cluster
+            .initialize()
+            .await
+            .map_err(|e| anyhow::anyhow!("initializing the restored cluster: {e}"))?;
     }
     cluster
         .raft
@@ -119,7 +167,12 @@ pub async fn finish_restore(state: &Arc<NodeState>) -> anyhow::Result<()> {
         .state(openraft::ServerState::Leader, "restored node leads")
         .await
         .map_err(|e| anyhow::anyhow!("restored node did not become leader: {e}"))?;
-    cluster.raft.trigger().snapshot().await.map_err(|e| anyhow::anyhow!("snapshot: {e}"))?;
+    cluster
+        .raft
+        .trigger()
+        .snapshot()
+        .await
+        .map_err(|e| anyhow::anyhow!("snapshot: {e}"))?;
     let applied = cluster
         .raft
         .wait(Some(std::time::Duration::from_secs(60)))
@@ -128,7 +181,12 @@ pub async fn finish_restore(state: &Arc<NodeState>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("snapshot of the restored state: {e}"))?
         .snapshot;
     if let Some(s) = applied {
-        cluster.raft.trigger().purge_log(s.index).await.map_err(|e| anyhow::anyhow!("purge: {e}"))?;
+        cluster
+            .raft
+            .trigger()
+            .purge_log(s.index)
+            .await
+            .map_err(|e| anyhow::anyhow!("purge: {e}"))?;
     }
     std::fs::rename(&m, m.with_extension("done")).context("retiring the restore marker")?;
     tracing::info!("restored state is now the cluster's state; join the other nodes");

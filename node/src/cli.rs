@@ -59,6 +59,11 @@ pub struct StartArgs {
     /// https://10.0.0.1:7400 (first start only; needs --token, --ca-hash and --node-id).
     #[arg(long, value_name = "URL", requires_all = ["token", "ca_hash", "node_id"])]
     pub join: Option<String>,
+    /// With --join: wipe this node's store (keeping its certificate and
+    /// identity) and rejoin, catching up from the peers by snapshot. Use the
+    /// command printed by `enclavectl node rebuild NODE`.
+    #[arg(long, requires = "join")]
+    pub rebuild: bool,
     /// One-time join token from `enclavectl cluster join-token`.
     #[arg(
         long,

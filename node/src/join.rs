@@ -325,6 +325,8 @@ pub struct Joiner<'a> {
     pub name: &'a str,
     pub member: Member,
     pub tls: &'a enclave_certs::TlsPaths,
+    /// Rejoin with the certificate already in `tls` (rebuild).
+    pub keep_certificate: bool,
 }
 
 /// Run the join protocol and write the node's TLS files.
@@ -368,11 +370,16 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let (key_pem, csr) = enclave_certs::ca::new_key_and_csr(j.name)?;
+    let (key_pem, csr) = if j.keep_certificate {
+        (String::new(), None)
+    } else {
+        let (k, c) = enclave_certs::ca::new_key_and_csr(j.name)?;
+        (k, Some(c))
+    };
     let req = JoinRequest {
         token: j.token.trim().to_string(),
         name: j.name.to_string(),
-        csr: Some(csr),
+        csr,
         peer: j.member.peer.clone(),
         api: j.member.api.clone(),
         admin: j.member.admin.clone(),
@@ -397,6 +404,14 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         );
     }
     let resp: JoinResponse = serde_json::from_slice(&body).context("decoding the join answer")?;
+    if j.keep_certificate {
+        tracing::info!(
+            node = j.name,
+            via = j.url,
+            "rejoined the cluster with the existing certificate"
+        );
+        return Ok(());
+    }
     let cert_pem = resp
         .cert_pem
         .context("the node did not issue a certificate")?;

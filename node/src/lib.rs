@@ -2,8 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod backup;
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod dev;

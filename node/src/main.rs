@@ -96,7 +96,30 @@ fn print_dev_banner(b: &server::Bound, pki: &dev::DevPki) {
 
 /// `--join`: run the join protocol once; a restart on a joined data dir skips it.
 async fn join_first(config: &config::Config, url: &str, args: &StartArgs) -> anyhow::Result<()> {
-    if enclave_node::join::already_joined(&config.tls) {
+    if args.rebuild {
+        for p in [
+            "store",
+            "snapshots",
+            "store.watermark",
+            "backups",
+            "restored.json",
+            "restored.done",
+        ] {
+            let path = config.data_dir.join(p);
+            let r = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match r {
+                Ok(()) => tracing::warn!(path = %path.display(), "rebuild: removed"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("rebuild: removing {}", path.display()));
+                }
+            }
+        }
+    } else if enclave_node::join::already_joined(&config.tls) {
         tracing::info!(cert = %config.tls.cert.display(), "this data dir already has a node certificate; ignoring --join");
         return Ok(());
     }
@@ -125,6 +148,7 @@ async fn join_first(config: &config::Config, url: &str, args: &StartArgs) -> any
         name: &name,
         member,
         tls: &config.tls,
+        keep_certificate: args.rebuild && enclave_node::join::already_joined(&config.tls),
     })
     .await
     .with_context(|| format!("joining the cluster via {url}"))
@@ -144,8 +168,12 @@ fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
                 r.sha256,
                 data_dir.display()
             );
-            println!("Start the node on this data dir (with its TLS files); it becomes a one-node cluster");
-            println!("holding the restored state. Then add the other nodes (cluster join-token / --join).");
+            println!(
+                "Start the node on this data dir (with its TLS files); it becomes a one-node cluster"
+            );
+            println!(
+                "holding the restored state. Then add the other nodes (cluster join-token / --join)."
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

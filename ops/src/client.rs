@@ -70,7 +70,9 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("endpoint", &self.client.endpoint).finish()
+        f.debug_struct("Session")
+            .field("endpoint", &self.client.endpoint)
+            .finish()
     }
 }
 
@@ -89,27 +91,47 @@ impl Session {
                 self.conn = Some(sender);
             }
             let Some(sender) = self.conn.as_mut() else {
-                return Err(ClientError::Http { endpoint: self.client.endpoint.clone(), detail: "no connection".into() });
+                return Err(ClientError::Http {
+                    endpoint: self.client.endpoint.clone(),
+                    detail: "no connection".into(),
+                });
             };
-            sender.ready().await.map_err(|e| self.client.hyper_error(&e))?;
-            let mut req = Request::builder()
-                .method(method)
-                .uri(path)
-                .header(http::header::HOST, format!("{}:{}", self.client.host, self.client.port));
+            sender
+                .ready()
+                .await
+                .map_err(|e| self.client.hyper_error(&e))?;
+            let mut req = Request::builder().method(method).uri(path).header(
+                http::header::HOST,
+                format!("{}:{}", self.client.host, self.client.port),
+            );
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }
             let req = req
                 .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                .map_err(|e| ClientError::Http { endpoint: self.client.endpoint.clone(), detail: e.to_string() })?;
-            let resp = sender.send_request(req).await.map_err(|e| self.client.hyper_error(&e))?;
+                .map_err(|e| ClientError::Http {
+                    endpoint: self.client.endpoint.clone(),
+                    detail: e.to_string(),
+                })?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| self.client.hyper_error(&e))?;
             let status = resp.status();
-            let bytes = resp.into_body().collect().await.map_err(|e| self.client.hyper_error(&e))?.to_bytes();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| self.client.hyper_error(&e))?
+                .to_bytes();
             Ok((status, bytes))
         };
         let r = match tokio::time::timeout(self.client.timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(ClientError::Timeout { endpoint: self.client.endpoint.clone(), timeout: self.client.timeout }),
+            Err(_) => Err(ClientError::Timeout {
+                endpoint: self.client.endpoint.clone(),
+                timeout: self.client.timeout,
+            }),
         };
         if r.is_err() {
             self.conn = None;
@@ -276,18 +298,29 @@ impl Client {
     > {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|source| ClientError::Connect { endpoint: self.endpoint.clone(), error: source })?;
+            .map_err(|source| ClientError::Connect {
+                endpoint: self.endpoint.clone(),
+                error: source,
+            })?;
         let _ = tcp.set_nodelay(true);
-        let tls = self.tls.connect(self.server_name.clone(), tcp).await.map_err(|e| self.tls_error(&e))?;
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| self.hyper_error(&e))?;
+        let tls = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| self.tls_error(&e))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| self.hyper_error(&e))?;
         Ok((sender, tokio::spawn(conn)))
     }
 
     /// A persistent connection for many sequential requests (benchmarks,
     /// load generators). Reconnects transparently after an error.
     pub fn session(&self) -> Session {
-        Session { client: self.clone(), conn: None }
+        Session {
+            client: self.clone(),
+            conn: None,
+        }
     }
 
     /// GET `path` into `out` (streamed), calling `progress(done, total)`.
@@ -303,7 +336,10 @@ impl Client {
         let req = Request::get(path)
             .header(http::header::HOST, format!("{}:{}", self.host, self.port))
             .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Http { endpoint: self.endpoint.clone(), detail: e.to_string() })?;
+            .map_err(|e| ClientError::Http {
+                endpoint: self.endpoint.clone(),
+                detail: e.to_string(),
+            })?;
         let resp = match sender.send_request(req).await {
             Ok(r) => r,
             Err(e) => return Err(self.connection_error(conn_task, &e).await),
@@ -311,14 +347,22 @@ impl Client {
         let status = resp.status();
         let headers = resp.headers().clone();
         if !status.is_success() {
-            let body = resp.into_body().collect().await.map_err(|e| self.hyper_error(&e))?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| self.hyper_error(&e))?
+                .to_bytes();
             return Err(self.api_error(Method::GET, path, status, &body));
         }
         let total = headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let io = |e: std::io::Error| ClientError::Decode { path: out.display().to_string(), detail: e.to_string() };
+        let io = |e: std::io::Error| ClientError::Decode {
+            path: out.display().to_string(),
+            detail: e.to_string(),
+        };
         let mut file = tokio::fs::File::create(out).await.map_err(io)?;
         let mut body = resp.into_body();
         let mut done = 0u64;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use enclave_ops::Client;
 use enclave_ops::cmd::backup::BackupCommand;
+use enclave_ops::cmd::cluster::NodeCommand;
 use enclave_ops::cmd::{self, Output, ca::CaCommand, cert::CertCommand, cluster::ClusterCommand};
 
 #[derive(Debug, Parser)]
@@ -44,6 +45,9 @@ enum Command {
     Cert(CertCommand),
     /// Show a node's status (admin API, mTLS).
     Status,
+    /// Repair a node.
+    #[command(subcommand)]
+    Node(NodeCommand),
     /// Create and verify backups.
     #[command(subcommand)]
     Backup(BackupCommand),
@@ -75,6 +79,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(BackupCommand::Create { out }) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::backup::create(&client, &out, cli.output))
+        }
+        Command::Node(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::cluster::run_node(c, &client, cli.output))
         }
         Command::Cluster(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

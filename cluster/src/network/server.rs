@@ -66,6 +66,8 @@ pub fn routes<A: Application>(node: Arc<ClusterNode<A>>) -> Router {
         .route("/raft/v1/read-index", post(read_index::<A>))
         .route("/raft/v1/membership", post(membership::<A>))
         .route("/raft/v1/status", post(status::<A>))
+        .route("/raft/v1/elect", post(elect::<A>))
+        .route("/raft/v1/transfer", post(transfer::<A>))
         .layer(DefaultBodyLimit::max(MAX_RPC_BYTES))
         .with_state(node)
 }
@@ -165,4 +167,44 @@ async fn status<A: Application>(
         return e;
     }
     encode(&node.status().await)
+}
+
+/// Leadership transfer: the leader asks this node to start an election
+/// after `delay_ms` (once followers' leader leases have lapsed).
+async fn elect<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = caller(&conn) {
+        return e;
+    }
+    let delay_ms: u64 = match decode(&body) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let raft = node.raft.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms.min(60_000))).await;
+        if let Err(e) = raft.trigger().elect().await {
+            tracing::warn!(error = %e, "leadership transfer: election trigger failed");
+        }
+    });
+    encode(&())
+}
+
+/// Transfer leadership (asked of the leader by another node's admin API).
+async fn transfer<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = caller(&conn) {
+        return e;
+    }
+    let target: NodeId = match decode(&body) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    encode(&node.transfer_leader(target).await)
 }

@@ -276,7 +276,8 @@ impl<A: Application> StateMachineStore<A> {
                 batch.insert(k, v);
                 n += 1;
                 if n.is_multiple_of(10_000) {
-                    tree.apply_batch(std::mem::take(&mut batch)).map_err(|e| e.to_string())?;
+                    tree.apply_batch(std::mem::take(&mut batch))
+                        .map_err(|e| e.to_string())?;
                 }
             }
             tree.apply_batch(batch).map_err(|e| e.to_string())?;

@@ -415,3 +415,57 @@ pub async fn kv_get(
         None => Err(ApiError::not_found(format!("no key {key:?}"))),
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub node: String,
+}
+
+/// `POST /v1/cluster/transfer-leader`: best-effort leadership transfer.
+pub async fn transfer_leader(
+    State(state): State<Arc<NodeState>>,
+    Json(req): Json<TransferRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let target = node_id_of(&req.node);
+    let result = match state.cluster.leader() {
+        Some((l, _)) if l == state.cluster.id => state
+            .cluster
+            .transfer_leader(target)
+            .await
+            .map_err(cluster_error)?,
+        Some((l, member)) => {
+            let r: Result<Option<u64>, ClusterError> = state
+                .cluster
+                .peers
+                .get(l, &member)
+                .call("/raft/v1/transfer", &target, Duration::from_secs(30))
+                .await
+                .map_err(|e| cluster_error(e.into()))?;
+            r.map_err(cluster_error)?
+        }
+        None => return Err(cluster_error(ClusterError::Unavailable { waited_ms: 0 })),
+    };
+    let s = state.cluster.status().await;
+    let name = |id: u64| {
+        s.voters
+            .iter()
+            .chain(s.learners.iter())
+            .find(|(i, _)| *i == id)
+            .map(|(_, m)| m.name.clone())
+    };
+    let leader = result.and_then(name);
+    if leader.as_deref() == Some(req.node.as_str()) {
+        Ok(Json(json!({ "leader": leader, "transferred": true })))
+    } else {
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "transfer_incomplete",
+            format!(
+                "leadership did not move to {} (leader now: {}); retry when the cluster is quiet",
+                req.node,
+                leader.unwrap_or_else(|| "unknown".into())
+            ),
+        ))
+    }
+}

@@ -40,10 +40,19 @@ pub fn router(state: Arc<NodeState>) -> Router {
             "/healthz",
             get(|| async { "ok\n" }).route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
         )
-        .route("/v1/backup", get(crate::backup::create).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)))
+        .route(
+            "/v1/backup",
+            get(crate::backup::create).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
         .route(
             "/v1/cluster/state-hash",
-            get(crate::backup::state_hash).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+            get(crate::backup::state_hash)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/cluster/transfer-leader",
+            post(cluster::transfer_leader)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
             "/v1/cluster/init",

@@ -37,6 +37,83 @@ pub enum ClusterCommand {
         /// Node name.
         node: String,
     },
+    /// Move leadership to another voter (best effort; retry if it reports
+    /// the cluster was busy).
+    TransferLeader {
+        /// Node name.
+        node: String,
+    },
+}
+
+/// `enclavectl node ...`: per-node repair.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Take a damaged node out of the cluster and print the one command
+    /// that wipes it and brings it back from its peers, keeping its identity.
+    Rebuild {
+        /// Node name.
+        node: String,
+    },
+}
+
+pub async fn run_node(cmd: NodeCommand, client: &Client, output: Output) -> anyhow::Result<()> {
+    let NodeCommand::Rebuild { node } = cmd;
+    let status: Value = client.get_json("/v1/cluster/status").await?;
+    let members = status["members"].as_array().cloned().unwrap_or_default();
+    let me = status["this_node"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if node == me {
+        anyhow::bail!(
+            "{node} is the node at --endpoint; run this against another node of the cluster"
+        );
+    }
+    let join_peer = members
+        .iter()
+        .find(|m| m["name"] == me.as_str())
+        .and_then(|m| m["peer"].as_str())
+        .unwrap_or("HOST:7400")
+        .to_string();
+    if members.iter().any(|m| m["name"] == node.as_str()) {
+        let (st, body) = client
+            .request(
+                http::Method::DELETE,
+                &format!("/v1/cluster/members/{node}"),
+                None,
+            )
+            .await?;
+        if !st.is_success() {
+            anyhow::bail!(
+                "removing {node}: HTTP {st}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        eprintln!(
+            "{node} removed from the cluster (it may not vote or take part until it rejoins)."
+        );
+    } else {
+        eprintln!("{node} is not a member (already removed).");
+    }
+    let tok: Value = client
+        .post_json("/v1/cluster/join-tokens", &json!({ "ttl_secs": 3600 }))
+        .await?;
+    let token = tok["token"].as_str().unwrap_or("?");
+    let hash = tok["ca_hash"].as_str().unwrap_or("?");
+    let cmd = format!(
+        "enclave start --rebuild --join https://{join_peer} --token {token} --ca-hash {hash} --node-id {node} --data-dir DIR [--config FILE]"
+    );
+    if output == Output::Json {
+        return print_json(
+            &json!({ "removed": node, "command": cmd, "expires_at": tok["expires_at"] }),
+        );
+    }
+    println!("On {node}, with the node stopped, run (one use, valid 1 hour):");
+    println!("  {cmd}");
+    println!(
+        "It wipes the local store (keeping the certificate), rejoins and catches up by snapshot."
+    );
+    Ok(())
 }
 
 /// Parse `30s`, `15m`, `1h`, `2d` into seconds.
@@ -127,6 +204,16 @@ pub async fn run(cmd: ClusterCommand, client: &Client, output: Output) -> anyhow
             println!(
                 "Added {name} as a learner; it becomes a voter once it has caught up (watch `enclavectl cluster status`)."
             );
+            Ok(())
+        }
+        ClusterCommand::TransferLeader { node } => {
+            let v: Value = client
+                .post_json("/v1/cluster/transfer-leader", &json!({ "node": node }))
+                .await?;
+            if output == Output::Json {
+                return print_json(&v);
+            }
+            println!("{node} is now the leader.");
             Ok(())
         }
         ClusterCommand::Remove { node } => {
