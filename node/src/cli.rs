@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a node.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Seed a fresh data dir from a backup (`enclavectl backup create`); the
     /// node started on it becomes a one-node cluster with that state.
     Restore {

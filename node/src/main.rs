@@ -13,7 +13,7 @@ use enclave_node::{backup, dev, server, telemetry};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Start(args) => start(args),
+        Command::Start(args) => start(*args),
         Command::Restore { from, data_dir } => restore(&from, &data_dir),
     }
 }
