@@ -36,6 +36,13 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Replicated ~200-byte writes from 1, 16 and 64 clients: writes/s, p50/p99,
+    /// then a check that every acknowledged write is stored.
+    Raft(enclave_ops::cmd::bench::RaftBench),
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Create or show the cluster CA.
     #[command(subcommand)]
@@ -45,6 +52,9 @@ enum Command {
     Cert(CertCommand),
     /// Show a node's status (admin API, mTLS).
     Status,
+    /// Benchmarks that print numbers.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Repair a node.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -80,6 +90,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::backup::create(&client, &out, cli.output))
         }
+        Command::Bench(BenchCommand::Raft(args)) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            multi_runtime()?.block_on(cmd::bench::run(args, &client, &dir, cli.output))
+        }
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::cluster::run_node(c, &client, cli.output))
@@ -100,6 +115,12 @@ fn admin_client(endpoint: &str, cert_dir: Option<&std::path::Path>) -> anyhow::R
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn multi_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }

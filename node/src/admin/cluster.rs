@@ -469,3 +469,41 @@ pub async fn transfer_leader(
         ))
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysQuery {
+    pub prefix: String,
+    #[serde(default)]
+    pub after: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/kv-keys?prefix=P&after=K&limit=N`: keys under a prefix, after a
+/// linearizable read barrier (used to verify benchmarks and tests).
+pub async fn kv_keys(
+    State(state): State<Arc<NodeState>>,
+    Query(q): Query<KeysQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    state.cluster.read_barrier().await.map_err(cluster_error)?;
+    let view = state.cluster.sm.view();
+    let prefix = format!("kv/{}", q.prefix);
+    let after = q.after.map(|a| format!("kv/{a}"));
+    let rows = view
+        .scan(
+            prefix.as_bytes(),
+            after.as_deref().map(str::as_bytes),
+            limit,
+        )
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
+    let keys: Vec<String> = rows
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[3..]).into_owned())
+        .collect();
+    let next = (keys.len() == limit)
+        .then(|| keys.last().cloned())
+        .flatten();
+    Ok(Json(json!({ "keys": keys, "next": next })))
+}

@@ -55,6 +55,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
+            "/v1/kv-keys",
+            get(cluster::kv_keys).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
             "/v1/cluster/init",
             post(cluster::init).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )

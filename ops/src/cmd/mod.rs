@@ -1,6 +1,7 @@
 //! `enclavectl` commands. Each module is one command group.
 
 pub mod backup;
+pub mod bench;
 pub mod ca;
 pub mod cert;
 pub mod cluster;
