@@ -107,3 +107,70 @@ pub(crate) fn apply(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn ctx(time_ms: u64) -> ApplyContext {
+        ApplyContext {
+            index: 1,
+            term: 1,
+            time_ms,
+        }
+    }
+
+    #[test]
+    fn join_tokens_work_once_only_before_expiry_and_only_with_the_right_secret() {
+        let db = sled::Config::new().temporary(true).open().expect("db");
+        let tree = db.open_tree("t").expect("tree");
+        let mut w = BTreeMap::new();
+        let mut txn = Txn::new(&tree, &mut w, b"c/");
+        let hash = |s: &str| {
+            ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+                .as_ref()
+                .to_vec()
+        };
+        let create = |id: &str, ttl_ms| ControlCommand::CreateJoinToken {
+            id: id.into(),
+            secret_sha256: hash("s3cret"),
+            ttl_ms,
+            created_by: "op".into(),
+        };
+        let consume = |id: &str, secret: &str| ControlCommand::ConsumeJoinToken {
+            id: id.into(),
+            secret_sha256: hash(secret),
+            node: "n2".into(),
+        };
+        apply(&ctx(1_000), &mut txn, &create("a", 60_000)).expect("create");
+        apply(&ctx(1_000), &mut txn, &create("b", 1_000)).expect("create");
+        let refused = |o: ControlOutcome, why: &str| match o {
+            ControlOutcome::JoinTokenRefused { reason } => {
+                assert!(reason.contains(why), "{reason}")
+            }
+            other => panic!("expected refusal ({why}), got {other:?}"),
+        };
+        refused(
+            apply(&ctx(2_000), &mut txn, &consume("zz", "s3cret")).expect("apply"),
+            "unknown",
+        );
+        refused(
+            apply(&ctx(2_000), &mut txn, &consume("a", "guess")).expect("apply"),
+            "wrong",
+        );
+        assert_eq!(
+            apply(&ctx(2_000), &mut txn, &consume("a", "s3cret")).expect("apply"),
+            ControlOutcome::JoinTokenAccepted { id: "a".into() }
+        );
+        refused(
+            apply(&ctx(3_000), &mut txn, &consume("a", "s3cret")).expect("apply"),
+            "already used",
+        );
+        refused(
+            apply(&ctx(2_001), &mut txn, &consume("b", "s3cret")).expect("apply"),
+            "expired",
+        );
+    }
+}

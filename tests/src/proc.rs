@@ -139,6 +139,13 @@ impl NodeProc {
         NodeProc::spawn(tmp, data_dir.to_path_buf(), spec)
     }
 
+    /// Start with exactly `spec` (no TLS or listen defaults), recording
+    /// `data_dir` for `endpoints()`.
+    pub fn start_plain(data_dir: &Path, spec: NodeSpec) -> NodeProc {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        NodeProc::spawn(tmp, data_dir.to_path_buf(), spec)
+    }
+
     fn spawn(tmp: TempDir, data_dir: PathBuf, spec: NodeSpec) -> NodeProc {
         let log = tmp.path().join("enclave.log");
         let stdout = tmp.path().join("enclave.out");
