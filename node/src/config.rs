@@ -84,6 +84,8 @@ pub struct RawNode {
     pub shutdown_grace_secs: u64,
     /// Host (IP or DNS name in the node certificate) other nodes and
     /// clients use to reach this node; empty means the listen address.
+    /// Async worker threads; 0 means one per CPU core.
+    pub worker_threads: u64,
     pub advertise_host: String,
 }
 
@@ -132,6 +134,7 @@ impl Default for RawConfig {
                 data_dir: "/var/lib/enclave".into(),
                 shutdown_grace_secs: 10,
                 advertise_host: String::new(),
+                worker_threads: 0,
             },
             listen: RawListen {
                 peer: "0.0.0.0:7400".into(),
@@ -214,6 +217,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub worker_threads: usize,
     pub advertise_host: String,
     pub raft: enclave_cluster::node::RaftSettings,
     pub ca_dir: Option<PathBuf>,
@@ -538,6 +542,7 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
     Ok(Config {
         ca_dir: (!raw.tls.ca_dir.is_empty()).then(|| PathBuf::from(&raw.tls.ca_dir)),
         advertise_host: raw.node.advertise_host.clone(),
+        worker_threads: range("node.worker_threads", raw.node.worker_threads, 0, 256)? as usize,
         raft,
         node_id: raw.node.id.clone(),
         data_dir,

@@ -44,7 +44,11 @@ fn start(args: StartArgs) -> ExitCode {
         } else {
             None
         };
-        let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        let mut rt = tokio::runtime::Builder::new_multi_thread();
+        if config.worker_threads > 0 {
+            rt.worker_threads(config.worker_threads);
+        }
+        let rt = rt.enable_all().build().context("starting the async runtime")?;
         rt.block_on(async {
             if let Some(url) = &args.join {
                 join_first(&config, url, &args).await?;

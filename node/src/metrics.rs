@@ -48,6 +48,12 @@ pub struct Metrics {
     pub cert_expiry_seconds: Family<ListenerOnly, Gauge>,
     pub uptime_seconds: Gauge,
     pub started: Instant,
+    pub raft_term: Gauge,
+    pub raft_is_leader: Gauge,
+    pub raft_last_log_index: Gauge,
+    pub raft_applied_index: Gauge,
+    pub raft_voters: Gauge,
+    pub store_bytes: Gauge,
 }
 
 impl Metrics {
@@ -95,7 +101,24 @@ impl Metrics {
             })
             .set(1);
         registry.register("enclave_build_info", "Build and node information", build);
+        let g = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let raft_term = g(&mut registry, "enclave_raft_term", "Current Raft term");
+        let raft_is_leader = g(&mut registry, "enclave_raft_is_leader", "1 if this node is the Raft leader");
+        let raft_last_log_index = g(&mut registry, "enclave_raft_last_log_index", "Index of the last log entry on this node");
+        let raft_applied_index = g(&mut registry, "enclave_raft_applied_index", "Index of the last entry applied on this node");
+        let raft_voters = g(&mut registry, "enclave_raft_voters", "Number of voters in the membership this node knows");
+        let store_bytes = g(&mut registry, "enclave_store_bytes", "Bytes the sled store uses on disk");
         Arc::new(Metrics {
+            raft_term,
+            raft_is_leader,
+            raft_last_log_index,
+            raft_applied_index,
+            raft_voters,
+            store_bytes,
             registry,
             listeners,
             requests,

@@ -69,6 +69,7 @@ pub fn routes<A: Application>(node: Arc<ClusterNode<A>>) -> Router {
         .route("/raft/v1/elect", post(elect::<A>))
         .route("/raft/v1/transfer", post(transfer::<A>))
         .layer(DefaultBodyLimit::max(MAX_RPC_BYTES))
+        .layer(axum::middleware::from_fn(rpc_span))
         .with_state(node)
 }
 
@@ -207,4 +208,22 @@ async fn transfer<A: Application>(
         Err(e) => return e,
     };
     encode(&node.transfer_leader(target).await)
+}
+
+/// A tracing span per Raft RPC: path, caller (from its certificate), status, time.
+async fn rpc_span(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let caller = req
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.identity.as_ref())
+        .map(|i| i.name.clone())
+        .unwrap_or_default();
+    let span = tracing::debug_span!("raft_rpc", path = %req.uri().path(), caller, status = tracing::field::Empty, ms = tracing::field::Empty);
+    let start = std::time::Instant::now();
+    let resp = next.run(req).instrument(span.clone()).await;
+    span.record("status", resp.status().as_u16());
+    span.record("ms", start.elapsed().as_secs_f64() * 1000.0);
+    span.in_scope(|| tracing::trace!("rpc done"));
+    resp
 }

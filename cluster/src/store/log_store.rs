@@ -43,6 +43,31 @@ pub struct LogStore {
     tree: sled::Tree,
     path: PathBuf,
     watermark: std::sync::Arc<super::watermark::Watermark>,
+    flusher: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+/// Group commit: one thread flushes sled for every append that arrived
+/// while the previous flush ran, then completes all their callbacks. One
+/// fsync covers many appends, and no append is reported before its flush.
+fn spawn_flusher(db: sled::Db, path: PathBuf) -> std::sync::mpsc::Sender<LogFlushed<TypeConfig>> {
+    let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+    let spawned = std::thread::Builder::new().name("enclave-log-flush".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut waiting = vec![first];
+            waiting.extend(rx.try_iter());
+            let result = db.flush();
+            if let Err(e) = &result {
+                tracing::error!(path = %path.display(), error = %e, "flushing the Raft log failed");
+            }
+            for cb in waiting {
+                cb.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| io_error(e)));
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the log flusher thread");
+    }
+    tx
 }
 
 impl LogStore {
@@ -51,11 +76,13 @@ impl LogStore {
         let tree = db.open_tree("raft").map_err(|e| sled_err(path, e))?;
         let mark_path = path.with_extension("watermark");
         let watermark = std::sync::Arc::new(super::watermark::Watermark::open(&mark_path)?);
+        let flusher = spawn_flusher(db.clone(), path.to_path_buf());
         let store = LogStore {
             db: db.clone(),
             tree,
             path: path.to_path_buf(),
             watermark,
+            flusher,
         };
         store.verify()?;
         Ok(store)
@@ -313,12 +340,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .apply_batch(batch)
             .map_err(|e| write_err(ErrorSubject::Logs, e))?;
         // Report the append only once it is on disk. The flush runs off the
-        // Raft core's task so the core keeps pipelining.
-        let db = self.db.clone();
-        tokio::spawn(async move {
-            let result = db.flush_async().await.map(|_| ()).map_err(io_error);
+        // Raft core's task (group commit) so the core keeps pipelining.
+        if let Err(std::sync::mpsc::SendError(callback)) = self.flusher.send(callback) {
+            let result = self.db.flush().map(|_| ()).map_err(io_error);
             callback.log_io_completed(result);
-        });
+        }
         Ok(())
     }
 

@@ -452,8 +452,12 @@ fn prune_dedup(
     writes: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     cutoff_ms: u64,
 ) -> Result<(), sled::Error> {
+    // Walk the stored expiry index lazily and stop at the first record that
+    // is still young: in steady state this reads one key per batch. Records
+    // written in this same batch are never old enough to matter.
     let mut t = Txn::new(tree, writes, b"");
-    for (k, key) in t.scan(b"e/", None, DEDUP_PRUNE_PER_BATCH)? {
+    for item in tree.scan_prefix(b"e/").take(DEDUP_PRUNE_PER_BATCH) {
+        let (k, key) = item?;
         let time = k
             .get(2..10)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())

@@ -181,6 +181,14 @@ async fn status(
 }
 
 async fn metrics(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
+    let s = state.cluster.status().await;
+    let m = &state.metrics;
+    m.raft_term.set(s.term as i64);
+    m.raft_is_leader.set(i64::from(s.state == "leader"));
+    m.raft_last_log_index.set(s.last_log_index.unwrap_or(0) as i64);
+    m.raft_applied_index.set(s.applied_index.unwrap_or(0) as i64);
+    m.raft_voters.set(s.voters.len() as i64);
+    m.store_bytes.set(s.store_bytes as i64);
     (
         [(
             http::header::CONTENT_TYPE,
