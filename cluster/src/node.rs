@@ -64,6 +64,12 @@ pub enum ClusterError {
     NotInitialized,
     #[error("no leader could take the write within {waited_ms} ms (is a majority of nodes up?)")]
     Unavailable { waited_ms: u64 },
+    #[error("no leader is known right now (is a majority of nodes up?)")]
+    NoLeader,
+    #[error(
+        "the outcome is unknown: {0}. The write may or may not have been applied; retry with the same idempotency key"
+    )]
+    OutcomeUnknown(String),
     #[error("refused: {0}")]
     Rejected(String),
     #[error("storage failure: {0}")]
@@ -269,20 +275,30 @@ impl<A: Application> ClusterNode<A> {
         let start = Instant::now();
         let deadline = start + Duration::from_millis(self.settings.write_timeout_ms);
         let mut pause = Duration::from_millis(20);
+        let mut unknown: Option<String> = None;
         loop {
             if !self.is_initialized() {
                 return Err(ClusterError::NotInitialized);
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(ClusterError::Unavailable {
-                    waited_ms: start.elapsed().as_millis() as u64,
+                // Having sent the write somewhere without an answer, we cannot
+                // say it failed: it may have committed.
+                return Err(match unknown {
+                    Some(e) => ClusterError::OutcomeUnknown(e),
+                    None => ClusterError::Unavailable {
+                        waited_ms: start.elapsed().as_millis() as u64,
+                    },
                 });
             }
             match self.leader() {
                 Some((id, _)) if id == self.id => match self.write_local(req.clone()).await {
                     Ok(r) => return Ok(r),
                     Err(ForwardResult::NotLeader) => {}
+                    // Retry with the same key: applies at most once.
+                    Err(ForwardResult::Failed(ClusterError::OutcomeUnknown(e))) => {
+                        unknown = Some(e)
+                    }
                     Err(ForwardResult::Failed(e)) => return Err(e),
                 },
                 Some((id, member)) => {
@@ -292,10 +308,14 @@ impl<A: Application> ClusterNode<A> {
                     match answer {
                         Ok(Ok(r)) => return Ok(r),
                         Ok(Err(ForwardResult::NotLeader)) => {}
+                        Ok(Err(ForwardResult::Failed(ClusterError::OutcomeUnknown(e)))) => {
+                            unknown = Some(e)
+                        }
                         Ok(Err(ForwardResult::Failed(e))) => return Err(e),
                         // Unknown outcome: retry; the idempotency key makes it safe.
                         Err(e) => {
-                            tracing::debug!(error = %e, "forwarding a write failed; retrying")
+                            tracing::debug!(error = %e, "forwarding a write failed; retrying");
+                            unknown = Some(e.to_string());
                         }
                     }
                 }
@@ -314,6 +334,11 @@ impl<A: Application> ClusterNode<A> {
             Err(openraft::error::RaftError::APIError(
                 openraft::error::ClientWriteError::ForwardToLeader(_),
             )) => Err(ForwardResult::NotLeader),
+            // A fatal storage or shutdown error after proposing: the entry may
+            // still commit (it may already be on disk), so the outcome is unknown.
+            Err(e @ openraft::error::RaftError::Fatal(_)) => Err(ForwardResult::Failed(
+                ClusterError::OutcomeUnknown(e.to_string()),
+            )),
             Err(e) => Err(ForwardResult::Failed(ClusterError::Rejected(e.to_string()))),
         }
     }
@@ -325,7 +350,7 @@ impl<A: Application> ClusterNode<A> {
         let index = match self.leader() {
             Some((id, _)) if id == self.id => {
                 self.read_index_local().await.map_err(|e| match e {
-                    ForwardResult::NotLeader => ClusterError::Unavailable { waited_ms: 0 },
+                    ForwardResult::NotLeader => ClusterError::NoLeader,
                     ForwardResult::Failed(e) => e,
                 })?
             }
@@ -335,9 +360,9 @@ impl<A: Application> ClusterNode<A> {
                     .get(id, &member)
                     .call("/raft/v1/read-index", &(), timeout)
                     .await?;
-                answer.map_err(|_| ClusterError::Unavailable { waited_ms: 0 })?
+                answer.map_err(|_| ClusterError::NoLeader)?
             }
-            None => return Err(ClusterError::Unavailable { waited_ms: 0 }),
+            None => return Err(ClusterError::NoLeader),
         };
         self.raft
             .wait(Some(timeout))
@@ -461,7 +486,7 @@ impl<A: Application> ClusterNode<A> {
     /// down on seeing the higher term. Returns the leader afterwards.
     pub async fn transfer_leader(&self, target: NodeId) -> Result<Option<NodeId>, ClusterError> {
         let Some((leader, _)) = self.leader() else {
-            return Err(ClusterError::Unavailable { waited_ms: 0 });
+            return Err(ClusterError::NoLeader);
         };
         if leader == target {
             return Ok(Some(target));
@@ -514,6 +539,20 @@ impl<A: Application> ClusterNode<A> {
         self.raft.runtime_config().heartbeat(true);
         self.raft.runtime_config().elect(true);
         result
+    }
+
+    /// The leader's status (its replication view), asked over the peer
+    /// port when this node is not the leader.
+    pub async fn leader_status(&self) -> Option<NodeStatus> {
+        let (id, member) = self.leader()?;
+        if id == self.id {
+            return Some(self.status().await);
+        }
+        self.peers
+            .get(id, &member)
+            .call("/raft/v1/status", &(), Duration::from_secs(3))
+            .await
+            .ok()
     }
 
     /// This node's status.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use enclave_certs::{CertKind, CertificateAuthority, Validity};
@@ -84,13 +84,130 @@ fn refuse(msg: impl Into<String>) -> ApiError {
 
 async fn join(
     State(state): State<Arc<NodeState>>,
-    axum::Extension(conn): axum::Extension<ConnInfo>,
     Json(req): Json<JoinRequest>,
 ) -> Result<Json<JoinResponse>, ApiError> {
-    let _ = ConnectInfo(conn.remote);
+    let Some(csr) = req.csr.clone() else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "csr_required",
+            "a join through the join door must carry a CSR; a node that already has a certificate rejoins over mTLS (enclave start --rebuild)",
+        ));
+    };
     enclave_certs::identity::validate_name("name", &req.name)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
-    let (id, secret) = req.token.split_once('.').ok_or_else(|| {
+    let (id, secret_sha256) = check_token(&state, &req.token)?;
+    refuse_members(&state, &req.name).await?;
+    // Sign the CSR before consuming the token: a node that cannot issue
+    // certificates refuses without using up the token.
+    let Some(dir) = &state.config.ca_dir else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "cannot_issue",
+            "this node holds no CA key (tls.ca_dir); join through the node that does, or issue the node certificate offline with `enclavectl cert issue node` and add the node with `enclavectl cluster add`",
+        ));
+    };
+    let ca = CertificateAuthority::open(dir)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ca", e.to_string()))?;
+    let host = req
+        .peer
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']'))
+        .unwrap_or("");
+    let ips = host.parse().map(|ip| vec![ip]).unwrap_or_default();
+    let dns = if ips.is_empty() && !host.is_empty() {
+        vec![host.to_string()]
+    } else {
+        vec![]
+    };
+    let kind = CertKind::Node {
+        name: req.name.clone(),
+        ips,
+        dns,
+    };
+    let validity = Validity::days(enclave_certs::ca::DEFAULT_LEAF_DAYS)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ca", e.to_string()))?;
+    let issued = ca
+        .issue_for_csr(&kind, validity, &csr)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_csr", e.to_string()))?;
+    admit(
+        &state,
+        &id,
+        secret_sha256,
+        Member {
+            name: req.name.clone(),
+            peer: req.peer,
+            api: req.api,
+            admin: req.admin,
+        },
+    )
+    .await?;
+    let crl_pem = state
+        .config
+        .tls
+        .crl
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    Ok(Json(JoinResponse {
+        cert_pem: Some(issued.cert_pem),
+        ca_pem: std::fs::read_to_string(&state.config.tls.ca).unwrap_or_default(),
+        crl_pem,
+        leader: state.cluster.leader().map(|(_, m)| m.name),
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejoinRequest {
+    pub token: String,
+    pub peer: String,
+    pub api: String,
+    pub admin: String,
+}
+
+/// Routes on the regular (mTLS, node certificates only) peer port.
+pub fn rejoin_router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route("/join/v1/rejoin", post(rejoin))
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 10))
+        .with_state(state)
+}
+
+/// A node that still holds its certificate (a rebuild) rejoins over mTLS:
+/// its name comes from that certificate, never from the request.
+async fn rejoin(
+    State(state): State<Arc<NodeState>>,
+    axum::Extension(conn): axum::Extension<ConnInfo>,
+    Json(req): Json<RejoinRequest>,
+) -> Result<Json<JoinResponse>, ApiError> {
+    let name = conn
+        .identity
+        .map(|i| i.name)
+        .ok_or_else(|| ApiError::unauthenticated("no client certificate"))?;
+    let (id, secret_sha256) = check_token(&state, &req.token)?;
+    refuse_members(&state, &name).await?;
+    admit(
+        &state,
+        &id,
+        secret_sha256,
+        Member {
+            name: name.clone(),
+            peer: req.peer,
+            api: req.api,
+            admin: req.admin,
+        },
+    )
+    .await?;
+    Ok(Json(JoinResponse {
+        cert_pem: None,
+        ca_pem: std::fs::read_to_string(&state.config.tls.ca).unwrap_or_default(),
+        crl_pem: None,
+        leader: state.cluster.leader().map(|(_, m)| m.name),
+    }))
+}
+
+/// Cheap local check first, so a bad token never costs a Raft write.
+fn check_token(state: &Arc<NodeState>, token: &str) -> Result<(String, Vec<u8>), ApiError> {
+    let (id, secret) = token.trim().split_once('.').ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_token",
@@ -100,7 +217,6 @@ async fn join(
     let secret_sha256 = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
         .as_ref()
         .to_vec();
-    // Cheap local check first, so a bad token never costs a Raft write.
     let rec = state
         .cluster
         .sm
@@ -110,20 +226,23 @@ async fn join(
         .flatten()
         .and_then(|b| enclave_cluster::store::unsealed::<JoinTokenRecord>(&b));
     match &rec {
-        None => return Err(refuse("unknown join token")),
-        Some(r) if r.used_by.is_some() => return Err(refuse("join token already used")),
+        None => Err(refuse("unknown join token")),
+        Some(r) if r.used_by.is_some() => Err(refuse("join token already used")),
         Some(r)
             if !bool::from(subtle::ConstantTimeEq::ct_eq(
                 r.secret_sha256.as_slice(),
                 secret_sha256.as_slice(),
             )) =>
         {
-            return Err(refuse("wrong join token secret"));
+            Err(refuse("wrong join token secret"))
         }
-        _ => {}
+        _ => Ok((id.to_string(), secret_sha256)),
     }
+}
+
+async fn refuse_members(state: &Arc<NodeState>, name: &str) -> Result<(), ApiError> {
     let status = state.cluster.status().await;
-    let nid = node_id_of(&req.name);
+    let nid = node_id_of(name);
     if status
         .voters
         .iter()
@@ -134,60 +253,24 @@ async fn join(
             StatusCode::CONFLICT,
             "already_member",
             format!(
-                "{} is already a member; remove it first (enclavectl cluster remove {})",
-                req.name, req.name
+                "{name} is already a member; remove it first (enclavectl cluster remove {name})"
             ),
         ));
     }
-    // Sign the CSR before consuming the token: a node that cannot issue
-    // certificates refuses without using up the token.
-    let cert_pem = match &req.csr {
-        Some(csr) => {
-            let Some(dir) = &state.config.ca_dir else {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "cannot_issue",
-                    "this node holds no CA key (tls.ca_dir); join through the node that does, or issue the node certificate offline with `enclavectl cert issue node` and start the new node with it",
-                ));
-            };
-            let ca = CertificateAuthority::open(dir).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ca", e.to_string())
-            })?;
-            let host = req
-                .peer
-                .rsplit_once(':')
-                .map(|(h, _)| h.trim_matches(|c| c == '[' || c == ']'))
-                .unwrap_or("");
-            let ips = host.parse().map(|ip| vec![ip]).unwrap_or_default();
-            let dns = if ips.is_empty() && !host.is_empty() {
-                vec![host.to_string()]
-            } else {
-                vec![]
-            };
-            let kind = CertKind::Node {
-                name: req.name.clone(),
-                ips,
-                dns,
-            };
-            let issued = ca
-                .issue_for_csr(
-                    &kind,
-                    Validity::days(enclave_certs::ca::DEFAULT_LEAF_DAYS).map_err(|e| {
-                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ca", e.to_string())
-                    })?,
-                    csr,
-                )
-                .map_err(|e| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_csr", e.to_string())
-                })?;
-            Some(issued.cert_pem)
-        }
-        None => None,
-    };
+    Ok(())
+}
+
+/// Consume the token through the log, then add the node.
+async fn admit(
+    state: &Arc<NodeState>,
+    id: &str,
+    secret_sha256: Vec<u8>,
+    member: Member,
+) -> Result<(), ApiError> {
     let cmd = ControlCommand::ConsumeJoinToken {
         id: id.to_string(),
         secret_sha256,
-        node: req.name.clone(),
+        node: member.name.clone(),
     };
     let outcome = state
         .cluster
@@ -207,26 +290,10 @@ async fn join(
             ));
         }
     }
-    let member = Member {
-        name: req.name.clone(),
-        peer: req.peer,
-        api: req.api,
-        admin: req.admin,
-    };
-    add_and_promote(&state, member).await?;
-    tracing::info!(node = %req.name, token = id, "node joined with a token");
-    let crl_pem = state
-        .config
-        .tls
-        .crl
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok());
-    Ok(Json(JoinResponse {
-        cert_pem,
-        ca_pem: std::fs::read_to_string(&state.config.tls.ca).unwrap_or_default(),
-        crl_pem,
-        leader: state.cluster.leader().map(|(_, m)| m.name),
-    }))
+    let name = member.name.clone();
+    add_and_promote(state, member).await?;
+    tracing::info!(node = %name, token = id, "node admitted with a join token");
+    Ok(())
 }
 
 /// Accepts any server certificate. Used only to download the CA
@@ -266,7 +333,7 @@ impl ServerCertVerifier for PinLater {
     }
 }
 
-async fn join_call(
+async fn call(
     url: &str,
     config: rustls::ClientConfig,
     method: http::Method,
@@ -286,7 +353,9 @@ async fn join_call(
         .to_string();
     let port = uri.port_u16().unwrap_or(7400);
     let mut config = config;
-    config.alpn_protocols = vec![JOIN_ALPN.to_vec()];
+    if config.alpn_protocols.is_empty() {
+        config.alpn_protocols = vec![JOIN_ALPN.to_vec()];
+    }
     let tcp = tokio::time::timeout(
         Duration::from_secs(10),
         TcpStream::connect((host.as_str(), port)),
@@ -345,8 +414,7 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinLater(provider.clone())))
         .with_no_client_auth();
-    let (status, ca_pem) =
-        join_call(j.url, pin_config, http::Method::GET, "/join/v1/ca", None).await?;
+    let (status, ca_pem) = call(j.url, pin_config, http::Method::GET, "/join/v1/ca", None).await?;
     if !status.is_success() {
         bail!(
             "{} did not hand out its CA certificate: HTTP {status}",
@@ -370,9 +438,47 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let (key_pem, csr) = if j.keep_certificate {
-        (String::new(), None)
-    } else {
+    if j.keep_certificate {
+        // Rejoin over the regular peer port, proving who we are with our
+        // certificate (which must chain to the CA we just pinned).
+        let material =
+            enclave_certs::TlsMaterial::load_for_role(j.tls, &[enclave_certs::Role::Node])
+                .context("loading this node's certificate for the rejoin")?;
+        let mut config = enclave_certs::tls::client_config(&material)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let req = RejoinRequest {
+            token: j.token.trim().to_string(),
+            peer: j.member.peer.clone(),
+            api: j.member.api.clone(),
+            admin: j.member.admin.clone(),
+        };
+        let (status, body) = call(
+            j.url,
+            config,
+            http::Method::POST,
+            "/join/v1/rejoin",
+            Some(serde_json::to_vec(&req)?),
+        )
+        .await?;
+        if !status.is_success() {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            bail!(
+                "rejoin refused by {}: {}",
+                j.url,
+                v["error"]["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
+            );
+        }
+        tracing::info!(
+            node = j.name,
+            via = j.url,
+            "rejoined the cluster with the existing certificate"
+        );
+        return Ok(());
+    }
+    let (key_pem, csr) = {
         let (k, c) = enclave_certs::ca::new_key_and_csr(j.name)?;
         (k, Some(c))
     };
@@ -384,7 +490,7 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         api: j.member.api.clone(),
         admin: j.member.admin.clone(),
     };
-    let (status, body) = join_call(
+    let (status, body) = call(
         j.url,
         trusted,
         http::Method::POST,
@@ -404,14 +510,6 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         );
     }
     let resp: JoinResponse = serde_json::from_slice(&body).context("decoding the join answer")?;
-    if j.keep_certificate {
-        tracing::info!(
-            node = j.name,
-            via = j.url,
-            "rejoined the cluster with the existing certificate"
-        );
-        return Ok(());
-    }
     let cert_pem = resp
         .cert_pem
         .context("the node did not issue a certificate")?;

@@ -48,7 +48,10 @@ fn start(args: StartArgs) -> ExitCode {
         if config.worker_threads > 0 {
             rt.worker_threads(config.worker_threads);
         }
-        let rt = rt.enable_all().build().context("starting the async runtime")?;
+        let rt = rt
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
         rt.block_on(async {
             if let Some(url) = &args.join {
                 join_first(&config, url, &args).await?;

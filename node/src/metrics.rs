@@ -107,11 +107,31 @@ impl Metrics {
             g
         };
         let raft_term = g(&mut registry, "enclave_raft_term", "Current Raft term");
-        let raft_is_leader = g(&mut registry, "enclave_raft_is_leader", "1 if this node is the Raft leader");
-        let raft_last_log_index = g(&mut registry, "enclave_raft_last_log_index", "Index of the last log entry on this node");
-        let raft_applied_index = g(&mut registry, "enclave_raft_applied_index", "Index of the last entry applied on this node");
-        let raft_voters = g(&mut registry, "enclave_raft_voters", "Number of voters in the membership this node knows");
-        let store_bytes = g(&mut registry, "enclave_store_bytes", "Bytes the sled store uses on disk");
+        let raft_is_leader = g(
+            &mut registry,
+            "enclave_raft_is_leader",
+            "1 if this node is the Raft leader",
+        );
+        let raft_last_log_index = g(
+            &mut registry,
+            "enclave_raft_last_log_index",
+            "Index of the last log entry on this node",
+        );
+        let raft_applied_index = g(
+            &mut registry,
+            "enclave_raft_applied_index",
+            "Index of the last entry applied on this node",
+        );
+        let raft_voters = g(
+            &mut registry,
+            "enclave_raft_voters",
+            "Number of voters in the membership this node knows",
+        );
+        let store_bytes = g(
+            &mut registry,
+            "enclave_store_bytes",
+            "Bytes the sled store uses on disk",
+        );
         Arc::new(Metrics {
             raft_term,
             raft_is_leader,

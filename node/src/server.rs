@@ -225,7 +225,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             &peer,
             peer_l,
             enclave_cluster::net::peer::router(node_id.clone())
-                .merge(enclave_cluster::network::server::routes(cluster.clone())),
+                .merge(enclave_cluster::network::server::routes(cluster.clone()))
+                .merge(crate::join::rejoin_router(state.clone())),
             Some(join_door),
         ),
         (&api, api_l, crate::api::router(state.clone()), None),

@@ -363,7 +363,14 @@ impl Client {
             path: out.display().to_string(),
             detail: e.to_string(),
         };
-        let mut file = tokio::fs::File::create(out).await.map_err(io)?;
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(out)
+            .await
+            .map_err(io)?;
         let mut body = resp.into_body();
         let mut done = 0u64;
         while let Some(frame) = body.frame().await {

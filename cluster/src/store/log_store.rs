@@ -43,27 +43,32 @@ pub struct LogStore {
     tree: sled::Tree,
     path: PathBuf,
     watermark: std::sync::Arc<super::watermark::Watermark>,
-    flusher: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+    flusher: std::sync::mpsc::Sender<(sled::Db, LogFlushed<TypeConfig>)>,
 }
 
 /// Group commit: one thread flushes sled for every append that arrived
 /// while the previous flush ran, then completes all their callbacks. One
 /// fsync covers many appends, and no append is reported before its flush.
-fn spawn_flusher(db: sled::Db, path: PathBuf) -> std::sync::mpsc::Sender<LogFlushed<TypeConfig>> {
-    let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
-    let spawned = std::thread::Builder::new().name("enclave-log-flush".into()).spawn(move || {
-        while let Ok(first) = rx.recv() {
-            let mut waiting = vec![first];
-            waiting.extend(rx.try_iter());
-            let result = db.flush();
-            if let Err(e) = &result {
-                tracing::error!(path = %path.display(), error = %e, "flushing the Raft log failed");
+fn spawn_flusher(path: PathBuf) -> std::sync::mpsc::Sender<(sled::Db, LogFlushed<TypeConfig>)> {
+    // Each request carries its own handle to the database, so an idle
+    // flusher holds none and a closed store is really closed.
+    let (tx, rx) = std::sync::mpsc::channel::<(sled::Db, LogFlushed<TypeConfig>)>();
+    let spawned = std::thread::Builder::new()
+        .name("enclave-log-flush".into())
+        .spawn(move || {
+            while let Ok((db, first)) = rx.recv() {
+                let mut waiting = vec![first];
+                waiting.extend(rx.try_iter().map(|(_, cb)| cb));
+                let result = db.flush();
+                drop(db);
+                if let Err(e) = &result {
+                    tracing::error!(path = %path.display(), error = %e, "flushing the Raft log failed");
+                }
+                for cb in waiting {
+                    cb.log_io_completed(result.as_ref().map(|_| ()).map_err(io_error));
+                }
             }
-            for cb in waiting {
-                cb.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| io_error(e)));
-            }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the log flusher thread");
     }
@@ -76,7 +81,7 @@ impl LogStore {
         let tree = db.open_tree("raft").map_err(|e| sled_err(path, e))?;
         let mark_path = path.with_extension("watermark");
         let watermark = std::sync::Arc::new(super::watermark::Watermark::open(&mark_path)?);
-        let flusher = spawn_flusher(db.clone(), path.to_path_buf());
+        let flusher = spawn_flusher(path.to_path_buf());
         let store = LogStore {
             db: db.clone(),
             tree,
@@ -341,7 +346,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| write_err(ErrorSubject::Logs, e))?;
         // Report the append only once it is on disk. The flush runs off the
         // Raft core's task (group commit) so the core keeps pipelining.
-        if let Err(std::sync::mpsc::SendError(callback)) = self.flusher.send(callback) {
+        if let Err(std::sync::mpsc::SendError((_, callback))) = self.flusher.send((self.db.clone(), callback)) {
             let result = self.db.flush().map(|_| ()).map_err(io_error);
             callback.log_io_completed(result);
         }

@@ -49,13 +49,26 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// Open (or create) the database in `dir`.
 pub fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    let db = sled::Config::new()
+    let config = sled::Config::new()
         .path(dir)
         .cache_capacity(cache_bytes)
-        .flush_every_ms(Some(500))
-        .open()
-        .map_err(|e| sled_err(dir, e))?;
-    Ok(db)
+        .flush_every_ms(Some(500));
+    // Some kinds of damage make sled's recovery panic instead of returning an
+    // error; a damaged store must be reported, not crash the process.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open())) {
+        Ok(r) => r.map_err(|e| sled_err(dir, e)),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "sled panicked while recovering".into());
+            Err(StoreError::Corrupt {
+                path: dir.to_path_buf(),
+                detail: format!("sled cannot recover it: {msg}"),
+            })
+        }
+    }
 }
 
 pub(crate) fn sled_err(path: &Path, e: sled::Error) -> StoreError {

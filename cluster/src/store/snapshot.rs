@@ -73,7 +73,17 @@ where
         path: p.clone(),
         source,
     };
-    let file = File::create(path).map_err(io)?;
+    // Snapshots and backups hold all replicated data: owner-only.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?
+    };
     let mut w = HashingWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
         ctx: ring::digest::Context::new(&ring::digest::SHA256),

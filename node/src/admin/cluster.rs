@@ -23,6 +23,8 @@ pub fn cluster_error(e: ClusterError) -> ApiError {
     let (status, code) = match &e {
         ClusterError::NotInitialized => (StatusCode::CONFLICT, "not_initialized"),
         ClusterError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        ClusterError::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
+        ClusterError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
         ClusterError::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
         ClusterError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
         ClusterError::Peer(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
@@ -205,8 +207,21 @@ pub async fn add_and_promote(state: &Arc<NodeState>, member: Member) -> Result<(
     tokio::spawn(async move {
         // Wait until the learner's log matches the leader's closely, then promote.
         for _ in 0..3000 {
-            let s = cluster.status().await;
+            // Only the leader knows how far the learner has replicated.
+            let Some(s) = cluster.leader_status().await else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
             if s.voters.iter().any(|(v, _)| *v == id) {
+                return;
+            }
+            if !s
+                .voters
+                .iter()
+                .chain(s.learners.iter())
+                .any(|(v, _)| *v == id)
+            {
+                tracing::warn!(node = %member.name, "no longer a member; not promoting");
                 return;
             }
             let caught_up = match (&s.replication, s.last_log_index) {
@@ -215,7 +230,7 @@ pub async fn add_and_promote(state: &Arc<NodeState>, member: Member) -> Result<(
                 }
                 _ => false,
             };
-            if caught_up || s.state != "leader" {
+            if caught_up {
                 match cluster
                     .change_membership(MembershipChange::Promote { id })
                     .await
@@ -444,7 +459,7 @@ pub async fn transfer_leader(
                 .map_err(|e| cluster_error(e.into()))?;
             r.map_err(cluster_error)?
         }
-        None => return Err(cluster_error(ClusterError::Unavailable { waited_ms: 0 })),
+        None => return Err(cluster_error(ClusterError::NoLeader)),
     };
     let s = state.cluster.status().await;
     let name = |id: u64| {

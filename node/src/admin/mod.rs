@@ -169,7 +169,11 @@ async fn status(
         node_id: state.node_id.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: state.metrics.started.elapsed().as_secs(),
-        role: "standalone".into(),
+        role: if state.cluster.is_initialized() {
+            state.cluster.status().await.state
+        } else {
+            "uninitialized".into()
+        },
         ca_fingerprint: state.ca_fingerprint.clone(),
         certificate: cert,
         listen: state.bound.clone(),
@@ -185,8 +189,10 @@ async fn metrics(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
     let m = &state.metrics;
     m.raft_term.set(s.term as i64);
     m.raft_is_leader.set(i64::from(s.state == "leader"));
-    m.raft_last_log_index.set(s.last_log_index.unwrap_or(0) as i64);
-    m.raft_applied_index.set(s.applied_index.unwrap_or(0) as i64);
+    m.raft_last_log_index
+        .set(s.last_log_index.unwrap_or(0) as i64);
+    m.raft_applied_index
+        .set(s.applied_index.unwrap_or(0) as i64);
     m.raft_voters.set(s.voters.len() as i64);
     m.store_bytes.set(s.store_bytes as i64);
     (

@@ -166,13 +166,23 @@ pub async fn run(cmd: ClusterCommand, client: &Client, output: Output) -> anyhow
             if output == Output::Json {
                 return print_json(&v);
             }
-            let host = client
-                .endpoint()
-                .trim_start_matches("https://")
-                .split(':')
-                .next()
-                .unwrap_or("HOST")
+            // The join URL is this node's peer address, as the cluster knows it.
+            let status: Value = client
+                .get_json("/v1/cluster/status")
+                .await
+                .unwrap_or_default();
+            let me = status["this_node"]["name"]
+                .as_str()
+                .unwrap_or_default()
                 .to_string();
+            let peer = status["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["name"] == me.as_str())
+                .and_then(|m| m["peer"].as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| "HOST:7400".into());
             println!(
                 "Join token (one use, expires {}):",
                 v["expires_at"].as_str().unwrap_or("?")
@@ -180,7 +190,7 @@ pub async fn run(cmd: ClusterCommand, client: &Client, output: Output) -> anyhow
             println!("  {}", v["token"].as_str().unwrap_or("?"));
             println!("On the new node:");
             println!(
-                "  enclave start --join https://{host}:7400 --token {} --ca-hash {} --node-id NAME --data-dir DIR",
+                "  enclave start --join https://{peer} --token {} --ca-hash {} --node-id NAME --data-dir DIR",
                 v["token"].as_str().unwrap_or("?"),
                 v["ca_hash"].as_str().unwrap_or("?")
             );
