@@ -691,6 +691,22 @@ mod tests {
             ("[log]\nformat = \"xml\"\n", "log.format"),
             ("[log]\nlevel = \"info,[[[\"\n", "log.level"),
             ("[node]\ndata_dir = \"\"\n", "node.data_dir"),
+            ("[raft]\nheartbeat_ms = 5\n", "raft.heartbeat_ms"),
+            (
+                "[raft]\nelection_min_ms = 300\nheartbeat_ms = 250\n",
+                "raft.election_min_ms",
+            ),
+            (
+                "[raft]\nelection_max_ms = 900\nelection_min_ms = 1000\n",
+                "raft.election_max_ms",
+            ),
+            ("[raft]\nsnapshot_every = 1\n", "raft.snapshot_every"),
+            ("[raft]\nwrite_timeout_ms = 1\n", "raft.write_timeout_ms"),
+            (
+                "[node]\nadvertise_host = \"a b:1\"\n",
+                "node.advertise_host",
+            ),
+            ("[node]\nworker_threads = 100000\n", "node.worker_threads"),
             ("[lisen]\napi = \"0.0.0.0:1\"\n", "lisen"),
             ("[listen]\napu = \"0.0.0.0:1\"\n", "listen.apu"),
         ];

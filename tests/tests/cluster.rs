@@ -360,3 +360,71 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
         Some("value-42".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_node_is_rebuilt_from_its_peers_with_two_commands() {
+    use enclave_tests::proc::enclavectl;
+    let mut c = TestCluster::start(3, fast_compaction()).await;
+    let leader = c.leader().await;
+    for i in 0..120 {
+        c.put(leader, &format!("r-{i}"), &format!("r-{i}"))
+            .await
+            .expect("write");
+    }
+    let victim = (leader + 1) % 3;
+    c.kill(victim);
+    let name = c.nodes[victim].name.clone();
+    let s = |p: &std::path::Path| p.display().to_string();
+    // Command 1, against a healthy node: remove + token + the command to run.
+    let (code, out, err) = enclavectl(&[
+        "--cert-dir",
+        &s(&c.admin_dir),
+        "--endpoint",
+        &c.nodes[leader].admin_url(),
+        "--output",
+        "json",
+        "node",
+        "rebuild",
+        &name,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let cmd = v["command"].as_str().expect("command").to_string();
+    let arg = |flag: &str| {
+        cmd.split_whitespace()
+            .skip_while(|w| *w != flag)
+            .nth(1)
+            .expect(flag)
+            .to_string()
+    };
+    c.wait_voters(2).await;
+    // Command 2, on the damaged node: wipe and rejoin, keeping its identity.
+    let n = &c.nodes[victim];
+    let spec = NodeSpec {
+        args: vec![
+            "--rebuild".into(),
+            "--join".into(),
+            arg("--join"),
+            "--token".into(),
+            arg("--token"),
+            "--ca-hash".into(),
+            arg("--ca-hash"),
+            "--node-id".into(),
+            name.clone(),
+        ],
+        ..fast_compaction()
+    };
+    let mut p = enclave_tests::proc::NodeProc::start_in(
+        &n.data_dir,
+        &n.tls_dir,
+        &c.pki.ca_dir().join("crl.pem"),
+        n.ports,
+        spec,
+    );
+    p.endpoints();
+    c.procs[victim] = Some(p);
+    c.wait_voters(3).await;
+    c.wait_converged().await;
+    let keys: Vec<String> = (0..120).map(|i| format!("r-{i}")).collect();
+    c.assert_all_present(&keys).await;
+}

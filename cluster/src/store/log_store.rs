@@ -346,7 +346,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| write_err(ErrorSubject::Logs, e))?;
         // Report the append only once it is on disk. The flush runs off the
         // Raft core's task (group commit) so the core keeps pipelining.
-        if let Err(std::sync::mpsc::SendError((_, callback))) = self.flusher.send((self.db.clone(), callback)) {
+        if let Err(std::sync::mpsc::SendError((_, callback))) =
+            self.flusher.send((self.db.clone(), callback))
+        {
             let result = self.db.flush().map(|_| ()).map_err(io_error);
             callback.log_io_completed(result);
         }
