@@ -333,7 +333,26 @@ impl ServerCertVerifier for PinLater {
     }
 }
 
+/// One request to a join endpoint, bounded in time (a node that accepts
+/// the connection but never answers must not hang the joiner).
 async fn call(
+    url: &str,
+    config: rustls::ClientConfig,
+    method: http::Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    // Token consumption and membership changes need a Raft round; allow for
+    // an election on the way.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        call_inner(url, config, method, path, body),
+    )
+    .await
+    .with_context(|| format!("{url} did not answer {path} within 60 s"))?
+}
+
+async fn call_inner(
     url: &str,
     config: rustls::ClientConfig,
     method: http::Method,

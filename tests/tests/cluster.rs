@@ -161,6 +161,15 @@ async fn remove_a_node_and_add_a_fresh_one_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_store_refuses_to_start_and_the_others_carry_on() {
+    damaged_store_case(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_store_refuses_to_start_and_the_others_carry_on() {
+    damaged_store_case(true).await;
+}
+
+async fn damaged_store_case(truncate: bool) {
     let mut c = TestCluster::start(3, NodeSpec::default()).await;
     let leader = c.leader().await;
     for i in 0..20 {
@@ -186,8 +195,13 @@ async fn a_damaged_store_refuses_to_start_and_the_others_carry_on() {
         let len = std::fs::metadata(&entry).map(|m| m.len()).unwrap_or(0);
         if entry.file_name().is_some_and(|n| n == "db") && len > 4096 {
             let mut bytes = std::fs::read(&entry).expect("read");
-            for b in bytes.iter_mut().skip(1024).take(len as usize - 2048) {
-                *b ^= 0x5a;
+            if truncate {
+                // A disk that lost the tail of the file.
+                bytes.truncate(bytes.len() / 3);
+            } else {
+                for b in bytes.iter_mut().skip(1024).take(len as usize - 2048) {
+                    *b ^= 0x5a;
+                }
             }
             std::fs::write(&entry, bytes).expect("write");
             damaged = true;
