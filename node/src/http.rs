@@ -77,10 +77,20 @@ pub async fn not_found(req: Request) -> ApiError {
 
 /// A short random id that links a request's log lines (and, later, its
 /// audit record).
+///
+/// A random per-process prefix and a counter: unique across restarts and
+/// nodes without a system call per request.
 fn request_id() -> String {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    hex::encode(b)
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 4];
+        let _ = ring::rand::SystemRandom::new().fill(&mut b);
+        u32::from_be_bytes(b)
+    });
+    format!("{prefix:08x}{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Span + metrics for every request. Apply with
@@ -108,7 +118,9 @@ pub async fn trace_request(
         .map(|c| c.remote.to_string())
         .unwrap_or_default();
     let method = req.method().to_string();
-    let span = tracing::info_span!(
+    // Debug level: recorded when an operator asks for request logs
+    // (log.level = "info,enclave_node::http=debug"), free otherwise.
+    let span = tracing::debug_span!(
         "request",
         request_id = %request_id(),
         listener,
