@@ -386,10 +386,18 @@ pub fn load(
             .map_err(|e| ConfigError::Load(e.to_string()))?;
         sources.flags.insert(key.clone(), flag.clone());
     }
+    // The config crate names files relative to the working directory;
+    // add the absolute path so the message is unambiguous wherever the
+    // daemon was started from.
+    let file_note = sources
+        .file
+        .as_ref()
+        .map(|(p, _)| format!(" (configuration file {})", p.display()))
+        .unwrap_or_default();
     let raw: RawConfig = builder
         .build()
         .and_then(|c| c.try_deserialize())
-        .map_err(|e| ConfigError::Load(e.to_string()))?;
+        .map_err(|e| ConfigError::Load(format!("{e}{file_note}")))?;
     validate(&raw, &sources)
 }
 
