@@ -21,7 +21,14 @@ while [ $# -gt 0 ]; do
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$stop" = 1 ]; then
-  for p in "$dir"/node-*/pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+  pids=()
+  for p in "$dir"/node-*/pid; do [ -f "$p" ] && pids+=("$(cat "$p")"); done
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Wait (bounded) until they have really exited.
+  for t in $(seq 1 100); do
+    alive=0; for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break; sleep 0.1
+  done
   echo "stopped the nodes under $dir"; exit 0
 fi
 case "$nodes" in 1|3|5|7) ;; *) echo "--nodes must be 1, 3, 5 or 7" >&2; exit 2 ;; esac

@@ -1,8 +1,13 @@
 //! Enclave's replicated storage and peer transport.
 //!
-//! - [`store`]: the sled-backed Raft log and state machine adapter;
+//! - [`store`]: the sled-backed Raft log, state machine adapter, snapshot
+//!   format and durability watermark;
 //! - [`app`]: the interface an application state machine implements;
-//! - [`net`]: the TLS listener every port uses and the peer routes.
+//! - [`node`]: a running member — writes from any node, read barriers,
+//!   membership, status;
+//! - [`network`]: Raft RPCs over HTTP/2 + mTLS (client and peer routes);
+//! - [`control`]: the cluster layer's own replicated commands (join tokens);
+//! - [`net`]: the TLS listener every port uses.
 #![forbid(unsafe_code)]
 // openraft's StorageError and RaftError are large by design and appear in
 // every storage signature; boxing them would fight the trait definitions.

@@ -369,10 +369,8 @@ impl<A: Application> ClusterNode<A> {
             .applied_index_at_least(Some(index), "linearizable read")
             .await
             .map_err(|e| {
-                ClusterError::Unavailable {
-                    waited_ms: timeout.as_millis() as u64,
-                }
-                .with_detail(e)
+                tracing::debug!(error = %e, "read barrier: waiting for the applied index timed out");
+                ClusterError::Unavailable { waited_ms: timeout.as_millis() as u64 }
             })?;
         Ok(())
     }
@@ -613,15 +611,6 @@ pub enum ForwardResult {
     /// The receiver is not (or no longer) the leader: ask again.
     NotLeader,
     Failed(ClusterError),
-}
-
-impl ClusterError {
-    fn with_detail(self, e: impl std::fmt::Display) -> ClusterError {
-        match self {
-            ClusterError::Unavailable { .. } => ClusterError::Rejected(format!("{self}: {e}")),
-            other => other,
-        }
-    }
 }
 
 /// Why a node could not start.

@@ -82,10 +82,10 @@ pub struct RawNode {
     pub id: String,
     pub data_dir: String,
     pub shutdown_grace_secs: u64,
-    /// Host (IP or DNS name in the node certificate) other nodes and
-    /// clients use to reach this node; empty means the listen address.
     /// Async worker threads; 0 means one per CPU core.
     pub worker_threads: u64,
+    /// Host (IP or DNS name in the node certificate) other nodes and
+    /// clients use to reach this node; empty means the listen address.
     pub advertise_host: String,
 }
 

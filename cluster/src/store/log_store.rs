@@ -2,8 +2,9 @@
 //! in one tree (`raft`) with key prefixes, written in atomic batches.
 //!
 //! Durability rules (the reason this file exists):
-//! - `append` reports completion through `LogFlushed` only after
-//!   `flush_async` returned, i.e. the entries are on disk;
+//! - `append` reports completion through `LogFlushed` only after the
+//!   group-commit flusher thread's `flush()` covering it returned, i.e. the
+//!   entries are on disk;
 //! - `save_vote`, `truncate` and `purge` flush before returning;
 //! - `save_committed` is a hint and is not flushed.
 //!

@@ -20,7 +20,6 @@ use crate::server::NodeState;
 
 /// Operator roles (everything but monitor).
 pub const OPERATORS: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor];
-/// Anyone allowed on the admin port, monitor included.
 /// The system administrator: directory, cluster, backups.
 pub const SYSADMIN: &[Role] = &[Role::Sysadmin];
 /// Anyone allowed on the admin port, monitor included.
@@ -129,7 +128,8 @@ pub struct Status {
     pub node_id: String,
     pub version: String,
     pub uptime_secs: u64,
-    /// The node's role in the cluster (`standalone` until Raft is configured).
+    /// The node's Raft role: leader, follower, learner, candidate, or
+    /// `uninitialized` before the node is part of a cluster.
     pub role: String,
     pub ca_fingerprint: String,
     pub certificate: CertStatus,
