@@ -276,10 +276,25 @@ pub fn server_config(m: &TlsMaterial, auth: &ClientAuth) -> Result<ServerConfig>
 
 /// Build a TLS 1.3 client config that presents `m`'s certificate and trusts
 /// only the cluster CA.
+///
+/// The server's certificate is also checked against our CRL, so a revoked
+/// node cannot pose as a peer either.
 pub fn client_config(m: &TlsMaterial) -> Result<ClientConfig> {
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(m.roots()?),
+        provider(),
+    )
+    .with_crls(m.crls.clone())
+    .only_check_end_entity_revocation()
+    .allow_unknown_revocation_status()
+    .build()
+    .map_err(|e| CertError::Rejected {
+        path: m.paths.ca.clone(),
+        detail: e.to_string(),
+    })?;
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(m.roots()?)
+        .with_webpki_verifier(verifier)
         .with_client_auth_cert(m.chain.clone(), m.key.clone_key())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)

@@ -145,6 +145,17 @@ async fn remove_a_node_and_add_a_fresh_one_under_load() {
     );
     c.kill(victim);
     c.wait_voters(2).await;
+    // Its certificate still chains to the CA, but it is no member any more:
+    // the peer port refuses it everything but the Raft messages themselves.
+    let peer = format!("https://127.0.0.1:{}", c.nodes[leader].ports[0]);
+    let as_victim =
+        enclave_ops::Client::unchecked_cert_dir(&peer, &c.nodes[victim].tls_dir).expect("client");
+    let (status, body) = as_victim
+        .request(http::Method::POST, "/raft/v1/status", Some(Vec::new()))
+        .await
+        .expect("request");
+    assert_eq!(status.as_u16(), 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("not a member"));
     // Wipe it and bring it back as a fresh node with the same identity.
     std::fs::remove_dir_all(&c.nodes[victim].data_dir).expect("wipe");
     let p = c.spawn(victim);

@@ -42,6 +42,30 @@ fn caller(conn: &ConnInfo) -> Result<(NodeId, String), Response> {
     }
 }
 
+/// The caller must be a current member (voter or learner): a removed node's
+/// certificate still chains to the CA, but it may no longer forward writes,
+/// read cluster state or steer membership.
+fn require_member<A: Application>(node: &ClusterNode<A>, conn: &ConnInfo) -> Result<(), Response> {
+    let (id, name) = caller(conn)?;
+    let m = node.raft.metrics();
+    let is_member = m
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .is_some();
+    if is_member {
+        Ok(())
+    } else {
+        tracing::warn!(caller = %name, "peer request from a node that is not a member; refused");
+        Err((
+            StatusCode::FORBIDDEN,
+            format!("{name} is not a member of this cluster"),
+        )
+            .into_response())
+    }
+}
+
 fn require_sender(conn: &ConnInfo, claimed: NodeId) -> Result<(), Response> {
     let (id, name) = caller(conn)?;
     if id == claimed {
@@ -124,7 +148,7 @@ async fn forward<A: Application>(
     Extension(conn): Extension<ConnInfo>,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = caller(&conn) {
+    if let Err(e) = require_member(&node, &conn) {
         return e;
     }
     let req: Request = match decode(&body) {
@@ -138,7 +162,7 @@ async fn read_index<A: Application>(
     State(node): State<Arc<ClusterNode<A>>>,
     Extension(conn): Extension<ConnInfo>,
 ) -> Response {
-    if let Err(e) = caller(&conn) {
+    if let Err(e) = require_member(&node, &conn) {
         return e;
     }
     encode(&node.read_index_local().await)
@@ -149,7 +173,7 @@ async fn membership<A: Application>(
     Extension(conn): Extension<ConnInfo>,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = caller(&conn) {
+    if let Err(e) = require_member(&node, &conn) {
         return e;
     }
     let change: MembershipChange = match decode(&body) {
@@ -164,7 +188,7 @@ async fn status<A: Application>(
     State(node): State<Arc<ClusterNode<A>>>,
     Extension(conn): Extension<ConnInfo>,
 ) -> Response {
-    if let Err(e) = caller(&conn) {
+    if let Err(e) = require_member(&node, &conn) {
         return e;
     }
     encode(&node.status().await)
@@ -177,7 +201,7 @@ async fn elect<A: Application>(
     Extension(conn): Extension<ConnInfo>,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = caller(&conn) {
+    if let Err(e) = require_member(&node, &conn) {
         return e;
     }
     let delay_ms: u64 = match decode(&body) {
@@ -200,7 +224,7 @@ async fn transfer<A: Application>(
     Extension(conn): Extension<ConnInfo>,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = caller(&conn) {
+    if let Err(e) = require_member(&node, &conn) {
         return e;
     }
     let target: NodeId = match decode(&body) {
