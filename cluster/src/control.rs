@@ -22,14 +22,31 @@ pub enum ControlCommand {
         secret_sha256: Vec<u8>,
         node: String,
     },
+    /// Name the cluster once (at init): every peer RPC carries the id, and a
+    /// node refuses RPCs from another cluster under the same CA.
+    SetClusterId { id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlOutcome {
-    JoinTokenCreated { id: String, expires_at_ms: u64 },
-    JoinTokenAccepted { id: String },
-    JoinTokenRefused { reason: String },
+    JoinTokenCreated {
+        id: String,
+        expires_at_ms: u64,
+    },
+    JoinTokenAccepted {
+        id: String,
+    },
+    JoinTokenRefused {
+        reason: String,
+    },
+    /// The cluster's id (the first one set wins).
+    ClusterId {
+        id: String,
+    },
 }
+
+/// Key of the cluster id in the control keyspace.
+pub const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinTokenRecord {
@@ -71,6 +88,15 @@ pub(crate) fn apply(
                 id: id.clone(),
                 expires_at_ms,
             })
+        }
+        ControlCommand::SetClusterId { id } => {
+            if let Some(existing) = txn.get(CLUSTER_ID_KEY)? {
+                return Ok(ControlOutcome::ClusterId {
+                    id: String::from_utf8_lossy(&existing).into_owned(),
+                });
+            }
+            txn.put(CLUSTER_ID_KEY, id.as_bytes().to_vec());
+            Ok(ControlOutcome::ClusterId { id: id.clone() })
         }
         ControlCommand::ConsumeJoinToken {
             id,

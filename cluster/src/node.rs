@@ -113,6 +113,7 @@ pub struct NodeStatus {
     pub store_bytes: u64,
     /// Committed index recorded in the durability watermark.
     pub watermark_committed: Option<u64>,
+    pub cluster_id: Option<String>,
 }
 
 /// A running cluster member.
@@ -239,7 +240,9 @@ impl<A: Application> ClusterNode<A> {
         self.raft
             .initialize(members)
             .await
-            .map_err(|e| ClusterError::Rejected(e.to_string()))
+            .map_err(|e| ClusterError::Rejected(e.to_string()))?;
+        // The write waits for this node to lead its one-node cluster.
+        self.name_cluster().await
     }
 
     pub fn is_initialized(&self) -> bool {
@@ -539,6 +542,50 @@ impl<A: Application> ClusterNode<A> {
         result
     }
 
+    /// This cluster's id, once it is known (replicated from init).
+    pub fn cluster_id(&self) -> Option<String> {
+        if let Some(id) = self
+            .peers
+            .cluster_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Some(id);
+        }
+        let id = self
+            .sm
+            .control_view()
+            .get(crate::control::CLUSTER_ID_KEY)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())?;
+        *self
+            .peers
+            .cluster_id
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+        Some(id)
+    }
+
+    /// After init: name the cluster (once; later calls change nothing).
+    async fn name_cluster(&self) -> Result<(), ClusterError> {
+        // A fresh one-node cluster elects itself within an election timeout.
+        self.raft
+            .wait(Some(Duration::from_millis(self.settings.write_timeout_ms)))
+            .state(ServerState::Leader, "new cluster elects its first leader")
+            .await
+            .map_err(|_| ClusterError::Unavailable {
+                waited_ms: self.settings.write_timeout_ms,
+            })?;
+        let mut b = [0u8; 16];
+        let _ = ring::rand::SystemRandom::new().fill(&mut b);
+        let cmd = crate::control::ControlCommand::SetClusterId { id: hex::encode(b) };
+        self.write(Payload::Cluster(cmd), None).await?;
+        self.cluster_id();
+        Ok(())
+    }
+
     /// The leader's status (its replication view), asked over the peer
     /// port when this node is not the leader.
     pub async fn leader_status(&self) -> Option<NodeStatus> {
@@ -597,6 +644,7 @@ impl<A: Application> ClusterNode<A> {
             millis_since_quorum_ack: m.millis_since_quorum_ack,
             store_bytes: self.log.size_on_disk(),
             watermark_committed: self.log.watermark().get().committed,
+            cluster_id: self.cluster_id(),
         }
     }
 

@@ -44,6 +44,40 @@ async fn a_write_sent_to_a_follower_is_applied_on_all_three_nodes() {
             .expect("linearizable read"),
         Some("v2".into())
     );
+
+    // Every node knows the cluster id; peer RPCs from another cluster are refused.
+    let s = c.status(leader).await.expect("status");
+    let id = s["this_node"]["cluster_id"]
+        .as_str()
+        .expect("cluster id")
+        .to_string();
+    for m in s["members"].as_array().expect("members") {
+        assert_eq!(m["status"]["cluster_id"], id.as_str(), "{m}");
+    }
+    let peer = format!("https://127.0.0.1:{}", c.nodes[leader].ports[0]);
+    let mut as_follower = enclave_ops::Client::with_cert_dir(&peer, &c.nodes[follower].tls_dir)
+        .expect("client")
+        .session();
+    let (st, body) = as_follower
+        .request(
+            http::Method::POST,
+            "/raft/v1/status",
+            Some(Vec::new()),
+            &[("x-enclave-cluster", "another-cluster")],
+        )
+        .await
+        .expect("request");
+    assert_eq!(st.as_u16(), 409, "{}", String::from_utf8_lossy(&body));
+    let (st, _) = as_follower
+        .request(
+            http::Method::POST,
+            "/raft/v1/status",
+            Some(Vec::new()),
+            &[("x-enclave-cluster", &id)],
+        )
+        .await
+        .expect("request");
+    assert_eq!(st.as_u16(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

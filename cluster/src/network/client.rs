@@ -25,6 +25,12 @@ use tokio::net::TcpStream;
 use super::CONTENT_TYPE;
 use crate::types::{Member, NodeId, TypeConfig};
 
+/// A shared, settable cluster id.
+pub type ClusterIdCell = Arc<std::sync::RwLock<Option<String>>>;
+
+/// Header carrying the sender's cluster id.
+pub const CLUSTER_HEADER: &str = "x-enclave-cluster";
+
 /// Why a call to a peer failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerError {
@@ -48,6 +54,7 @@ pub enum PeerError {
 pub struct PeerClient {
     member: Member,
     tls: Arc<ReloadingClientConfig>,
+    cluster_id: ClusterIdCell,
     conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
 
@@ -62,10 +69,15 @@ impl std::fmt::Debug for PeerClient {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl PeerClient {
-    pub fn new(member: Member, tls: Arc<ReloadingClientConfig>) -> PeerClient {
+    pub fn new(
+        member: Member,
+        tls: Arc<ReloadingClientConfig>,
+        cluster_id: ClusterIdCell,
+    ) -> PeerClient {
         PeerClient {
             member,
             tls,
+            cluster_id,
             conn: tokio::sync::Mutex::new(None),
         }
     }
@@ -135,8 +147,17 @@ impl PeerClient {
         let peer = self.member.to_string();
         let fut = async {
             let mut sender = self.sender().await?;
-            let req = http::Request::post(format!("https://{}{path}", self.member.name))
-                .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+            let mut req = http::Request::post(format!("https://{}{path}", self.member.name))
+                .header(http::header::CONTENT_TYPE, CONTENT_TYPE);
+            if let Some(id) = self
+                .cluster_id
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_deref()
+            {
+                req = req.header(CLUSTER_HEADER, id);
+            }
+            let req = req
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| PeerError::Transport {
                     peer: peer.clone(),
@@ -201,6 +222,8 @@ impl PeerClient {
 #[derive(Debug)]
 pub struct Peers {
     tls: Arc<ReloadingClientConfig>,
+    /// This node's cluster id once known; sent with every peer RPC.
+    pub cluster_id: ClusterIdCell,
     clients: Mutex<HashMap<NodeId, Arc<PeerClient>>>,
 }
 
@@ -208,6 +231,7 @@ impl Peers {
     pub fn new(tls: Arc<ReloadingClientConfig>) -> Arc<Peers> {
         Arc::new(Peers {
             tls,
+            cluster_id: Arc::new(std::sync::RwLock::new(None)),
             clients: Mutex::new(HashMap::new()),
         })
     }
@@ -218,7 +242,11 @@ impl Peers {
         match clients.get(&id) {
             Some(c) if c.member() == member => c.clone(),
             _ => {
-                let c = Arc::new(PeerClient::new(member.clone(), self.tls.clone()));
+                let c = Arc::new(PeerClient::new(
+                    member.clone(),
+                    self.tls.clone(),
+                    self.cluster_id.clone(),
+                ));
                 clients.insert(id, c.clone());
                 c
             }

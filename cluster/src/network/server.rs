@@ -94,6 +94,10 @@ pub fn routes<A: Application>(node: Arc<ClusterNode<A>>) -> Router {
         .route("/raft/v1/transfer", post(transfer::<A>))
         .layer(DefaultBodyLimit::max(MAX_RPC_BYTES))
         .layer(axum::middleware::from_fn(rpc_span))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            same_cluster::<A>,
+        ))
         .with_state(node)
 }
 
@@ -250,4 +254,31 @@ async fn rpc_span(req: axum::extract::Request, next: axum::middleware::Next) -> 
     span.record("ms", start.elapsed().as_secs_f64() * 1000.0);
     span.in_scope(|| tracing::trace!("rpc done"));
     resp
+}
+
+/// Refuse RPCs from another cluster under the same CA (e.g. a restored copy
+/// reusing a live node's name and address). Nodes that do not know their
+/// cluster id yet (joining) neither send nor check one.
+async fn same_cluster<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let theirs = req
+        .headers()
+        .get(crate::network::client::CLUSTER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ours = node.cluster_id();
+    if let (Some(theirs), Some(ours)) = (&theirs, &ours)
+        && theirs != ours
+    {
+        tracing::warn!(theirs, ours, path = %req.uri().path(), "peer RPC from another cluster; refused");
+        return (
+            StatusCode::CONFLICT,
+            format!("request from cluster {theirs}, this node belongs to cluster {ours}"),
+        )
+            .into_response();
+    }
+    next.run(req).await
 }

@@ -270,7 +270,11 @@ impl<A: Application> StateMachineStore<A> {
             let mut batch = sled::Batch::default();
             let mut n = 0u64;
             while let Some((k, v)) = reader.next_record().map_err(|e| e.to_string())? {
-                if k.starts_with(b"m/") {
+                // Raft bookkeeping and the old cluster's id stay behind: the
+                // restored data becomes a new cluster with its own id.
+                if k.starts_with(b"m/")
+                    || k == [b"c/".as_slice(), crate::control::CLUSTER_ID_KEY].concat()
+                {
                     continue;
                 }
                 batch.insert(k, v);
@@ -296,7 +300,11 @@ impl<A: Application> StateMachineStore<A> {
         let mut n = 0u64;
         for item in self.tree().iter() {
             let (k, v) = item?;
-            if !(k.starts_with(b"a/") || k.starts_with(b"c/")) {
+            // The cluster id names the cluster, it is not data: a restored
+            // copy gets a new one and must still hash the same.
+            if !(k.starts_with(b"a/") || k.starts_with(b"c/"))
+                || k == [b"c/".as_slice(), crate::control::CLUSTER_ID_KEY].concat()
+            {
                 continue;
             }
             ctx.update(&(k.len() as u32).to_le_bytes());
