@@ -42,9 +42,9 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 250,
-            election_min_ms: 1000,
-            election_max_ms: 2000,
+            heartbeat_ms: 150,
+            election_min_ms: 600,
+            election_max_ms: 1200,
             snapshot_every: 20_000,
             keep_logs: 1_000,
             snapshot_chunk_bytes: 1 << 20,

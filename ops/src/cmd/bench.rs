@@ -137,7 +137,11 @@ pub async fn run(
                             lat.push(t.elapsed());
                             keys.push(key);
                         }
-                        _ => errors += 1,
+                        _ => {
+                            errors += 1;
+                            // Do not spin against a node that is down.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
                 }
                 (lat, keys, errors)
