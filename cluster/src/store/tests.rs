@@ -64,8 +64,34 @@ fn entry(term: u64, index: u64, cmd: &str, key: Option<&str>) -> Entry {
     }
 }
 
+/// Reopen a database just dropped (see `open_all`).
+fn reopen_db(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open_db(path, 4 << 20) {
+            Ok(db) => return db,
+            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("db: {e}"),
+        }
+    }
+}
+
+/// Open the stores in `dir`. A database dropped a moment ago may still be
+/// held by sled's background flusher thread (it lets go within its flush
+/// interval), so a reopen waits for the file lock, bounded.
 async fn open_all(dir: &std::path::Path) -> (sled::Db, LogStore, StateMachineStore<Kv>) {
-    let db = open_db(&dir.join("db"), 4 << 20).expect("db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let db = loop {
+        match open_db(&dir.join("db"), 4 << 20) {
+            Ok(db) => break db,
+            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("db: {e}"),
+        }
+    };
     let log = LogStore::open(&db, dir).expect("log");
     let sm = StateMachineStore::open(&db, dir, &dir.join("snapshots"), Arc::new(Kv)).expect("sm");
     (db, log, sm)
@@ -120,7 +146,7 @@ async fn damaged_log_entry_is_detected_when_opening() {
         tree.insert(&k, v).expect("insert");
         db.flush().expect("flush");
     }
-    let db = open_db(&dir.path().join("db"), 4 << 20).expect("db");
+    let db = reopen_db(&dir.path().join("db"));
     let err = LogStore::open(&db, dir.path()).expect_err("damage must be detected");
     let msg = err.to_string();
     assert!(
@@ -142,7 +168,7 @@ async fn log_gap_is_detected_when_opening() {
         }
         db.flush().expect("flush");
     }
-    let db = open_db(&dir.path().join("db"), 4 << 20).expect("db");
+    let db = reopen_db(&dir.path().join("db"));
     let err = LogStore::open(&db, dir.path()).expect_err("gap must be detected");
     assert!(err.to_string().contains("gap"), "{err}");
 }
