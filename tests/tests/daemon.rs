@@ -415,3 +415,36 @@ fn ca_and_cert_commands_work_from_the_command_line() {
     assert_eq!(code, 1);
     assert!(err.contains("missing.pem"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_whether_the_node_can_serve_writes() {
+    let pki = TestPki::new();
+    let node_dir = pki.node("node-1");
+    let admin = pki.operator("admin", Role::Sysadmin);
+    let mut node = NodeProc::start_with_tls(
+        &node_dir,
+        &pki.ca_dir().join("crl.pem"),
+        NodeSpec::default(),
+    );
+    let ep = node.endpoints();
+    let api = enclave_ops::Client::anonymous(&ep.api_url(), &pki.ca_dir().join("ca.pem"))
+        .expect("client");
+    match api.get_json::<serde_json::Value>("/readyz").await {
+        Err(enclave_ops::ClientError::Api { status, code, .. }) => {
+            assert_eq!(status.as_u16(), 503);
+            assert_eq!(code, "not_initialized");
+        }
+        other => panic!("an uninitialized node must not be ready: {other:?}"),
+    }
+    // Liveness is independent of readiness.
+    let _: serde_json::Value = api.get_json("/healthz").await.expect("healthz");
+    let c = enclave_ops::Client::with_cert_dir(&ep.admin_url(), &admin).expect("client");
+    let _: serde_json::Value = c
+        .post_json("/v1/cluster/init", &serde_json::json!({}))
+        .await
+        .expect("init");
+    enclave_tests::wait_for_async("readiness after init", Duration::from_secs(20), || async {
+        api.get_json::<serde_json::Value>("/readyz").await.ok()
+    })
+    .await;
+}

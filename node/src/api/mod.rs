@@ -30,15 +30,42 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: every listener is bound and the node can take traffic.
+/// Readiness: the listeners are up, Raft is running, and the node is in a
+/// cluster that has a leader — i.e. a write sent here can be served. A node
+/// whose Raft stopped (e.g. its disk filled up) is not ready.
 async fn readyz(State(state): State<Arc<NodeState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    if state.ready.load(Ordering::Acquire) {
-        Ok(Json(json!({ "status": "ready", "node": state.node_id })))
-    } else {
+    let not_ready = |code: &'static str, msg: &str| {
         Err(ApiError::new(
             http::StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "node is starting",
+            code,
+            msg,
         ))
+    };
+    if !state.ready.load(Ordering::Acquire) {
+        return not_ready("not_ready", "node is starting or stopping");
     }
+    let (running, leader) = {
+        let m = state.cluster.raft.metrics();
+        let m = m.borrow();
+        (
+            m.running_state.is_ok() && m.state != openraft::ServerState::Shutdown,
+            m.current_leader,
+        )
+    };
+    if !running {
+        return not_ready(
+            "raft_stopped",
+            "Raft has stopped on this node (see its log: storage failure?)",
+        );
+    }
+    if !state.cluster.is_initialized() {
+        return not_ready("not_initialized", "this node is not part of a cluster yet");
+    }
+    if leader.is_none() {
+        return not_ready(
+            "no_leader",
+            "no leader is known (election in progress, or no quorum)",
+        );
+    }
+    Ok(Json(json!({ "status": "ready", "node": state.node_id })))
 }
