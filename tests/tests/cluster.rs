@@ -307,6 +307,16 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
             .await
             .expect("hash"),
     );
+    let original_id = c.status(leader).await.expect("status")["this_node"]["cluster_id"].clone();
+    // A join token of the old cluster must not open the restored one.
+    let old_token: serde_json::Value = c
+        .admin(leader)
+        .post_json(
+            "/v1/cluster/join-tokens",
+            &serde_json::json!({ "ttl_secs": 600 }),
+        )
+        .await
+        .expect("token");
     let file = c.pki.path().join("cluster.backup");
     let s = |p: &std::path::Path| p.display().to_string();
     let (code, out, err) = enclavectl(&[
@@ -414,6 +424,45 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
             fresh.nodes[i].name
         );
     }
+    let restored = fresh.status(0).await.expect("status");
+    assert!(restored["this_node"]["cluster_id"].is_string());
+    assert_ne!(
+        restored["this_node"]["cluster_id"], original_id,
+        "a restored cluster gets its own id"
+    );
+    let ports = free_ports::<3>();
+    let data = fresh.pki.path().join("data-intruder");
+    let mut args = vec![
+        "--join".to_string(),
+        format!("https://127.0.0.1:{}", fresh.nodes[0].ports[0]),
+        "--token".into(),
+        old_token["token"].as_str().expect("token").into(),
+        "--ca-hash".into(),
+        fresh.pki.ca.fingerprint(),
+        "--node-id".into(),
+        "node-9".into(),
+        "--data-dir".into(),
+        s(&data),
+    ];
+    for (flag, p) in ["--listen-peer", "--listen-api", "--listen-admin"]
+        .into_iter()
+        .zip(ports)
+    {
+        args.extend([flag.to_string(), format!("127.0.0.1:{p}")]);
+    }
+    let mut intruder = enclave_tests::proc::NodeProc::start_plain(
+        &data,
+        NodeSpec {
+            args,
+            ..Default::default()
+        },
+    );
+    assert_eq!(intruder.wait_exit(Duration::from_secs(30)).code(), Some(1));
+    assert!(
+        intruder.log_text().contains("unknown join token"),
+        "{}",
+        intruder.log_text()
+    );
     assert_eq!(
         fresh.get(2, "b-42", false).await.expect("read"),
         Some("value-42".into())

@@ -270,11 +270,10 @@ impl<A: Application> StateMachineStore<A> {
             let mut batch = sled::Batch::default();
             let mut n = 0u64;
             while let Some((k, v)) = reader.next_record().map_err(|e| e.to_string())? {
-                // Raft bookkeeping and the old cluster's id stay behind: the
-                // restored data becomes a new cluster with its own id.
-                if k.starts_with(b"m/")
-                    || k == [b"c/".as_slice(), crate::control::CLUSTER_ID_KEY].concat()
-                {
+                // Raft bookkeeping, the old cluster's id and its join tokens
+                // stay behind: the restored data becomes a new cluster with
+                // its own id, and no token of the old cluster opens it.
+                if k.starts_with(b"m/") || k.starts_with(b"c/") {
                     continue;
                 }
                 batch.insert(k, v);
@@ -292,7 +291,7 @@ impl<A: Application> StateMachineStore<A> {
         .map_err(|e| e.to_string())?
     }
 
-    /// SHA-256 over the application and control data (`a/`, `c/`; not Raft
+    /// SHA-256 over the application data (`a/`; not Raft, cluster-control
     /// or idempotency bookkeeping): equal on every node that applied the
     /// same log, and preserved by backup and restore.
     pub fn state_hash(&self) -> Result<(String, u64), sled::Error> {
@@ -300,11 +299,7 @@ impl<A: Application> StateMachineStore<A> {
         let mut n = 0u64;
         for item in self.tree().iter() {
             let (k, v) = item?;
-            // The cluster id names the cluster, it is not data: a restored
-            // copy gets a new one and must still hash the same.
-            if !(k.starts_with(b"a/") || k.starts_with(b"c/"))
-                || k == [b"c/".as_slice(), crate::control::CLUSTER_ID_KEY].concat()
-            {
+            if !k.starts_with(b"a/") {
                 continue;
             }
             ctx.update(&(k.len() as u32).to_le_bytes());
