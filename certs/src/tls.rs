@@ -161,17 +161,22 @@ impl TlsMaterial {
         }
     }
 
+    /// webpki verification of client certificates: cluster CA only, CRL
+    /// honoured for leaves. Used by servers and to check our own leaf.
+    fn client_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>> {
+        WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots()?), provider())
+            .with_crls(self.crls.clone())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status()
+            .build()
+            .map_err(|e| CertError::Rejected {
+                path: self.paths.ca.clone(),
+                detail: e.to_string(),
+            })
+    }
+
     fn check_leaf(&self) -> Result<()> {
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots()?), provider())
-                .with_crls(self.crls.clone())
-                .only_check_end_entity_revocation()
-                .allow_unknown_revocation_status()
-                .build()
-                .map_err(|e| CertError::Rejected {
-                    path: self.paths.ca.clone(),
-                    detail: e.to_string(),
-                })?;
+        let verifier = self.client_verifier()?;
         let (leaf, rest) = self.chain.split_first().ok_or_else(|| {
             files::malformed(&self.paths.cert, "PEM certificate", "no certificate")
         })?;
@@ -253,16 +258,7 @@ pub fn server_config(m: &TlsMaterial, auth: &ClientAuth) -> Result<ServerConfig>
     let builder = match auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Require(roles) => {
-            let inner =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(m.roots()?), provider())
-                    .with_crls(m.crls.clone())
-                    .only_check_end_entity_revocation()
-                    .allow_unknown_revocation_status()
-                    .build()
-                    .map_err(|e| CertError::Rejected {
-                        path: m.paths.ca.clone(),
-                        detail: e.to_string(),
-                    })?;
+            let inner = m.client_verifier()?;
             builder.with_client_cert_verifier(Arc::new(RoleVerifier {
                 inner,
                 roles: roles.clone(),

@@ -246,7 +246,9 @@ impl<A: Application> ClusterNode<A> {
     }
 
     pub fn is_initialized(&self) -> bool {
-        let m = self.raft.metrics().borrow().clone();
+        // Borrow, don't clone: this runs on every write.
+        let m = self.raft.metrics();
+        let m = m.borrow();
         m.membership_config
             .membership()
             .voter_ids()
@@ -256,7 +258,8 @@ impl<A: Application> ClusterNode<A> {
 
     /// Current leader, if known.
     pub fn leader(&self) -> Option<(NodeId, Member)> {
-        let m = self.raft.metrics().borrow().clone();
+        let m = self.raft.metrics();
+        let m = m.borrow();
         let id = m.current_leader?;
         let member = m.membership_config.membership().get_node(&id)?.clone();
         Some((id, member))

@@ -480,15 +480,7 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         )
         .await?;
         if !status.is_success() {
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            bail!(
-                "rejoin refused by {}: {}",
-                j.url,
-                v["error"]["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
-            );
+            bail!("rejoin refused by {}: {}", j.url, refusal(&body));
         }
         tracing::info!(
             node = j.name,
@@ -497,14 +489,11 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let (key_pem, csr) = {
-        let (k, c) = enclave_certs::ca::new_key_and_csr(j.name)?;
-        (k, Some(c))
-    };
+    let (key_pem, csr) = enclave_certs::ca::new_key_and_csr(j.name)?;
     let req = JoinRequest {
         token: j.token.trim().to_string(),
         name: j.name.to_string(),
-        csr,
+        csr: Some(csr),
         peer: j.member.peer.clone(),
         api: j.member.api.clone(),
         admin: j.member.admin.clone(),
@@ -518,15 +507,7 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
     )
     .await?;
     if !status.is_success() {
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        bail!(
-            "join refused by {}: {}",
-            j.url,
-            v["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
-        );
+        bail!("join refused by {}: {}", j.url, refusal(&body));
     }
     let resp: JoinResponse = serde_json::from_slice(&body).context("decoding the join answer")?;
     let cert_pem = resp
@@ -568,4 +549,13 @@ fn write_bundle(
 /// True if this data dir already has a node certificate (a restart after joining).
 pub fn already_joined(tls: &enclave_certs::TlsPaths) -> bool {
     Path::new(&tls.cert).exists()
+}
+
+/// The message of an error answer in the one error shape, or the raw body.
+fn refusal(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    v["error"]["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }

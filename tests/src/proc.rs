@@ -59,25 +59,7 @@ impl NodeProc {
     pub fn start_with_tls(tls_dir: &Path, crl: &Path, mut spec: NodeSpec) -> NodeProc {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
-        // The spec's own variables come last so they win.
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "ENCLAVE_TLS__CA".into(),
-                tls_dir.join("ca.pem").display().to_string(),
-            ),
-            (
-                "ENCLAVE_TLS__CERT".into(),
-                tls_dir.join("cert.pem").display().to_string(),
-            ),
-            (
-                "ENCLAVE_TLS__KEY".into(),
-                tls_dir.join("key.pem").display().to_string(),
-            ),
-            ("ENCLAVE_TLS__CRL".into(), crl.display().to_string()),
-            ("ENCLAVE_TLS__RELOAD_INTERVAL_SECS".into(), "1".into()),
-        ];
-        env.append(&mut spec.env);
-        spec.env = env;
+        tls_env(tls_dir, crl, &mut spec);
         spec.args
             .extend(["--data-dir".into(), data.display().to_string()]);
         spec.args.extend(loopback_args());
@@ -109,24 +91,7 @@ impl NodeProc {
         mut spec: NodeSpec,
     ) -> NodeProc {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "ENCLAVE_TLS__CA".into(),
-                tls_dir.join("ca.pem").display().to_string(),
-            ),
-            (
-                "ENCLAVE_TLS__CERT".into(),
-                tls_dir.join("cert.pem").display().to_string(),
-            ),
-            (
-                "ENCLAVE_TLS__KEY".into(),
-                tls_dir.join("key.pem").display().to_string(),
-            ),
-            ("ENCLAVE_TLS__CRL".into(), crl.display().to_string()),
-            ("ENCLAVE_TLS__RELOAD_INTERVAL_SECS".into(), "1".into()),
-        ];
-        env.append(&mut spec.env);
-        spec.env = env;
+        tls_env(tls_dir, crl, &mut spec);
         spec.args
             .extend(["--data-dir".into(), data_dir.display().to_string()]);
         for (flag, port) in ["--listen-peer", "--listen-api", "--listen-admin"]
@@ -281,4 +246,19 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
         }
     }
     out
+}
+
+/// Point the node at a TLS bundle and CRL through `ENCLAVE_TLS__*`, with a
+/// 1 s reload interval. The spec's own variables come last so they win.
+fn tls_env(tls_dir: &Path, crl: &Path, spec: &mut NodeSpec) {
+    let file = |name: &str| tls_dir.join(name).display().to_string();
+    let mut env: Vec<(String, String)> = vec![
+        ("ENCLAVE_TLS__CA".into(), file("ca.pem")),
+        ("ENCLAVE_TLS__CERT".into(), file("cert.pem")),
+        ("ENCLAVE_TLS__KEY".into(), file("key.pem")),
+        ("ENCLAVE_TLS__CRL".into(), crl.display().to_string()),
+        ("ENCLAVE_TLS__RELOAD_INTERVAL_SECS".into(), "1".into()),
+    ];
+    env.append(&mut spec.env);
+    spec.env = env;
 }

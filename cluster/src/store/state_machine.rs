@@ -21,7 +21,7 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
 use super::snapshot::{self, Reader};
-use super::{StoreError, Txn, encode, io_error, open_sealed, sealed, sled_err};
+use super::{StoreError, Txn, io_error, open_sealed, sealed, sled_err};
 use crate::app::{Application, ApplyContext};
 use crate::control;
 use crate::types::{
@@ -682,9 +682,4 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
             Err(e) => Err(snap_err(ErrorVerb::Read, e)),
         }
     }
-}
-
-#[allow(dead_code)]
-fn _assert_encode_used() -> Vec<u8> {
-    encode(&0u8)
 }
