@@ -11,6 +11,10 @@ pub struct ApplyContext {
     /// Leader-stamped wall-clock time, ms since the Unix epoch. The only
     /// "now" an apply may use.
     pub time_ms: u64,
+    /// Position of the command inside its entry: the leader batches
+    /// concurrent writes into one entry, so `(index, sub)` identifies a
+    /// command. 0 for an entry holding a single command.
+    pub sub: u32,
 }
 
 /// A deterministic state machine over a key-value transaction.

@@ -145,6 +145,7 @@ mod tests {
             index: 1,
             term: 1,
             time_ms,
+            sub: 0,
         }
     }
 

@@ -18,5 +18,6 @@ pub mod control;
 pub mod net;
 pub mod network;
 pub mod node;
+pub mod proposer;
 pub mod store;
 pub mod types;

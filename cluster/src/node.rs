@@ -126,6 +126,7 @@ pub struct ClusterNode<A: Application> {
     pub peers: Arc<Peers>,
     pub settings: RaftSettings,
     pub data_dir: PathBuf,
+    proposer: crate::proposer::Proposer,
 }
 
 impl<A: Application> std::fmt::Debug for ClusterNode<A> {
@@ -161,7 +162,7 @@ pub fn open_stores<A: Application>(
     Ok((log, sm))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -195,7 +196,9 @@ impl<A: Application> ClusterNode<A> {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
             max_in_snapshot_log_to_keep: settings.keep_logs,
             snapshot_max_chunk_size: settings.snapshot_chunk_bytes,
-            max_payload_entries: 1024,
+            // Entries are batches of up to 1 MiB (see proposer.rs); keep one
+            // AppendEntries well inside the peer RPC body limit.
+            max_payload_entries: 32,
             ..Default::default()
         }
         .validate()
@@ -207,9 +210,11 @@ impl<A: Application> ClusterNode<A> {
         let raft = Raft::new(id, Arc::new(config), network, log.clone(), sm.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
+        let proposer = crate::proposer::Proposer::start(raft.clone(), Default::default());
         let node = Arc::new(ClusterNode {
             id,
             me,
+            proposer,
             raft,
             sm,
             log,
@@ -273,6 +278,11 @@ impl<A: Application> ClusterNode<A> {
         payload: Payload,
         idempotency_key: Option<String>,
     ) -> Result<Response, ClusterError> {
+        if matches!(payload, Payload::Batch(_)) {
+            return Err(ClusterError::Rejected(
+                "batches are built by the leader, not sent to it".into(),
+            ));
+        }
         let req = Request {
             time_ms: 0,
             idempotency_key: Some(idempotency_key.unwrap_or_else(auto_key)),
@@ -332,21 +342,15 @@ impl<A: Application> ClusterNode<A> {
         }
     }
 
-    /// Propose on this node, which must be the leader. Stamps the time.
-    pub async fn write_local(&self, mut req: Request) -> Result<Response, ForwardResult> {
-        req.time_ms = now_ms();
-        match self.raft.client_write(req).await {
-            Ok(r) => Ok(r.data),
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::ClientWriteError::ForwardToLeader(_),
-            )) => Err(ForwardResult::NotLeader),
-            // A fatal storage or shutdown error after proposing: the entry may
-            // still commit (it may already be on disk), so the outcome is unknown.
-            Err(e @ openraft::error::RaftError::Fatal(_)) => Err(ForwardResult::Failed(
-                ClusterError::OutcomeUnknown(e.to_string()),
-            )),
-            Err(e) => Err(ForwardResult::Failed(ClusterError::Rejected(e.to_string()))),
+    /// Propose on this node, which must be the leader. The proposer stamps
+    /// the time and batches concurrent writes into one entry.
+    pub async fn write_local(&self, req: Request) -> Result<Response, ForwardResult> {
+        if matches!(req.payload, Payload::Batch(_)) {
+            return Err(ForwardResult::Failed(ClusterError::Rejected(
+                "batches are built by the leader, not sent to it".into(),
+            )));
         }
+        self.proposer.propose(req).await
     }
 
     /// Wait until this node has applied everything committed before the

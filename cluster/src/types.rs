@@ -55,6 +55,9 @@ pub enum Payload {
     App(Vec<u8>),
     /// A command of the cluster layer itself.
     Cluster(crate::control::ControlCommand),
+    /// Requests batched into one entry by the leader's proposer; each keeps
+    /// its own idempotency key and outcome. Never nested.
+    Batch(Vec<Request>),
 }
 
 impl fmt::Display for Request {
@@ -62,6 +65,7 @@ impl fmt::Display for Request {
         match &self.payload {
             Payload::App(b) => write!(f, "app({} bytes)", b.len()),
             Payload::Cluster(c) => write!(f, "cluster({c:?})"),
+            Payload::Batch(b) => write!(f, "batch({} requests)", b.len()),
         }
     }
 }
@@ -84,6 +88,8 @@ pub enum ResponsePayload {
     None,
     App(Vec<u8>),
     Cluster(crate::control::ControlOutcome),
+    /// One outcome per request of a [`Payload::Batch`], in order.
+    Batch(Vec<Response>),
 }
 
 openraft::declare_raft_types!(

@@ -10,6 +10,12 @@ use enclave_node::cli::{Cli, Command, StartArgs};
 use enclave_node::config::{self, LoadOptions};
 use enclave_node::{backup, dev, server, telemetry};
 
+/// sled allocates and frees a copy of every page it touches; mimalloc
+/// serves that pattern with far less CPU than glibc's malloc (see
+/// docs/architecture.md, "Performance").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

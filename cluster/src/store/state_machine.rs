@@ -3,8 +3,9 @@
 //!
 //! State tree `sm.<gen>` key layout:
 //! `a/…` application data · `c/…` cluster control data (join tokens) ·
-//! `d/<key>` stored outcome of an idempotent request · `e/<time:be64><key>`
-//! expiry index of those · `m/applied`, `m/membership` (sealed).
+//! `d/<key>` stored outcome of an idempotent request ·
+//! `e/<time:be64><index:be64>` expiry index: the keys one entry recorded ·
+//! `m/applied`, `m/membership` (sealed).
 //!
 //! Atomicity: all writes of an apply batch, including `m/applied`, go into
 //! one sled batch, so after a crash the state and `last_applied` agree and
@@ -36,7 +37,8 @@ const CURRENT_SNAPSHOT: &[u8] = b"snapshot";
 /// How long the outcome of an idempotent request is remembered: a client
 /// retrying within this window never applies twice.
 pub const DEDUP_RETENTION_MS: u64 = 24 * 3600 * 1000;
-/// Bound on expired dedup records pruned per batch (bounded work per apply).
+/// Least number of expired dedup records pruned per batch (bounded work
+/// per apply; see `prune_dedup`).
 const DEDUP_PRUNE_PER_BATCH: usize = 256;
 
 /// The state machine store. Cheap to clone.
@@ -350,12 +352,14 @@ impl<A: Application> StateMachineStore<A> {
         let mut last: Option<LogId> = None;
         let mut membership: Option<StoredMembership> = None;
         let mut latest_time = 0u64;
+        let mut added = 0usize;
         for entry in entries {
             let log_id = entry.log_id;
             let mut ctx = ApplyContext {
                 index: log_id.index,
                 term: log_id.leader_id.term,
                 time_ms: latest_time,
+                sub: 0,
             };
             let response = match entry.payload {
                 EntryPayload::Blank => Response {
@@ -374,55 +378,50 @@ impl<A: Application> StateMachineStore<A> {
                 EntryPayload::Normal(req) => {
                     ctx.time_ms = req.time_ms;
                     latest_time = latest_time.max(req.time_ms);
-                    let prior = match &req.idempotency_key {
-                        Some(key) => Txn::new(tree, &mut writes, b"d/")
-                            .get(key.as_bytes())
-                            .map_err(|e| sm_err(ErrorVerb::Read, e))?
-                            .and_then(|b| super::unsealed::<Response>(&b)),
-                        None => None,
-                    };
-                    match prior {
-                        Some(mut r) => {
-                            r.deduplicated = true;
-                            r
-                        }
-                        None => {
-                            let payload = match &req.payload {
-                                Payload::App(cmd) => ResponsePayload::App(
-                                    self.inner
-                                        .app
-                                        .apply(&ctx, &mut Txn::new(tree, &mut writes, b"a/"), cmd)
-                                        .map_err(|e| sm_err(ErrorVerb::Write, e))?,
-                                ),
-                                Payload::Cluster(c) => ResponsePayload::Cluster(
-                                    control::apply(
-                                        &ctx,
-                                        &mut Txn::new(tree, &mut writes, b"c/"),
-                                        c,
-                                    )
-                                    .map_err(|e| sm_err(ErrorVerb::Write, e))?,
-                                ),
-                            };
-                            let r = Response {
+                    let mut keys = Vec::new();
+                    let entry_time = req.time_ms;
+                    let response = match req.payload {
+                        Payload::Batch(reqs) => {
+                            let mut outcomes = Vec::with_capacity(reqs.len());
+                            for (i, sub) in reqs.into_iter().enumerate() {
+                                ctx.sub = i as u32;
+                                ctx.time_ms = sub.time_ms;
+                                latest_time = latest_time.max(sub.time_ms);
+                                outcomes.push(self.apply_request(
+                                    tree,
+                                    &mut writes,
+                                    &mut keys,
+                                    &ctx,
+                                    sub,
+                                )?);
+                            }
+                            Response {
                                 index: log_id.index,
                                 deduplicated: false,
-                                payload,
-                            };
-                            if let Some(key) = &req.idempotency_key {
-                                let mut t = Txn::new(tree, &mut writes, b"");
-                                t.put(&[b"d/", key.as_bytes()].concat(), sealed(&r));
-                                t.put(&expiry_key(req.time_ms, key), key.as_bytes().to_vec());
+                                payload: ResponsePayload::Batch(outcomes),
                             }
-                            r
                         }
+                        _ => self.apply_request(tree, &mut writes, &mut keys, &ctx, req)?,
+                    };
+                    // One expiry record per entry, not per request: the
+                    // dedup table costs one insert per request.
+                    added += keys.len();
+                    if !keys.is_empty() {
+                        let list = postcard::to_stdvec(&keys)
+                            .map_err(|e| sm_err(ErrorVerb::Write, std::io::Error::other(e)))?;
+                        writes.insert(expiry_key(entry_time, log_id.index), Some(list));
                     }
+                    response
                 }
             };
             out.push(response);
             last = Some(log_id);
         }
         if latest_time > DEDUP_RETENTION_MS {
-            prune_dedup(tree, &mut writes, latest_time - DEDUP_RETENTION_MS)
+            // Prune at least twice what this batch added, so the table
+            // shrinks back whenever the write rate drops.
+            let budget = DEDUP_PRUNE_PER_BATCH.max(2 * added);
+            prune_dedup(tree, &mut writes, latest_time - DEDUP_RETENTION_MS, budget)
                 .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         }
         let mut batch = sled::Batch::default();
@@ -444,8 +443,62 @@ impl<A: Application> StateMachineStore<A> {
     }
 }
 
-fn expiry_key(time_ms: u64, key: &str) -> Vec<u8> {
-    [b"e/".as_slice(), &time_ms.to_be_bytes(), key.as_bytes()].concat()
+impl<A: Application> StateMachineStore<A> {
+    /// Apply one request (not a batch) with its idempotency check.
+    fn apply_request(
+        &self,
+        tree: &sled::Tree,
+        writes: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+        keys: &mut Vec<String>,
+        ctx: &ApplyContext,
+        req: crate::types::Request,
+    ) -> Result<Response, StorageError> {
+        let prior = match &req.idempotency_key {
+            Some(key) => Txn::new(tree, writes, b"d/")
+                .get(key.as_bytes())
+                .map_err(|e| sm_err(ErrorVerb::Read, e))?
+                .and_then(|b| super::unsealed::<Response>(&b)),
+            None => None,
+        };
+        if let Some(mut r) = prior {
+            r.deduplicated = true;
+            return Ok(r);
+        }
+        let payload = match &req.payload {
+            Payload::App(cmd) => ResponsePayload::App(
+                self.inner
+                    .app
+                    .apply(ctx, &mut Txn::new(tree, writes, b"a/"), cmd)
+                    .map_err(|e| sm_err(ErrorVerb::Write, e))?,
+            ),
+            Payload::Cluster(c) => ResponsePayload::Cluster(
+                control::apply(ctx, &mut Txn::new(tree, writes, b"c/"), c)
+                    .map_err(|e| sm_err(ErrorVerb::Write, e))?,
+            ),
+            // Only the leader's proposer builds batches, one level deep; a
+            // nested one is ignored the same way on every node.
+            Payload::Batch(_) => ResponsePayload::None,
+        };
+        let r = Response {
+            index: ctx.index,
+            deduplicated: false,
+            payload,
+        };
+        if let Some(key) = req.idempotency_key {
+            Txn::new(tree, writes, b"d/").put(key.as_bytes(), sealed(&r));
+            keys.push(key);
+        }
+        Ok(r)
+    }
+}
+
+fn expiry_key(time_ms: u64, index: u64) -> Vec<u8> {
+    [
+        b"e/".as_slice(),
+        &time_ms.to_be_bytes(),
+        &index.to_be_bytes(),
+    ]
+    .concat()
 }
 
 /// Forget idempotency records older than `cutoff_ms` (leader time: the
@@ -454,13 +507,18 @@ fn prune_dedup(
     tree: &sled::Tree,
     writes: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     cutoff_ms: u64,
+    budget: usize,
 ) -> Result<(), sled::Error> {
     // Walk the stored expiry index lazily and stop at the first record that
     // is still young: in steady state this reads one key per batch. Records
     // written in this same batch are never old enough to matter.
     let mut t = Txn::new(tree, writes, b"");
-    for item in tree.scan_prefix(b"e/").take(DEDUP_PRUNE_PER_BATCH) {
-        let (k, key) = item?;
+    let mut pruned = 0;
+    for item in tree.scan_prefix(b"e/") {
+        if pruned >= budget {
+            break;
+        }
+        let (k, list) = item?;
         let time = k
             .get(2..10)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -469,8 +527,14 @@ fn prune_dedup(
         if time >= cutoff_ms {
             break;
         }
+        // An unreadable list can only come from a damaged store, which the
+        // checksums on every other record catch; drop just the index record.
+        let keys: Vec<String> = postcard::from_bytes(&list).unwrap_or_default();
+        for key in &keys {
+            t.delete(&[b"d/".as_slice(), key.as_bytes()].concat());
+        }
+        pruned += keys.len().max(1);
         t.delete(&k);
-        t.delete(&[b"d/".as_slice(), &key].concat());
     }
     Ok(())
 }

@@ -120,6 +120,149 @@ async fn idempotency_key_applies_once_and_returns_the_first_outcome() {
     assert_eq!(sm.view().get(b"a").expect("get"), Some(b"3".to_vec()));
 }
 
+fn request(cmd: &str, key: Option<&str>, time_ms: u64) -> Request {
+    Request {
+        time_ms,
+        idempotency_key: key.map(str::to_string),
+        payload: Payload::App(cmd.as_bytes().to_vec()),
+    }
+}
+
+fn batch_entry(index: u64, time_ms: u64, reqs: Vec<Request>) -> Entry {
+    Entry {
+        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+        payload: openraft::EntryPayload::Normal(Request {
+            time_ms,
+            idempotency_key: None,
+            payload: Payload::Batch(reqs),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_entry_gives_each_request_its_own_outcome_and_dedup() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_db, _log, mut sm) = open_all(dir.path()).await;
+    let out = sm
+        .apply(vec![batch_entry(
+            1,
+            5_000,
+            vec![
+                request("a=1", Some("k1"), 5_000),
+                request("a=2", Some("k2"), 5_000),
+                request("a=3", Some("k1"), 5_000),
+            ],
+        )])
+        .await
+        .expect("apply");
+    let ResponsePayload::Batch(outcomes) = &out[0].payload else {
+        panic!("expected batch outcomes, got {:?}", out[0]);
+    };
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(outcomes[0].payload, ResponsePayload::App(b"".to_vec()));
+    assert_eq!(outcomes[1].payload, ResponsePayload::App(b"1".to_vec()));
+    assert!(
+        outcomes[2].deduplicated,
+        "k1 twice in one batch applies once"
+    );
+    assert_eq!(outcomes[2].payload, outcomes[0].payload);
+    assert_eq!(sm.view().get(b"a").expect("get"), Some(b"2".to_vec()));
+    // A retry in a later entry, alone, still finds the batched outcome.
+    let out = sm
+        .apply(vec![entry(1, 2, "a=9", Some("k2"))])
+        .await
+        .expect("apply");
+    assert!(out[0].deduplicated);
+    assert_eq!(out[0].index, 1);
+    // Nested batches are never built; one is ignored, on every node alike.
+    let out = sm
+        .apply(vec![batch_entry(
+            3,
+            5_001,
+            vec![Request {
+                time_ms: 5_001,
+                idempotency_key: None,
+                payload: Payload::Batch(vec![request("a=7", None, 5_001)]),
+            }],
+        )])
+        .await
+        .expect("apply");
+    assert_eq!(
+        out[0].payload,
+        ResponsePayload::Batch(vec![crate::types::Response {
+            index: 3,
+            deduplicated: false,
+            payload: ResponsePayload::None
+        }])
+    );
+    assert_eq!(sm.view().get(b"a").expect("get"), Some(b"2".to_vec()));
+}
+
+#[tokio::test]
+async fn idempotency_records_expire_after_the_retention_window() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_db, _log, mut sm) = open_all(dir.path()).await;
+    let t0 = 10_000;
+    sm.apply(vec![
+        batch_entry(
+            1,
+            t0,
+            vec![
+                request("a=1", Some("old1"), t0),
+                request("b=1", Some("old2"), t0),
+            ],
+        ),
+        batch_entry(2, t0 + 1, vec![request("c=1", Some("young"), t0 + 1)]),
+    ])
+    .await
+    .expect("apply");
+    // Just inside the window of `old*`: nothing expires yet.
+    let inside = t0 + super::state_machine::DEDUP_RETENTION_MS;
+    let out = sm
+        .apply(vec![batch_entry(
+            3,
+            inside,
+            vec![request("a=2", Some("old1"), inside)],
+        )])
+        .await
+        .expect("apply");
+    let ResponsePayload::Batch(o) = &out[0].payload else {
+        panic!("batch")
+    };
+    assert!(o[0].deduplicated, "still inside the retention window");
+    // One ms later the first entry's keys are gone; the second entry's stay.
+    let later = t0 + 1 + super::state_machine::DEDUP_RETENTION_MS;
+    sm.apply(vec![batch_entry(
+        4,
+        later,
+        vec![request("x=1", None, later)],
+    )])
+    .await
+    .expect("apply");
+    let out = sm
+        .apply(vec![batch_entry(
+            5,
+            later,
+            vec![
+                request("a=3", Some("old1"), later),
+                request("b=3", Some("old2"), later),
+                request("c=3", Some("young"), later),
+            ],
+        )])
+        .await
+        .expect("apply");
+    let ResponsePayload::Batch(o) = &out[0].payload else {
+        panic!("batch")
+    };
+    assert!(
+        !o[0].deduplicated && !o[1].deduplicated,
+        "expired keys apply anew"
+    );
+    assert!(o[2].deduplicated, "a younger record is kept");
+    assert_eq!(sm.view().get(b"a").expect("get"), Some(b"3".to_vec()));
+    assert_eq!(sm.view().get(b"c").expect("get"), Some(b"1".to_vec()));
+}
+
 #[tokio::test]
 async fn damaged_log_entry_is_detected_when_opening() {
     let dir = tempfile::tempdir().expect("tmp");
