@@ -7,6 +7,7 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod domain;
 pub mod http;
 pub mod join;
 pub mod kv;

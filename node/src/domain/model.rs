@@ -1,0 +1,438 @@
+//! Records, commands, outcomes and events of the messaging domain.
+//!
+//! Stored records and commands are postcard-encoded; new fields go at the
+//! end of a struct only with a new command/record version, never in the
+//! middle (the encoding is positional).
+
+use serde::{Deserialize, Serialize};
+
+/// Replicated limits and policy (changed with [`Command::SetPolicy`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub max_group_members: u32,
+    /// Longest message text, in characters (Unicode scalar values).
+    pub max_text_chars: u32,
+    /// How long after sending a sender may recall a message.
+    pub recall_window_ms: u64,
+    pub session_ttl_ms: u64,
+    pub refresh_ttl_ms: u64,
+    /// Failed logins (without a success in between) that lock an account.
+    pub lockout_threshold: u32,
+    pub lockout_ms: u64,
+    /// Who may see whom in the directory.
+    pub directory_visibility: Visibility,
+    pub max_announcement_chars: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_group_members: 2_000,
+            max_text_chars: 4_000,
+            recall_window_ms: 2 * 60 * 1000,
+            session_ttl_ms: 8 * 3600 * 1000,
+            refresh_ttl_ms: 7 * 24 * 3600 * 1000,
+            lockout_threshold: 5,
+            lockout_ms: 15 * 60 * 1000,
+            directory_visibility: Visibility::All,
+            max_announcement_chars: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Every active member sees the whole directory.
+    All,
+    /// Members see the departments they belong to (and their subtrees).
+    OwnDepartments,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Department {
+    pub id: u64,
+    /// `None` only for the root (id 1).
+    pub parent: Option<u64>,
+    pub name: String,
+    pub order: i64,
+    pub leaders: Vec<String>,
+}
+
+/// The root department's id (WeCom's convention).
+pub const ROOT_DEPARTMENT: u64 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    Active,
+    Disabled,
+    /// Left the organization: keeps their history, cannot log in, cannot
+    /// be made active again.
+    Departed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub userid: String,
+    pub name: String,
+    pub departments: Vec<u64>,
+    pub title: String,
+    pub email: String,
+    pub mobile: String,
+    pub status: MemberStatus,
+}
+
+/// Fields of a member an update may change (`None` = unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberPatch {
+    pub name: Option<String>,
+    pub departments: Option<Vec<u64>>,
+    pub title: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// Credentials and login state of a member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// argon2id PHC string; hashed by the receiving node, never in clear.
+    pub password_hash: Option<String>,
+    pub failed_logins: u32,
+    pub locked_until_ms: u64,
+    /// The user must change the password set by an administrator.
+    pub must_change: bool,
+}
+
+/// A login session. Stored under the SHA-256 of the bearer token; the
+/// token itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub userid: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    /// SHA-256 of the refresh token that renews this session.
+    pub refresh_hash: [u8; 32],
+    pub refresh_expires_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvKind {
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub kind: ConvKind,
+    /// Group name (empty for 1:1).
+    pub name: String,
+    /// Group owner (empty for 1:1).
+    pub owner: String,
+    pub admins: Vec<String>,
+    pub announcement: String,
+    pub member_count: u32,
+    /// Last message sequence number (messages are 1, 2, 3, … gap-free).
+    pub last_seq: u64,
+    /// Last event of this conversation.
+    pub last_event: u64,
+    pub created_ms: u64,
+    pub dissolved: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvMember {
+    /// Event number at which this member joined; events before it are not
+    /// theirs to see.
+    pub joined_event: u64,
+    pub read_seq: u64,
+    pub delivered_seq: u64,
+}
+
+/// A user's view of one of their conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserConv {
+    pub joined_event: u64,
+    /// Set when the user left or was removed (the last event they see).
+    pub left_event: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub conv: String,
+    pub seq: u64,
+    pub sender: String,
+    pub time_ms: u64,
+    /// Empty once recalled (the tombstone keeps sender, time and seq).
+    pub text: String,
+    pub mentions: Vec<String>,
+    pub mention_all: bool,
+    pub reply_to: Option<u64>,
+    pub recalled: bool,
+    /// The event that posted it.
+    pub event: u64,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// The 1:1 conversation with this user (created on first message).
+    Direct(String),
+    /// An existing conversation.
+    Conv(String),
+}
+
+/// Something that happened in a conversation, in the order of the global
+/// event counter. Clients sync and are pushed these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Global, gap-free event number: the sync position.
+    pub no: u64,
+    pub conv: String,
+    pub time_ms: u64,
+    pub actor: String,
+    pub body: EventBody,
+}
+
+/// Stored externally tagged (postcard cannot do internal tags); the API
+/// renders it as `{"type": "...", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventBody {
+    Created {
+        kind: ConvKind,
+        name: String,
+        members: Vec<String>,
+    },
+    Message {
+        message: Message,
+    },
+    Recalled {
+        seq: u64,
+    },
+    MembersAdded {
+        userids: Vec<String>,
+    },
+    MemberRemoved {
+        userid: String,
+    },
+    MemberLeft {
+        userid: String,
+    },
+    OwnerChanged {
+        owner: String,
+    },
+    AdminsChanged {
+        admins: Vec<String>,
+    },
+    Renamed {
+        name: String,
+    },
+    Announcement {
+        text: String,
+    },
+    Dissolved,
+    Read {
+        userid: String,
+        seq: u64,
+    },
+}
+
+/// Every change to the domain. The API layer builds these after checking
+/// the caller; apply checks everything again against the replicated state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    // --- directory (administrators) ---
+    UpsertDepartment {
+        dept: Department,
+    },
+    DeleteDepartment {
+        id: u64,
+    },
+    CreateMember {
+        member: Member,
+        password_hash: Option<String>,
+    },
+    UpdateMember {
+        userid: String,
+        patch: MemberPatch,
+    },
+    SetMemberStatus {
+        userid: String,
+        status: MemberStatus,
+    },
+    /// An administrator sets a password (initial or reset).
+    SetPassword {
+        userid: String,
+        password_hash: String,
+    },
+    UnlockAccount {
+        userid: String,
+    },
+    SetPolicy {
+        policy: Policy,
+    },
+    // --- sessions ---
+    LoginSucceeded {
+        userid: String,
+        token_hash: [u8; 32],
+        refresh_hash: [u8; 32],
+    },
+    LoginFailed {
+        userid: String,
+    },
+    Logout {
+        token_hash: [u8; 32],
+    },
+    Refresh {
+        refresh_hash: [u8; 32],
+        new_token_hash: [u8; 32],
+        new_refresh_hash: [u8; 32],
+    },
+    /// The user changes their own password (the old one was checked by the
+    /// receiving node); every other session is revoked.
+    ChangePassword {
+        userid: String,
+        password_hash: String,
+        keep_session: [u8; 32],
+    },
+    // --- conversations (members) ---
+    Send {
+        actor: String,
+        target: Target,
+        text: String,
+        mentions: Vec<String>,
+        mention_all: bool,
+        reply_to: Option<u64>,
+    },
+    Recall {
+        actor: String,
+        conv: String,
+        seq: u64,
+    },
+    CreateGroup {
+        actor: String,
+        name: String,
+        members: Vec<String>,
+    },
+    AddMembers {
+        actor: String,
+        conv: String,
+        userids: Vec<String>,
+    },
+    RemoveMember {
+        actor: String,
+        conv: String,
+        userid: String,
+    },
+    Leave {
+        actor: String,
+        conv: String,
+    },
+    TransferOwner {
+        actor: String,
+        conv: String,
+        to: String,
+    },
+    SetAdmins {
+        actor: String,
+        conv: String,
+        admins: Vec<String>,
+    },
+    Rename {
+        actor: String,
+        conv: String,
+        name: String,
+    },
+    SetAnnouncement {
+        actor: String,
+        conv: String,
+        text: String,
+    },
+    Dissolve {
+        actor: String,
+        conv: String,
+    },
+    MarkRead {
+        actor: String,
+        conv: String,
+        seq: u64,
+    },
+    MarkDelivered {
+        actor: String,
+        conv: String,
+        seq: u64,
+    },
+}
+
+/// Stable error codes: clients and tests match on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    Forbidden,
+    NotAMember,
+    DepartmentNotEmpty,
+    Cycle,
+    LimitExceeded,
+    RecallWindowExpired,
+    AccountLocked,
+    AccountInactive,
+    Unauthenticated,
+    Dissolved,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidArgument => "invalid_argument",
+            Code::NotFound => "not_found",
+            Code::AlreadyExists => "already_exists",
+            Code::Forbidden => "forbidden",
+            Code::NotAMember => "not_a_member",
+            Code::DepartmentNotEmpty => "department_not_empty",
+            Code::Cycle => "cycle",
+            Code::LimitExceeded => "limit_exceeded",
+            Code::RecallWindowExpired => "recall_window_expired",
+            Code::AccountLocked => "account_locked",
+            Code::AccountInactive => "account_inactive",
+            Code::Unauthenticated => "unauthenticated",
+            Code::Dissolved => "dissolved",
+        }
+    }
+}
+
+/// A refusal: the command changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+}
+
+pub fn refuse<T>(code: Code, message: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal {
+        code,
+        message: message.into(),
+    })
+}
+
+/// What a successful command produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Done {
+    Ok,
+    Department(Department),
+    Member(Member),
+    Session {
+        userid: String,
+        expires_ms: u64,
+        refresh_expires_ms: u64,
+    },
+    Message(Message),
+    Conversation(Conversation),
+}
+
+pub type Outcome = Result<Done, Refusal>;

@@ -1,0 +1,299 @@
+//! Reads: what a member may see, computed from the replicated state.
+
+use std::collections::BTreeSet;
+
+use super::keys;
+use super::model::*;
+use super::store::{Store, StoreExt, StoreFault};
+
+/// The last event applied on this node: the newest possible sync token.
+pub fn head<S: Store + ?Sized>(s: &S) -> Result<u64, StoreFault> {
+    Ok(s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0))
+}
+
+pub fn member<S: Store + ?Sized>(s: &S, userid: &str) -> Result<Option<Member>, StoreFault> {
+    s.get_as(&keys::user(userid))
+}
+
+pub fn account<S: Store + ?Sized>(s: &S, userid: &str) -> Result<Option<Account>, StoreFault> {
+    s.get_as(&keys::account(userid))
+}
+
+pub fn session<S: Store + ?Sized>(
+    s: &S,
+    token_hash: &[u8; 32],
+) -> Result<Option<Session>, StoreFault> {
+    s.get_as(&keys::session(token_hash))
+}
+
+pub fn department<S: Store + ?Sized>(s: &S, id: u64) -> Result<Option<Department>, StoreFault> {
+    s.get_as(&keys::dept(id))
+}
+
+pub fn departments<S: Store + ?Sized>(s: &S) -> Result<Vec<Department>, StoreFault> {
+    Ok(s.scan_as::<Department>(b"dept/", None, usize::MAX)?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect())
+}
+
+/// Department ids a viewer may see under the configured visibility.
+pub fn visible_departments<S: Store + ?Sized>(
+    s: &S,
+    viewer: &Member,
+) -> Result<Option<BTreeSet<u64>>, StoreFault> {
+    let policy = super::apply::policy(s)?;
+    if policy.directory_visibility == Visibility::All {
+        return Ok(None);
+    }
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<u64> = viewer.departments.clone();
+    while let Some(d) = todo.pop() {
+        if seen.insert(d) {
+            for (k, _) in s.scan(&keys::dept_children(d), None, usize::MAX)? {
+                todo.push(keys::tail_u64(&k));
+            }
+        }
+    }
+    Ok(Some(seen))
+}
+
+pub fn can_see(visible: &Option<BTreeSet<u64>>, m: &Member) -> bool {
+    match visible {
+        None => true,
+        Some(set) => m.departments.iter().any(|d| set.contains(d)),
+    }
+}
+
+/// Members of a department, by userid, after `cursor`.
+pub fn department_members<S: Store + ?Sized>(
+    s: &S,
+    dept: u64,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Member>, StoreFault> {
+    let prefix = keys::dept_members(dept);
+    let after = cursor.map(|c| keys::dept_member(dept, c));
+    let mut out = Vec::new();
+    for (k, _) in s.scan(&prefix, after.as_deref(), limit)? {
+        let userid = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        if let Some(m) = member(s, &userid)? {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// All members by userid, after `cursor`.
+pub fn members<S: Store + ?Sized>(
+    s: &S,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Member>, StoreFault> {
+    let after = cursor.map(keys::user);
+    Ok(s.scan_as::<Member>(keys::USERS, after.as_deref(), limit)?
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect())
+}
+
+/// Members whose name starts with `prefix` (case-insensitive).
+pub fn search_members<S: Store + ?Sized>(
+    s: &S,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<Member>, StoreFault> {
+    let mut out = Vec::new();
+    for (k, _) in s.scan(&keys::name_prefix(prefix), None, limit)? {
+        if let Some(m) = member(s, &keys::tail_str(&k))? {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// A conversation as its member sees it.
+pub fn conversation_for<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+    conv: &str,
+) -> Result<Result<(Conversation, ConvMember), Refusal>, StoreFault> {
+    let Some(me) = s.get_as::<ConvMember>(&keys::conv_member(conv, userid))? else {
+        return Ok(refuse(
+            Code::NotAMember,
+            format!("{userid:?} is not a member of conversation {conv:?}"),
+        ));
+    };
+    match s.get_as::<Conversation>(&keys::conv(conv))? {
+        Some(c) => Ok(Ok((c, me))),
+        None => Ok(refuse(Code::NotFound, format!("no conversation {conv:?}"))),
+    }
+}
+
+/// The user's current conversations (ordered by id), after `cursor`.
+pub fn conversations<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(Conversation, ConvMember)>, StoreFault> {
+    let prefix = keys::user_convs(userid);
+    let mut after = cursor.map(|c| keys::user_conv(userid, c));
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let page = s.scan_as::<UserConv>(&prefix, after.as_deref(), limit)?;
+        if page.is_empty() {
+            break;
+        }
+        for (k, uc) in &page {
+            if uc.left_event.is_some() || out.len() >= limit {
+                continue;
+            }
+            let conv = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if let Ok((c, me)) = conversation_for(s, userid, &conv)? {
+                out.push((c, me));
+            }
+        }
+        after = page.last().map(|(k, _)| k.clone());
+    }
+    Ok(out)
+}
+
+/// Members of a conversation with their markers, after `cursor`.
+pub fn conversation_members<S: Store + ?Sized>(
+    s: &S,
+    conv: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(String, ConvMember)>, StoreFault> {
+    let prefix = keys::conv_members(conv);
+    let after = cursor.map(|c| keys::conv_member(conv, c));
+    Ok(s.scan_as::<ConvMember>(&prefix, after.as_deref(), limit)?
+        .into_iter()
+        .map(|(k, m)| (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), m))
+        .collect())
+}
+
+/// Messages of a conversation the member may see: seq > `after_seq`,
+/// oldest first, at most `limit`.
+pub fn messages<S: Store + ?Sized>(
+    s: &S,
+    me: &ConvMember,
+    conv: &str,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Vec<Message>, StoreFault> {
+    let after = keys::message(conv, after_seq);
+    Ok(
+        s.scan_as::<Message>(&keys::messages(conv), Some(&after), limit)?
+            .into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.event >= me.joined_event)
+            .collect(),
+    )
+}
+
+pub fn message<S: Store + ?Sized>(
+    s: &S,
+    conv: &str,
+    seq: u64,
+) -> Result<Option<Message>, StoreFault> {
+    s.get_as(&keys::message(conv, seq))
+}
+
+/// Who has read message `seq` (the 回执 view), and who has not.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Receipts {
+    pub seq: u64,
+    pub read: Vec<String>,
+    pub unread: Vec<String>,
+    pub delivered: u32,
+}
+
+pub fn receipts<S: Store + ?Sized>(s: &S, msg: &Message) -> Result<Receipts, StoreFault> {
+    let mut r = Receipts {
+        seq: msg.seq,
+        read: Vec::new(),
+        unread: Vec::new(),
+        delivered: 0,
+    };
+    for (userid, m) in conversation_members(s, &msg.conv, None, usize::MAX)? {
+        if userid == msg.sender || m.joined_event > msg.event {
+            continue;
+        }
+        if m.delivered_seq >= msg.seq {
+            r.delivered += 1;
+        }
+        if m.read_seq >= msg.seq {
+            r.read.push(userid);
+        } else {
+            r.unread.push(userid);
+        }
+    }
+    Ok(r)
+}
+
+/// One page of a user's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPage {
+    pub events: Vec<Event>,
+    /// Resume from here: every event of this user up to it has been
+    /// returned (now or before).
+    pub next: u64,
+    /// More events are waiting beyond `next`.
+    pub more: bool,
+}
+
+/// Events of `userid` with number > `since`, oldest first.
+///
+/// Exact across nodes: only events up to this node's head are considered,
+/// and an event's number is the same on every node, so a token taken on
+/// one node resumes on any other without a gap or a repeat.
+pub fn sync<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+    since: u64,
+    limit: usize,
+) -> Result<SyncPage, StoreFault> {
+    let head = head(s)?;
+    if head <= since {
+        return Ok(SyncPage {
+            events: Vec::new(),
+            next: since,
+            more: false,
+        });
+    }
+    let limit = limit.max(1);
+    let prefix = keys::user_convs(userid);
+    let mut events: Vec<Event> = Vec::new();
+    for (k, uc) in s.scan_as::<UserConv>(&prefix, None, usize::MAX)? {
+        let upto = uc.left_event.unwrap_or(u64::MAX).min(head);
+        if upto <= since {
+            continue;
+        }
+        let conv = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        let Some(c) = s.get_as::<Conversation>(&keys::conv(&conv))? else {
+            continue;
+        };
+        if c.last_event <= since {
+            continue;
+        }
+        let from = since.max(uc.joined_event.saturating_sub(1));
+        let after = keys::event(&conv, from);
+        for (_, ev) in s.scan_as::<Event>(&keys::events(&conv), Some(&after), limit + 1)? {
+            if ev.no > upto {
+                break;
+            }
+            events.push(ev);
+        }
+    }
+    events.sort_by_key(|e| e.no);
+    let more = events.len() > limit;
+    events.truncate(limit);
+    let next = if more {
+        events.last().map_or(since, |e| e.no)
+    } else {
+        head
+    };
+    Ok(SyncPage { events, next, more })
+}
