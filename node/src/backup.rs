@@ -126,7 +126,7 @@ pub async fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Restored> {
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let (_log, sm) = enclave_cluster::node::open_stores(
         data_dir,
-        Arc::new(crate::kv::Kv),
+        Arc::new(crate::messaging::NodeApp::default()),
         enclave_cluster::store::DEFAULT_CACHE_BYTES,
     )
     .with_context(|| format!("creating the store in {}", store.display()))?;

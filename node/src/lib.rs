@@ -11,6 +11,7 @@ pub mod domain;
 pub mod http;
 pub mod join;
 pub mod kv;
+pub mod messaging;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;

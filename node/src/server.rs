@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use crate::kv::Kv;
+use crate::messaging::NodeApp;
 use anyhow::{Context, bail};
 use enclave_certs::{
     CertInfo, ClientAuth, ReloadOutcome, ReloadingClientConfig, ReloadingServerConfig, Role,
@@ -68,8 +68,10 @@ pub struct NodeState {
     pub ready: AtomicBool,
     pub bound: ListenStatus,
     cert: RwLock<CertStatus>,
-    pub cluster: Arc<ClusterNode<Kv>>,
+    pub cluster: Arc<ClusterNode<NodeApp>>,
     pub peer_tls: Arc<ReloadingClientConfig>,
+    /// Per-token and per-source limits of the client API (this node only).
+    pub limits: crate::api::v1::Limits,
 }
 
 impl NodeState {
@@ -175,7 +177,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         &config.data_dir,
         me,
         peers,
-        Arc::new(Kv),
+        Arc::new(NodeApp::default()),
         config.raft.clone(),
     )
     .await
@@ -206,6 +208,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         }),
         cluster: cluster.clone(),
         peer_tls,
+        limits: Default::default(),
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);

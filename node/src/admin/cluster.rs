@@ -373,11 +373,10 @@ pub async fn kv_put(
             "Idempotency-Key must be 1..=128 characters",
         ));
     }
-    let cmd = postcard::to_stdvec(&KvCommand::Put {
+    let cmd = crate::messaging::encode_kv(&KvCommand::Put {
         key,
         value: body.to_vec(),
-    })
-    .unwrap_or_default();
+    });
     let resp = state
         .cluster
         .write(Payload::App(cmd), idem)

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use axum::extract::{Extension, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use enclave_certs::Role;
 use enclave_cluster::net::ConnInfo;
 use serde::{Deserialize, Serialize};
 
 pub mod cluster;
+pub mod directory;
 
 use crate::http::{ApiError, not_found, trace_request};
 use crate::server::NodeState;
@@ -22,6 +23,8 @@ use crate::server::NodeState;
 pub const OPERATORS: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor];
 /// The system administrator: directory, cluster, backups.
 pub const SYSADMIN: &[Role] = &[Role::Sysadmin];
+/// The security administrator: roles, certificates, security policy.
+pub const SECADMIN: &[Role] = &[Role::Secadmin];
 /// Anyone allowed on the admin port, monitor included.
 pub const ANY_ADMIN: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor, Role::Monitor];
 
@@ -86,6 +89,42 @@ pub fn router(state: Arc<NodeState>) -> Router {
             "/v1/kv/{key}",
             get(cluster::kv_get).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
+        .route(
+            "/v1/directory/departments",
+            get(directory::departments).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/directory/departments/{id}",
+            put(directory::put_department)
+                .delete(directory::delete_department)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/directory/members",
+            post(directory::create_member).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/directory/members/{userid}",
+            patch(directory::update_member).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/directory/members/{userid}",
+            get(directory::get_member).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/directory/members/{userid}/status",
+            put(directory::set_status).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/directory/members/{userid}/password",
+            put(directory::set_password).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/directory/members/{userid}/unlock",
+            post(directory::unlock).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route("/v1/policy", get(directory::get_policy).route_layer(middleware::from_fn_with_state(OPERATORS, guard)))
+        .route("/v1/policy", put(directory::put_policy).route_layer(middleware::from_fn_with_state(SECADMIN, guard)))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

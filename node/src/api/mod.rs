@@ -9,6 +9,8 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::json;
 
+pub mod v1;
+
 use crate::http::{ApiError, not_found, trace_request};
 use crate::server::NodeState;
 
@@ -16,6 +18,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(v1::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(

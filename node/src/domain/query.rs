@@ -159,6 +159,19 @@ pub fn conversations<S: Store + ?Sized>(
     Ok(out)
 }
 
+/// Every conversation the user is or was in, with when they joined/left.
+pub fn user_convs<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+) -> Result<Vec<(String, UserConv)>, StoreFault> {
+    let prefix = keys::user_convs(userid);
+    Ok(s
+        .scan_as::<UserConv>(&prefix, None, usize::MAX)?
+        .into_iter()
+        .map(|(k, uc)| (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), uc))
+        .collect())
+}
+
 /// Members of a conversation with their markers, after `cursor`.
 pub fn conversation_members<S: Store + ?Sized>(
     s: &S,

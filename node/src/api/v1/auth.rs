@@ -1,0 +1,324 @@
+//! Login, logout, token refresh, password change.
+//!
+//! Passwords are checked (argon2id) on the node that received the request,
+//! off the async runtime; only the outcome goes through the log
+//! (`LoginSucceeded` with the *hashes* of the new tokens, or
+//! `LoginFailed`), so every node agrees on sessions and lockouts.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use enclave_cluster::net::ConnInfo;
+use http::StatusCode;
+use ring::rand::SecureRandom;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Caller, S, now_ms, store_error, submit, token_hash};
+use crate::domain::{self, Command, Done, MemberStatus};
+use crate::http::ApiError;
+
+/// Shortest and longest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+pub const MAX_PASSWORD: usize = 256;
+
+fn argon() -> argon2::Argon2<'static> {
+    // argon2id, OWASP's minimum: 19 MiB, 2 passes, 1 lane.
+    argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default(),
+    )
+}
+
+pub fn check_password_rules(p: &str) -> Result<(), ApiError> {
+    let n = p.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "weak_password",
+            format!("a password has {MIN_PASSWORD}-{MAX_PASSWORD} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hash a password (argon2id, random salt) off the async runtime.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| "no randomness".to_string())?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        argon()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash_failed", e))
+}
+
+/// Verify off the async runtime. Without a stored hash a dummy one is
+/// checked, so an unknown user takes as long as a wrong password.
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let dummy = DUMMY.get_or_init(|| {
+            let salt = SaltString::encode_b64(b"enclave-dummy-salt").ok()?;
+            argon()
+                .hash_password(b"not a password", &salt)
+                .map(|h| h.to_string())
+                .ok()
+        });
+        let (stored, real) = match &hash {
+            Some(h) => (h.as_str(), true),
+            None => (dummy.as_deref().unwrap_or(""), false),
+        };
+        let ok = PasswordHash::new(stored)
+            .map(|h| argon().verify_password(password.as_bytes(), &h).is_ok())
+            .unwrap_or(false);
+        ok && real
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn new_token(prefix: &str) -> String {
+    let mut b = [0u8; 32];
+    // SystemRandom only fails if the OS has no randomness: refuse then.
+    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        std::process::abort();
+    }
+    format!("{prefix}{}", hex::encode(b))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginReq {
+    pub userid: String,
+    pub password: String,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthenticated("wrong userid or password")
+}
+
+async fn open_session(state: &S, userid: &str) -> Result<Json<Value>, ApiError> {
+    let access = new_token("eat_");
+    let refresh = new_token("ert_");
+    let done = submit(
+        state,
+        &Command::LoginSucceeded {
+            userid: userid.to_string(),
+            token_hash: token_hash(&access),
+            refresh_hash: token_hash(&refresh),
+        },
+        None,
+    )
+    .await?;
+    let Done::Session {
+        expires_ms,
+        refresh_expires_ms,
+        ..
+    } = done
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            "unexpected outcome",
+        ));
+    };
+    let must_change = domain::query::account(&state.view(), userid)
+        .map_err(store_error)?
+        .is_some_and(|a| a.must_change);
+    Ok(Json(json!({
+        "userid": userid,
+        "access_token": access,
+        "expires_at_ms": expires_ms,
+        "refresh_token": refresh,
+        "refresh_expires_at_ms": refresh_expires_ms,
+        "must_change_password": must_change,
+    })))
+}
+
+/// `POST /v1/login`
+pub async fn login(
+    State(state): State<S>,
+    Extension(conn): Extension<ConnInfo>,
+    Body(req): Body<LoginReq>,
+) -> Result<Json<Value>, ApiError> {
+    let ip = conn.remote.ip();
+    state.limits.check_source(ip)?;
+    if domain::apply::valid_userid(&req.userid).is_err() || req.password.len() > 1024 {
+        state.limits.record_failure(ip);
+        return Err(invalid_credentials());
+    }
+    let view = state.view();
+    let member = domain::query::member(&view, &req.userid).map_err(store_error)?;
+    let account = domain::query::account(&view, &req.userid).map_err(store_error)?;
+    if let Some(a) = &account
+        && a.locked_until_ms > now_ms()
+    {
+        return Err(ApiError::new(
+            StatusCode::LOCKED,
+            "account_locked",
+            format!(
+                "too many failed logins; the account is locked for {} more s (an administrator can unlock it)",
+                (a.locked_until_ms - now_ms()).div_ceil(1000)
+            ),
+        ));
+    }
+    let hash = account.and_then(|a| a.password_hash);
+    let ok = verify_password(req.password, hash).await;
+    if !ok {
+        state.limits.record_failure(ip);
+        if member.is_some() {
+            submit(
+                &state,
+                &Command::LoginFailed {
+                    userid: req.userid.clone(),
+                },
+                None,
+            )
+            .await?;
+        }
+        tracing::info!(userid = %req.userid, source = %ip, "login failed");
+        return Err(invalid_credentials());
+    }
+    match member.map(|m| m.status) {
+        Some(MemberStatus::Active) => {}
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_inactive",
+                "this account is disabled or has departed",
+            ));
+        }
+    }
+    let out = open_session(&state, &req.userid).await;
+    if out.is_ok() {
+        tracing::info!(userid = %req.userid, source = %ip, "login succeeded");
+    }
+    out
+}
+
+/// `POST /v1/logout`: revoke the caller's token (and its refresh token).
+pub async fn logout(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    submit(
+        &state,
+        &Command::Logout {
+            token_hash: caller.token_hash,
+        },
+        None,
+    )
+    .await?;
+    Ok(Json(json!({ "status": "logged_out" })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshReq {
+    pub refresh_token: String,
+}
+
+/// `POST /v1/token/refresh`: a used refresh token is spent; the old access
+/// token is revoked and a new pair returned.
+pub async fn refresh(
+    State(state): State<S>,
+    Body(req): Body<RefreshReq>,
+) -> Result<Json<Value>, ApiError> {
+    if req.refresh_token.is_empty() || req.refresh_token.len() > 256 {
+        return Err(ApiError::unauthenticated("malformed refresh token"));
+    }
+    let access = new_token("eat_");
+    let refresh = new_token("ert_");
+    let done = submit(
+        &state,
+        &Command::Refresh {
+            refresh_hash: token_hash(&req.refresh_token),
+            new_token_hash: token_hash(&access),
+            new_refresh_hash: token_hash(&refresh),
+        },
+        None,
+    )
+    .await?;
+    let Done::Session {
+        userid,
+        expires_ms,
+        refresh_expires_ms,
+    } = done
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            "unexpected outcome",
+        ));
+    };
+    Ok(Json(json!({
+        "userid": userid,
+        "access_token": access,
+        "expires_at_ms": expires_ms,
+        "refresh_token": refresh,
+        "refresh_expires_at_ms": refresh_expires_ms,
+    })))
+}
+
+/// `GET /v1/me`
+pub async fn me(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let view = state.view();
+    let m = domain::query::member(&view, &caller.userid)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::unauthenticated("the account is gone"))?;
+    let must_change = domain::query::account(&view, &caller.userid)
+        .map_err(store_error)?
+        .is_some_and(|a| a.must_change);
+    Ok(Json(json!({
+        "member": super::directory::member_json(&m),
+        "session_expires_at_ms": caller.session.expires_ms,
+        "must_change_password": must_change,
+        "sync_head": domain::query::head(&view).map_err(store_error)?,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordReq {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+/// `POST /v1/me/password`: other sessions are revoked, this one is kept.
+pub async fn change_password(
+    State(state): State<S>,
+    caller: Caller,
+    Body(req): Body<ChangePasswordReq>,
+) -> Result<Json<Value>, ApiError> {
+    check_password_rules(&req.new_password)?;
+    let stored = domain::query::account(&state.view(), &caller.userid)
+        .map_err(store_error)?
+        .and_then(|a| a.password_hash);
+    if req.old_password.len() > 1024 || !verify_password(req.old_password, stored).await {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the old password is wrong",
+        ));
+    }
+    let hash = hash_password(req.new_password).await?;
+    submit(
+        &state,
+        &Command::ChangePassword {
+            userid: caller.userid.clone(),
+            password_hash: hash,
+            keep_session: caller.token_hash,
+        },
+        None,
+    )
+    .await?;
+    Ok(Json(json!({ "status": "changed" })))
+}

@@ -1,0 +1,541 @@
+//! Conversations, messages, receipts.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, Caller, Params, S, header_key, page_limit, scoped_key, store_error, submit};
+use crate::domain::{self, Command, ConvMember, Conversation, Done, Message, Target};
+use crate::http::ApiError;
+
+pub fn conv_json(c: &Conversation, me: Option<&ConvMember>) -> Value {
+    let mut v = json!({
+        "id": c.id,
+        "kind": c.kind,
+        "name": c.name,
+        "owner": c.owner,
+        "admins": c.admins,
+        "announcement": c.announcement,
+        "member_count": c.member_count,
+        "last_seq": c.last_seq,
+        "created_at_ms": c.created_ms,
+        "dissolved": c.dissolved,
+    });
+    if let Some(me) = me {
+        v["read_seq"] = json!(me.read_seq);
+        v["unread"] = json!(c.last_seq.saturating_sub(me.read_seq));
+    }
+    v
+}
+
+pub fn message_json(m: &Message) -> Value {
+    json!({
+        "conversation": m.conv,
+        "seq": m.seq,
+        "sender": m.sender,
+        "time_ms": m.time_ms,
+        "text": m.text,
+        "mentions": m.mentions,
+        "mention_all": m.mention_all,
+        "reply_to": m.reply_to,
+        "recalled": m.recalled,
+        "event": m.event,
+    })
+}
+
+fn conv_of(done: Done) -> Result<Json<Value>, ApiError> {
+    match done {
+        Done::Conversation(c) => Ok(Json(conv_json(&c, None))),
+        _ => Ok(Json(json!({ "status": "ok" }))),
+    }
+}
+
+fn seq_param(s: &str) -> Result<u64, ApiError> {
+    s.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!("{s:?} is not a message sequence number"),
+        )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/conversations`: the caller's conversations.
+pub async fn list(
+    State(state): State<S>,
+    caller: Caller,
+    Params(q): Params<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(q.limit, 100, 500)?;
+    let list = domain::query::conversations(&state.view(), &caller.userid, q.cursor.as_deref(), limit)
+        .map_err(store_error)?;
+    let next = (list.len() == limit)
+        .then(|| list.last().map(|(c, _)| c.id.clone()))
+        .flatten();
+    let out: Vec<Value> = list.iter().map(|(c, m)| conv_json(c, Some(m))).collect();
+    Ok(Json(json!({ "conversations": out, "next_cursor": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupReq {
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+/// `POST /v1/conversations`: a new group owned by the caller.
+pub async fn create_group(
+    State(state): State<S>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(req): Body<CreateGroupReq>,
+) -> Result<Json<Value>, ApiError> {
+    let key = scoped_key(&caller.userid, header_key(&headers).as_deref())?;
+    let done = submit(
+        &state,
+        &Command::CreateGroup {
+            actor: caller.userid,
+            name: req.name,
+            members: req.members,
+        },
+        key,
+    )
+    .await?;
+    conv_of(done)
+}
+
+/// `GET /v1/conversations/{conv}`
+pub async fn get_one(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (c, me) = domain::query::conversation_for(&state.view(), &caller.userid, &conv)
+        .map_err(store_error)?
+        .map_err(super::refusal)?;
+    Ok(Json(conv_json(&c, Some(&me))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateReq {
+    pub name: Option<String>,
+    pub announcement: Option<String>,
+}
+
+/// `PATCH /v1/conversations/{conv}`: rename, pin an announcement.
+pub async fn update(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Body(req): Body<UpdateReq>,
+) -> Result<Json<Value>, ApiError> {
+    if req.name.is_none() && req.announcement.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "give name and/or announcement",
+        ));
+    }
+    let mut last = None;
+    if let Some(name) = req.name {
+        last = Some(
+            submit(
+                &state,
+                &Command::Rename {
+                    actor: caller.userid.clone(),
+                    conv: conv.clone(),
+                    name,
+                },
+                None,
+            )
+            .await?,
+        );
+    }
+    if let Some(text) = req.announcement {
+        last = Some(
+            submit(
+                &state,
+                &Command::SetAnnouncement {
+                    actor: caller.userid.clone(),
+                    conv: conv.clone(),
+                    text,
+                },
+                None,
+            )
+            .await?,
+        );
+    }
+    conv_of(last.unwrap_or(Done::Ok))
+}
+
+/// `DELETE /v1/conversations/{conv}`: the owner dissolves a group.
+pub async fn dissolve(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    conv_of(
+        submit(
+            &state,
+            &Command::Dissolve {
+                actor: caller.userid,
+                conv,
+            },
+            None,
+        )
+        .await?,
+    )
+}
+
+/// `GET /v1/conversations/{conv}/members`
+pub async fn members(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Params(q): Params<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(q.limit, 500, 2000)?;
+    let view = state.view();
+    domain::query::conversation_for(&view, &caller.userid, &conv)
+        .map_err(store_error)?
+        .map_err(super::refusal)?;
+    let list = domain::query::conversation_members(&view, &conv, q.cursor.as_deref(), limit)
+        .map_err(store_error)?;
+    let next = (list.len() == limit)
+        .then(|| list.last().map(|(u, _)| u.clone()))
+        .flatten();
+    let out: Vec<Value> = list
+        .iter()
+        .map(|(u, m)| json!({ "userid": u, "read_seq": m.read_seq, "delivered_seq": m.delivered_seq }))
+        .collect();
+    Ok(Json(json!({ "members": out, "next_cursor": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UseridsReq {
+    pub userids: Vec<String>,
+}
+
+/// `POST /v1/conversations/{conv}/members`
+pub async fn add_members(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Body(req): Body<UseridsReq>,
+) -> Result<Json<Value>, ApiError> {
+    conv_of(
+        submit(
+            &state,
+            &Command::AddMembers {
+                actor: caller.userid,
+                conv,
+                userids: req.userids,
+            },
+            None,
+        )
+        .await?,
+    )
+}
+
+/// `DELETE /v1/conversations/{conv}/members/{userid}`
+pub async fn remove_member(
+    State(state): State<S>,
+    caller: Caller,
+    Path((conv, userid)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    conv_of(
+        submit(
+            &state,
+            &Command::RemoveMember {
+                actor: caller.userid,
+                conv,
+                userid,
+            },
+            None,
+        )
+        .await?,
+    )
+}
+
+/// `POST /v1/conversations/{conv}/leave`
+pub async fn leave(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    conv_of(
+        submit(
+            &state,
+            &Command::Leave {
+                actor: caller.userid,
+                conv,
+            },
+            None,
+        )
+        .await?,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerReq {
+    pub userid: String,
+}
+
+/// `PUT /v1/conversations/{conv}/owner`
+pub async fn transfer_owner(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Body(req): Body<OwnerReq>,
+) -> Result<Json<Value>, ApiError> {
+    conv_of(
+        submit(
+            &state,
+            &Command::TransferOwner {
+                actor: caller.userid,
+                conv,
+                to: req.userid,
+            },
+            None,
+        )
+        .await?,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminsReq {
+    pub admins: Vec<String>,
+}
+
+/// `PUT /v1/conversations/{conv}/admins`
+pub async fn set_admins(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Body(req): Body<AdminsReq>,
+) -> Result<Json<Value>, ApiError> {
+    conv_of(
+        submit(
+            &state,
+            &Command::SetAdmins {
+                actor: caller.userid,
+                conv,
+                admins: req.admins,
+            },
+            None,
+        )
+        .await?,
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesQuery {
+    /// Messages with a sequence number above this (default 0: from the start).
+    pub after_seq: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/conversations/{conv}/messages?after_seq=&limit=`
+pub async fn messages(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Params(q): Params<MessagesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(q.limit, 100, 1000)?;
+    let view = state.view();
+    let (c, me) = domain::query::conversation_for(&view, &caller.userid, &conv)
+        .map_err(store_error)?
+        .map_err(super::refusal)?;
+    let list = domain::query::messages(&view, &me, &conv, q.after_seq.unwrap_or(0), limit)
+        .map_err(store_error)?;
+    let next = list.last().map(|m| m.seq).filter(|s| *s < c.last_seq);
+    let out: Vec<Value> = list.iter().map(message_json).collect();
+    Ok(Json(json!({ "messages": out, "next_after_seq": next })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendReq {
+    pub text: String,
+    #[serde(default)]
+    pub mentions: Vec<String>,
+    #[serde(default)]
+    pub mention_all: bool,
+    pub reply_to: Option<u64>,
+    /// Idempotency key (or the `Idempotency-Key` header): a retry with the
+    /// same id returns the first message instead of sending twice.
+    pub client_msg_id: Option<String>,
+}
+
+async fn send(
+    state: S,
+    caller: Caller,
+    headers: HeaderMap,
+    target: Target,
+    req: SendReq,
+) -> Result<Json<Value>, ApiError> {
+    let key = req.client_msg_id.or_else(|| header_key(&headers));
+    let key = scoped_key(&caller.userid, key.as_deref())?;
+    let done = submit(
+        &state,
+        &Command::Send {
+            actor: caller.userid,
+            target,
+            text: req.text,
+            mentions: req.mentions,
+            mention_all: req.mention_all,
+            reply_to: req.reply_to,
+        },
+        key,
+    )
+    .await?;
+    match done {
+        Done::Message(m) => Ok(Json(message_json(&m))),
+        _ => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            "unexpected outcome",
+        )),
+    }
+}
+
+/// `POST /v1/conversations/{conv}/messages`
+pub async fn send_to_conv(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<SendReq>,
+) -> Result<Json<Value>, ApiError> {
+    send(state, caller, headers, Target::Conv(conv), req).await
+}
+
+/// `POST /v1/direct/{userid}/messages`: the 1:1 conversation is created on
+/// the first message.
+pub async fn send_direct(
+    State(state): State<S>,
+    caller: Caller,
+    Path(userid): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<SendReq>,
+) -> Result<Json<Value>, ApiError> {
+    send(state, caller, headers, Target::Direct(userid), req).await
+}
+
+/// `POST /v1/conversations/{conv}/messages/{seq}/recall`
+pub async fn recall(
+    State(state): State<S>,
+    caller: Caller,
+    Path((conv, seq)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let seq = seq_param(&seq)?;
+    match submit(
+        &state,
+        &Command::Recall {
+            actor: caller.userid,
+            conv,
+            seq,
+        },
+        None,
+    )
+    .await?
+    {
+        Done::Message(m) => Ok(Json(message_json(&m))),
+        _ => Ok(Json(json!({ "status": "recalled" }))),
+    }
+}
+
+/// `GET /v1/conversations/{conv}/messages/{seq}/receipts`: who has read
+/// it (the sender, and the group's owner and admins, may look).
+pub async fn receipts(
+    State(state): State<S>,
+    caller: Caller,
+    Path((conv, seq)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let seq = seq_param(&seq)?;
+    let view = state.view();
+    let (c, _) = domain::query::conversation_for(&view, &caller.userid, &conv)
+        .map_err(store_error)?
+        .map_err(super::refusal)?;
+    let m = domain::query::message(&view, &conv, seq)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no message {seq} in {conv:?}")))?;
+    let may = m.sender == caller.userid
+        || c.owner == caller.userid
+        || c.admins.contains(&caller.userid);
+    if !may {
+        return Err(ApiError::forbidden(
+            "only the sender and the group's owner and admins see receipts",
+        ));
+    }
+    let r = domain::query::receipts(&view, &m).map_err(store_error)?;
+    Ok(Json(json!({
+        "seq": r.seq,
+        "read_count": r.read.len(),
+        "unread_count": r.unread.len(),
+        "delivered_count": r.delivered,
+        "read": r.read,
+        "unread": r.unread,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkReq {
+    pub seq: u64,
+}
+
+/// `POST /v1/conversations/{conv}/read`: everything up to `seq` is read.
+pub async fn mark_read(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Body(req): Body<MarkReq>,
+) -> Result<Json<Value>, ApiError> {
+    submit(
+        &state,
+        &Command::MarkRead {
+            actor: caller.userid,
+            conv,
+            seq: req.seq,
+        },
+        None,
+    )
+    .await?;
+    Ok(Json(json!({ "read_seq": req.seq })))
+}
+
+/// `POST /v1/conversations/{conv}/delivered`
+pub async fn mark_delivered(
+    State(state): State<S>,
+    caller: Caller,
+    Path(conv): Path<String>,
+    Body(req): Body<MarkReq>,
+) -> Result<Json<Value>, ApiError> {
+    submit(
+        &state,
+        &Command::MarkDelivered {
+            actor: caller.userid,
+            conv,
+            seq: req.seq,
+        },
+        None,
+    )
+    .await?;
+    Ok(Json(json!({ "delivered_seq": req.seq })))
+}

@@ -1,0 +1,117 @@
+//! Directory reads for members (通讯录). Changes are made by
+//! administrators on the admin port (`admin/directory.rs`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Caller, Params, S, page_limit, store_error};
+use crate::domain::{self, Member};
+use crate::http::ApiError;
+
+pub fn member_json(m: &Member) -> Value {
+    json!({
+        "userid": m.userid,
+        "name": m.name,
+        "departments": m.departments,
+        "title": m.title,
+        "email": m.email,
+        "mobile": m.mobile,
+        "status": m.status,
+    })
+}
+
+/// `GET /v1/directory/departments`: the visible part of the tree.
+pub async fn departments(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let view = state.view();
+    let me = domain::query::member(&view, &caller.userid)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::unauthenticated("the account is gone"))?;
+    let visible = domain::query::visible_departments(&view, &me).map_err(store_error)?;
+    let depts: Vec<_> = domain::query::departments(&view)
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|d| visible.as_ref().is_none_or(|v| v.contains(&d.id)))
+        .collect();
+    Ok(Json(json!({ "departments": depts })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersQuery {
+    /// Members of this department only.
+    pub department: Option<u64>,
+    /// Name prefix (case-insensitive).
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/directory/members?department=&q=&cursor=&limit=`
+pub async fn members(
+    State(state): State<S>,
+    caller: Caller,
+    Params(q): Params<MembersQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(q.limit, 100, 1000)?;
+    let view = state.view();
+    let me = domain::query::member(&view, &caller.userid)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::unauthenticated("the account is gone"))?;
+    let visible = domain::query::visible_departments(&view, &me).map_err(store_error)?;
+    let (list, next) = if let Some(prefix) = q.q.as_deref() {
+        if prefix.is_empty() || prefix.chars().count() > 64 {
+            return Err(ApiError::new(
+                http::StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "q must be 1-64 characters",
+            ));
+        }
+        (
+            domain::query::search_members(&view, prefix, limit).map_err(store_error)?,
+            None,
+        )
+    } else {
+        let list = match q.department {
+            Some(d) => {
+                if domain::query::department(&view, d)
+                    .map_err(store_error)?
+                    .is_none()
+                {
+                    return Err(ApiError::not_found(format!("no department {d}")));
+                }
+                domain::query::department_members(&view, d, q.cursor.as_deref(), limit)
+            }
+            None => domain::query::members(&view, q.cursor.as_deref(), limit),
+        }
+        .map_err(store_error)?;
+        let next = (list.len() == limit)
+            .then(|| list.last().map(|m| m.userid.clone()))
+            .flatten();
+        (list, next)
+    };
+    let out: Vec<Value> = list
+        .iter()
+        .filter(|m| domain::query::can_see(&visible, m))
+        .map(member_json)
+        .collect();
+    Ok(Json(json!({ "members": out, "next_cursor": next })))
+}
+
+/// `GET /v1/directory/members/{userid}`
+pub async fn member(
+    State(state): State<S>,
+    caller: Caller,
+    Path(userid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let view = state.view();
+    let me = domain::query::member(&view, &caller.userid)
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::unauthenticated("the account is gone"))?;
+    let visible = domain::query::visible_departments(&view, &me).map_err(store_error)?;
+    match domain::query::member(&view, &userid).map_err(store_error)? {
+        Some(m) if domain::query::can_see(&visible, &m) => Ok(Json(member_json(&m))),
+        _ => Err(ApiError::not_found(format!("no member {userid:?}"))),
+    }
+}

@@ -1,0 +1,183 @@
+//! The node's application on the replicated log: the messaging domain
+//! (and the diagnostic key-value store), plus the push hub that hands
+//! applied events to this node's connected clients.
+//!
+//! Commands carry a one-byte tag: `D` + postcard [`Command`], `K` +
+//! postcard [`KvCommand`](crate::kv::KvCommand).
+
+use std::sync::{Arc, Mutex};
+
+use enclave_cluster::app::{Application, ApplyContext};
+use enclave_cluster::store::{StateView, Txn};
+use tokio::sync::{broadcast, watch};
+
+use crate::domain::store::{KvPair, Store, StoreFault};
+use crate::domain::{self, Command, Ctx, Event, Outcome};
+use crate::kv::Kv;
+
+const TAG_DOMAIN: u8 = b'D';
+const TAG_KV: u8 = b'K';
+
+/// Events kept for live subscribers; one that falls further behind is
+/// told to resync from its token (bounded memory, no slow-consumer leak).
+pub const PUSH_BUFFER: usize = 8192;
+
+pub fn encode_domain(cmd: &Command) -> Vec<u8> {
+    let mut b = vec![TAG_DOMAIN];
+    b.extend(postcard::to_stdvec(cmd).unwrap_or_default());
+    b
+}
+
+pub fn encode_kv(cmd: &crate::kv::KvCommand) -> Vec<u8> {
+    let mut b = vec![TAG_KV];
+    b.extend(postcard::to_stdvec(cmd).unwrap_or_default());
+    b
+}
+
+pub fn decode_outcome(b: &[u8]) -> Option<Outcome> {
+    postcard::from_bytes(b).ok()
+}
+
+/// What live subscribers are sent.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // sent behind an Arc
+pub enum Push {
+    Event(Event),
+    /// A snapshot replaced the state: resync from storage.
+    Reset,
+}
+
+/// Live events of this node, in apply order.
+#[derive(Debug)]
+pub struct Hub {
+    pub events: broadcast::Sender<Arc<Push>>,
+    /// Last applied log index: wakes long-polls (then they read storage).
+    pub applied: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+pub struct NodeApp {
+    kv: Kv,
+    pending: Mutex<Vec<Event>>,
+    pub hub: Hub,
+}
+
+impl Default for NodeApp {
+    fn default() -> Self {
+        NodeApp {
+            kv: Kv,
+            pending: Mutex::new(Vec::new()),
+            hub: Hub {
+                events: broadcast::channel(PUSH_BUFFER).0,
+                applied: watch::channel(0).0,
+            },
+        }
+    }
+}
+
+impl Application for NodeApp {
+    fn apply(
+        &self,
+        ctx: &ApplyContext,
+        txn: &mut Txn<'_>,
+        command: &[u8],
+    ) -> Result<Vec<u8>, sled::Error> {
+        match command.split_first() {
+            Some((&TAG_KV, rest)) => self.kv.apply(ctx, txn, rest),
+            Some((&TAG_DOMAIN, rest)) => {
+                let outcome: Outcome = match postcard::from_bytes::<Command>(rest) {
+                    Ok(cmd) => {
+                        let mut store = TxnStore(txn);
+                        let (outcome, events) =
+                            domain::apply(&mut store, &Ctx { time_ms: ctx.time_ms }, &cmd)
+                                .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
+                        self.pending
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .extend(events);
+                        outcome
+                    }
+                    // A command this build cannot decode changes nothing,
+                    // on every node alike.
+                    Err(e) => domain::model::refuse(
+                        domain::Code::InvalidArgument,
+                        format!("undecodable command: {e}"),
+                    ),
+                };
+                Ok(postcard::to_stdvec(&outcome).unwrap_or_default())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn applied(&self, last_index: u64) {
+        let events = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for ev in events {
+            // No receivers is fine: nobody is connected.
+            let _ = self.hub.events.send(Arc::new(Push::Event(ev)));
+        }
+        self.hub.applied.send_replace(last_index);
+    }
+
+    fn installed(&self, last_index: u64) {
+        // A snapshot replaced the state: live subscribers must reread it.
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let _ = self.hub.events.send(Arc::new(Push::Reset));
+        self.hub.applied.send_replace(last_index);
+    }
+}
+
+fn fault(e: sled::Error) -> StoreFault {
+    StoreFault(e.to_string())
+}
+
+/// The replicated state during apply, as the domain's [`Store`].
+struct TxnStore<'a, 'b>(&'a mut Txn<'b>);
+
+impl Store for TxnStore<'_, '_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
+        self.0.get(key).map_err(fault)
+    }
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KvPair>, StoreFault> {
+        self.0.scan(prefix, after, limit).map_err(fault)
+    }
+    fn put(&mut self, key: &[u8], value: Vec<u8>) {
+        self.0.put(key, value)
+    }
+    fn delete(&mut self, key: &[u8]) {
+        self.0.delete(key)
+    }
+}
+
+/// The replicated state as this node has applied it, for reads. The
+/// write methods are never called on it (reads only).
+#[derive(Debug)]
+pub struct ViewStore(pub StateView);
+
+impl Store for ViewStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreFault> {
+        self.0.get(key).map_err(fault)
+    }
+    fn scan(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KvPair>, StoreFault> {
+        self.0.scan(prefix, after, limit).map_err(fault)
+    }
+    fn put(&mut self, _key: &[u8], _value: Vec<u8>) {
+        tracing::error!("bug: write through a read-only view ignored");
+    }
+    fn delete(&mut self, _key: &[u8]) {
+        tracing::error!("bug: delete through a read-only view ignored");
+    }
+}
