@@ -88,9 +88,14 @@ impl Application for NodeApp {
                 let outcome: Outcome = match postcard::from_bytes::<Command>(rest) {
                     Ok(cmd) => {
                         let mut store = TxnStore(txn);
-                        let (outcome, events) =
-                            domain::apply(&mut store, &Ctx { time_ms: ctx.time_ms }, &cmd)
-                                .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
+                        let (outcome, events) = domain::apply(
+                            &mut store,
+                            &Ctx {
+                                time_ms: ctx.time_ms,
+                            },
+                            &cmd,
+                        )
+                        .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
                         self.pending
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())

@@ -7,6 +7,7 @@
 //! README's test command); under plain `cargo test` the existing binaries
 //! are used as they are.
 
+pub mod api;
 pub mod cluster;
 pub mod pki;
 pub mod proc;

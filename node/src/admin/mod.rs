@@ -91,7 +91,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
         )
         .route(
             "/v1/directory/departments",
-            get(directory::departments).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+            get(directory::departments)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .route(
             "/v1/directory/departments/{id}",
@@ -101,15 +102,18 @@ pub fn router(state: Arc<NodeState>) -> Router {
         )
         .route(
             "/v1/directory/members",
-            post(directory::create_member).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+            post(directory::create_member)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
             "/v1/directory/members/{userid}",
-            patch(directory::update_member).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+            patch(directory::update_member)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
             "/v1/directory/members/{userid}",
-            get(directory::get_member).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+            get(directory::get_member)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .route(
             "/v1/directory/members/{userid}/status",
@@ -117,14 +121,22 @@ pub fn router(state: Arc<NodeState>) -> Router {
         )
         .route(
             "/v1/directory/members/{userid}/password",
-            put(directory::set_password).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+            put(directory::set_password)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
             "/v1/directory/members/{userid}/unlock",
             post(directory::unlock).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
-        .route("/v1/policy", get(directory::get_policy).route_layer(middleware::from_fn_with_state(OPERATORS, guard)))
-        .route("/v1/policy", put(directory::put_policy).route_layer(middleware::from_fn_with_state(SECADMIN, guard)))
+        .route(
+            "/v1/policy",
+            get(directory::get_policy)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/policy",
+            put(directory::put_policy).route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -150,9 +150,9 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
                 "max_group_members must be >= 2 and max_text_chars >= 1"
             );
             ensure!(
-                policy.session_ttl_ms >= 60_000 && policy.refresh_ttl_ms >= policy.session_ttl_ms,
+                policy.session_ttl_ms >= 5_000 && policy.refresh_ttl_ms >= policy.session_ttl_ms,
                 Code::InvalidArgument,
-                "session_ttl_ms must be >= 60000 and refresh_ttl_ms >= session_ttl_ms"
+                "session_ttl_ms must be >= 5000 and refresh_ttl_ms >= session_ttl_ms"
             );
             s.put_as(keys::POLICY, policy)?;
             Ok(Ok(Done::Ok))

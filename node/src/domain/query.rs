@@ -165,8 +165,7 @@ pub fn user_convs<S: Store + ?Sized>(
     userid: &str,
 ) -> Result<Vec<(String, UserConv)>, StoreFault> {
     let prefix = keys::user_convs(userid);
-    Ok(s
-        .scan_as::<UserConv>(&prefix, None, usize::MAX)?
+    Ok(s.scan_as::<UserConv>(&prefix, None, usize::MAX)?
         .into_iter()
         .map(|(k, uc)| (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), uc))
         .collect())

@@ -76,8 +76,9 @@ pub async fn list(
     Params(q): Params<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 500)?;
-    let list = domain::query::conversations(&state.view(), &caller.userid, q.cursor.as_deref(), limit)
-        .map_err(store_error)?;
+    let list =
+        domain::query::conversations(&state.view(), &caller.userid, q.cursor.as_deref(), limit)
+            .map_err(store_error)?;
     let next = (list.len() == limit)
         .then(|| list.last().map(|(c, _)| c.id.clone()))
         .flatten();
@@ -475,9 +476,8 @@ pub async fn receipts(
     let m = domain::query::message(&view, &conv, seq)
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no message {seq} in {conv:?}")))?;
-    let may = m.sender == caller.userid
-        || c.owner == caller.userid
-        || c.admins.contains(&caller.userid);
+    let may =
+        m.sender == caller.userid || c.owner == caller.userid || c.admins.contains(&caller.userid);
     if !may {
         return Err(ApiError::forbidden(
             "only the sender and the group's owner and admins see receipts",

@@ -39,26 +39,78 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
         ("post", "/v1/token/refresh", post(auth::refresh)),
         ("get", "/v1/me", get(auth::me)),
         ("post", "/v1/me/password", post(auth::change_password)),
-        ("get", "/v1/directory/departments", get(directory::departments)),
+        (
+            "get",
+            "/v1/directory/departments",
+            get(directory::departments),
+        ),
         ("get", "/v1/directory/members", get(directory::members)),
-        ("get", "/v1/directory/members/{userid}", get(directory::member)),
+        (
+            "get",
+            "/v1/directory/members/{userid}",
+            get(directory::member),
+        ),
         ("get", "/v1/conversations", get(conversations::list)),
-        ("post", "/v1/conversations", post(conversations::create_group)),
-        ("get", "/v1/conversations/{conv}", get(conversations::get_one)),
-        ("patch", "/v1/conversations/{conv}", patch(conversations::update)),
-        ("delete", "/v1/conversations/{conv}", delete(conversations::dissolve)),
-        ("get", "/v1/conversations/{conv}/members", get(conversations::members)),
-        ("post", "/v1/conversations/{conv}/members", post(conversations::add_members)),
+        (
+            "post",
+            "/v1/conversations",
+            post(conversations::create_group),
+        ),
+        (
+            "get",
+            "/v1/conversations/{conv}",
+            get(conversations::get_one),
+        ),
+        (
+            "patch",
+            "/v1/conversations/{conv}",
+            patch(conversations::update),
+        ),
+        (
+            "delete",
+            "/v1/conversations/{conv}",
+            delete(conversations::dissolve),
+        ),
+        (
+            "get",
+            "/v1/conversations/{conv}/members",
+            get(conversations::members),
+        ),
+        (
+            "post",
+            "/v1/conversations/{conv}/members",
+            post(conversations::add_members),
+        ),
         (
             "delete",
             "/v1/conversations/{conv}/members/{userid}",
             delete(conversations::remove_member),
         ),
-        ("post", "/v1/conversations/{conv}/leave", post(conversations::leave)),
-        ("put", "/v1/conversations/{conv}/owner", put(conversations::transfer_owner)),
-        ("put", "/v1/conversations/{conv}/admins", put(conversations::set_admins)),
-        ("get", "/v1/conversations/{conv}/messages", get(conversations::messages)),
-        ("post", "/v1/conversations/{conv}/messages", post(conversations::send_to_conv)),
+        (
+            "post",
+            "/v1/conversations/{conv}/leave",
+            post(conversations::leave),
+        ),
+        (
+            "put",
+            "/v1/conversations/{conv}/owner",
+            put(conversations::transfer_owner),
+        ),
+        (
+            "put",
+            "/v1/conversations/{conv}/admins",
+            put(conversations::set_admins),
+        ),
+        (
+            "get",
+            "/v1/conversations/{conv}/messages",
+            get(conversations::messages),
+        ),
+        (
+            "post",
+            "/v1/conversations/{conv}/messages",
+            post(conversations::send_to_conv),
+        ),
         (
             "post",
             "/v1/conversations/{conv}/messages/{seq}/recall",
@@ -69,9 +121,21 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
             "/v1/conversations/{conv}/messages/{seq}/receipts",
             get(conversations::receipts),
         ),
-        ("post", "/v1/conversations/{conv}/read", post(conversations::mark_read)),
-        ("post", "/v1/conversations/{conv}/delivered", post(conversations::mark_delivered)),
-        ("post", "/v1/direct/{userid}/messages", post(conversations::send_direct)),
+        (
+            "post",
+            "/v1/conversations/{conv}/read",
+            post(conversations::mark_read),
+        ),
+        (
+            "post",
+            "/v1/conversations/{conv}/delivered",
+            post(conversations::mark_delivered),
+        ),
+        (
+            "post",
+            "/v1/direct/{userid}/messages",
+            post(conversations::send_direct),
+        ),
         ("get", "/v1/sync", get(stream::sync)),
         ("get", "/v1/stream", get(stream::websocket)),
         ("get", "/v1/openapi.json", get(openapi)),
@@ -178,7 +242,9 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 fn bearer(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get(http::header::AUTHORIZATION) {
         let v = v.to_str().ok()?;
-        let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+        let t = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))?;
         return Some(t.trim().to_string());
     }
     // Browsers cannot set headers on a WebSocket: the stream also takes
@@ -429,5 +495,34 @@ impl Limits {
             *e = (0, Instant::now());
         }
         e.0 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The OpenAPI document and the router describe the same routes.
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_nothing_else() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
+        let mut documented = BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            for method in ops.as_object().expect("operations").keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        let served: BTreeSet<(String, String)> = super::routes()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&served).collect();
+        assert!(
+            missing.is_empty(),
+            "routes missing from docs/api/openapi.json: {missing:?}"
+        );
+        assert!(stale.is_empty(), "documented but not served: {stale:?}");
+        assert_eq!(doc["openapi"], "3.0.3");
     }
 }

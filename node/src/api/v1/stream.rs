@@ -148,9 +148,9 @@ pub async fn websocket(
 
 /// Which events of a conversation a user sees: `joined..=left`.
 fn visible(convs: &HashMap<String, UserConv>, ev: &Event) -> bool {
-    convs.get(&ev.conv).is_some_and(|uc| {
-        ev.no >= uc.joined_event && uc.left_event.is_none_or(|l| ev.no <= l)
-    })
+    convs
+        .get(&ev.conv)
+        .is_some_and(|uc| ev.no >= uc.joined_event && uc.left_event.is_none_or(|l| ev.no <= l))
 }
 
 /// Track membership changes of `userid` carried by live events.
