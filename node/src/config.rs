@@ -117,6 +117,9 @@ pub struct RawTls {
 pub struct RawApi {
     pub require_device_cert: bool,
     pub max_body_bytes: u64,
+    /// Requests per second per bearer token (0 = unlimited).
+    pub token_rate_per_sec: u64,
+    pub token_burst: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +156,8 @@ impl Default for RawConfig {
             api: RawApi {
                 require_device_cert: false,
                 max_body_bytes: 1 << 20,
+                token_rate_per_sec: 50,
+                token_burst: 200,
             },
             log: RawLog {
                 format: "text".into(),
@@ -215,6 +220,8 @@ pub struct Config {
     pub tls_handshake_timeout: Duration,
     pub require_device_cert: bool,
     pub max_body_bytes: usize,
+    pub token_rate_per_sec: u64,
+    pub token_burst: u64,
     pub log_format: LogFormat,
     pub log_level: String,
     pub worker_threads: usize,
@@ -478,6 +485,20 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             "must be between 1024 and 67108864",
         ));
     }
+    if raw.api.token_rate_per_sec > 1_000_000 {
+        return Err(invalid(
+            "api.token_rate_per_sec",
+            &raw.api.token_rate_per_sec,
+            "must be between 0 (unlimited) and 1000000",
+        ));
+    }
+    if !(1..=1_000_000).contains(&raw.api.token_burst) {
+        return Err(invalid(
+            "api.token_burst",
+            &raw.api.token_burst,
+            "must be between 1 and 1000000",
+        ));
+    }
     let log_format = match raw.log.format.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -578,6 +599,8 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
         )?,
         require_device_cert: raw.api.require_device_cert,
         max_body_bytes: max_body as usize,
+        token_rate_per_sec: raw.api.token_rate_per_sec,
+        token_burst: raw.api.token_burst,
         log_format,
         log_level: raw.log.level.clone(),
     })

@@ -208,7 +208,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         }),
         cluster: cluster.clone(),
         peer_tls,
-        limits: Default::default(),
+        limits: crate::api::v1::Limits::new(config.token_rate_per_sec, config.token_burst),
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -40,6 +40,10 @@ enum BenchCommand {
     /// Replicated ~200-byte writes from 1, 16 and 64 clients: writes/s, p50/p99,
     /// then a check that every acknowledged write is stored.
     Raft(enclave_ops::cmd::bench::RaftBench),
+    /// Messaging: (a) messages/s from many senders into many conversations
+    /// with send→ack p50/p99, (b) fan-out to a group whose members are all
+    /// connected by WebSocket, send→last-member p50/p99.
+    Messages(enclave_ops::cmd::msgbench::MessagesBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +98,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             let dir = cli.cert_dir.clone().unwrap_or_default();
             multi_runtime()?.block_on(cmd::bench::run(args, &client, &dir, cli.output))
+        }
+        Command::Bench(BenchCommand::Messages(args)) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            multi_runtime()?.block_on(cmd::msgbench::run(args, &client, &dir, cli.output))
         }
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
