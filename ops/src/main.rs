@@ -68,6 +68,14 @@ enum Command {
     /// Cluster lifecycle: init, status, join tokens, add/remove members.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The organization's directory: departments, members, passwords,
+    /// lockouts (sysadmin).
+    #[command(subcommand)]
+    Directory(enclave_ops::cmd::directory::DirectoryCommand),
+    /// The replicated messaging policy: limits, lockout, sessions,
+    /// directory visibility (show: operators; set: secadmin).
+    #[command(subcommand)]
+    Policy(enclave_ops::cmd::directory::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +115,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::cluster::run_node(c, &client, cli.output))
+        }
+        Command::Directory(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::directory::run(c, &client, cli.output))
+        }
+        Command::Policy(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::directory::run_policy(c, &client, cli.output))
         }
         Command::Cluster(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

@@ -424,3 +424,107 @@ async fn live_push_across_nodes_and_exact_resume_on_another_node_after_leader_lo
         .collect();
     assert_eq!(polled, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enclavectl_manages_the_directory_and_only_secadmin_sets_policy() {
+    use enclave_tests::proc::enclavectl;
+    let mut c = TestCluster::start(1, NodeSpec::default()).await;
+    let admin = c.admin_dir.display().to_string();
+    let url = c.nodes[0].admin_url();
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["--cert-dir", admin.as_str(), "--endpoint", url.as_str()];
+        all.extend_from_slice(args);
+        enclavectl(&all)
+    };
+    let (code, out, err) = ctl(&["directory", "dept", "put", "1", "--name", "Enterprise"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = ctl(&[
+        "directory",
+        "dept",
+        "put",
+        "2",
+        "--name",
+        "Ops",
+        "--parent",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let pwfile = c.pki.path().join("pw");
+    std::fs::write(&pwfile, format!("{PW}\n")).expect("write");
+    let pw = pwfile.display().to_string();
+    let (code, out, err) = ctl(&[
+        "directory",
+        "member",
+        "add",
+        "ann",
+        "--name",
+        "安妮",
+        "--dept",
+        "2",
+        "--password-file",
+        &pw,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = ctl(&["directory", "member", "show", "ann"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("password set: true"), "{out}");
+    // The member logs in with the initial password and must change it.
+    let a = api(&mut c, 0);
+    let (s, v) = a
+        .call(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"userid": "ann", "password": PW})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["must_change_password"], true);
+    // Name search finds her (case-insensitive prefix, CJK too).
+    let token = v["access_token"].as_str().expect("token");
+    let (s, v) = a
+        .call(
+            Method::GET,
+            "/v1/directory/members?q=%E5%AE%89",
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["members"][0]["userid"], "ann", "{v}");
+    // A department with members cannot be deleted; the error names why.
+    let (code, _, err) = ctl(&["directory", "dept", "delete", "2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("department_not_empty"), "{err}");
+    // Sysadmin may not change the security policy.
+    let (code, _, err) = ctl(&["policy", "set", "recall_window_ms=1000"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("403") || err.contains("forbidden"), "{err}");
+    let sec = c.pki.operator("sec", Role::Secadmin).display().to_string();
+    let (code, out, err) = enclavectl(&[
+        "--cert-dir",
+        &sec,
+        "--endpoint",
+        &url,
+        "policy",
+        "set",
+        "recall_window_ms=1000",
+        "directory_visibility=own_departments",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("own_departments"), "{out}");
+    // Departing is final and locks the member out.
+    let (code, out, err) = ctl(&["directory", "member", "status", "ann", "departed"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (s, v) = a
+        .call(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"userid": "ann", "password": PW})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (403, "account_inactive"), "{v}");
+    let (code, _, err) = ctl(&["directory", "member", "status", "ann", "active"]);
+    assert_eq!(code, 1, "{err}");
+}

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod ca;
 pub mod cert;
 pub mod cluster;
+pub mod directory;
 pub mod msgbench;
 pub mod status;
 

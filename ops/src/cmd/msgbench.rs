@@ -46,6 +46,10 @@ pub struct MessagesBench {
     /// Messages sent into the group, one at a time (phase b).
     #[arg(long, default_value_t = 30)]
     pub fanout_messages: usize,
+    /// Where phase (a)'s senders connect: the leader only (as etcd's
+    /// benchmark clients do) or every node (followers forward).
+    #[arg(long, value_enum, default_value_t = super::bench::Target::All)]
+    pub target: super::bench::Target,
     /// Text length in characters.
     #[arg(long, default_value_t = 100)]
     pub text_size: usize,
@@ -88,15 +92,20 @@ struct Fanout {
     max_ms: f64,
 }
 
-/// Every node's api endpoint, from the cluster status.
-async fn api_endpoints(admin: &Client) -> anyhow::Result<Vec<String>> {
+/// Every node's api endpoint, from the cluster status, and the leader's.
+async fn api_endpoints(admin: &Client) -> anyhow::Result<(Vec<String>, Option<String>)> {
     let status: Value = admin.get_json("/v1/cluster/status").await?;
+    let leader = status["leader"].as_str().map(str::to_string);
+    let mut leader_api = None;
     // Voters as the answering node knows them: `[id, {name, api, ...}]`.
     let mut out: Vec<String> = Vec::new();
     for m in status["members"].as_array().into_iter().flatten() {
         for v in m["status"]["voters"].as_array().into_iter().flatten() {
             if let Some(api) = v[1]["api"].as_str().filter(|a| !a.is_empty()) {
                 let url = format!("https://{api}");
+                if v[1]["name"].as_str().map(str::to_string) == leader {
+                    leader_api = Some(url.clone());
+                }
                 if !out.contains(&url) {
                     out.push(url);
                 }
@@ -106,7 +115,7 @@ async fn api_endpoints(admin: &Client) -> anyhow::Result<Vec<String>> {
     if out.is_empty() {
         bail!("no api endpoints in the cluster status (is the cluster initialized?)");
     }
-    Ok(out)
+    Ok((out, leader_api))
 }
 
 /// Create the bench users that do not exist yet (8 at a time).
@@ -135,6 +144,13 @@ async fn ensure_users(admin: &Client, n: usize) -> anyhow::Result<()> {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= n {
                     return Ok::<(), anyhow::Error>(());
+                }
+                // Existing users are kept (hashing a password is slow on purpose).
+                let (s, _) = admin
+                    .request(Method::GET, &format!("/v1/directory/members/{}", user(i)), None)
+                    .await?;
+                if s.is_success() {
+                    continue;
                 }
                 let body = json!({ "userid": user(i), "name": format!("Bench {i}"), "departments": [1], "password": PASSWORD });
                 let (s, b) = admin
@@ -220,7 +236,7 @@ pub async fn run(
         bail!("--members must be at most 2000 (the default group limit)");
     }
     let ca = cert_dir.join("ca.pem");
-    let endpoints = api_endpoints(admin).await?;
+    let (endpoints, leader_api) = api_endpoints(admin).await?;
     let apis: Vec<Client> = endpoints
         .iter()
         .map(|e| Client::anonymous(e, &ca).map(|c| c.with_timeout(Duration::from_secs(15))))
@@ -237,6 +253,13 @@ pub async fn run(
         args.senders, args.conversations
     );
     let tokens = login_all(&apis, args.senders).await?;
+    let sender_apis: Vec<Client> = match (args.target, &leader_api) {
+        (super::bench::Target::Leader, Some(l)) => {
+            vec![Client::anonymous(l, &ca)?.with_timeout(Duration::from_secs(15))]
+        }
+        (super::bench::Target::Leader, None) => bail!("no leader known"),
+        (super::bench::Target::All, _) => apis.clone(),
+    };
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -250,7 +273,7 @@ pub async fn run(
             .filter(|c| c % args.senders == s)
             .map(|c| user(args.senders + c))
             .collect();
-        let mut session = apis[s % apis.len()].session();
+        let mut session = sender_apis[s % sender_apis.len()].session();
         let auth = format!("Bearer {token}");
         let text = text.clone();
         tasks.push(tokio::spawn(async move {
