@@ -212,7 +212,9 @@ pub async fn run(cmd: DirectoryCommand, client: &Client, output: Output) -> anyh
             show(&v, output, |v| {
                 format!(
                     "department {} {:?} saved (parent {})",
-                    v["id"], v["name"], v["parent"]
+                    v["id"],
+                    v["name"].as_str().unwrap_or_default(),
+                    v["parent"]
                 )
             })
         }
