@@ -93,14 +93,45 @@ fn request_id() -> String {
     format!("{prefix:08x}{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The id of the request being served (in the request's extensions): it
+/// links log lines and audit records.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Who is calling and from where, for the audit record of what they do.
+pub fn origin(
+    parts: &http::Extensions,
+    kind: crate::audit::ActorKind,
+    id: &str,
+    role: &str,
+    node: &str,
+) -> crate::audit::Origin {
+    crate::audit::Origin {
+        kind,
+        id: id.to_string(),
+        role: role.to_string(),
+        source: parts
+            .get::<ConnInfo>()
+            .map(|c| c.remote.ip().to_string())
+            .unwrap_or_default(),
+        node: node.to_string(),
+        request_id: parts
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default(),
+    }
+}
+
 /// Span + metrics for every request. Apply with
 /// `axum::middleware::from_fn_with_state(metrics, trace_request)`.
 pub async fn trace_request(
     State(metrics): State<Arc<Metrics>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let start = Instant::now();
+    let rid = request_id();
+    req.extensions_mut().insert(RequestId(rid.clone()));
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -122,7 +153,7 @@ pub async fn trace_request(
     // (log.level = "info,enclave_node::http=debug"), free otherwise.
     let span = tracing::debug_span!(
         "request",
-        request_id = %request_id(),
+        request_id = %rid,
         listener,
         %method,
         path = %req.uri().path(),

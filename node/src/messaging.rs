@@ -11,6 +11,8 @@ use enclave_cluster::app::{Application, ApplyContext};
 use enclave_cluster::store::{StateView, Txn};
 use tokio::sync::{broadcast, watch};
 
+use crate::audit::{self, Origin};
+use crate::domain::store::StoreExt;
 use crate::domain::store::{KvPair, Store, StoreFault};
 use crate::domain::{self, Command, Ctx, Event, Outcome};
 use crate::kv::Kv;
@@ -22,10 +24,45 @@ const TAG_KV: u8 = b'K';
 /// told to resync from its token (bounded memory, no slow-consumer leak).
 pub const PUSH_BUFFER: usize = 8192;
 
-pub fn encode_domain(cmd: &Command) -> Vec<u8> {
+/// A domain command with who asked for it (for its audit record).
+pub fn encode_domain(origin: &Origin, cmd: &Command) -> Vec<u8> {
     let mut b = vec![TAG_DOMAIN];
-    b.extend(postcard::to_stdvec(cmd).unwrap_or_default());
+    b.extend(postcard::to_stdvec(&(origin, cmd)).unwrap_or_default());
     b
+}
+
+/// The audit action and target of a command, if it is security-relevant.
+fn audited(cmd: &Command) -> Option<(&'static str, String)> {
+    Some(match cmd {
+        Command::UpsertDepartment { dept } => {
+            ("directory.department.put", format!("dept:{}", dept.id))
+        }
+        Command::DeleteDepartment { id } => ("directory.department.delete", format!("dept:{id}")),
+        Command::CreateMember { member, .. } => ("directory.member.create", member.userid.clone()),
+        Command::UpdateMember { userid, .. } => ("directory.member.update", userid.clone()),
+        Command::SetMemberStatus { userid, status } => (
+            match status {
+                domain::MemberStatus::Active => "directory.member.activate",
+                domain::MemberStatus::Disabled => "directory.member.disable",
+                domain::MemberStatus::Departed => "directory.member.depart",
+            },
+            userid.clone(),
+        ),
+        Command::SetPassword { userid, .. } => ("account.password.reset", userid.clone()),
+        Command::UnlockAccount { userid } => ("account.unlock", userid.clone()),
+        Command::SetPolicy { .. } => ("policy.set", "policy".into()),
+        Command::LoginSucceeded { userid, .. } => ("auth.login", userid.clone()),
+        Command::LoginFailed { userid } => ("auth.login", userid.clone()),
+        Command::Logout { .. } => ("auth.logout", String::new()),
+        Command::Refresh { .. } => ("auth.refresh", String::new()),
+        Command::ChangePassword { userid, .. } => ("account.password.change", userid.clone()),
+        Command::TransferOwner { conv, to, .. } => {
+            ("group.owner.transfer", format!("{conv}->{to}"))
+        }
+        Command::SetAdmins { conv, .. } => ("group.admins.set", conv.clone()),
+        Command::Dissolve { conv, .. } => ("group.dissolve", conv.clone()),
+        _ => return None,
+    })
 }
 
 pub fn encode_kv(cmd: &crate::kv::KvCommand) -> Vec<u8> {
@@ -85,9 +122,10 @@ impl Application for NodeApp {
         match command.split_first() {
             Some((&TAG_KV, rest)) => self.kv.apply(ctx, txn, rest),
             Some((&TAG_DOMAIN, rest)) => {
-                let outcome: Outcome = match postcard::from_bytes::<Command>(rest) {
-                    Ok(cmd) => {
+                let outcome: Outcome = match postcard::from_bytes::<(Origin, Command)>(rest) {
+                    Ok((origin, cmd)) => {
                         let mut store = TxnStore(txn);
+                        let io = |e: StoreFault| sled::Error::Io(std::io::Error::other(e));
                         let (outcome, events) = domain::apply(
                             &mut store,
                             &Ctx {
@@ -95,7 +133,35 @@ impl Application for NodeApp {
                             },
                             &cmd,
                         )
-                        .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
+                        .map_err(io)?;
+                        // The record goes into the same batch as the action:
+                        // both happen, or neither. Refusals are recorded too.
+                        if let Some((action, target)) = audited(&cmd) {
+                            let result = match (&outcome, &cmd) {
+                                (Err(r), _) => format!("refused:{}", r.code.as_str()),
+                                (Ok(_), Command::LoginFailed { userid }) => {
+                                    let locked = store
+                                        .get_as::<domain::Account>(&domain::keys::account(userid))
+                                        .map_err(io)?
+                                        .is_some_and(|a| a.locked_until_ms > ctx.time_ms);
+                                    if locked {
+                                        "failed,locked".into()
+                                    } else {
+                                        "failed".into()
+                                    }
+                                }
+                                (Ok(_), _) => "ok".into(),
+                            };
+                            audit::append(
+                                &mut store,
+                                ctx.time_ms,
+                                &origin,
+                                action,
+                                &target,
+                                &result,
+                            )
+                            .map_err(io)?;
+                        }
                         self.pending
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())

@@ -72,6 +72,10 @@ enum Command {
     /// lockouts (sysadmin).
     #[command(subcommand)]
     Directory(enclave_ops::cmd::directory::DirectoryCommand),
+    /// Read, export and verify the audit chain (auditor; `verify FILE`
+    /// works offline).
+    #[command(subcommand)]
+    Audit(enclave_ops::cmd::audit::AuditCommand),
     /// The replicated messaging policy: limits, lockout, sessions,
     /// directory visibility (show: operators; set: secadmin).
     #[command(subcommand)]
@@ -115,6 +119,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::cluster::run_node(c, &client, cli.output))
+        }
+        Command::Audit(enclave_ops::cmd::audit::AuditCommand::Verify { file: Some(f), .. }) => {
+            cmd::audit::verify_file(&f, cli.output)
+        }
+        Command::Audit(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::audit::run(c, &client, cli.output))
         }
         Command::Directory(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

@@ -19,6 +19,33 @@ use crate::server::NodeState;
 
 type S = Arc<NodeState>;
 
+/// The operator behind the request (from the verified client
+/// certificate), for the audit record.
+#[derive(Debug)]
+pub struct OperatorOrigin(pub crate::audit::Origin);
+
+impl axum::extract::FromRequestParts<S> for OperatorOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        let id = parts
+            .extensions
+            .get::<enclave_cluster::net::ConnInfo>()
+            .and_then(|c| c.identity.clone())
+            .ok_or_else(|| ApiError::forbidden("no operator certificate"))?;
+        Ok(OperatorOrigin(crate::http::origin(
+            &parts.extensions,
+            crate::audit::ActorKind::Operator,
+            &id.name,
+            id.role.as_str(),
+            &state.node_id,
+        )))
+    }
+}
+
 fn dept_id(s: &str) -> Result<u64, ApiError> {
     s.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
         ApiError::new(
@@ -50,6 +77,7 @@ pub struct DeptReq {
 /// `PUT /v1/directory/departments/{id}`: create, rename or move.
 pub async fn put_department(
     State(state): State<S>,
+    op: OperatorOrigin,
     Path(id): Path<String>,
     Body(req): Body<DeptReq>,
 ) -> Result<Json<Value>, ApiError> {
@@ -60,7 +88,7 @@ pub async fn put_department(
         order: req.order,
         leaders: req.leaders,
     };
-    match submit(&state, &Command::UpsertDepartment { dept }, None).await? {
+    match submit(&state, &op.0, &Command::UpsertDepartment { dept }, None).await? {
         Done::Department(d) => Ok(Json(json!(d))),
         _ => Ok(Json(json!({ "status": "ok" }))),
     }
@@ -69,10 +97,11 @@ pub async fn put_department(
 /// `DELETE /v1/directory/departments/{id}`: only an empty department.
 pub async fn delete_department(
     State(state): State<S>,
+    op: OperatorOrigin,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = dept_id(&id)?;
-    submit(&state, &Command::DeleteDepartment { id }, None).await?;
+    submit(&state, &op.0, &Command::DeleteDepartment { id }, None).await?;
     Ok(Json(json!({ "status": "deleted", "id": id })))
 }
 
@@ -102,6 +131,7 @@ fn member_done(done: Done) -> Result<Json<Value>, ApiError> {
 /// `POST /v1/directory/members`
 pub async fn create_member(
     State(state): State<S>,
+    op: OperatorOrigin,
     Body(req): Body<CreateMemberReq>,
 ) -> Result<Json<Value>, ApiError> {
     let password_hash = match req.password {
@@ -123,6 +153,7 @@ pub async fn create_member(
     member_done(
         submit(
             &state,
+            &op.0,
             &Command::CreateMember {
                 member,
                 password_hash,
@@ -155,6 +186,7 @@ pub async fn get_member(
 /// `PATCH /v1/directory/members/{userid}`
 pub async fn update_member(
     State(state): State<S>,
+    op: OperatorOrigin,
     Path(userid): Path<String>,
     Body(patch): Body<MemberPatchReq>,
 ) -> Result<Json<Value>, ApiError> {
@@ -165,7 +197,15 @@ pub async fn update_member(
         email: patch.email,
         mobile: patch.mobile,
     };
-    member_done(submit(&state, &Command::UpdateMember { userid, patch }, None).await?)
+    member_done(
+        submit(
+            &state,
+            &op.0,
+            &Command::UpdateMember { userid, patch },
+            None,
+        )
+        .await?,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,12 +228,14 @@ pub struct StatusReq {
 /// departed. Disabling or departing revokes every session at once.
 pub async fn set_status(
     State(state): State<S>,
+    op: OperatorOrigin,
     Path(userid): Path<String>,
     Body(req): Body<StatusReq>,
 ) -> Result<Json<Value>, ApiError> {
     member_done(
         submit(
             &state,
+            &op.0,
             &Command::SetMemberStatus {
                 userid,
                 status: req.status,
@@ -214,6 +256,7 @@ pub struct PasswordReq {
 /// must change it at next login, and their sessions are revoked.
 pub async fn set_password(
     State(state): State<S>,
+    op: OperatorOrigin,
     Path(userid): Path<String>,
     Body(req): Body<PasswordReq>,
 ) -> Result<Json<Value>, ApiError> {
@@ -221,6 +264,7 @@ pub async fn set_password(
     let password_hash = hash_password(req.password).await?;
     submit(
         &state,
+        &op.0,
         &Command::SetPassword {
             userid: userid.clone(),
             password_hash,
@@ -234,10 +278,12 @@ pub async fn set_password(
 /// `POST /v1/directory/members/{userid}/unlock`: lift a login lockout.
 pub async fn unlock(
     State(state): State<S>,
+    op: OperatorOrigin,
     Path(userid): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     submit(
         &state,
+        &op.0,
         &Command::UnlockAccount {
             userid: userid.clone(),
         },
@@ -257,10 +303,12 @@ pub async fn get_policy(State(state): State<S>) -> Result<Json<Value>, ApiError>
 /// directory visibility — the same on every node.
 pub async fn put_policy(
     State(state): State<S>,
+    op: OperatorOrigin,
     Body(policy): Body<Policy>,
 ) -> Result<Json<Value>, ApiError> {
     submit(
         &state,
+        &op.0,
         &Command::SetPolicy {
             policy: policy.clone(),
         },
@@ -268,4 +316,28 @@ pub async fn put_policy(
     )
     .await?;
     Ok(Json(json!(policy)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Records with a sequence number above this (default 0).
+    pub after: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/audit?after=&limit=` (auditor only): records in chain order,
+/// each with its hash, and the chain's head.
+pub async fn audit_records(
+    State(state): State<S>,
+    crate::api::v1::Params(q): crate::api::v1::Params<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = crate::api::v1::page_limit(q.limit, 1000, 10_000)?;
+    let view = state.view();
+    let records = crate::audit::records(&view, q.after.unwrap_or(0), limit).map_err(store_error)?;
+    let (seq, hash) = crate::audit::head(&view).map_err(store_error)?;
+    Ok(Json(json!({
+        "records": records,
+        "head": { "seq": seq, "hash": hex::encode(hash) },
+    })))
 }

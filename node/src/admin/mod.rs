@@ -25,6 +25,8 @@ pub const OPERATORS: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor];
 pub const SYSADMIN: &[Role] = &[Role::Sysadmin];
 /// The security administrator: roles, certificates, security policy.
 pub const SECADMIN: &[Role] = &[Role::Secadmin];
+/// The auditor: reads and exports the audit trail, nothing else.
+pub const AUDITOR: &[Role] = &[Role::Auditor];
 /// Anyone allowed on the admin port, monitor included.
 pub const ANY_ADMIN: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor, Role::Monitor];
 
@@ -127,6 +129,11 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(
             "/v1/directory/members/{userid}/unlock",
             post(directory::unlock).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/audit",
+            get(directory::audit_records)
+                .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
         )
         .route(
             "/v1/policy",

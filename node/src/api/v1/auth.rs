@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, Caller, S, now_ms, store_error, submit, token_hash};
+use crate::audit::{ActorKind, Origin};
 use crate::domain::{self, Command, Done, MemberStatus};
 use crate::http::ApiError;
 
@@ -108,11 +109,12 @@ fn invalid_credentials() -> ApiError {
     ApiError::unauthenticated("wrong userid or password")
 }
 
-async fn open_session(state: &S, userid: &str) -> Result<Json<Value>, ApiError> {
+async fn open_session(state: &S, origin: &Origin, userid: &str) -> Result<Json<Value>, ApiError> {
     let access = new_token("eat_");
     let refresh = new_token("ert_");
     let done = submit(
         state,
+        origin,
         &Command::LoginSucceeded {
             userid: userid.to_string(),
             token_hash: token_hash(&access),
@@ -150,10 +152,12 @@ async fn open_session(state: &S, userid: &str) -> Result<Json<Value>, ApiError> 
 pub async fn login(
     State(state): State<S>,
     Extension(conn): Extension<ConnInfo>,
+    ext: http::Extensions,
     Body(req): Body<LoginReq>,
 ) -> Result<Json<Value>, ApiError> {
     let ip = conn.remote.ip();
     state.limits.check_source(ip)?;
+    let origin = crate::http::origin(&ext, ActorKind::User, &req.userid, "member", &state.node_id);
     if domain::apply::valid_userid(&req.userid).is_err() || req.password.len() > 1024 {
         state.limits.record_failure(ip);
         return Err(invalid_credentials());
@@ -180,6 +184,7 @@ pub async fn login(
         if member.is_some() {
             submit(
                 &state,
+                &origin,
                 &Command::LoginFailed {
                     userid: req.userid.clone(),
                 },
@@ -200,7 +205,7 @@ pub async fn login(
             ));
         }
     }
-    let out = open_session(&state, &req.userid).await;
+    let out = open_session(&state, &origin, &req.userid).await;
     if out.is_ok() {
         tracing::info!(userid = %req.userid, source = %ip, "login succeeded");
     }
@@ -211,6 +216,7 @@ pub async fn login(
 pub async fn logout(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {
     submit(
         &state,
+        &caller.origin,
         &Command::Logout {
             token_hash: caller.token_hash,
         },
@@ -230,6 +236,7 @@ pub struct RefreshReq {
 /// token is revoked and a new pair returned.
 pub async fn refresh(
     State(state): State<S>,
+    ext: http::Extensions,
     Body(req): Body<RefreshReq>,
 ) -> Result<Json<Value>, ApiError> {
     if req.refresh_token.is_empty() || req.refresh_token.len() > 256 {
@@ -237,8 +244,11 @@ pub async fn refresh(
     }
     let access = new_token("eat_");
     let refresh = new_token("ert_");
+    // The refresh token names no user until it is checked in apply.
+    let origin = crate::http::origin(&ext, ActorKind::User, "", "member", &state.node_id);
     let done = submit(
         &state,
+        &origin,
         &Command::Refresh {
             refresh_hash: token_hash(&req.refresh_token),
             new_token_hash: token_hash(&access),
@@ -312,6 +322,7 @@ pub async fn change_password(
     let hash = hash_password(req.new_password).await?;
     submit(
         &state,
+        &caller.origin,
         &Command::ChangePassword {
             userid: caller.userid.clone(),
             password_hash: hash,

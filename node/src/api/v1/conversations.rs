@@ -103,6 +103,7 @@ pub async fn create_group(
     let key = scoped_key(&caller.userid, header_key(&headers).as_deref())?;
     let done = submit(
         &state,
+        &caller.origin,
         &Command::CreateGroup {
             actor: caller.userid,
             name: req.name,
@@ -152,6 +153,7 @@ pub async fn update(
         last = Some(
             submit(
                 &state,
+                &caller.origin,
                 &Command::Rename {
                     actor: caller.userid.clone(),
                     conv: conv.clone(),
@@ -166,6 +168,7 @@ pub async fn update(
         last = Some(
             submit(
                 &state,
+                &caller.origin,
                 &Command::SetAnnouncement {
                     actor: caller.userid.clone(),
                     conv: conv.clone(),
@@ -188,6 +191,7 @@ pub async fn dissolve(
     conv_of(
         submit(
             &state,
+            &caller.origin,
             &Command::Dissolve {
                 actor: caller.userid,
                 conv,
@@ -238,6 +242,7 @@ pub async fn add_members(
     conv_of(
         submit(
             &state,
+            &caller.origin,
             &Command::AddMembers {
                 actor: caller.userid,
                 conv,
@@ -258,6 +263,7 @@ pub async fn remove_member(
     conv_of(
         submit(
             &state,
+            &caller.origin,
             &Command::RemoveMember {
                 actor: caller.userid,
                 conv,
@@ -278,6 +284,7 @@ pub async fn leave(
     conv_of(
         submit(
             &state,
+            &caller.origin,
             &Command::Leave {
                 actor: caller.userid,
                 conv,
@@ -304,6 +311,7 @@ pub async fn transfer_owner(
     conv_of(
         submit(
             &state,
+            &caller.origin,
             &Command::TransferOwner {
                 actor: caller.userid,
                 conv,
@@ -331,6 +339,7 @@ pub async fn set_admins(
     conv_of(
         submit(
             &state,
+            &caller.origin,
             &Command::SetAdmins {
                 actor: caller.userid,
                 conv,
@@ -394,6 +403,7 @@ async fn send(
     let key = scoped_key(&caller.userid, key.as_deref())?;
     let done = submit(
         &state,
+        &caller.origin,
         &Command::Send {
             actor: caller.userid,
             target,
@@ -447,6 +457,7 @@ pub async fn recall(
     let seq = seq_param(&seq)?;
     match submit(
         &state,
+        &caller.origin,
         &Command::Recall {
             actor: caller.userid,
             conv,
@@ -509,6 +520,7 @@ pub async fn mark_read(
 ) -> Result<Json<Value>, ApiError> {
     submit(
         &state,
+        &caller.origin,
         &Command::MarkRead {
             actor: caller.userid,
             conv,
@@ -529,6 +541,7 @@ pub async fn mark_delivered(
 ) -> Result<Json<Value>, ApiError> {
     submit(
         &state,
+        &caller.origin,
         &Command::MarkDelivered {
             actor: caller.userid,
             conv,

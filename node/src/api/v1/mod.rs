@@ -223,6 +223,8 @@ pub struct Caller {
     pub userid: String,
     pub token_hash: [u8; 32],
     pub session: Session,
+    /// For the audit record of what the caller does.
+    pub origin: crate::audit::Origin,
 }
 
 pub fn now_ms() -> u64 {
@@ -292,6 +294,13 @@ impl FromRequestParts<S> for Caller {
         }
         state.limits.check_token(&hash)?;
         Ok(Caller {
+            origin: crate::http::origin(
+                &parts.extensions,
+                crate::audit::ActorKind::User,
+                &session.userid,
+                "member",
+                &state.node_id,
+            ),
             userid: session.userid.clone(),
             token_hash: hash,
             session,
@@ -335,12 +344,13 @@ pub fn refusal(r: Refusal) -> ApiError {
 /// Propose a domain command through the cluster; answer after commit + apply.
 pub async fn submit(
     state: &NodeState,
+    origin: &crate::audit::Origin,
     cmd: &Command,
     idempotency_key: Option<String>,
 ) -> Result<Done, ApiError> {
     let resp = state
         .cluster
-        .write(Payload::App(encode_domain(cmd)), idempotency_key)
+        .write(Payload::App(encode_domain(origin, cmd)), idempotency_key)
         .await
         .map_err(crate::admin::cluster::cluster_error)?;
     match resp.payload {

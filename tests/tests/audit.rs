@@ -1,0 +1,149 @@
+//! The audit chain against a real node: security-relevant actions leave
+//! records (refusals too), only the auditor reads them, an export verifies
+//! offline and any damage to it is pinned to the first bad record.
+
+use enclave_certs::Role;
+use enclave_ops::Client;
+use enclave_tests::api::{Api, seed_directory};
+use enclave_tests::cluster::TestCluster;
+use enclave_tests::proc::{NodeSpec, enclavectl};
+use http::Method;
+use serde_json::{Value, json};
+
+const PW: &str = "correct horse battery";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
+    let mut c = TestCluster::start(1, NodeSpec::default()).await;
+    seed_directory(&c, 0, &["ann", "bob"], PW).await;
+    let url = c.endpoints(0).api_url();
+    let a = Api::new(&url, &c.pki.ca_dir().join("ca.pem"));
+    a.login("ann", PW).await;
+    let (s, _) = a
+        .call(
+            Method::POST,
+            "/v1/login",
+            None,
+            Some(json!({"userid": "bob", "password": "wrong wrong"})),
+        )
+        .await;
+    assert_eq!(s, 401);
+    // A refused directory change is recorded as refused.
+    let (s, _) = c
+        .admin(0)
+        .request(Method::DELETE, "/v1/directory/departments/1", None)
+        .await
+        .expect("delete");
+    assert_eq!(s.as_u16(), 409);
+
+    // Separation of duties: only the auditor reads the trail, and the
+    // auditor changes nothing.
+    let admin_url = c.nodes[0].admin_url();
+    let auditor = c.pki.operator("aud", Role::Auditor);
+    let secadmin = c.pki.operator("sec", Role::Secadmin);
+    let table: Vec<(&std::path::Path, Method, &str, u16)> = vec![
+        (&c.admin_dir, Method::GET, "/v1/audit", 403),
+        (&secadmin, Method::GET, "/v1/audit", 403),
+        (&auditor, Method::GET, "/v1/audit", 200),
+        (&auditor, Method::POST, "/v1/directory/members", 403),
+        (&auditor, Method::PUT, "/v1/policy", 403),
+        (&auditor, Method::PUT, "/v1/directory/departments/9", 403),
+        (&secadmin, Method::POST, "/v1/directory/members", 403),
+        (&c.admin_dir, Method::PUT, "/v1/policy", 403),
+    ];
+    for (dir, method, path, want) in table {
+        let client = Client::with_cert_dir(&admin_url, dir).expect("client");
+        let body = (method != Method::GET).then(|| b"{}".to_vec());
+        let (s, b) = client
+            .request(method.clone(), path, body)
+            .await
+            .expect("request");
+        assert_eq!(
+            s.as_u16(),
+            want,
+            "{} {method} {path}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&b)
+        );
+    }
+
+    let aud = Client::with_cert_dir(&admin_url, &auditor).expect("client");
+    let v: Value = aud.get_json("/v1/audit").await.expect("audit");
+    let records = v["records"].as_array().expect("records");
+    let find = |action: &str, target: &str| {
+        records
+            .iter()
+            .find(|r| r["record"]["action"] == action && r["record"]["target"] == target)
+            .unwrap_or_else(|| panic!("no {action} {target} record in {v}"))
+    };
+    let created = find("directory.member.create", "ann");
+    assert_eq!(created["record"]["origin"]["kind"], "operator");
+    assert_eq!(created["record"]["origin"]["role"], "sysadmin");
+    let login = find("auth.login", "ann");
+    assert_eq!(login["record"]["outcome"], "ok");
+    assert_eq!(login["record"]["origin"]["source"], "127.0.0.1");
+    assert_ne!(login["record"]["origin"]["request_id"], "");
+    assert_eq!(find("auth.login", "bob")["record"]["outcome"], "failed");
+    assert_eq!(
+        find("directory.department.delete", "dept:1")["record"]["outcome"],
+        "refused:department_not_empty"
+    );
+    assert!(
+        !v.to_string().contains(PW),
+        "a password leaked into the audit trail"
+    );
+    assert!(
+        !v.to_string().contains("argon2"),
+        "a password hash leaked into the audit trail"
+    );
+
+    // Export, verify offline; then damage it in each way.
+    let aud_dir = auditor.display().to_string();
+    let export = c.pki.path().join("audit.jsonl");
+    let exp = export.display().to_string();
+    let (code, out, err) = enclavectl(&[
+        "--cert-dir",
+        &aud_dir,
+        "--endpoint",
+        &admin_url,
+        "audit",
+        "export",
+        "--out",
+        &exp,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = enclavectl(&["audit", "verify", &exp]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = enclavectl(&[
+        "--cert-dir",
+        &aud_dir,
+        "--endpoint",
+        &admin_url,
+        "audit",
+        "verify",
+        "--live",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let text = std::fs::read_to_string(&export).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 6, "too few records: {text}");
+    let damaged = |name: &str, lines: Vec<String>| {
+        let p = c.pki.path().join(name);
+        std::fs::write(&p, lines.join("\n") + "\n").expect("write");
+        let (code, _, err) = enclavectl(&["audit", "verify", &p.display().to_string()]);
+        assert_eq!(code, 1, "{name} verified: {err}");
+        err
+    };
+    let owned: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    // Record 3 is line 4 (after the header).
+    let mut flipped = owned.clone();
+    flipped[3] = flipped[3].replacen("\"outcome\":\"", "\"outcome\":\"X", 1);
+    assert!(damaged("flipped.jsonl", flipped).contains("record 3"));
+    let mut deleted = owned.clone();
+    deleted.remove(4);
+    assert!(damaged("deleted.jsonl", deleted).contains("record 4"));
+    let mut swapped = owned.clone();
+    swapped.swap(2, 3);
+    assert!(damaged("swapped.jsonl", swapped).contains("record 2"));
+}
