@@ -16,6 +16,7 @@ pub mod files;
 pub mod identity;
 pub mod inspect;
 pub mod reload;
+pub mod sign;
 pub mod tls;
 
 pub use ca::{CaPaths, CertKind, CertificateAuthority, IndexEntry, IssuedCert, Validity};

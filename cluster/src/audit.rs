@@ -126,3 +126,54 @@ pub fn verify<'a>(
     }
     Ok((seq, prev))
 }
+
+/// A signed statement "the chain's record `seq` has hash `hash`", made by a
+/// node with its node key. Checkpoints are stored in the chain's log too;
+/// an export ends with one over its last record, so a cut-off tail shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    /// Hex SHA-256 chain hash of record `seq`.
+    pub hash: String,
+    /// When the node signed, ms since the Unix epoch (its certificate must
+    /// be valid then).
+    pub time_ms: u64,
+    /// The signing node's name.
+    pub signer: String,
+    /// Hex DER of the signing node's certificate.
+    pub cert: String,
+    /// Hex ECDSA P-256 / SHA-256 signature over [`checkpoint_message`].
+    pub signature: String,
+}
+
+/// The bytes a checkpoint signs.
+pub fn checkpoint_message(seq: u64, hash: &str, time_ms: u64) -> Vec<u8> {
+    [
+        b"enclave-audit-checkpoint/1\0".as_slice(),
+        &seq.to_be_bytes(),
+        hash.as_bytes(),
+        &time_ms.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// Check a checkpoint's signature against the CA certificates (DER).
+pub fn verify_checkpoint(ca_ders: &[Vec<u8>], cp: &Checkpoint) -> Result<String, String> {
+    let cert = hex::decode(&cp.cert).map_err(|e| format!("certificate is not hex: {e}"))?;
+    let sig = hex::decode(&cp.signature).map_err(|e| format!("signature is not hex: {e}"))?;
+    let name = enclave_certs::sign::verify_node_signature(
+        ca_ders,
+        &cert,
+        cp.time_ms / 1000,
+        &checkpoint_message(cp.seq, &cp.hash, cp.time_ms),
+        &sig,
+    )
+    .map_err(|e| e.to_string())?;
+    if name != cp.signer {
+        return Err(format!(
+            "signed by {name:?}, but the checkpoint names {:?}",
+            cp.signer
+        ));
+    }
+    Ok(name)
+}

@@ -70,6 +70,66 @@ pub fn records<S: Store + ?Sized>(
         .collect())
 }
 
+fn checkpoint_key(seq: u64) -> Vec<u8> {
+    [b"audit/c/".as_slice(), &seq.to_be_bytes()].concat()
+}
+
+/// Store a checkpoint (in apply) if it names a record of this chain with
+/// its right hash; otherwise refuse it and change nothing.
+pub fn apply_checkpoint<S: Store + ?Sized>(
+    s: &mut S,
+    cp: &Checkpoint,
+) -> Result<Result<(), String>, StoreFault> {
+    let (head_seq, _) = head(s)?;
+    if cp.seq == 0 || cp.seq > head_seq {
+        return Ok(Err(format!(
+            "checkpoint for record {} but the chain ends at {head_seq}",
+            cp.seq
+        )));
+    }
+    match s.get_as::<Linked>(&record_key(cp.seq))? {
+        Some(l) if l.hash == cp.hash => {}
+        _ => {
+            return Ok(Err(format!(
+                "checkpoint hash does not match record {}",
+                cp.seq
+            )));
+        }
+    }
+    s.put_as(&checkpoint_key(cp.seq), cp)?;
+    Ok(Ok(()))
+}
+
+/// Checkpoints with seq > `after`, at most `limit`.
+pub fn checkpoints<S: Store + ?Sized>(
+    s: &S,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Checkpoint>, StoreFault> {
+    let from = checkpoint_key(after);
+    Ok(s.scan_as::<Checkpoint>(b"audit/c/", Some(&from), limit)?
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect())
+}
+
+/// The newest checkpoint's seq (0 if none).
+pub fn last_checkpoint_seq<S: Store + ?Sized>(s: &S) -> Result<u64, StoreFault> {
+    // Checkpoints are few (one per interval): a reverse scan is not
+    // available on the trait, so walk forward in pages.
+    let mut after = 0;
+    loop {
+        let page = checkpoints(s, after, 1000)?;
+        match page.last() {
+            Some(c) => after = c.seq,
+            None => return Ok(after),
+        }
+        if page.len() < 1000 {
+            return Ok(after);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,13 @@ use crate::kv::Kv;
 
 const TAG_DOMAIN: u8 = b'D';
 const TAG_KV: u8 = b'K';
+const TAG_CHECKPOINT: u8 = b'A';
+
+pub fn encode_checkpoint(cp: &audit::Checkpoint) -> Vec<u8> {
+    let mut b = vec![TAG_CHECKPOINT];
+    b.extend(postcard::to_stdvec(cp).unwrap_or_default());
+    b
+}
 
 /// Events kept for live subscribers; one that falls further behind is
 /// told to resync from its token (bounded memory, no slow-consumer leak).
@@ -121,6 +128,15 @@ impl Application for NodeApp {
     ) -> Result<Vec<u8>, sled::Error> {
         match command.split_first() {
             Some((&TAG_KV, rest)) => self.kv.apply(ctx, txn, rest),
+            Some((&TAG_CHECKPOINT, rest)) => {
+                let result: Result<(), String> =
+                    match postcard::from_bytes::<audit::Checkpoint>(rest) {
+                        Ok(cp) => audit::apply_checkpoint(&mut TxnStore(txn), &cp)
+                            .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?,
+                        Err(e) => Err(format!("undecodable checkpoint: {e}")),
+                    };
+                Ok(postcard::to_stdvec(&result).unwrap_or_default())
+            }
             Some((&TAG_DOMAIN, rest)) => {
                 let outcome: Outcome = match postcard::from_bytes::<(Origin, Command)>(rest) {
                     Ok((origin, cmd)) => {

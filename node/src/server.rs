@@ -248,6 +248,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tasks.push(tokio::spawn(crate::admin::directory::checkpoint_loop(
+        state.clone(),
+        std::time::Duration::from_secs(10),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(reload_loop(
         hup,
         vec![peer, api, admin],

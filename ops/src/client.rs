@@ -232,6 +232,11 @@ impl Client {
         })
     }
 
+    /// The CA certificate this client trusts.
+    pub fn ca_path(&self) -> &Path {
+        &self.ca_path
+    }
+
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;
         self

@@ -120,8 +120,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::cluster::run_node(c, &client, cli.output))
         }
-        Command::Audit(enclave_ops::cmd::audit::AuditCommand::Verify { file: Some(f), .. }) => {
-            cmd::audit::verify_file(&f, cli.output)
+        Command::Audit(enclave_ops::cmd::audit::AuditCommand::Verify {
+            file: Some(f), ca, ..
+        }) => {
+            let ca = match (ca, &cli.cert_dir) {
+                (Some(ca), _) => ca,
+                (None, Some(dir)) => dir.join("ca.pem"),
+                (None, None) => anyhow::bail!(
+                    "give the cluster CA certificate with --ca FILE (or --cert-dir DIR holding ca.pem)"
+                ),
+            };
+            cmd::audit::verify_file(&f, &ca, cli.output)
         }
         Command::Audit(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

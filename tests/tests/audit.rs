@@ -112,8 +112,14 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
         &exp,
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = enclavectl(&["audit", "verify", &exp]);
+    let ca = c.pki.ca_dir().join("ca.pem").display().to_string();
+    let (code, out, err) = enclavectl(&["audit", "verify", &exp, "--ca", &ca]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 signed checkpoints verified"), "{out}");
+    // Without the CA it refuses to guess.
+    let (code, _, err) = enclavectl(&["audit", "verify", &exp]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--ca"), "{err}");
     let (code, out, err) = enclavectl(&[
         "--cert-dir",
         &aud_dir,
@@ -131,7 +137,8 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
     let damaged = |name: &str, lines: Vec<String>| {
         let p = c.pki.path().join(name);
         std::fs::write(&p, lines.join("\n") + "\n").expect("write");
-        let (code, _, err) = enclavectl(&["audit", "verify", &p.display().to_string()]);
+        let (code, _, err) =
+            enclavectl(&["audit", "verify", &p.display().to_string(), "--ca", &ca]);
         assert_eq!(code, 1, "{name} verified: {err}");
         err
     };
@@ -146,4 +153,96 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
     let mut swapped = owned.clone();
     swapped.swap(2, 3);
     assert!(damaged("swapped.jsonl", swapped).contains("record 2"));
+    // A cut-off tail: the closing checkpoint and the last record removed.
+    let mut cut = owned.clone();
+    cut.truncate(cut.len() - 2);
+    assert!(damaged("cut.jsonl", cut).contains("cut off"));
+    // A forged checkpoint (signature altered) is refused.
+    let mut forged = owned.clone();
+    let last = forged.len() - 1;
+    let mut cp: Value = serde_json::from_str(&forged[last]).expect("checkpoint line");
+    let sig = cp["checkpoint"]["signature"]
+        .as_str()
+        .expect("sig")
+        .to_string();
+    let flipped_sig = format!(
+        "{}{}",
+        &sig[..sig.len() - 2],
+        if sig.ends_with("00") { "01" } else { "00" }
+    );
+    cp["checkpoint"]["signature"] = json!(flipped_sig);
+    forged[last] = cp.to_string();
+    assert!(damaged("forged.jsonl", forged).contains("not valid"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_mid_actions_leaves_one_identical_verified_chain_on_every_node() {
+    let mut c = TestCluster::start(3, NodeSpec::default()).await;
+    seed_directory(&c, 0, &["ann", "bob"], PW).await;
+    let leader = c.leader().await;
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    let url = c.endpoints(follower).api_url();
+    let api = Api::new(&url, &c.pki.ca_dir().join("ca.pem"));
+    // Logins are audited actions: run them through a follower while the
+    // leader dies.
+    let load = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut ok = 0u32;
+            for i in 0..40 {
+                let user = if i % 2 == 0 { "ann" } else { "bob" };
+                let (s, _) = api
+                    .call(
+                        Method::POST,
+                        "/v1/login",
+                        None,
+                        Some(json!({"userid": user, "password": PW})),
+                    )
+                    .await;
+                if s == 200 {
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    c.kill(leader);
+    let acknowledged = load.await.expect("load");
+    c.restart(leader);
+    c.wait_converged().await;
+
+    let auditor = c.pki.operator("aud", Role::Auditor);
+    let mut heads = Vec::new();
+    for i in 0..3 {
+        let admin_url = c.nodes[i].admin_url();
+        let aud = Client::with_cert_dir(&admin_url, &auditor).expect("client");
+        let v: Value = aud.get_json("/v1/audit?limit=10000").await.expect("audit");
+        let logins = v["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter(|r| r["record"]["action"] == "auth.login" && r["record"]["outcome"] == "ok")
+            .count() as u32;
+        // No acknowledged login without its record (a login whose answer
+        // was lost may have a record too, never the other way round).
+        assert!(
+            logins >= acknowledged,
+            "node {i}: {logins} login records < {acknowledged} acknowledged"
+        );
+        heads.push(v["head"].clone());
+        let (code, out, err) = enclavectl(&[
+            "--cert-dir",
+            &auditor.display().to_string(),
+            "--endpoint",
+            &admin_url,
+            "audit",
+            "verify",
+            "--live",
+        ]);
+        assert_eq!(code, 0, "node {i}: {out}{err}");
+    }
+    assert!(acknowledged > 0, "no login got through");
+    assert_eq!(heads[0], heads[1], "chains differ between nodes");
+    assert_eq!(heads[1], heads[2], "chains differ between nodes");
 }

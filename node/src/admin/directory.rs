@@ -341,3 +341,115 @@ pub async fn audit_records(
         "head": { "seq": seq, "hash": hex::encode(hash) },
     })))
 }
+
+/// Sign the chain's head on this node and commit the checkpoint.
+pub async fn make_checkpoint(state: &NodeState) -> Result<crate::audit::Checkpoint, ApiError> {
+    let (seq, hash) = crate::audit::head(&state.view()).map_err(store_error)?;
+    if seq == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "empty_chain",
+            "the audit chain has no records yet",
+        ));
+    }
+    let signer =
+        enclave_certs::sign::NodeSigner::load(&state.config.tls.key, &state.config.tls.cert)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "signing_key",
+                    e.to_string(),
+                )
+            })?;
+    let hash = hex::encode(hash);
+    let time_ms = crate::api::v1::now_ms();
+    let signature = signer
+        .sign(&crate::audit::checkpoint_message(seq, &hash, time_ms))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "signing", e.to_string()))?;
+    let cp = crate::audit::Checkpoint {
+        seq,
+        hash,
+        time_ms,
+        signer: signer.name.clone(),
+        cert: hex::encode(&signer.cert_der),
+        signature: hex::encode(signature),
+    };
+    let resp = state
+        .cluster
+        .write(
+            enclave_cluster::types::Payload::App(crate::messaging::encode_checkpoint(&cp)),
+            None,
+        )
+        .await
+        .map_err(crate::admin::cluster::cluster_error)?;
+    match resp.payload {
+        enclave_cluster::types::ResponsePayload::App(b) => {
+            match postcard::from_bytes::<Result<(), String>>(&b) {
+                Ok(Ok(())) => Ok(cp),
+                Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "checkpoint_refused", e)),
+                Err(e) => Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "decode",
+                    e.to_string(),
+                )),
+            }
+        }
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            format!("unexpected outcome {other:?}"),
+        )),
+    }
+}
+
+/// `POST /v1/audit/checkpoint` (auditor): a signed checkpoint over the
+/// current head, e.g. to close an export.
+pub async fn audit_checkpoint(State(state): State<S>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(make_checkpoint(&state).await?)))
+}
+
+/// `GET /v1/audit/checkpoints?after=&limit=` (auditor)
+pub async fn audit_checkpoints(
+    State(state): State<S>,
+    crate::api::v1::Params(q): crate::api::v1::Params<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = crate::api::v1::page_limit(q.limit, 1000, 10_000)?;
+    let cps = crate::audit::checkpoints(&state.view(), q.after.unwrap_or(0), limit)
+        .map_err(store_error)?;
+    Ok(Json(json!({ "checkpoints": cps })))
+}
+
+/// On the leader: sign a checkpoint whenever the chain has grown since the
+/// last one, every `interval`.
+pub async fn checkpoint_loop(
+    state: Arc<NodeState>,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if state.cluster.leader().map(|(id, _)| id) != Some(state.cluster.id) {
+            continue;
+        }
+        let view = state.view();
+        let (Ok((head, _)), Ok(last)) = (
+            crate::audit::head(&view),
+            crate::audit::last_checkpoint_seq(&view),
+        ) else {
+            continue;
+        };
+        if head > last
+            && let Err(e) = make_checkpoint(&state).await
+        {
+            tracing::warn!(code = e.code, error = %e.message, "audit checkpoint failed");
+        }
+    }
+}

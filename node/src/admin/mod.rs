@@ -136,6 +136,16 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
         )
         .route(
+            "/v1/audit/checkpoint",
+            post(directory::audit_checkpoint)
+                .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
+        )
+        .route(
+            "/v1/audit/checkpoints",
+            get(directory::audit_checkpoints)
+                .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
+        )
+        .route(
             "/v1/policy",
             get(directory::get_policy)
                 .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),

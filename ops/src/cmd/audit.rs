@@ -4,14 +4,17 @@
 //! Export format (JSON lines): a header line
 //! `{"format": "enclave-audit/1", "prev_seq": N, "prev_hash": HEX}` naming
 //! the record the export continues from (0 and zeros for the first), then
-//! one `{"record": {...}, "hash": HEX}` per line in chain order.
+//! one `{"record": {...}, "hash": HEX}` per line in chain order, with each
+//! stored checkpoint `{"checkpoint": {...}}` right after the record it
+//! covers. The last line is always a checkpoint over the last record, signed
+//! by a node when the export was made: a cut-off tail cannot hide.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use enclave_cluster::audit::{Linked, verify};
+use enclave_cluster::audit::{Checkpoint, Linked, verify, verify_checkpoint};
 use serde_json::{Value, json};
 
 use super::{Output, print_json};
@@ -37,6 +40,10 @@ pub enum AuditCommand {
     Verify {
         /// An export written by `audit export`.
         file: Option<PathBuf>,
+        /// The cluster CA certificate that checkpoint signatures must chain
+        /// to (default: ca.pem in --cert-dir).
+        #[arg(long)]
+        ca: Option<PathBuf>,
         /// Verify the chain the node at --endpoint holds.
         #[arg(long, conflicts_with = "file")]
         live: bool,
@@ -110,57 +117,88 @@ pub async fn run(cmd: AuditCommand, client: &Client, output: Output) -> anyhow::
             }
             Ok(())
         }
-        AuditCommand::Export { out } => {
-            if out.exists() {
-                bail!("{} exists; not overwriting it", out.display());
-            }
-            let records = fetch_all(client).await?;
-            let tmp = out.with_extension("partial");
-            let mut f = std::io::BufWriter::new(
-                std::fs::File::create(&tmp)
-                    .with_context(|| format!("creating {}", tmp.display()))?,
-            );
-            writeln!(
-                f,
-                "{}",
-                json!({ "format": FORMAT, "prev_seq": 0, "prev_hash": hex::encode([0u8; 32]) })
-            )?;
-            for r in &records {
-                writeln!(f, "{}", serde_json::to_string(r)?)?;
-            }
-            f.into_inner()
-                .map_err(|e| e.into_error())?
-                .sync_all()
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &out)
-                .with_context(|| format!("renaming to {}", out.display()))?;
-            let last = records.last().map_or(0, |r| r.record.seq);
-            match output {
-                Output::Json => {
-                    print_json(&json!({ "file": out, "records": records.len(), "last_seq": last }))?
-                }
-                Output::Text => println!(
-                    "exported {} records (1..={last}) to {}",
-                    records.len(),
-                    out.display()
-                ),
-            }
-            Ok(())
-        }
+        AuditCommand::Export { out } => export(client, &out, output).await,
         AuditCommand::Verify {
-            file: Some(file), ..
-        } => verify_file(&file, output),
-        AuditCommand::Verify { live: true, .. } => {
-            let records = fetch_all(client).await?;
-            report(
-                verify(0, [0; 32], &records),
-                records.len(),
-                "the cluster's chain",
-                output,
-            )
-        }
+            file: Some(file),
+            ca,
+            ..
+        } => verify_file(&file, ca.as_deref().unwrap_or(client.ca_path()), output),
+        AuditCommand::Verify { live: true, .. } => verify_live(client, output).await,
         AuditCommand::Verify { .. } => bail!("give an export FILE or --live"),
     }
+}
+
+async fn export(client: &Client, out: &Path, output: Output) -> anyhow::Result<()> {
+    if out.exists() {
+        bail!("{} exists; not overwriting it", out.display());
+    }
+    // Close the export with a fresh signed checkpoint over the head.
+    let closing: Checkpoint = client
+        .post_json("/v1/audit/checkpoint", &json!({}))
+        .await
+        .context("asking the node for a closing checkpoint")?;
+    let mut records = fetch_all(client).await?;
+    records.retain(|r| r.record.seq <= closing.seq);
+    let mut cps = fetch_checkpoints(client).await?;
+    cps.retain(|c| c.seq <= closing.seq);
+    if !cps.iter().any(|c| c.seq == closing.seq) {
+        cps.push(closing.clone());
+    }
+    let tmp = out.with_extension("partial");
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+    );
+    let header = json!({ "format": FORMAT, "prev_seq": 0, "prev_hash": hex::encode([0u8; 32]) });
+    writeln!(f, "{header}")?;
+    let mut cp_iter = cps.iter().peekable();
+    for r in &records {
+        writeln!(f, "{}", serde_json::to_string(r)?)?;
+        while let Some(c) = cp_iter.next_if(|c| c.seq == r.record.seq) {
+            writeln!(f, "{}", json!({ "checkpoint": c }))?;
+        }
+    }
+    f.into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
+    let last = records.last().map_or(0, |r| r.record.seq);
+    match output {
+        Output::Json => {
+            print_json(&json!({ "file": out, "records": records.len(), "last_seq": last }))?
+        }
+        Output::Text => println!(
+            "exported {} records (1..={last}) to {}, closed by a checkpoint signed by {}",
+            records.len(),
+            out.display(),
+            closing.signer
+        ),
+    }
+    Ok(())
+}
+
+async fn verify_live(client: &Client, output: Output) -> anyhow::Result<()> {
+    let records = fetch_all(client).await?;
+    let result = verify(0, [0; 32], &records);
+    // Every stored checkpoint must match the chain and be signed by a node
+    // of this CA.
+    let cas = load_cas(client.ca_path())?;
+    let hashes: std::collections::HashMap<u64, &str> = records
+        .iter()
+        .map(|r| (r.record.seq, r.hash.as_str()))
+        .collect();
+    for c in fetch_checkpoints(client).await? {
+        if hashes.get(&c.seq) != Some(&c.hash.as_str()) {
+            bail!(
+                "the cluster's chain: checkpoint {} does not match record {}",
+                c.seq,
+                c.seq
+            );
+        }
+        verify_checkpoint(&cas, &c)
+            .map_err(|e| anyhow::anyhow!("the cluster's chain: checkpoint {}: {e}", c.seq))?;
+    }
+    report(result, records.len(), "the cluster's chain", output)
 }
 
 fn report(
@@ -191,19 +229,48 @@ fn report(
     }
 }
 
-/// Verify an export offline.
-pub fn verify_file(path: &Path, output: Output) -> anyhow::Result<()> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+async fn fetch_checkpoints(client: &Client) -> anyhow::Result<Vec<Checkpoint>> {
+    let mut out: Vec<Checkpoint> = Vec::new();
+    let mut after = 0;
+    loop {
+        let v: Value = client
+            .get_json(&format!("/v1/audit/checkpoints?after={after}&limit=10000"))
+            .await?;
+        let page: Vec<Checkpoint> =
+            serde_json::from_value(v["checkpoints"].clone()).context("decoding checkpoints")?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        out.extend(page);
+    }
+    Ok(out)
+}
+
+fn load_cas(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let certs = enclave_certs::files::load_certs(path)?;
+    Ok(certs.into_iter().map(|c| c.to_vec()).collect())
+}
+
+/// Verify an export offline: every hash link, every checkpoint's signature
+/// (by a node certificate of the CA in `ca`), and a final checkpoint over
+/// the last record.
+pub fn verify_file(path: &Path, ca: &Path, output: Output) -> anyhow::Result<()> {
+    let cas = load_cas(ca).with_context(|| {
+        format!(
+            "loading the CA certificate {} (give it with --ca)",
+            ca.display()
+        )
+    })?;
+    let name = path.display().to_string();
+    let f = std::fs::File::open(path).with_context(|| format!("opening {name}"))?;
     let mut lines = std::io::BufReader::new(f).lines();
     let header: Value = match lines.next() {
         Some(l) => serde_json::from_str(&l?)
-            .with_context(|| format!("{}: line 1 is not an export header", path.display()))?,
-        None => bail!("{} is empty", path.display()),
+            .with_context(|| format!("{name}: line 1 is not an export header"))?,
+        None => bail!("{name} is empty"),
     };
     if header["format"] != FORMAT {
         bail!(
-            "{}: not an Enclave audit export (format {:?})",
-            path.display(),
+            "{name}: not an Enclave audit export (format {:?})",
             header["format"]
         );
     }
@@ -213,31 +280,63 @@ pub fn verify_file(path: &Path, output: Output) -> anyhow::Result<()> {
         let b = hex::decode(h)
             .ok()
             .filter(|b| b.len() == 32)
-            .with_context(|| {
-                format!(
-                    "{}: prev_hash in the header is not 32 bytes of hex",
-                    path.display()
-                )
-            })?;
+            .with_context(|| format!("{name}: prev_hash in the header is not 32 bytes of hex"))?;
         prev_hash.copy_from_slice(&b);
     }
     let mut records = Vec::new();
+    let mut ends_with_checkpoint = false;
+    let mut checked = 0usize;
+    let (mut seq, mut hash) = (prev_seq, prev_hash);
     for (i, l) in lines.enumerate() {
         let l = l?;
-        let r: Linked = serde_json::from_str(&l).with_context(|| {
+        let v: Value = serde_json::from_str(&l).with_context(|| {
             format!(
-                "{}: line {} is not an audit record (record {} or later is damaged)",
-                path.display(),
+                "{name}: line {} is not JSON (record {} or later is damaged)",
                 i + 2,
-                prev_seq + records.len() as u64 + 1
+                seq + 1
+            )
+        })?;
+        if let Some(c) = v.get("checkpoint") {
+            let c: Checkpoint = serde_json::from_value(c.clone())
+                .with_context(|| format!("{name}: line {} is not a checkpoint", i + 2))?;
+            // The chain up to here must verify before the checkpoint counts.
+            (seq, hash) = match verify(seq, hash, &records) {
+                Ok(h) => h,
+                Err(b) => return report(Err(b), 0, &name, output),
+            };
+            records.clear();
+            if c.seq != seq || c.hash != hex::encode(hash) {
+                bail!(
+                    "{name}: audit chain broken at record {}: the checkpoint there does not match the chain",
+                    c.seq.min(seq)
+                );
+            }
+            verify_checkpoint(&cas, &c).map_err(|e| {
+                anyhow::anyhow!("{name}: checkpoint over record {} is not valid: {e}", c.seq)
+            })?;
+            checked += 1;
+            ends_with_checkpoint = true;
+            continue;
+        }
+        let r: Linked = serde_json::from_value(v).with_context(|| {
+            format!(
+                "{name}: line {} is not an audit record (record {} is damaged)",
+                i + 2,
+                seq + records.len() as u64 + 1
             )
         })?;
         records.push(r);
+        ends_with_checkpoint = false;
     }
-    report(
-        verify(prev_seq, prev_hash, &records),
-        records.len(),
-        &path.display().to_string(),
-        output,
-    )
+    let total = seq - prev_seq + records.len() as u64;
+    let result = verify(seq, hash, &records);
+    if result.is_ok() && !ends_with_checkpoint {
+        bail!(
+            "{name}: the export does not end with a signed checkpoint over its last record: its tail may have been cut off (records after {seq} are unproven)"
+        );
+    }
+    if output == Output::Text && result.is_ok() {
+        println!("{checked} signed checkpoints verified");
+    }
+    report(result, total as usize, &name, output)
 }
