@@ -20,6 +20,15 @@ use crate::kv::Kv;
 const TAG_DOMAIN: u8 = b'D';
 const TAG_KV: u8 = b'K';
 const TAG_CHECKPOINT: u8 = b'A';
+const TAG_RECORD: u8 = b'R';
+
+/// An audit record of an action that happened outside the domain (cluster
+/// operations, backups, aggregated denials): (origin, action, target, outcome).
+pub fn encode_record(origin: &Origin, action: &str, target: &str, outcome: &str) -> Vec<u8> {
+    let mut b = vec![TAG_RECORD];
+    b.extend(postcard::to_stdvec(&(origin, action, target, outcome)).unwrap_or_default());
+    b
+}
 
 pub fn encode_checkpoint(cp: &audit::Checkpoint) -> Vec<u8> {
     let mut b = vec![TAG_CHECKPOINT];
@@ -128,6 +137,22 @@ impl Application for NodeApp {
     ) -> Result<Vec<u8>, sled::Error> {
         match command.split_first() {
             Some((&TAG_KV, rest)) => self.kv.apply(ctx, txn, rest),
+            Some((&TAG_RECORD, rest)) => {
+                if let Ok((origin, action, target, outcome)) =
+                    postcard::from_bytes::<(Origin, String, String, String)>(rest)
+                {
+                    audit::append(
+                        &mut TxnStore(txn),
+                        ctx.time_ms,
+                        &origin,
+                        &action,
+                        &target,
+                        &outcome,
+                    )
+                    .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
+                }
+                Ok(Vec::new())
+            }
             Some((&TAG_CHECKPOINT, rest)) => {
                 let result: Result<(), String> =
                     match postcard::from_bytes::<audit::Checkpoint>(rest) {

@@ -72,6 +72,9 @@ pub struct NodeState {
     pub peer_tls: Arc<ReloadingClientConfig>,
     /// Per-token and per-source limits of the client API (this node only).
     pub limits: crate::api::v1::Limits,
+    /// Authorization denials on the admin port since the last audit pass:
+    /// (operator, role, route) -> count.
+    pub denials: std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>,
 }
 
 impl NodeState {
@@ -208,6 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         }),
         cluster: cluster.clone(),
         peer_tls,
+        denials: Default::default(),
         limits: crate::api::v1::Limits::new(config.token_rate_per_sec, config.token_burst),
     });
 
@@ -248,6 +252,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tasks.push(tokio::spawn(crate::admin::directory::denial_loop(
+        state.clone(),
+        std::time::Duration::from_secs(30),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(crate::admin::directory::checkpoint_loop(
         state.clone(),
         std::time::Duration::from_secs(10),

@@ -67,6 +67,17 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
         );
     }
 
+    // A cluster operation outside the domain is recorded after it ran.
+    let (s, _) = c
+        .admin(0)
+        .request(
+            Method::POST,
+            "/v1/cluster/join-tokens",
+            Some(json!({"ttl_secs": 3600}).to_string().into_bytes()),
+        )
+        .await
+        .expect("token");
+    assert!(s.is_success());
     let aud = Client::with_cert_dir(&admin_url, &auditor).expect("client");
     let v: Value = aud.get_json("/v1/audit").await.expect("audit");
     let records = v["records"].as_array().expect("records");
@@ -96,6 +107,57 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
         !v.to_string().contains("argon2"),
         "a password hash leaked into the audit trail"
     );
+
+    assert_eq!(
+        find("cluster.join_token.create", "/v1/cluster/join-tokens")["record"]["outcome"],
+        "ok"
+    );
+    // Each refusal of the role table is recorded, aggregated per operator
+    // and route.
+    let denied: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["record"]["action"] == "authz.denied")
+        .collect();
+    assert!(
+        denied
+            .iter()
+            .any(|r| r["record"]["origin"]["role"] == "auditor"
+                && r["record"]["target"] == "POST /v1/directory/members"),
+        "auditor's refused POST not recorded: {denied:?}"
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|r| r["record"]["origin"]["role"] == "sysadmin"
+                && r["record"]["target"] == "GET /v1/audit"),
+        "sysadmin's refused audit read not recorded: {denied:?}"
+    );
+    // Search by actor and action prefix.
+    let aud_dir0 = auditor.display().to_string();
+    let (code, out, err) = enclavectl(&[
+        "--cert-dir",
+        &aud_dir0,
+        "--endpoint",
+        &admin_url,
+        "--output",
+        "json",
+        "audit",
+        "search",
+        "--actor",
+        "ann",
+        "--action",
+        "auth.",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let found: Vec<Value> = serde_json::from_str(&out).expect("json");
+    assert!(!found.is_empty());
+    assert!(found.iter().all(|r| {
+        r["record"]["origin"]["id"] == "ann"
+            && r["record"]["action"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("auth.")
+    }));
 
     // Export, verify offline; then damage it in each way.
     let aud_dir = auditor.display().to_string();

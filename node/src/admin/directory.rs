@@ -324,6 +324,14 @@ pub struct AuditQuery {
     /// Records with a sequence number above this (default 0).
     pub after: Option<u64>,
     pub limit: Option<usize>,
+    /// Only records whose actor id is this.
+    pub actor: Option<String>,
+    /// Only records whose action starts with this (e.g. `auth.`).
+    pub action: Option<String>,
+    /// Only records at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<u64>,
+    /// Only records before this time (ms since the Unix epoch).
+    pub until_ms: Option<u64>,
 }
 
 /// `GET /v1/audit?after=&limit=` (auditor only): records in chain order,
@@ -333,8 +341,35 @@ pub async fn audit_records(
     crate::api::v1::Params(q): crate::api::v1::Params<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = crate::api::v1::page_limit(q.limit, 1000, 10_000)?;
+    // An auditor reading now sees the denials counted so far.
+    flush_denials(&state).await;
     let view = state.view();
-    let records = crate::audit::records(&view, q.after.unwrap_or(0), limit).map_err(store_error)?;
+    let filtered =
+        q.actor.is_some() || q.action.is_some() || q.since_ms.is_some() || q.until_ms.is_some();
+    let keep = |l: &crate::audit::Linked| {
+        let r = &l.record;
+        q.actor.as_ref().is_none_or(|a| &r.origin.id == a)
+            && q.action
+                .as_ref()
+                .is_none_or(|a| r.action.starts_with(a.as_str()))
+            && q.since_ms.is_none_or(|t| r.time_ms >= t)
+            && q.until_ms.is_none_or(|t| r.time_ms < t)
+    };
+    let mut records = Vec::new();
+    let mut after = q.after.unwrap_or(0);
+    loop {
+        let page = crate::audit::records(&view, after, if filtered { 10_000 } else { limit })
+            .map_err(store_error)?;
+        let Some(last) = page.last().map(|l| l.record.seq) else {
+            break;
+        };
+        after = last;
+        records.extend(page.into_iter().filter(|l| keep(l)));
+        if !filtered || records.len() >= limit {
+            break;
+        }
+    }
+    records.truncate(limit);
     let (seq, hash) = crate::audit::head(&view).map_err(store_error)?;
     Ok(Json(json!({
         "records": records,
@@ -451,5 +486,142 @@ pub async fn checkpoint_loop(
         {
             tracing::warn!(code = e.code, error = %e.message, "audit checkpoint failed");
         }
+    }
+}
+
+/// Append an audit record for an action done outside the domain (after
+/// the action: cluster operations are not domain commands). A failure is
+/// logged, never hidden.
+pub async fn record(
+    state: &NodeState,
+    origin: &crate::audit::Origin,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) {
+    let cmd = crate::messaging::encode_record(origin, action, target, outcome);
+    if let Err(e) = state
+        .cluster
+        .write(enclave_cluster::types::Payload::App(cmd), None)
+        .await
+    {
+        tracing::error!(action, target, outcome, error = %e, "could not write the audit record");
+    }
+}
+
+/// The audit action of an operator route that changes something outside
+/// the domain (domain commands record themselves in apply).
+fn admin_action(method: &http::Method, route: &str) -> Option<&'static str> {
+    Some(match (method.as_str(), route) {
+        ("POST", "/v1/cluster/init") => "cluster.init",
+        ("POST", "/v1/cluster/members") => "cluster.member.add",
+        ("DELETE", "/v1/cluster/members/{name}") => "cluster.member.remove",
+        ("POST", "/v1/cluster/join-tokens") => "cluster.join_token.create",
+        ("POST", "/v1/cluster/transfer-leader") => "cluster.leader.transfer",
+        ("GET", "/v1/backup") => "backup.create",
+        ("POST", "/v1/audit/checkpoint") => "audit.checkpoint",
+        _ => return None,
+    })
+}
+
+/// Admin-port layer: records operator actions outside the domain, and
+/// counts authorization denials (written as aggregated records by
+/// [`denial_loop`], so a flood of refused requests cannot flood the chain).
+pub async fn audit_layer(
+    State(state): State<S>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let path = req.uri().path().to_string();
+    let id = req
+        .extensions()
+        .get::<enclave_cluster::net::ConnInfo>()
+        .and_then(|c| c.identity.clone());
+    let origin = id.as_ref().map(|id| {
+        crate::http::origin(
+            req.extensions(),
+            crate::audit::ActorKind::Operator,
+            &id.name,
+            id.role.as_str(),
+            &state.node_id,
+        )
+    });
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if let Some(origin) = origin {
+        if status == StatusCode::FORBIDDEN {
+            let mut d = state.denials.lock().unwrap_or_else(|p| p.into_inner());
+            if d.len() < 10_000 {
+                *d.entry((
+                    origin.id.clone(),
+                    origin.role.clone(),
+                    format!("{method} {route}"),
+                ))
+                .or_insert(0) += 1;
+            }
+        } else if let Some(action) = admin_action(&method, &route)
+            && status != StatusCode::SERVICE_UNAVAILABLE
+        {
+            let outcome = if status.is_success() {
+                "ok".to_string()
+            } else {
+                format!("failed:{}", status.as_u16())
+            };
+            record(&state, &origin, action, &path, &outcome).await;
+        }
+    }
+    resp
+}
+
+/// Write the denials counted since the last pass, one record per
+/// (operator, route), every `interval`.
+pub async fn denial_loop(
+    state: Arc<NodeState>,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        flush_denials(&state).await;
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// Write the denials counted so far as aggregated records.
+pub async fn flush_denials(state: &NodeState) {
+    let batch: Vec<_> =
+        std::mem::take(&mut *state.denials.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect();
+    for ((id, role, route), n) in batch {
+        let origin = crate::audit::Origin {
+            kind: crate::audit::ActorKind::Operator,
+            id,
+            role,
+            source: String::new(),
+            node: state.node_id.clone(),
+            request_id: String::new(),
+        };
+        record(
+            state,
+            &origin,
+            "authz.denied",
+            &route,
+            &format!("denied x{n}"),
+        )
+        .await;
     }
 }

@@ -156,6 +156,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
+            state.clone(),
+            directory::audit_layer,
+        ))
+        .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             trace_request,
         ))

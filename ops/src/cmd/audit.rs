@@ -30,6 +30,23 @@ pub enum AuditCommand {
         #[arg(short = 'n', long, default_value_t = 20)]
         count: u64,
     },
+    /// Records matching every filter given.
+    Search {
+        /// Actor id (userid or operator certificate name).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Action, or its prefix (e.g. `auth.` or `directory.member`).
+        #[arg(long)]
+        action: Option<String>,
+        /// From this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this time (RFC 3339), exclusive.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// Write the whole chain to FILE (JSON lines; never overwrites).
     Export {
         #[arg(long)]
@@ -107,6 +124,56 @@ pub async fn run(cmd: AuditCommand, client: &Client, output: Output) -> anyhow::
         AuditCommand::Tail { count } => {
             let (_, head) = fetch(client, 0, 1).await?;
             let (records, _) = fetch(client, head.saturating_sub(count), count as usize).await?;
+            match output {
+                Output::Json => print_json(&records)?,
+                Output::Text => {
+                    for r in &records {
+                        println!("{}", line(r));
+                    }
+                }
+            }
+            Ok(())
+        }
+        AuditCommand::Search {
+            actor,
+            action,
+            since,
+            until,
+            limit,
+        } => {
+            let ms = |flag: &str, v: &str| -> anyhow::Result<u64> {
+                let t =
+                    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                        .with_context(|| format!("{flag}: {v:?} is not an RFC 3339 time"))?;
+                Ok((t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
+            };
+            let mut q = format!("/v1/audit?limit={limit}");
+            let enc = |s: &str| {
+                s.bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect::<String>()
+            };
+            if let Some(a) = &actor {
+                q.push_str(&format!("&actor={}", enc(a)));
+            }
+            if let Some(a) = &action {
+                q.push_str(&format!("&action={}", enc(a)));
+            }
+            if let Some(t) = &since {
+                q.push_str(&format!("&since_ms={}", ms("--since", t)?));
+            }
+            if let Some(t) = &until {
+                q.push_str(&format!("&until_ms={}", ms("--until", t)?));
+            }
+            let v: Value = client.get_json(&q).await?;
+            let records: Vec<Linked> =
+                serde_json::from_value(v["records"].clone()).context("decoding audit records")?;
             match output {
                 Output::Json => print_json(&records)?,
                 Output::Text => {
