@@ -130,6 +130,78 @@ pub fn last_checkpoint_seq<S: Store + ?Sized>(s: &S) -> Result<u64, StoreFault> 
     }
 }
 
+const BASE: &[u8] = b"audit/base";
+
+/// Where the stored chain starts: records up to `seq` were archived (0 and
+/// zeros when nothing was).
+pub fn base<S: Store + ?Sized>(s: &S) -> Result<(u64, [u8; 32]), StoreFault> {
+    Ok(s.get_as::<(u64, [u8; 32])>(BASE)?.unwrap_or((0, [0; 32])))
+}
+
+/// Move records `..=upto` out of the chain (in apply). Allowed only when
+/// every one of them is older than the retention, a signed checkpoint
+/// covers `upto` (so the archived part is provable), and the export's
+/// SHA-256 is anchored by a new record in the chain.
+pub fn archive<S: Store + ?Sized>(
+    s: &mut S,
+    time_ms: u64,
+    origin: &Origin,
+    upto: u64,
+    export_sha256: &str,
+    retention_days: u32,
+) -> Result<Result<u64, String>, StoreFault> {
+    let (from, _) = base(s)?;
+    let (head_seq, _) = head(s)?;
+    if upto <= from || upto > head_seq {
+        return Ok(Err(format!(
+            "nothing to archive up to {upto}: the stored chain holds {}..={head_seq}",
+            from + 1
+        )));
+    }
+    if export_sha256.len() != 64 || !export_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(Err("export_sha256 must be 64 hex digits".into()));
+    }
+    if s.get(&checkpoint_key(upto))?.is_none() {
+        return Ok(Err(format!(
+            "no signed checkpoint at record {upto}: archive up to a checkpoint (export first)"
+        )));
+    }
+    let Some(last) = s.get_as::<Linked>(&record_key(upto))? else {
+        return Err(StoreFault(format!("audit record {upto} is missing")));
+    };
+    let cutoff = time_ms.saturating_sub(u64::from(retention_days) * 86_400_000);
+    if last.record.time_ms >= cutoff {
+        return Ok(Err(format!(
+            "record {upto} is younger than the retention ({retention_days} days): it must stay in the chain"
+        )));
+    }
+    let mut hash = [0u8; 32];
+    match hex::decode(&last.hash) {
+        Ok(b) if b.len() == 32 => hash.copy_from_slice(&b),
+        _ => {
+            return Err(StoreFault(format!(
+                "audit record {upto} has a malformed hash"
+            )));
+        }
+    }
+    for seq in from + 1..=upto {
+        s.delete(&record_key(seq));
+        if seq < upto {
+            s.delete(&checkpoint_key(seq));
+        }
+    }
+    s.put_as(BASE, &(upto, hash))?;
+    append(
+        s,
+        time_ms,
+        origin,
+        "audit.archive",
+        &format!("records {}..={upto}", from + 1),
+        &format!("sha256:{export_sha256}"),
+    )?;
+    Ok(Ok(upto))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +246,57 @@ mod tests {
         assert_eq!(verify(0, [0; 32], &rehashed).map_err(|b| b.seq), Err(9));
 
         // A truncated tail still links: only a signed checkpoint over the
-        // last record (to come) detects it.
+        // last record detects it (the export tool requires one).
         assert!(verify(0, [0; 32], &good[..7]).is_ok());
+    }
+
+    #[test]
+    fn archiving_needs_old_records_and_a_checkpoint_and_leaves_a_verifiable_anchored_chain() {
+        let mut s = MemStore::default();
+        let o = Origin::system("node-1");
+        let day = 86_400_000u64;
+        for i in 0..10 {
+            append(&mut s, day + i, &o, "auth.login", "u", "ok").expect("append");
+        }
+        let cp = |seq: u64, s: &MemStore| Checkpoint {
+            seq,
+            hash: records(s, seq - 1, 1).expect("r")[0].hash.clone(),
+            time_ms: 0,
+            signer: "node-1".into(),
+            cert: String::new(),
+            signature: String::new(),
+        };
+        let sha = "ab".repeat(32);
+        // Too young.
+        let c = cp(6, &s);
+        apply_checkpoint(&mut s, &c)
+            .expect("store")
+            .expect("checkpoint");
+        let now_young = day + 100 * day;
+        assert!(
+            archive(&mut s, now_young, &o, 6, &sha, 180)
+                .expect("store")
+                .is_err()
+        );
+        // Old enough, but no checkpoint at 5.
+        let now = day + 200 * day;
+        assert!(
+            archive(&mut s, now, &o, 5, &sha, 180)
+                .expect("store")
+                .is_err()
+        );
+        // Old enough with a checkpoint: records 1..=6 move out, an anchor is added.
+        assert_eq!(
+            archive(&mut s, now, &o, 6, &sha, 180).expect("store"),
+            Ok(6)
+        );
+        let (bseq, bhash) = base(&s).expect("base");
+        assert_eq!(bseq, 6);
+        let rest = records(&s, 0, 100).expect("records");
+        assert_eq!(rest.first().map(|l| l.record.seq), Some(7));
+        assert_eq!(verify(bseq, bhash, &rest).map(|(s, _)| s), Ok(11));
+        let anchor = &rest.last().expect("anchor").record;
+        assert_eq!(anchor.action, "audit.archive");
+        assert_eq!(anchor.outcome, format!("sha256:{sha}"));
     }
 }

@@ -21,6 +21,14 @@ const TAG_DOMAIN: u8 = b'D';
 const TAG_KV: u8 = b'K';
 const TAG_CHECKPOINT: u8 = b'A';
 const TAG_RECORD: u8 = b'R';
+const TAG_ARCHIVE: u8 = b'X';
+
+/// Move audit records up to `upto` out of the chain (see `audit::archive`).
+pub fn encode_archive(origin: &Origin, upto: u64, export_sha256: &str) -> Vec<u8> {
+    let mut b = vec![TAG_ARCHIVE];
+    b.extend(postcard::to_stdvec(&(origin, upto, export_sha256)).unwrap_or_default());
+    b
+}
 
 /// An audit record of an action that happened outside the domain (cluster
 /// operations, backups, aggregated denials): (origin, action, target, outcome).
@@ -137,6 +145,22 @@ impl Application for NodeApp {
     ) -> Result<Vec<u8>, sled::Error> {
         match command.split_first() {
             Some((&TAG_KV, rest)) => self.kv.apply(ctx, txn, rest),
+            Some((&TAG_ARCHIVE, rest)) => {
+                let io = |e: StoreFault| sled::Error::Io(std::io::Error::other(e));
+                let result: Result<u64, String> =
+                    match postcard::from_bytes::<(Origin, u64, String)>(rest) {
+                        Ok((origin, upto, sha)) => {
+                            let mut store = TxnStore(txn);
+                            let days = domain::apply::policy(&store)
+                                .map_err(io)?
+                                .audit_retention_days;
+                            audit::archive(&mut store, ctx.time_ms, &origin, upto, &sha, days)
+                                .map_err(io)?
+                        }
+                        Err(e) => Err(format!("undecodable archive command: {e}")),
+                    };
+                Ok(postcard::to_stdvec(&result).unwrap_or_default())
+            }
             Some((&TAG_RECORD, rest)) => {
                 if let Ok((origin, action, target, outcome)) =
                     postcard::from_bytes::<(Origin, String, String, String)>(rest)

@@ -235,6 +235,38 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
     cp["checkpoint"]["signature"] = json!(flipped_sig);
     forged[last] = cp.to_string();
     assert!(damaged("forged.jsonl", forged).contains("not valid"));
+    // Records younger than the retention cannot be archived, even with a
+    // verified export; the retention cannot go below 180 days.
+    let last_line: Value = serde_json::from_str(lines.last().expect("last")).expect("json");
+    let closing_seq = last_line["checkpoint"]["seq"].to_string();
+    let (code, _, err) = enclavectl(&[
+        "--cert-dir",
+        &aud_dir,
+        "--endpoint",
+        &admin_url,
+        "audit",
+        "archive",
+        "--upto",
+        &closing_seq,
+        "--export",
+        &exp,
+        "--ca",
+        &ca,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("younger than the retention"), "{err}");
+    let sec_dir = secadmin.display().to_string();
+    let (code, _, err) = enclavectl(&[
+        "--cert-dir",
+        &sec_dir,
+        "--endpoint",
+        &admin_url,
+        "policy",
+        "set",
+        "audit_retention_days=90",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 180"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -371,10 +371,52 @@ pub async fn audit_records(
     }
     records.truncate(limit);
     let (seq, hash) = crate::audit::head(&view).map_err(store_error)?;
+    let (bseq, bhash) = crate::audit::base(&view).map_err(store_error)?;
     Ok(Json(json!({
         "records": records,
         "head": { "seq": seq, "hash": hex::encode(hash) },
+        "base": { "seq": bseq, "hash": hex::encode(bhash) },
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveReq {
+    /// Archive records up to and including this one.
+    pub upto_seq: u64,
+    /// SHA-256 (hex) of the verified export that holds them.
+    pub export_sha256: String,
+}
+
+/// `POST /v1/audit/archive` (auditor): move records older than the
+/// retention out of the chain, anchoring the export's hash in it.
+pub async fn audit_archive(
+    State(state): State<S>,
+    op: OperatorOrigin,
+    Body(req): Body<ArchiveReq>,
+) -> Result<Json<Value>, ApiError> {
+    let cmd = crate::messaging::encode_archive(&op.0, req.upto_seq, &req.export_sha256);
+    let resp = state
+        .cluster
+        .write(enclave_cluster::types::Payload::App(cmd), None)
+        .await
+        .map_err(crate::admin::cluster::cluster_error)?;
+    let enclave_cluster::types::ResponsePayload::App(b) = resp.payload else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            "unexpected outcome",
+        ));
+    };
+    match postcard::from_bytes::<Result<u64, String>>(&b) {
+        Ok(Ok(upto)) => Ok(Json(json!({ "archived_upto": upto }))),
+        Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "archive_refused", e)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "decode",
+            e.to_string(),
+        )),
+    }
 }
 
 /// Sign the chain's head on this node and commit the checkpoint.

@@ -136,6 +136,11 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
         )
         .route(
+            "/v1/audit/archive",
+            post(directory::audit_archive)
+                .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
+        )
+        .route(
             "/v1/audit/checkpoint",
             post(directory::audit_checkpoint)
                 .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),

@@ -154,6 +154,11 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
                 Code::InvalidArgument,
                 "session_ttl_ms must be >= 5000 and refresh_ttl_ms >= session_ttl_ms"
             );
+            ensure!(
+                policy.audit_retention_days >= 180,
+                Code::InvalidArgument,
+                "audit_retention_days must be at least 180 (records are kept six months)"
+            );
             s.put_as(keys::POLICY, policy)?;
             Ok(Ok(Done::Ok))
         }

@@ -22,6 +22,8 @@ pub struct Policy {
     /// Who may see whom in the directory.
     pub directory_visibility: Visibility,
     pub max_announcement_chars: u32,
+    /// Audit records are kept at least this long (minimum 180).
+    pub audit_retention_days: u32,
 }
 
 impl Default for Policy {
@@ -36,6 +38,7 @@ impl Default for Policy {
             lockout_ms: 15 * 60 * 1000,
             directory_visibility: Visibility::All,
             max_announcement_chars: 2_000,
+            audit_retention_days: 180,
         }
     }
 }

@@ -47,6 +47,21 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
+    /// Move records older than the retention (180 days by default) out of
+    /// the chain: give a verified export that holds them; its SHA-256 is
+    /// anchored by a new record in the chain.
+    Archive {
+        /// Archive records up to and including this one (a checkpoint must
+        /// cover it: the export's closing checkpoint does).
+        #[arg(long)]
+        upto: u64,
+        /// The export that holds them (verified first).
+        #[arg(long)]
+        export: PathBuf,
+        /// CA certificate for verifying the export (default: ca.pem in --cert-dir).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
     /// Write the whole chain to FILE (JSON lines; never overwrites).
     Export {
         #[arg(long)]
@@ -185,6 +200,29 @@ pub async fn run(cmd: AuditCommand, client: &Client, output: Output) -> anyhow::
             Ok(())
         }
         AuditCommand::Export { out } => export(client, &out, output).await,
+        AuditCommand::Archive { upto, export, ca } => {
+            let ca = ca.unwrap_or_else(|| client.ca_path().to_path_buf());
+            // Only a complete, verified export may stand in for the records.
+            verify_file(&export, &ca, Output::Text)
+                .with_context(|| format!("{} does not verify; not archiving", export.display()))?;
+            let bytes =
+                std::fs::read(&export).with_context(|| format!("reading {}", export.display()))?;
+            let sha = hex::encode(ring_sha256(&bytes));
+            let v: Value = client
+                .post_json(
+                    "/v1/audit/archive",
+                    &json!({ "upto_seq": upto, "export_sha256": sha }),
+                )
+                .await?;
+            match output {
+                Output::Json => print_json(&v)?,
+                Output::Text => println!(
+                    "archived records up to {upto}; the chain now anchors {} (sha256:{sha})",
+                    export.display()
+                ),
+            }
+            Ok(())
+        }
         AuditCommand::Verify {
             file: Some(file),
             ca,
@@ -215,7 +253,8 @@ async fn export(client: &Client, out: &Path, output: Output) -> anyhow::Result<(
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
     );
-    let header = json!({ "format": FORMAT, "prev_seq": 0, "prev_hash": hex::encode([0u8; 32]) });
+    let (base_seq, base_hash) = fetch_base(client).await?;
+    let header = json!({ "format": FORMAT, "prev_seq": base_seq, "prev_hash": base_hash });
     writeln!(f, "{header}")?;
     let mut cp_iter = cps.iter().peekable();
     for r in &records {
@@ -246,7 +285,14 @@ async fn export(client: &Client, out: &Path, output: Output) -> anyhow::Result<(
 
 async fn verify_live(client: &Client, output: Output) -> anyhow::Result<()> {
     let records = fetch_all(client).await?;
-    let result = verify(0, [0; 32], &records);
+    let (base_seq, base_hash) = fetch_base(client).await?;
+    let mut prev = [0u8; 32];
+    if let Ok(b) = hex::decode(&base_hash)
+        && b.len() == 32
+    {
+        prev.copy_from_slice(&b);
+    }
+    let result = verify(base_seq, prev, &records);
     // Every stored checkpoint must match the chain and be signed by a node
     // of this CA.
     let cas = load_cas(client.ca_path())?;
@@ -406,4 +452,22 @@ pub fn verify_file(path: &Path, ca: &Path, output: Output) -> anyhow::Result<()>
         println!("{checked} signed checkpoints verified");
     }
     report(result, total as usize, &name, output)
+}
+
+fn ring_sha256(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+/// Where the stored chain starts (after archived records).
+async fn fetch_base(client: &Client) -> anyhow::Result<(u64, String)> {
+    let v: Value = client.get_json("/v1/audit?limit=1").await?;
+    Ok((
+        v["base"]["seq"].as_u64().unwrap_or(0),
+        v["base"]["hash"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| hex::encode([0u8; 32])),
+    ))
 }
