@@ -46,6 +46,27 @@ pub struct RawConfig {
     pub api: RawApi,
     pub log: RawLog,
     pub raft: RawRaft,
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// `host:port` of the site's syslog/SIEM over TLS (RFC 5425); empty = off.
+    pub syslog_addr: String,
+    /// CA certificate(s) that sign the syslog server's certificate.
+    pub syslog_ca: String,
+    /// Name the syslog server's certificate must carry (default: the host
+    /// of syslog_addr).
+    pub syslog_server_name: String,
+}
+
+/// Where audit records are forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyslogTarget {
+    pub addr: String,
+    pub ca: PathBuf,
+    pub server_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +174,7 @@ impl Default for RawConfig {
                 reload_interval_secs: 10,
                 handshake_timeout_secs: 10,
             },
+            audit: RawAudit::default(),
             api: RawApi {
                 require_device_cert: false,
                 max_body_bytes: 1 << 20,
@@ -222,6 +244,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub token_rate_per_sec: u64,
     pub token_burst: u64,
+    pub syslog: Option<SyslogTarget>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub worker_threads: usize,
@@ -568,7 +591,36 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             "must be a host name or IP address, without a port",
         ));
     }
+    let syslog = if raw.audit.syslog_addr.is_empty() {
+        None
+    } else {
+        let addr = raw.audit.syslog_addr.clone();
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            return Err(invalid("audit.syslog_addr", &addr, "must be host:port"));
+        };
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(invalid("audit.syslog_addr", &addr, "must be host:port"));
+        }
+        if raw.audit.syslog_ca.is_empty() {
+            return Err(invalid(
+                "audit.syslog_ca",
+                &raw.audit.syslog_ca,
+                "is required with audit.syslog_addr (the CA that signs the syslog server's certificate)",
+            ));
+        }
+        let server_name = if raw.audit.syslog_server_name.is_empty() {
+            host.trim_matches(|c| c == '[' || c == ']').to_string()
+        } else {
+            raw.audit.syslog_server_name.clone()
+        };
+        Some(SyslogTarget {
+            addr: addr.clone(),
+            ca: PathBuf::from(&raw.audit.syslog_ca),
+            server_name,
+        })
+    };
     Ok(Config {
+        syslog,
         ca_dir: (!raw.tls.ca_dir.is_empty()).then(|| PathBuf::from(&raw.tls.ca_dir)),
         advertise_host: raw.node.advertise_host.clone(),
         worker_threads: range("node.worker_threads", raw.node.worker_threads, 0, 256)? as usize,

@@ -15,4 +15,5 @@ pub mod kv;
 pub mod messaging;
 pub mod metrics;
 pub mod server;
+pub mod syslog;
 pub mod telemetry;

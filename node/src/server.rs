@@ -252,6 +252,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    if let Some(target) = config.syslog.clone() {
+        tasks.push(tokio::spawn(crate::syslog::forward_loop(
+            state.clone(),
+            target,
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(crate::admin::directory::denial_loop(
         state.clone(),
         std::time::Duration::from_secs(30),

@@ -340,3 +340,111 @@ async fn killing_the_leader_mid_actions_leaves_one_identical_verified_chain_on_e
     assert_eq!(heads[0], heads[1], "chains differ between nodes");
     assert_eq!(heads[1], heads[2], "chains differ between nodes");
 }
+
+/// A minimal TLS syslog receiver (RFC 5425 framing): every message it gets.
+async fn syslog_receiver(
+    pki: &enclave_tests::pki::TestPki,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::AsyncReadExt;
+    let dir = pki.node("siem");
+    let certs = enclave_certs::files::load_certs(&dir.join("cert.pem")).expect("cert");
+    let key = enclave_certs::files::load_key(&dir.join("key.pem")).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .expect("tls13")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = tls.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Octet counting: "LEN SP MSG".
+                    while let Some(sp) = buf.iter().position(|b| *b == b' ') {
+                        let Some(len) = std::str::from_utf8(&buf[..sp])
+                            .ok()
+                            .and_then(|s| s.parse::<usize>().ok())
+                        else {
+                            return;
+                        };
+                        if buf.len() < sp + 1 + len {
+                            break;
+                        }
+                        let msg = String::from_utf8_lossy(&buf[sp + 1..sp + 1 + len]).into_owned();
+                        buf.drain(..sp + 1 + len);
+                        let _ = tx.send(msg);
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_forwarded_to_syslog_over_tls_with_their_hash() {
+    let pki_for_siem = enclave_tests::pki::TestPki::new();
+    let (addr, mut rx) = syslog_receiver(&pki_for_siem).await;
+    let spec = NodeSpec {
+        env: vec![
+            ("ENCLAVE_AUDIT__SYSLOG_ADDR".into(), addr.to_string()),
+            (
+                "ENCLAVE_AUDIT__SYSLOG_CA".into(),
+                pki_for_siem.ca_dir().join("ca.pem").display().to_string(),
+            ),
+            (
+                "ENCLAVE_AUDIT__SYSLOG_SERVER_NAME".into(),
+                "localhost".into(),
+            ),
+        ],
+        ..Default::default()
+    };
+    let c = TestCluster::start(1, spec).await;
+    seed_directory(&c, 0, &["ann"], PW).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut got = Vec::new();
+    while !got
+        .iter()
+        .any(|m: &String| m.contains("action=\"directory.member.create\""))
+    {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(m)) => got.push(m),
+            _ => panic!("no member.create record forwarded; got {got:?}"),
+        }
+    }
+    let m = got
+        .iter()
+        .find(|m| m.contains("action=\"directory.member.create\""))
+        .expect("message");
+    assert!(m.starts_with("<85>1 "), "not RFC 5424 authpriv.notice: {m}");
+    assert!(m.contains(" enclave - AUDIT [enclave@32473 seq=\""), "{m}");
+    assert!(m.contains("hash=\""), "{m}");
+    assert!(m.contains("target=\"ann\""), "{m}");
+    assert!(!m.contains(PW), "password forwarded: {m}");
+}
