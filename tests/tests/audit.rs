@@ -78,6 +78,9 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
         .await
         .expect("token");
     assert!(s.is_success());
+    // A plaintext probe of the admin port is a refused handshake.
+    let admin_addr = c.endpoints(0).admin;
+    enclave_tests::tls::plaintext_probe(admin_addr).await;
     let aud = Client::with_cert_dir(&admin_url, &auditor).expect("client");
     let v: Value = aud.get_json("/v1/audit").await.expect("audit");
     let records = v["records"].as_array().expect("records");
@@ -111,6 +114,17 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
     assert_eq!(
         find("cluster.join_token.create", "/v1/cluster/join-tokens")["record"]["outcome"],
         "ok"
+    );
+    let tls = records
+        .iter()
+        .find(|r| r["record"]["action"] == "tls.rejected" && r["record"]["target"] == "admin")
+        .unwrap_or_else(|| panic!("no tls.rejected record: {v}"));
+    assert!(
+        tls["record"]["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("not_tls x"),
+        "{tls}"
     );
     // Each refusal of the role table is recorded, aggregated per operator
     // and route.

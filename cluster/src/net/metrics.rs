@@ -25,6 +25,35 @@ pub struct ListenerMetrics {
     pub handshakes: Family<HandshakeLabels, Counter>,
     /// `enclave_open_connections{listener}`.
     pub open_connections: Family<ListenerLabels, Gauge>,
+    /// Refused handshakes since the node last collected them, by
+    /// (listener, reason, source address): the node writes them to the
+    /// audit trail aggregated. Bounded (new keys beyond 10,000 are dropped
+    /// from this map; the metric still counts them).
+    pub refusals:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>>,
+}
+
+impl ListenerMetrics {
+    /// Take the refusals counted so far.
+    pub fn take_refusals(&self) -> Vec<((String, String, String), u32)> {
+        std::mem::take(&mut *self.refusals.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect()
+    }
+
+    fn refused(&self, listener: &str, reason: &str, source: &str) {
+        let mut m = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (listener.to_string(), reason.to_string(), source.to_string());
+        if m.len() < 10_000 || m.contains_key(&key) {
+            *m.entry(key).or_insert(0) += 1;
+        }
+    }
+}
+
+impl ListenerMetrics {
+    pub(crate) fn note_refusal(&self, listener: &str, reason: &str, source: &str) {
+        self.refused(listener, reason, source);
+    }
 }
 
 impl ListenerMetrics {

@@ -118,6 +118,7 @@ pub async fn serve_tls(
                     Ok(Err(e)) => {
                         let reason = refusal_reason(&e);
                         count(&metrics, name, reason);
+                        metrics.note_refusal(name, reason, &remote.ip().to_string());
                         // Refusals are expected noise on an exposed port; the
                         // reason is in the metric and at debug level.
                         debug!(reason, error = %e, "TLS handshake refused");
@@ -125,6 +126,7 @@ pub async fn serve_tls(
                     }
                     Err(_) => {
                         count(&metrics, name, "timeout");
+                        metrics.note_refusal(name, "timeout", &remote.ip().to_string());
                         debug!("TLS handshake timed out");
                         return;
                     }

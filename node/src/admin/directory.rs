@@ -642,8 +642,31 @@ pub async fn denial_loop(
     }
 }
 
-/// Write the denials counted so far as aggregated records.
+/// Write the denials and refused TLS handshakes counted so far as
+/// aggregated records.
 pub async fn flush_denials(state: &NodeState) {
+    if !state.cluster.is_initialized() {
+        // Nowhere to write yet; the counts wait (bounded).
+        return;
+    }
+    for ((listener, reason, source), n) in state.metrics.listeners.take_refusals() {
+        let origin = crate::audit::Origin {
+            kind: crate::audit::ActorKind::System,
+            id: "tls".into(),
+            role: String::new(),
+            source,
+            node: state.node_id.clone(),
+            request_id: String::new(),
+        };
+        record(
+            state,
+            &origin,
+            "tls.rejected",
+            &listener,
+            &format!("{reason} x{n}"),
+        )
+        .await;
+    }
     let batch: Vec<_> =
         std::mem::take(&mut *state.denials.lock().unwrap_or_else(|p| p.into_inner()))
             .into_iter()
