@@ -84,6 +84,7 @@ fn refuse(msg: impl Into<String>) -> ApiError {
 
 async fn join(
     State(state): State<Arc<NodeState>>,
+    axum::Extension(conn): axum::Extension<ConnInfo>,
     Json(req): Json<JoinRequest>,
 ) -> Result<Json<JoinResponse>, ApiError> {
     let Some(csr) = req.csr.clone() else {
@@ -95,7 +96,8 @@ async fn join(
     };
     enclave_certs::identity::validate_name("name", &req.name)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", e.to_string()))?;
-    let (id, secret_sha256) = check_token(&state, &req.token)?;
+    let (id, secret_sha256) =
+        check_token(&state, &req.token).inspect_err(|e| note_refusal(&state, &conn, e))?;
     refuse_members(&state, &req.name).await?;
     // Sign the CSR before consuming the token: a node that cannot issue
     // certificates refuses without using up the token.
@@ -181,9 +183,11 @@ async fn rejoin(
 ) -> Result<Json<JoinResponse>, ApiError> {
     let name = conn
         .identity
-        .map(|i| i.name)
+        .as_ref()
+        .map(|i| i.name.clone())
         .ok_or_else(|| ApiError::unauthenticated("no client certificate"))?;
-    let (id, secret_sha256) = check_token(&state, &req.token)?;
+    let (id, secret_sha256) =
+        check_token(&state, &req.token).inspect_err(|e| note_refusal(&state, &conn, e))?;
     refuse_members(&state, &name).await?;
     admit(
         &state,
@@ -206,6 +210,20 @@ async fn rejoin(
 }
 
 /// Cheap local check first, so a bad token never costs a Raft write.
+/// Count a refused join attempt for the audit trail (aggregated per source
+/// and reason: the join door is reachable without a certificate).
+fn note_refusal(state: &NodeState, conn: &ConnInfo, e: &ApiError) {
+    let mut d = state.denials.lock().unwrap_or_else(|p| p.into_inner());
+    if d.len() < 10_000 {
+        *d.entry((
+            conn.remote.ip().to_string(),
+            "joiner".into(),
+            e.code.to_string(),
+        ))
+        .or_insert(0) += 1;
+    }
+}
+
 fn check_token(state: &Arc<NodeState>, token: &str) -> Result<(String, Vec<u8>), ApiError> {
     let (id, secret) = token.trim().split_once('.').ok_or_else(|| {
         ApiError::new(
@@ -277,9 +295,34 @@ async fn admit(
         .write(Payload::Cluster(cmd), None)
         .await
         .map_err(cluster_error)?;
+    let origin = crate::audit::Origin {
+        kind: crate::audit::ActorKind::System,
+        id: format!("joining node {}", member.name),
+        role: "node".into(),
+        source: member.peer.clone(),
+        node: state.node_id.clone(),
+        request_id: String::new(),
+    };
     match outcome.payload {
-        ResponsePayload::Cluster(ControlOutcome::JoinTokenAccepted { .. }) => {}
+        ResponsePayload::Cluster(ControlOutcome::JoinTokenAccepted { .. }) => {
+            crate::admin::directory::record(
+                state,
+                &origin,
+                "cluster.join_token.use",
+                &format!("token {id} -> {}", member.name),
+                "ok",
+            )
+            .await;
+        }
         ResponsePayload::Cluster(ControlOutcome::JoinTokenRefused { reason }) => {
+            crate::admin::directory::record(
+                state,
+                &origin,
+                "cluster.join_token.use",
+                &format!("token {id} -> {}", member.name),
+                &format!("refused:{reason}"),
+            )
+            .await;
             return Err(refuse(reason));
         }
         other => {

@@ -144,6 +144,28 @@ async fn a_node_joins_with_a_token_gets_a_certificate_and_becomes_a_voter() {
     let (mut k, _) = joiner(&s, "node-3", &tok, &hash);
     assert_eq!(k.wait_exit(Duration::from_secs(30)).code(), Some(1));
     assert!(k.log_text().contains("already used"), "{}", k.log_text());
+    // Both uses of the token are in the audit trail.
+    let auditor = s.pki.operator("aud", Role::Auditor);
+    let aud = Client::with_cert_dir(&s.admin_url, &auditor).expect("client");
+    let v: Value = aud
+        .get_json("/v1/audit?action=cluster.join_token.")
+        .await
+        .expect("audit");
+    let outcomes: Vec<&str> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["record"]["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert!(outcomes.contains(&"ok"), "{v}");
+    assert!(
+        v["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .any(|r| r["record"]["action"] == "cluster.join_token.refused"),
+        "{v}"
+    );
     drop(s.node);
 }
 

@@ -4,6 +4,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// (listener, reason, source address) -> refused handshakes.
+pub type RefusalCounts = std::collections::HashMap<(String, String, String), u32>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandshakeLabels {
     pub listener: String,
@@ -29,8 +32,7 @@ pub struct ListenerMetrics {
     /// (listener, reason, source address): the node writes them to the
     /// audit trail aggregated. Bounded (new keys beyond 10,000 are dropped
     /// from this map; the metric still counts them).
-    pub refusals:
-        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>>,
+    pub refusals: std::sync::Arc<std::sync::Mutex<RefusalCounts>>,
 }
 
 impl ListenerMetrics {

@@ -680,13 +680,11 @@ pub async fn flush_denials(state: &NodeState) {
             node: state.node_id.clone(),
             request_id: String::new(),
         };
-        record(
-            state,
-            &origin,
-            "authz.denied",
-            &route,
-            &format!("denied x{n}"),
-        )
-        .await;
+        let action = if origin.role == "joiner" {
+            "cluster.join_token.refused"
+        } else {
+            "authz.denied"
+        };
+        record(state, &origin, action, &route, &format!("denied x{n}")).await;
     }
 }
