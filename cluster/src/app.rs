@@ -39,4 +39,12 @@ pub trait Application: Send + Sync + 'static {
 
     /// Called after a snapshot replaced the whole state.
     fn installed(&self, _last_index: u64) {}
+
+    /// Whether an application key counts in the state hash (`enclavectl
+    /// cluster state-hash`, backup comparisons). Records that describe the
+    /// operations themselves — an audit trail that records the backup it
+    /// is compared across — can be left out.
+    fn in_state_hash(&self, _key: &[u8]) -> bool {
+        true
+    }
 }

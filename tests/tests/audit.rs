@@ -462,3 +462,159 @@ async fn records_are_forwarded_to_syslog_over_tls_with_their_hash() {
     assert!(m.contains("target=\"ann\""), "{m}");
     assert!(!m.contains(PW), "password forwarded: {m}");
 }
+
+/// Separation of duties, route by route: every role is refused every
+/// action outside its duty, and every refusal is in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_is_refused_each_action_outside_its_duty_and_each_refusal_is_recorded() {
+    let c = TestCluster::start(1, NodeSpec::default()).await;
+    let admin_url = c.nodes[0].admin_url();
+    let dirs = [
+        ("sysadmin", c.admin_dir.clone()),
+        ("secadmin", c.pki.operator("sec", Role::Secadmin)),
+        ("auditor", c.pki.operator("aud", Role::Auditor)),
+        ("monitor", c.pki.operator("mon", Role::Monitor)),
+    ];
+    // (method, path as sent, route as matched, the one role whose duty it is)
+    let sys = "sysadmin";
+    let table: &[(Method, &str, &str, &str)] = &[
+        (Method::POST, "/v1/cluster/init", "/v1/cluster/init", sys),
+        (
+            Method::POST,
+            "/v1/cluster/members",
+            "/v1/cluster/members",
+            sys,
+        ),
+        (
+            Method::DELETE,
+            "/v1/cluster/members/x",
+            "/v1/cluster/members/{name}",
+            sys,
+        ),
+        (
+            Method::POST,
+            "/v1/cluster/join-tokens",
+            "/v1/cluster/join-tokens",
+            sys,
+        ),
+        (
+            Method::POST,
+            "/v1/cluster/transfer-leader",
+            "/v1/cluster/transfer-leader",
+            sys,
+        ),
+        (Method::GET, "/v1/backup", "/v1/backup", sys),
+        (Method::PUT, "/v1/kv/x", "/v1/kv/{key}", sys),
+        (
+            Method::PUT,
+            "/v1/directory/departments/9",
+            "/v1/directory/departments/{id}",
+            sys,
+        ),
+        (
+            Method::DELETE,
+            "/v1/directory/departments/9",
+            "/v1/directory/departments/{id}",
+            sys,
+        ),
+        (
+            Method::POST,
+            "/v1/directory/members",
+            "/v1/directory/members",
+            sys,
+        ),
+        (
+            Method::PATCH,
+            "/v1/directory/members/x",
+            "/v1/directory/members/{userid}",
+            sys,
+        ),
+        (
+            Method::PUT,
+            "/v1/directory/members/x/status",
+            "/v1/directory/members/{userid}/status",
+            sys,
+        ),
+        (
+            Method::PUT,
+            "/v1/directory/members/x/password",
+            "/v1/directory/members/{userid}/password",
+            sys,
+        ),
+        (
+            Method::POST,
+            "/v1/directory/members/x/unlock",
+            "/v1/directory/members/{userid}/unlock",
+            sys,
+        ),
+        (Method::PUT, "/v1/policy", "/v1/policy", "secadmin"),
+        (Method::GET, "/v1/audit", "/v1/audit", "auditor"),
+        (
+            Method::GET,
+            "/v1/audit/checkpoints",
+            "/v1/audit/checkpoints",
+            "auditor",
+        ),
+        (
+            Method::POST,
+            "/v1/audit/checkpoint",
+            "/v1/audit/checkpoint",
+            "auditor",
+        ),
+        (
+            Method::POST,
+            "/v1/audit/archive",
+            "/v1/audit/archive",
+            "auditor",
+        ),
+    ];
+    let mut expected = Vec::new();
+    for (method, path, route, duty) in table {
+        for (role, dir) in &dirs {
+            if role == duty {
+                continue;
+            }
+            let client = Client::with_cert_dir(&admin_url, dir).expect("client");
+            let body = (*method != Method::GET).then(|| b"{}".to_vec());
+            let (s, b) = client
+                .request(method.clone(), path, body)
+                .await
+                .expect("request");
+            assert_eq!(
+                s.as_u16(),
+                403,
+                "{role} {method} {path} was not refused: {}",
+                String::from_utf8_lossy(&b)
+            );
+            expected.push((role.to_string(), format!("{method} {route}")));
+        }
+    }
+    let aud = Client::with_cert_dir(&admin_url, &dirs[2].1).expect("client");
+    let v: Value = aud
+        .get_json("/v1/audit?action=authz.denied&limit=10000")
+        .await
+        .expect("audit");
+    let recorded: Vec<(String, String)> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| {
+            (
+                r["record"]["origin"]["role"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r["record"]["target"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    for e in &expected {
+        assert!(
+            recorded.contains(e),
+            "refusal {e:?} not in the audit trail: {recorded:?}"
+        );
+    }
+}

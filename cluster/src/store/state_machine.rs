@@ -301,7 +301,7 @@ impl<A: Application> StateMachineStore<A> {
         let mut n = 0u64;
         for item in self.tree().iter() {
             let (k, v) = item?;
-            if !k.starts_with(b"a/") {
+            if !k.starts_with(b"a/") || !self.inner.app.in_state_hash(&k[2..]) {
                 continue;
             }
             ctx.update(&(k.len() as u32).to_le_bytes());
