@@ -259,6 +259,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             shutdown_rx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(crate::admin::directory::start_record(
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(crate::admin::directory::denial_loop(
         state.clone(),
         std::time::Duration::from_secs(30),

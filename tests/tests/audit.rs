@@ -146,6 +146,23 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
                 && r["record"]["target"] == "GET /v1/audit"),
         "sysadmin's refused audit read not recorded: {denied:?}"
     );
+    // Each node records its start with the digest of its configuration.
+    let started = enclave_tests::wait_for_async(
+        "the node.start record",
+        std::time::Duration::from_secs(15),
+        || async {
+            let v: Value = aud.get_json("/v1/audit?action=node.start").await.ok()?;
+            v["records"].as_array()?.first().cloned()
+        },
+    )
+    .await;
+    assert!(
+        started["record"]["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("config sha256:"),
+        "{started}"
+    );
     // Search by actor and action prefix.
     let aud_dir0 = auditor.display().to_string();
     let (code, out, err) = enclavectl(&[

@@ -688,3 +688,30 @@ pub async fn flush_denials(state: &NodeState) {
         record(state, &origin, action, &route, &format!("denied x{n}")).await;
     }
 }
+
+/// Record this node's start and the digest of its effective configuration
+/// (so a configuration change shows in the audit trail as a new digest),
+/// once the cluster can take the record.
+pub async fn start_record(state: Arc<NodeState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let digest = serde_json::to_vec(&state.config)
+        .map(|b| hex::encode(ring::digest::digest(&ring::digest::SHA256, &b)))
+        .unwrap_or_default();
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if state.cluster.is_initialized() && state.cluster.leader().is_some() {
+            let origin = crate::audit::Origin::system(&state.node_id);
+            let outcome = format!(
+                "version {} config sha256:{digest}",
+                env!("CARGO_PKG_VERSION")
+            );
+            record(&state, &origin, "node.start", &state.node_id, &outcome).await;
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
