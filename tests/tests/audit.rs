@@ -635,3 +635,66 @@ async fn each_role_is_refused_each_action_outside_its_duty_and_each_refusal_is_r
         );
     }
 }
+
+/// Tampering with a node's stored chain (its sled store edited while the
+/// node was down) is found by `audit verify --live`, naming the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_stored_chain_fails_live_verification_at_the_first_bad_record() {
+    let mut c = TestCluster::start(1, NodeSpec::default()).await;
+    seed_directory(&c, 0, &["ann", "bob", "cai"], PW).await;
+    let auditor = c.pki.operator("aud", Role::Auditor);
+    let aud_dir = auditor.display().to_string();
+    let admin_url = c.nodes[0].admin_url();
+    let verify = || {
+        enclavectl(&[
+            "--cert-dir",
+            &aud_dir,
+            "--endpoint",
+            &admin_url,
+            "audit",
+            "verify",
+            "--live",
+        ])
+    };
+    let (code, out, err) = verify();
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Stop the node and change one byte of record 3 in its store.
+    c.kill(0);
+    let store = c.nodes[0].data_dir.join("store");
+    {
+        let db = sled::open(&store).expect("open store");
+        let key = [b"a/audit/r/".as_slice(), &3u64.to_be_bytes()].concat();
+        let mut changed = false;
+        for name in db.tree_names() {
+            if !name.starts_with(b"sm.") {
+                continue;
+            }
+            let tree = db.open_tree(&name).expect("tree");
+            if let Some(v) = tree.get(&key).expect("get") {
+                let mut v = v.to_vec();
+                let at = v
+                    .windows(2)
+                    .rposition(|w| w == b"ok")
+                    .expect("an outcome to alter");
+                v[at + 1] = b'K';
+                tree.insert(&key, v).expect("insert");
+                changed = true;
+            }
+        }
+        assert!(changed, "record 3 not found in the store");
+        db.flush().expect("flush");
+    }
+    c.restart(0);
+    let (code, out, err) = enclave_tests::wait_for_async(
+        "the restarted node to answer",
+        std::time::Duration::from_secs(30),
+        || async {
+            let r = verify();
+            (!r.2.contains("cannot connect") && !r.2.contains("no_leader")).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(code, 1, "tampering not detected: {out}{err}");
+    assert!(err.contains("record 3"), "{err}");
+}
