@@ -97,6 +97,9 @@ pub fn apply_checkpoint<S: Store + ?Sized>(
         }
     }
     s.put_as(&checkpoint_key(cp.seq), cp)?;
+    if cp.seq > last_checkpoint_seq(s)? {
+        s.put_as(LAST_CHECKPOINT, &cp.seq)?;
+    }
     Ok(Ok(()))
 }
 
@@ -113,21 +116,11 @@ pub fn checkpoints<S: Store + ?Sized>(
         .collect())
 }
 
+const LAST_CHECKPOINT: &[u8] = b"audit/lastcp";
+
 /// The newest checkpoint's seq (0 if none).
 pub fn last_checkpoint_seq<S: Store + ?Sized>(s: &S) -> Result<u64, StoreFault> {
-    // Checkpoints are few (one per interval): a reverse scan is not
-    // available on the trait, so walk forward in pages.
-    let mut after = 0;
-    loop {
-        let page = checkpoints(s, after, 1000)?;
-        match page.last() {
-            Some(c) => after = c.seq,
-            None => return Ok(after),
-        }
-        if page.len() < 1000 {
-            return Ok(after);
-        }
-    }
+    Ok(s.get_as::<u64>(LAST_CHECKPOINT)?.unwrap_or(0))
 }
 
 const BASE: &[u8] = b"audit/base";

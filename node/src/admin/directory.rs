@@ -419,6 +419,10 @@ pub async fn audit_archive(
     }
 }
 
+/// Records after which the leader signs a checkpoint without waiting for
+/// the interval.
+pub const CHECKPOINT_EVERY: u64 = 1000;
+
 /// Sign the chain's head on this node and commit the checkpoint.
 pub async fn make_checkpoint(state: &NodeState) -> Result<crate::audit::Checkpoint, ApiError> {
     let (seq, hash) = crate::audit::head(&state.view()).map_err(store_error)?;
@@ -496,15 +500,17 @@ pub async fn audit_checkpoints(
     Ok(Json(json!({ "checkpoints": cps })))
 }
 
-/// On the leader: sign a checkpoint whenever the chain has grown since the
-/// last one, every `interval`.
+/// On the leader: sign a checkpoint when the chain has grown since the
+/// last one and `interval` has passed, or at once when it has grown by
+/// [`CHECKPOINT_EVERY`] records.
 pub async fn checkpoint_loop(
     state: Arc<NodeState>,
     interval: std::time::Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(interval);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.tick().await;
+    let mut last_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -523,10 +529,12 @@ pub async fn checkpoint_loop(
         ) else {
             continue;
         };
-        if head > last
-            && let Err(e) = make_checkpoint(&state).await
-        {
-            tracing::warn!(code = e.code, error = %e.message, "audit checkpoint failed");
+        let due = head > last && (last_at.elapsed() >= interval || head - last >= CHECKPOINT_EVERY);
+        if due {
+            last_at = tokio::time::Instant::now();
+            if let Err(e) = make_checkpoint(&state).await {
+                tracing::warn!(code = e.code, error = %e.message, "audit checkpoint failed");
+            }
         }
     }
 }
