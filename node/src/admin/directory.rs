@@ -570,6 +570,7 @@ fn admin_action(method: &http::Method, route: &str) -> Option<&'static str> {
         ("POST", "/v1/cluster/transfer-leader") => "cluster.leader.transfer",
         ("GET", "/v1/backup") => "backup.create",
         ("POST", "/v1/audit/checkpoint") => "audit.checkpoint",
+        ("GET", "/v1/audit") => "audit.read",
         _ => return None,
     })
 }
@@ -588,7 +589,10 @@ pub async fn audit_layer(
         .get::<axum::extract::MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| req.uri().path().to_string());
-    let path = req.uri().path().to_string();
+    let path = match req.uri().query() {
+        Some(q) => format!("{}?{q}", req.uri().path()),
+        None => req.uri().path().to_string(),
+    };
     let id = req
         .extensions()
         .get::<enclave_cluster::net::ConnInfo>()
