@@ -167,6 +167,21 @@ pub async fn finish_restore(state: &Arc<NodeState>) -> anyhow::Result<()> {
         .state(openraft::ServerState::Leader, "restored node leads")
         .await
         .map_err(|e| anyhow::anyhow!("restored node did not become leader: {e}"))?;
+    // The restored chain continues the source cluster's; the restore itself
+    // is its next record.
+    if let Ok(r) = std::fs::read(&m)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<Restored>(&b).map_err(|e| e.to_string()))
+    {
+        crate::admin::directory::record(
+            state,
+            &crate::audit::Origin::system(&state.node_id),
+            "backup.restore",
+            &r.from.display().to_string(),
+            &format!("sha256:{} records {}", r.sha256, r.records),
+        )
+        .await;
+    }
     cluster
         .raft
         .trigger()

@@ -424,6 +424,22 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
             fresh.nodes[i].name
         );
     }
+    // The restore is in the restored cluster's audit trail, which
+    // continues the source cluster's chain and still verifies.
+    let auditor = fresh.pki.operator("aud", enclave_certs::Role::Auditor);
+    let aud =
+        enclave_ops::Client::with_cert_dir(&fresh.nodes[0].admin_url(), &auditor).expect("client");
+    let v: serde_json::Value = aud
+        .get_json("/v1/audit?action=backup.restore")
+        .await
+        .expect("audit");
+    assert!(
+        v["records"][0]["record"]["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("sha256:"),
+        "no backup.restore record: {v}"
+    );
     let restored = fresh.status(0).await.expect("status");
     assert!(restored["this_node"]["cluster_id"].is_string());
     assert_ne!(
