@@ -17,6 +17,19 @@ pub struct ApplyContext {
     pub sub: u32,
 }
 
+/// Something the cluster layer itself applied, shown to the application in
+/// the same batch (e.g. to write an audit record atomically with it).
+#[derive(Debug, Clone, Copy)]
+pub enum ClusterEvent<'a> {
+    /// A membership change entry (the new configuration).
+    Membership(&'a openraft::Membership<crate::types::NodeId, crate::types::Member>),
+    /// A cluster control command and its outcome.
+    Control {
+        command: &'a crate::control::ControlCommand,
+        outcome: &'a crate::control::ControlOutcome,
+    },
+}
+
 /// A deterministic state machine over a key-value transaction.
 ///
 /// `apply` must be a pure function of (stored state, context, command): no
@@ -39,6 +52,17 @@ pub trait Application: Send + Sync + 'static {
 
     /// Called after a snapshot replaced the whole state.
     fn installed(&self, _last_index: u64) {}
+
+    /// Called in apply, in the same batch, for what the cluster layer
+    /// applied itself. `txn` is the application's part of the state.
+    fn cluster_event(
+        &self,
+        _ctx: &ApplyContext,
+        _txn: &mut Txn<'_>,
+        _event: ClusterEvent<'_>,
+    ) -> Result<(), sled::Error> {
+        Ok(())
+    }
 
     /// Whether an application key counts in the state hash (`enclavectl
     /// cluster state-hash`, backup comparisons). Records that describe the

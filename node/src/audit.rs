@@ -26,6 +26,16 @@ pub fn head<S: Store + ?Sized>(s: &S) -> Result<(u64, [u8; 32]), StoreFault> {
     Ok(s.get_as::<(u64, [u8; 32])>(HEAD)?.unwrap_or((0, [0; 32])))
 }
 
+/// Time of the chain's last record (0 for an empty chain).
+pub fn head_time<S: Store + ?Sized>(s: &S) -> Result<u64, StoreFault> {
+    let (seq, _) = head(s)?;
+    if seq == 0 {
+        return Ok(0);
+    }
+    Ok(s.get_as::<Linked>(&record_key(seq))?
+        .map_or(0, |l| l.record.time_ms))
+}
+
 /// Append a record (in the caller's apply transaction).
 pub fn append<S: Store + ?Sized>(
     s: &mut S,

@@ -295,34 +295,9 @@ async fn admit(
         .write(Payload::Cluster(cmd), None)
         .await
         .map_err(cluster_error)?;
-    let origin = crate::audit::Origin {
-        kind: crate::audit::ActorKind::System,
-        id: format!("joining node {}", member.name),
-        role: "node".into(),
-        source: member.peer.clone(),
-        node: state.node_id.clone(),
-        request_id: String::new(),
-    };
     match outcome.payload {
-        ResponsePayload::Cluster(ControlOutcome::JoinTokenAccepted { .. }) => {
-            crate::admin::directory::record(
-                state,
-                &origin,
-                "cluster.join_token.use",
-                &format!("token {id} -> {}", member.name),
-                "ok",
-            )
-            .await;
-        }
+        ResponsePayload::Cluster(ControlOutcome::JoinTokenAccepted { .. }) => {}
         ResponsePayload::Cluster(ControlOutcome::JoinTokenRefused { reason }) => {
-            crate::admin::directory::record(
-                state,
-                &origin,
-                "cluster.join_token.use",
-                &format!("token {id} -> {}", member.name),
-                &format!("refused:{reason}"),
-            )
-            .await;
             return Err(refuse(reason));
         }
         other => {

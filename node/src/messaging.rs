@@ -255,6 +255,78 @@ impl Application for NodeApp {
         self.hub.applied.send_replace(last_index);
     }
 
+    /// Cluster-layer events get their audit record in the same batch.
+    fn cluster_event(
+        &self,
+        ctx: &ApplyContext,
+        txn: &mut Txn<'_>,
+        event: enclave_cluster::app::ClusterEvent<'_>,
+    ) -> Result<(), sled::Error> {
+        use enclave_cluster::app::ClusterEvent;
+        use enclave_cluster::control::{ControlCommand, ControlOutcome};
+        let mut origin = Origin::system("raft");
+        let (action, target, outcome) = match event {
+            ClusterEvent::Membership(m) => {
+                let names = |ids: Vec<u64>| {
+                    ids.iter()
+                        .map(|id| {
+                            m.get_node(id)
+                                .map_or_else(|| id.to_string(), |n| n.name.clone())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                (
+                    "cluster.membership",
+                    format!(
+                        "voters {}; learners {}",
+                        names(m.voter_ids().collect()),
+                        names(m.learner_ids().collect())
+                    ),
+                    "ok".to_string(),
+                )
+            }
+            ClusterEvent::Control { command, outcome } => {
+                let result = match outcome {
+                    ControlOutcome::JoinTokenRefused { reason } => format!("refused:{reason}"),
+                    ControlOutcome::JoinTokenCreated { expires_at_ms, .. } => {
+                        format!("ok, expires {expires_at_ms}")
+                    }
+                    _ => "ok".to_string(),
+                };
+                match command {
+                    ControlCommand::CreateJoinToken { id, created_by, .. } => {
+                        origin.kind = audit::ActorKind::Operator;
+                        origin.id = created_by.clone();
+                        ("cluster.join_token.create", format!("token {id}"), result)
+                    }
+                    ControlCommand::ConsumeJoinToken { id, node, .. } => {
+                        origin.id = format!("joining node {node}");
+                        (
+                            "cluster.join_token.use",
+                            format!("token {id} -> {node}"),
+                            result,
+                        )
+                    }
+                    ControlCommand::SetClusterId { id } => {
+                        ("cluster.init", format!("cluster {id}"), result)
+                    }
+                }
+            }
+        };
+        let io = |e: StoreFault| sled::Error::Io(std::io::Error::other(e));
+        let mut store = TxnStore(txn);
+        // A membership entry carries no leader time, and the batch it is
+        // applied in differs between nodes: stamp it with the time of the
+        // chain's previous record, which every node has.
+        let time_ms = match event {
+            ClusterEvent::Membership(_) => audit::head_time(&store).map_err(io)?,
+            ClusterEvent::Control { .. } => ctx.time_ms,
+        };
+        audit::append(&mut store, time_ms, &origin, action, &target, &outcome).map_err(io)?;
+        Ok(())
+    }
+
     /// The audit trail records operations on the state (a backup, the
     /// comparison itself), so it is left out of the state hash; it has its
     /// own (`enclavectl audit verify --live`).

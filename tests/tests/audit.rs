@@ -111,9 +111,29 @@ async fn actions_are_recorded_only_the_auditor_reads_them_and_exports_verify() {
         "a password hash leaked into the audit trail"
     );
 
-    assert_eq!(
-        find("cluster.join_token.create", "/v1/cluster/join-tokens")["record"]["outcome"],
-        "ok"
+    // Cluster-layer events are recorded in the same apply as the event.
+    let token = records
+        .iter()
+        .find(|r| r["record"]["action"] == "cluster.join_token.create")
+        .unwrap_or_else(|| panic!("no join token record: {v}"));
+    assert!(
+        token["record"]["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("ok, expires"),
+        "{token}"
+    );
+    assert_eq!(token["record"]["origin"]["kind"], "operator");
+    let membership = records
+        .iter()
+        .find(|r| r["record"]["action"] == "cluster.membership")
+        .unwrap_or_else(|| panic!("no membership record: {v}"));
+    assert!(
+        membership["record"]["target"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("voters node-1"),
+        "{membership}"
     );
     let tls = records
         .iter()

@@ -368,6 +368,14 @@ impl<A: Application> StateMachineStore<A> {
                     payload: ResponsePayload::None,
                 },
                 EntryPayload::Membership(m) => {
+                    self.inner
+                        .app
+                        .cluster_event(
+                            &ctx,
+                            &mut Txn::new(tree, &mut writes, b"a/"),
+                            crate::app::ClusterEvent::Membership(&m),
+                        )
+                        .map_err(|e| sm_err(ErrorVerb::Write, e))?;
                     membership = Some(StoredMembership::new(Some(log_id), m));
                     Response {
                         index: log_id.index,
@@ -471,10 +479,22 @@ impl<A: Application> StateMachineStore<A> {
                     .apply(ctx, &mut Txn::new(tree, writes, b"a/"), cmd)
                     .map_err(|e| sm_err(ErrorVerb::Write, e))?,
             ),
-            Payload::Cluster(c) => ResponsePayload::Cluster(
-                control::apply(ctx, &mut Txn::new(tree, writes, b"c/"), c)
-                    .map_err(|e| sm_err(ErrorVerb::Write, e))?,
-            ),
+            Payload::Cluster(c) => {
+                let outcome = control::apply(ctx, &mut Txn::new(tree, writes, b"c/"), c)
+                    .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                self.inner
+                    .app
+                    .cluster_event(
+                        ctx,
+                        &mut Txn::new(tree, writes, b"a/"),
+                        crate::app::ClusterEvent::Control {
+                            command: c,
+                            outcome: &outcome,
+                        },
+                    )
+                    .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                ResponsePayload::Cluster(outcome)
+            }
             // Only the leader's proposer builds batches, one level deep; a
             // nested one is ignored the same way on every node.
             Payload::Batch(_) => ResponsePayload::None,

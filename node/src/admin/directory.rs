@@ -563,10 +563,8 @@ pub async fn record(
 /// the domain (domain commands record themselves in apply).
 fn admin_action(method: &http::Method, route: &str) -> Option<&'static str> {
     Some(match (method.as_str(), route) {
-        ("POST", "/v1/cluster/init") => "cluster.init",
         ("POST", "/v1/cluster/members") => "cluster.member.add",
         ("DELETE", "/v1/cluster/members/{name}") => "cluster.member.remove",
-        ("POST", "/v1/cluster/join-tokens") => "cluster.join_token.create",
         ("POST", "/v1/cluster/transfer-leader") => "cluster.leader.transfer",
         ("GET", "/v1/backup") => "backup.create",
         ("POST", "/v1/audit/checkpoint") => "audit.checkpoint",
