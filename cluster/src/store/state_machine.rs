@@ -352,7 +352,6 @@ impl<A: Application> StateMachineStore<A> {
         let mut last: Option<LogId> = None;
         let mut membership: Option<StoredMembership> = None;
         let mut latest_time = 0u64;
-        let mut added = 0usize;
         for entry in entries {
             let log_id = entry.log_id;
             let mut ctx = ApplyContext {
@@ -413,24 +412,24 @@ impl<A: Application> StateMachineStore<A> {
                     };
                     // One expiry record per entry, not per request: the
                     // dedup table costs one insert per request.
-                    added += keys.len();
                     if !keys.is_empty() {
                         let list = postcard::to_stdvec(&keys)
                             .map_err(|e| sm_err(ErrorVerb::Write, std::io::Error::other(e)))?;
                         writes.insert(expiry_key(entry_time, log_id.index), Some(list));
+                    }
+                    // Prune per entry, by the entry's own (leader-stamped)
+                    // time, at least twice what it added: the same on every
+                    // node whatever the apply batches.
+                    if entry_time > DEDUP_RETENTION_MS {
+                        let budget = DEDUP_PRUNE_PER_BATCH.max(2 * keys.len());
+                        prune_dedup(tree, &mut writes, entry_time - DEDUP_RETENTION_MS, budget)
+                            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
                     }
                     response
                 }
             };
             out.push(response);
             last = Some(log_id);
-        }
-        if latest_time > DEDUP_RETENTION_MS {
-            // Prune at least twice what this batch added, so the table
-            // shrinks back whenever the write rate drops.
-            let budget = DEDUP_PRUNE_PER_BATCH.max(2 * added);
-            prune_dedup(tree, &mut writes, latest_time - DEDUP_RETENTION_MS, budget)
-                .map_err(|e| sm_err(ErrorVerb::Write, e))?;
         }
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
@@ -529,16 +528,17 @@ fn prune_dedup(
     cutoff_ms: u64,
     budget: usize,
 ) -> Result<(), sled::Error> {
-    // Walk the stored expiry index lazily and stop at the first record that
-    // is still young: in steady state this reads one key per batch. Records
-    // written in this same batch are never old enough to matter.
+    // Walk the expiry index (as this batch has left it so far: pruning per
+    // entry must not depend on how entries were grouped into apply
+    // batches, which differs between nodes) and stop at the first record
+    // that is still young: in steady state this reads one key.
+    let items = Txn::new(tree, writes, b"").scan(b"e/", None, budget.max(1))?;
     let mut t = Txn::new(tree, writes, b"");
     let mut pruned = 0;
-    for item in tree.scan_prefix(b"e/") {
+    for (k, list) in items {
         if pruned >= budget {
             break;
         }
-        let (k, list) = item?;
         let time = k
             .get(2..10)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())

@@ -404,3 +404,47 @@ async fn damaged_snapshot_is_refused_and_state_is_unchanged() {
     assert_eq!(sm2.view().get(b"mine").expect("get"), Some(b"1".to_vec()));
     assert_eq!(sm2.view().get(b"k1").expect("get"), None);
 }
+
+/// Pruning of idempotency records must not depend on how entries were
+/// grouped into apply batches (which differs between leader and followers).
+#[tokio::test]
+async fn dedup_pruning_is_the_same_whatever_the_apply_batches() {
+    let ret = super::state_machine::DEDUP_RETENTION_MS;
+    let entries: Vec<Entry> = (1..=40u64)
+        .map(|i| {
+            // Times jump across the retention window half-way.
+            let t = if i <= 20 {
+                1_000 + i
+            } else {
+                1_000 + ret + i - 18
+            };
+            batch_entry(
+                i,
+                t,
+                vec![request(&format!("k{i}=v"), Some(&format!("key{i}")), t)],
+            )
+        })
+        .collect();
+    let one = tempfile::tempdir().expect("tmp");
+    let many = tempfile::tempdir().expect("tmp");
+    let (_d1, _l1, mut sm1) = open_all(one.path()).await;
+    let (_d2, _l2, mut sm2) = open_all(many.path()).await;
+    sm1.apply(entries.clone()).await.expect("apply");
+    for chunk in entries.chunks(3) {
+        sm2.apply(chunk.to_vec()).await.expect("apply");
+    }
+    // Retry every key: the same ones must still be remembered on both.
+    let t = 1_000 + ret + 30;
+    let retry: Vec<Request> = (1..=40u64)
+        .map(|i| request(&format!("k{i}=again"), Some(&format!("key{i}")), t))
+        .collect();
+    let a = sm1
+        .apply(vec![batch_entry(41, t, retry.clone())])
+        .await
+        .expect("apply");
+    let b = sm2
+        .apply(vec![batch_entry(41, t, retry)])
+        .await
+        .expect("apply");
+    assert_eq!(a, b, "pruning depended on the apply batches");
+}
