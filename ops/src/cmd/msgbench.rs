@@ -314,8 +314,18 @@ pub async fn run(
                         errors += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
-                    _ => {
+                    other => {
                         errors += 1;
+                        // Say what went wrong (the first few times).
+                        if errors <= 3 {
+                            match other {
+                                Ok((st, b)) => eprintln!(
+                                    "  sender {s}: HTTP {st}: {}",
+                                    String::from_utf8_lossy(&b)
+                                ),
+                                Err(e) => eprintln!("  sender {s}: {e}"),
+                            }
+                        }
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
