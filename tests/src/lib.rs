@@ -8,6 +8,7 @@
 //! are used as they are.
 
 pub mod api;
+pub mod checker;
 pub mod cluster;
 pub mod pki;
 pub mod proc;
