@@ -213,15 +213,7 @@ async fn rejoin(
 /// Count a refused join attempt for the audit trail (aggregated per source
 /// and reason: the join door is reachable without a certificate).
 fn note_refusal(state: &NodeState, conn: &ConnInfo, e: &ApiError) {
-    let mut d = state.denials.lock().unwrap_or_else(|p| p.into_inner());
-    if d.len() < 10_000 {
-        *d.entry((
-            conn.remote.ip().to_string(),
-            "joiner".into(),
-            e.code.to_string(),
-        ))
-        .or_insert(0) += 1;
-    }
+    state.note_denial(&conn.remote.ip().to_string(), "joiner", e.code);
 }
 
 fn check_token(state: &Arc<NodeState>, token: &str) -> Result<(String, Vec<u8>), ApiError> {

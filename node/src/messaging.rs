@@ -95,10 +95,6 @@ pub fn encode_kv(cmd: &crate::kv::KvCommand) -> Vec<u8> {
     b
 }
 
-pub fn decode_outcome(b: &[u8]) -> Option<Outcome> {
-    postcard::from_bytes(b).ok()
-}
-
 /// What live subscribers are sent.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // sent behind an Arc

@@ -78,6 +78,17 @@ pub struct NodeState {
 }
 
 impl NodeState {
+    /// Count a refused request for the audit trail (written aggregated by
+    /// `admin::directory::flush_denials`). Bounded: new keys beyond 10,000
+    /// are dropped until the next flush.
+    pub fn note_denial(&self, who: &str, role: &str, what: &str) {
+        let mut d = self.denials.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (who.to_string(), role.to_string(), what.to_string());
+        if d.len() < 10_000 || d.contains_key(&key) {
+            *d.entry(key).or_insert(0) += 1;
+        }
+    }
+
     pub fn cert_status(&self) -> CertStatus {
         self.cert.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -43,18 +43,12 @@ impl ListenerMetrics {
             .collect()
     }
 
-    fn refused(&self, listener: &str, reason: &str, source: &str) {
+    pub(crate) fn note_refusal(&self, listener: &str, reason: &str, source: &str) {
         let mut m = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
         let key = (listener.to_string(), reason.to_string(), source.to_string());
         if m.len() < 10_000 || m.contains_key(&key) {
             *m.entry(key).or_insert(0) += 1;
         }
-    }
-}
-
-impl ListenerMetrics {
-    pub(crate) fn note_refusal(&self, listener: &str, reason: &str, source: &str) {
-        self.refused(listener, reason, source);
     }
 }
 

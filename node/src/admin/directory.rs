@@ -31,19 +31,25 @@ impl axum::extract::FromRequestParts<S> for OperatorOrigin {
         parts: &mut http::request::Parts,
         state: &S,
     ) -> Result<Self, ApiError> {
-        let id = parts
-            .extensions
-            .get::<enclave_cluster::net::ConnInfo>()
-            .and_then(|c| c.identity.clone())
-            .ok_or_else(|| ApiError::forbidden("no operator certificate"))?;
-        Ok(OperatorOrigin(crate::http::origin(
-            &parts.extensions,
-            crate::audit::ActorKind::Operator,
-            &id.name,
-            id.role.as_str(),
-            &state.node_id,
-        )))
+        operator_origin(&parts.extensions, &state.node_id)
+            .map(OperatorOrigin)
+            .ok_or_else(|| ApiError::forbidden("no operator certificate"))
     }
+}
+
+/// The audit origin of a request on the admin port: the operator named by
+/// its verified client certificate.
+fn operator_origin(ext: &http::Extensions, node: &str) -> Option<crate::audit::Origin> {
+    let id = ext
+        .get::<enclave_cluster::net::ConnInfo>()
+        .and_then(|c| c.identity.as_ref())?;
+    Some(crate::http::origin(
+        ext,
+        crate::audit::ActorKind::Operator,
+        &id.name,
+        id.role.as_str(),
+        node,
+    ))
 }
 
 fn dept_id(s: &str) -> Result<u64, ApiError> {
@@ -396,26 +402,10 @@ pub async fn audit_archive(
     Body(req): Body<ArchiveReq>,
 ) -> Result<Json<Value>, ApiError> {
     let cmd = crate::messaging::encode_archive(&op.0, req.upto_seq, &req.export_sha256);
-    let resp = state
-        .cluster
-        .write(enclave_cluster::types::Payload::App(cmd), None)
-        .await
-        .map_err(crate::admin::cluster::cluster_error)?;
-    let enclave_cluster::types::ResponsePayload::App(b) = resp.payload else {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected",
-            "unexpected outcome",
-        ));
-    };
-    match postcard::from_bytes::<Result<u64, String>>(&b) {
-        Ok(Ok(upto)) => Ok(Json(json!({ "archived_upto": upto }))),
-        Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "archive_refused", e)),
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "decode",
-            e.to_string(),
-        )),
+    let result: Result<u64, String> = crate::api::v1::write_app(&state, cmd, None).await?;
+    match result {
+        Ok(upto) => Ok(Json(json!({ "archived_upto": upto }))),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "archive_refused", e)),
     }
 }
 
@@ -455,31 +445,11 @@ pub async fn make_checkpoint(state: &NodeState) -> Result<crate::audit::Checkpoi
         cert: hex::encode(&signer.cert_der),
         signature: hex::encode(signature),
     };
-    let resp = state
-        .cluster
-        .write(
-            enclave_cluster::types::Payload::App(crate::messaging::encode_checkpoint(&cp)),
-            None,
-        )
-        .await
-        .map_err(crate::admin::cluster::cluster_error)?;
-    match resp.payload {
-        enclave_cluster::types::ResponsePayload::App(b) => {
-            match postcard::from_bytes::<Result<(), String>>(&b) {
-                Ok(Ok(())) => Ok(cp),
-                Ok(Err(e)) => Err(ApiError::new(StatusCode::CONFLICT, "checkpoint_refused", e)),
-                Err(e) => Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "decode",
-                    e.to_string(),
-                )),
-            }
-        }
-        other => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected",
-            format!("unexpected outcome {other:?}"),
-        )),
+    let result: Result<(), String> =
+        crate::api::v1::write_app(state, crate::messaging::encode_checkpoint(&cp), None).await?;
+    match result {
+        Ok(()) => Ok(cp),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "checkpoint_refused", e)),
     }
 }
 
@@ -591,32 +561,12 @@ pub async fn audit_layer(
         Some(q) => format!("{}?{q}", req.uri().path()),
         None => req.uri().path().to_string(),
     };
-    let id = req
-        .extensions()
-        .get::<enclave_cluster::net::ConnInfo>()
-        .and_then(|c| c.identity.clone());
-    let origin = id.as_ref().map(|id| {
-        crate::http::origin(
-            req.extensions(),
-            crate::audit::ActorKind::Operator,
-            &id.name,
-            id.role.as_str(),
-            &state.node_id,
-        )
-    });
+    let origin = operator_origin(req.extensions(), &state.node_id);
     let resp = next.run(req).await;
     let status = resp.status();
     if let Some(origin) = origin {
         if status == StatusCode::FORBIDDEN {
-            let mut d = state.denials.lock().unwrap_or_else(|p| p.into_inner());
-            if d.len() < 10_000 {
-                *d.entry((
-                    origin.id.clone(),
-                    origin.role.clone(),
-                    format!("{method} {route}"),
-                ))
-                .or_insert(0) += 1;
-            }
+            state.note_denial(&origin.id, &origin.role, &format!("{method} {route}"));
         } else if let Some(action) = admin_action(&method, &route)
             && status != StatusCode::SERVICE_UNAVAILABLE
         {

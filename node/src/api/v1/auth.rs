@@ -109,24 +109,26 @@ fn invalid_credentials() -> ApiError {
     ApiError::unauthenticated("wrong userid or password")
 }
 
-async fn open_session(state: &S, origin: &Origin, userid: &str) -> Result<Json<Value>, ApiError> {
+/// Make a fresh token pair, commit the session `command(access_hash,
+/// refresh_hash)` opens, and answer with the pair. Used by login and refresh.
+async fn issue_tokens(
+    state: &S,
+    origin: &Origin,
+    command: impl FnOnce([u8; 32], [u8; 32]) -> Command,
+) -> Result<Json<Value>, ApiError> {
     let access = new_token("eat_");
     let refresh = new_token("ert_");
     let done = submit(
         state,
         origin,
-        &Command::LoginSucceeded {
-            userid: userid.to_string(),
-            token_hash: token_hash(&access),
-            refresh_hash: token_hash(&refresh),
-        },
+        &command(token_hash(&access), token_hash(&refresh)),
         None,
     )
     .await?;
     let Done::Session {
+        userid,
         expires_ms,
         refresh_expires_ms,
-        ..
     } = done
     else {
         return Err(ApiError::new(
@@ -135,7 +137,7 @@ async fn open_session(state: &S, origin: &Origin, userid: &str) -> Result<Json<V
             "unexpected outcome",
         ));
     };
-    let must_change = domain::query::account(&state.view(), userid)
+    let must_change = domain::query::account(&state.view(), &userid)
         .map_err(store_error)?
         .is_some_and(|a| a.must_change);
     Ok(Json(json!({
@@ -205,7 +207,15 @@ pub async fn login(
             ));
         }
     }
-    let out = open_session(&state, &origin, &req.userid).await;
+    let userid = req.userid.clone();
+    let out = issue_tokens(&state, &origin, |token_hash, refresh_hash| {
+        Command::LoginSucceeded {
+            userid,
+            token_hash,
+            refresh_hash,
+        }
+    })
+    .await;
     if out.is_ok() {
         tracing::info!(userid = %req.userid, source = %ip, "login succeeded");
     }
@@ -242,40 +252,17 @@ pub async fn refresh(
     if req.refresh_token.is_empty() || req.refresh_token.len() > 256 {
         return Err(ApiError::unauthenticated("malformed refresh token"));
     }
-    let access = new_token("eat_");
-    let refresh = new_token("ert_");
     // The refresh token names no user until it is checked in apply.
     let origin = crate::http::origin(&ext, ActorKind::User, "", "member", &state.node_id);
-    let done = submit(
-        &state,
-        &origin,
-        &Command::Refresh {
-            refresh_hash: token_hash(&req.refresh_token),
-            new_token_hash: token_hash(&access),
-            new_refresh_hash: token_hash(&refresh),
-        },
-        None,
-    )
-    .await?;
-    let Done::Session {
-        userid,
-        expires_ms,
-        refresh_expires_ms,
-    } = done
-    else {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected",
-            "unexpected outcome",
-        ));
-    };
-    Ok(Json(json!({
-        "userid": userid,
-        "access_token": access,
-        "expires_at_ms": expires_ms,
-        "refresh_token": refresh,
-        "refresh_expires_at_ms": refresh_expires_ms,
-    })))
+    let refresh_hash = token_hash(&req.refresh_token);
+    issue_tokens(&state, &origin, |new_token_hash, new_refresh_hash| {
+        Command::Refresh {
+            refresh_hash,
+            new_token_hash,
+            new_refresh_hash,
+        }
+    })
+    .await
 }
 
 /// `GET /v1/me`

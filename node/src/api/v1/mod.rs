@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::{self, Code, Command, Done, Refusal, Session};
 use crate::http::ApiError;
-use crate::messaging::{ViewStore, decode_outcome, encode_domain};
+use crate::messaging::{ViewStore, encode_domain};
 use crate::server::NodeState;
 
 type S = Arc<NodeState>;
@@ -348,21 +348,31 @@ pub async fn submit(
     cmd: &Command,
     idempotency_key: Option<String>,
 ) -> Result<Done, ApiError> {
+    let outcome: domain::Outcome =
+        write_app(state, encode_domain(origin, cmd), idempotency_key).await?;
+    outcome.map_err(refusal)
+}
+
+/// Propose an application command through the cluster and decode its
+/// (postcard) outcome: the one path every node-side write takes.
+pub async fn write_app<T: DeserializeOwned>(
+    state: &NodeState,
+    command: Vec<u8>,
+    idempotency_key: Option<String>,
+) -> Result<T, ApiError> {
     let resp = state
         .cluster
-        .write(Payload::App(encode_domain(origin, cmd)), idempotency_key)
+        .write(Payload::App(command), idempotency_key)
         .await
         .map_err(crate::admin::cluster::cluster_error)?;
     match resp.payload {
-        ResponsePayload::App(b) => match decode_outcome(&b) {
-            Some(Ok(done)) => Ok(done),
-            Some(Err(r)) => Err(refusal(r)),
-            None => Err(ApiError::new(
+        ResponsePayload::App(b) => postcard::from_bytes(&b).map_err(|e| {
+            ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "decode",
-                "undecodable outcome",
-            )),
-        },
+                format!("undecodable outcome: {e}"),
+            )
+        }),
         other => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "unexpected",
