@@ -1,0 +1,192 @@
+//! Departments and members.
+
+use super::*;
+
+pub(super) fn upsert_department<S: Store>(s: &mut Overlay<'_, S>, d: &Department) -> R<Done> {
+    valid!(valid_name(&d.name, "department name"));
+    ensure!(d.id > 0, Code::InvalidArgument, "department id must be > 0");
+    for l in &d.leaders {
+        let _ = check!(active_member(s, l, false));
+    }
+    let existing = s.get_as::<Department>(&keys::dept(d.id))?;
+    match d.parent {
+        None => ensure!(
+            d.id == ROOT_DEPARTMENT,
+            Code::InvalidArgument,
+            "only the root department (id 1) has no parent"
+        ),
+        Some(p) => {
+            ensure!(
+                d.id != ROOT_DEPARTMENT,
+                Code::InvalidArgument,
+                "the root department (id 1) cannot have a parent"
+            );
+            ensure!(
+                s.get(&keys::dept(p))?.is_some(),
+                Code::NotFound,
+                "parent department {p} does not exist"
+            );
+            // No cycles: walking up from the new parent must not meet d.
+            let mut at = Some(p);
+            let mut steps = 0;
+            while let Some(cur) = at {
+                ensure!(
+                    cur != d.id,
+                    Code::Cycle,
+                    "moving department {} under {p} would make a cycle",
+                    d.id
+                );
+                steps += 1;
+                if steps > 10_000 {
+                    return Err(StoreFault("department tree deeper than 10000".into()));
+                }
+                at = s
+                    .get_as::<Department>(&keys::dept(cur))?
+                    .and_then(|x| x.parent);
+            }
+        }
+    }
+    if let Some(old) = existing.as_ref().filter(|o| o.parent != d.parent) {
+        s.delete(&keys::dept_child(old.parent.unwrap_or(0), d.id));
+    }
+    s.put(&keys::dept_child(d.parent.unwrap_or(0), d.id), Vec::new());
+    s.put_as(&keys::dept(d.id), d)?;
+    Ok(Ok(Done::Department(d.clone())))
+}
+
+pub(super) fn delete_department<S: Store>(s: &mut Overlay<'_, S>, id: u64) -> R<Done> {
+    let Some(d) = s.get_as::<Department>(&keys::dept(id))? else {
+        return Ok(refuse(Code::NotFound, format!("no department {id}")));
+    };
+    ensure!(
+        s.scan(&keys::dept_children(id), None, 1)?.is_empty(),
+        Code::DepartmentNotEmpty,
+        "department {id} still has sub-departments"
+    );
+    ensure!(
+        s.scan(&keys::dept_members(id), None, 1)?.is_empty(),
+        Code::DepartmentNotEmpty,
+        "department {id} still has members"
+    );
+    s.delete(&keys::dept(id));
+    s.delete(&keys::dept_child(d.parent.unwrap_or(0), id));
+    Ok(Ok(Done::Ok))
+}
+
+pub(super) fn check_member_fields<S: Store>(s: &Overlay<'_, S>, m: &Member) -> R<()> {
+    valid!(valid_userid(&m.userid));
+    valid!(valid_name(&m.name, "name"));
+    valid!(valid_field(&m.title, "title"));
+    valid!(valid_field(&m.email, "email"));
+    valid!(valid_field(&m.mobile, "mobile"));
+    ensure!(
+        !m.departments.is_empty() && m.departments.len() <= 20,
+        Code::InvalidArgument,
+        "a member belongs to 1-20 departments"
+    );
+    for d in &m.departments {
+        ensure!(
+            s.get(&keys::dept(*d))?.is_some(),
+            Code::NotFound,
+            "department {d} does not exist"
+        );
+    }
+    Ok(Ok(()))
+}
+
+pub(super) fn create_member<S: Store>(
+    s: &mut Overlay<'_, S>,
+    m: &Member,
+    password_hash: Option<&str>,
+) -> R<Done> {
+    check!(check_member_fields(s, m));
+    ensure!(
+        s.get(&keys::user(&m.userid))?.is_none(),
+        Code::AlreadyExists,
+        "userid {:?} is taken",
+        m.userid
+    );
+    let mut m = m.clone();
+    m.departments.sort_unstable();
+    m.departments.dedup();
+    m.status = MemberStatus::Active;
+    for d in &m.departments {
+        s.put(&keys::dept_member(*d, &m.userid), Vec::new());
+    }
+    s.put(&keys::name_index(&m.name, &m.userid), Vec::new());
+    s.put_as(&keys::user(&m.userid), &m)?;
+    let acct = Account {
+        password_hash: password_hash.map(str::to_string),
+        must_change: password_hash.is_some(),
+        ..Default::default()
+    };
+    s.put_as(&keys::account(&m.userid), &acct)?;
+    Ok(Ok(Done::Member(m)))
+}
+
+pub(super) fn update_member<S: Store>(
+    s: &mut Overlay<'_, S>,
+    userid: &str,
+    p: &MemberPatch,
+) -> R<Done> {
+    let old = check!(active_member(s, userid, false));
+    ensure!(
+        old.status != MemberStatus::Departed,
+        Code::AccountInactive,
+        "member {userid:?} has departed and cannot be changed"
+    );
+    let mut m = old.clone();
+    if let Some(v) = &p.name {
+        m.name = v.clone();
+    }
+    if let Some(v) = &p.departments {
+        m.departments = v.clone();
+        m.departments.sort_unstable();
+        m.departments.dedup();
+    }
+    if let Some(v) = &p.title {
+        m.title = v.clone();
+    }
+    if let Some(v) = &p.email {
+        m.email = v.clone();
+    }
+    if let Some(v) = &p.mobile {
+        m.mobile = v.clone();
+    }
+    check!(check_member_fields(s, &m));
+    for d in &old.departments {
+        s.delete(&keys::dept_member(*d, userid));
+    }
+    for d in &m.departments {
+        s.put(&keys::dept_member(*d, userid), Vec::new());
+    }
+    s.delete(&keys::name_index(&old.name, userid));
+    s.put(&keys::name_index(&m.name, userid), Vec::new());
+    s.put_as(&keys::user(userid), &m)?;
+    Ok(Ok(Done::Member(m)))
+}
+
+pub(super) fn set_status<S: Store>(
+    s: &mut Overlay<'_, S>,
+    userid: &str,
+    status: MemberStatus,
+) -> R<Done> {
+    let mut m = check!(active_member(s, userid, false));
+    ensure!(
+        m.status != MemberStatus::Departed || status == MemberStatus::Departed,
+        Code::AccountInactive,
+        "member {userid:?} has departed and cannot be reactivated"
+    );
+    m.status = status;
+    if status == MemberStatus::Departed {
+        // Departed members leave the org chart but keep their history.
+        for d in &m.departments {
+            s.delete(&keys::dept_member(*d, userid));
+        }
+    }
+    if status != MemberStatus::Active {
+        revoke_sessions(s, userid, None)?;
+    }
+    s.put_as(&keys::user(userid), &m)?;
+    Ok(Ok(Done::Member(m)))
+}
