@@ -16,6 +16,7 @@
 pub mod app;
 pub mod audit;
 pub mod control;
+pub mod fault;
 pub mod net;
 pub mod network;
 pub mod node;

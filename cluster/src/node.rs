@@ -163,10 +163,7 @@ pub fn open_stores<A: Application>(
 }
 
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::fault::now_ms()
 }
 
 /// A random idempotency key for writes whose caller gave none, so a retry

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub const ENV_PREFIX: &str = "ENCLAVE";
 
 /// `ENCLAVE_*` variables that are not configuration keys.
-pub const NOT_CONFIG: &[&str] = &["ENCLAVE_JOIN_TOKEN"];
+pub const NOT_CONFIG: &[&str] = &["ENCLAVE_JOIN_TOKEN", enclave_cluster::fault::ENV];
 
 /// A configuration problem, naming the key and the source of its value.
 #[derive(Debug, thiserror::Error)]

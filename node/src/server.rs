@@ -125,6 +125,13 @@ struct Listener {
 /// Bind and serve. Fails (naming the file or key at fault) if the TLS
 /// material is unusable or a port cannot be bound.
 pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
+    if let Some(dir) = enclave_cluster::fault::enabled() {
+        tracing::warn!(
+            dir = %dir.display(),
+            "TEST-ONLY fault hooks enabled by {}: this node's clock and disk speed can be altered; never set it in production",
+            enclave_cluster::fault::ENV
+        );
+    }
     let paths = config.tls.clone();
     let material = TlsMaterial::load_for_role(&paths, &[Role::Node])
         .context("loading the node's TLS material")?;

@@ -4,4 +4,4 @@
 pub mod client;
 pub mod cmd;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, Session};

@@ -44,6 +44,8 @@ pub struct Event {
     pub invoked: u64,
     pub completed: u64,
     pub outcome: Outcome,
+    /// The node that served it (index).
+    pub node: usize,
 }
 
 /// Final state of one node: per conversation, (seq, id) in seq order.
@@ -125,65 +127,135 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
         }
     }
     // 4. Linearizable reads, per conversation.
-    let acked: Vec<&Event> = history
-        .iter()
-        .filter(|e| matches!(e.op, Op::Append { .. }) && matches!(e.outcome, Outcome::Ok(_)))
-        .collect();
-    let mut reads: Vec<&Event> = history
-        .iter()
-        .filter(|e| matches!(e.op, Op::Read { .. }) && matches!(e.outcome, Outcome::Ok(_)))
-        .collect();
-    reads.sort_by_key(|e| e.invoked);
-    for r in &reads {
-        let Op::Read { conv, seen } = &r.op else {
-            continue;
-        };
-        let seen_set: HashSet<&str> = seen.iter().map(String::as_str).collect();
-        for a in &acked {
-            let Op::Append { conv: ac, id } = &a.op else {
-                continue;
-            };
-            if ac == conv && a.completed < r.invoked && !seen_set.contains(id.as_str()) {
-                problems.push(format!(
-                    "stale read: client {} read {conv} at {} without {id}, acknowledged at {} to client {}",
-                    r.client, r.invoked, a.completed, a.client
-                ));
-            }
-        }
-        // What a read saw must be a prefix of the final sequence.
-        if let Some(msgs) = reference.get(conv) {
-            let prefix: Vec<&str> = msgs
-                .iter()
-                .take(seen.len())
-                .map(|(_, id)| id.as_str())
-                .collect();
-            let got: Vec<&str> = seen.iter().map(String::as_str).collect();
-            if prefix != got {
-                problems.push(format!(
-                    "read by client {} of {conv} at {} is not a prefix of the final order",
-                    r.client, r.invoked
-                ));
-            }
+    // 4. Linearizable reads, per conversation. A read's `seen` must be a
+    // prefix of the final order (so it is "the first k messages"); every
+    // append acknowledged before the read began must be among them, and a
+    // read that began after another ended must not see fewer messages.
+    // Sorted sweeps keep this O(n log n) for long soak histories.
+    let mut acked_by_conv: HashMap<&str, Vec<(u64, u64, &Event)>> = HashMap::new();
+    for e in history {
+        if let (Op::Append { conv, id }, Outcome::Ok(_)) = (&e.op, &e.outcome)
+            && let Some(pos) = position.get(&(conv.as_str(), id.as_str()))
+        {
+            acked_by_conv
+                .entry(conv.as_str())
+                .or_default()
+                .push((e.completed, *pos, e));
         }
     }
-    // Reads never go backwards: a read that began after another finished
-    // sees at least as much.
-    for (i, a) in reads.iter().enumerate() {
-        for b in &reads[i + 1..] {
-            let (Op::Read { conv: ca, seen: sa }, Op::Read { conv: cb, seen: sb }) = (&a.op, &b.op)
-            else {
+    // Per conversation: acks sorted by completion, with the running
+    // maximum final position (and the append that holds it).
+    let mut frontier: HashMap<&str, (Vec<u64>, Vec<(u64, &Event)>)> = HashMap::new();
+    for (conv, mut acks) in acked_by_conv {
+        acks.sort_by_key(|a| a.0);
+        let mut times = Vec::with_capacity(acks.len());
+        let mut best: Vec<(u64, &Event)> = Vec::with_capacity(acks.len());
+        for (t, pos, e) in acks {
+            let keep = match best.last() {
+                Some((p, _)) if *p >= pos => best[best.len() - 1],
+                _ => (pos, e),
+            };
+            times.push(t);
+            best.push(keep);
+        }
+        frontier.insert(conv, (times, best));
+    }
+    let mut reads_by_conv: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for e in history {
+        if let (Op::Read { conv, .. }, Outcome::Ok(_)) = (&e.op, &e.outcome) {
+            reads_by_conv.entry(conv.as_str()).or_default().push(e);
+        }
+    }
+    for (conv, reads) in &reads_by_conv {
+        for r in reads {
+            let Op::Read { seen, .. } = &r.op else {
                 continue;
             };
-            if ca == cb && a.completed < b.invoked && sb.len() < sa.len() {
-                problems.push(format!(
-                    "read of {ca} went backwards: client {} saw {} at {}, then client {} saw {} at {}",
-                    a.client,
-                    sa.len(),
-                    a.completed,
-                    b.client,
-                    sb.len(),
-                    b.invoked
-                ));
+            if let Some(msgs) = reference.get(*conv) {
+                let prefix: Vec<&str> = msgs
+                    .iter()
+                    .take(seen.len())
+                    .map(|(_, id)| id.as_str())
+                    .collect();
+                let got: Vec<&str> = seen.iter().map(String::as_str).collect();
+                if prefix != got {
+                    let at = prefix
+                        .iter()
+                        .zip(&got)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(prefix.len().min(got.len()));
+                    problems.push(format!(
+                        "read by client {} of {conv} on node {} at {} is not a prefix of the final order: \
+                         position {} holds {:?} but the read saw {:?}",
+                        r.client,
+                        r.node,
+                        r.invoked,
+                        at + 1,
+                        prefix.get(at),
+                        got.get(at)
+                    ));
+                    continue;
+                }
+            }
+            if let Some((times, best)) = frontier.get(conv) {
+                // Acks completed strictly before the read was invoked.
+                let n = times.partition_point(|t| *t < r.invoked);
+                if n > 0 {
+                    let (pos, a) = best[n - 1];
+                    if pos > seen.len() as u64
+                        && let Op::Append { id, .. } = &a.op
+                    {
+                        problems.push(format!(
+                            "stale read: client {} read {conv} on node {} at {} and saw {} messages, \
+                             without {id} (seq {pos}), acknowledged at {} to client {} by node {}",
+                            r.client,
+                            r.node,
+                            r.invoked,
+                            seen.len(),
+                            a.completed,
+                            a.client,
+                            a.node
+                        ));
+                    }
+                }
+            }
+        }
+        // Reads never go backwards: sort by completion, running max length.
+        let mut by_done: Vec<&Event> = reads.clone();
+        by_done.sort_by_key(|e| e.completed);
+        let mut times = Vec::with_capacity(by_done.len());
+        let mut longest: Vec<(usize, &Event)> = Vec::with_capacity(by_done.len());
+        for e in &by_done {
+            let Op::Read { seen, .. } = &e.op else {
+                continue;
+            };
+            let keep = match longest.last() {
+                Some((l, _)) if *l >= seen.len() => longest[longest.len() - 1],
+                _ => (seen.len(), *e),
+            };
+            times.push(e.completed);
+            longest.push(keep);
+        }
+        for b in reads {
+            let Op::Read { seen: sb, .. } = &b.op else {
+                continue;
+            };
+            let n = times.partition_point(|t| *t < b.invoked);
+            if n > 0 {
+                let (la, a) = longest[n - 1];
+                if sb.len() < la {
+                    problems.push(format!(
+                        "read of {conv} went backwards: client {} saw {la} messages on node {} (done at {}), \
+                         then client {} saw {} on node {} (begun at {})",
+                        a.client,
+                        a.node,
+                        a.completed,
+                        b.client,
+                        sb.len(),
+                        b.node,
+                        b.invoked
+                    ));
+                }
             }
         }
     }
@@ -204,6 +276,7 @@ mod tests {
             invoked: t.0,
             completed: t.1,
             outcome,
+            node: 0,
         }
     }
 
@@ -217,6 +290,7 @@ mod tests {
             invoked: t.0,
             completed: t.1,
             outcome: Outcome::Ok(None),
+            node: 0,
         }
     }
 

@@ -8,6 +8,7 @@ use enclave_certs::Role;
 use enclave_ops::Client;
 use serde_json::{Value, json};
 
+use crate::netns::Net;
 use crate::pki::TestPki;
 use crate::proc::{Endpoints, NodeProc, NodeSpec, free_ports};
 use crate::wait_for_async;
@@ -19,14 +20,19 @@ pub struct NodeInfo {
     pub data_dir: PathBuf,
     pub tls_dir: PathBuf,
     pub ports: [u16; 3],
+    /// Where it listens: 127.0.0.1, or its namespace's address.
+    pub ip: String,
 }
 
 impl NodeInfo {
     pub fn admin_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.ports[2])
+        format!("https://{}:{}", self.ip, self.ports[2])
+    }
+    pub fn api_url(&self) -> String {
+        format!("https://{}:{}", self.ip, self.ports[1])
     }
     pub fn peer_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.ports[0])
+        format!("{}:{}", self.ip, self.ports[0])
     }
 }
 
@@ -38,36 +44,69 @@ pub struct TestCluster {
     pub procs: Vec<Option<NodeProc>>,
     pub admin_dir: PathBuf,
     pub spec: NodeSpec,
+    /// Per-node environment added to `spec.env` (e.g. a power-loss shim).
+    pub node_env: Vec<Vec<(String, String)>>,
+    /// Namespaced network (dropped after the processes: field order).
+    pub net: Option<Net>,
 }
 
 impl TestCluster {
     /// Start `n` nodes, init node 0, add the others and wait until all are voters.
     pub async fn start(n: usize, spec: NodeSpec) -> TestCluster {
+        TestCluster::start_with(n, spec, false).await
+    }
+
+    /// [`TestCluster::start`], each node in its own network namespace
+    /// when `netns` (see [`crate::netns`]; the caller checks availability).
+    pub async fn start_with(n: usize, spec: NodeSpec, netns: bool) -> TestCluster {
+        let c = TestCluster::prepare(n, spec, netns);
+        c.boot().await
+    }
+
+    /// Certificates, data dirs and addresses for `n` nodes; nothing runs yet.
+    pub fn prepare(n: usize, spec: NodeSpec, netns: bool) -> TestCluster {
         let pki = TestPki::new();
         let admin_dir = pki.operator("admin", Role::Sysadmin);
+        let net = netns.then(|| Net::create(n));
         let mut nodes = Vec::new();
         for i in 1..=n {
             let name = format!("node-{i}");
-            let tls_dir = pki.node(&name);
+            let ip = match &net {
+                Some(net) => net.ip(i - 1).to_string(),
+                None => "127.0.0.1".to_string(),
+            };
+            let tls_dir = pki.node_at(&name, &ip);
             let data_dir = pki.path().join(format!("data-{i}"));
             nodes.push(NodeInfo {
                 name,
                 data_dir,
                 tls_dir,
                 ports: free_ports::<3>(),
+                ip,
             });
         }
-        let mut c = TestCluster {
+        TestCluster {
             pki,
             nodes,
             procs: Vec::new(),
             admin_dir,
             spec,
-        };
-        for i in 0..n {
-            let p = c.spawn(i);
-            c.procs.push(Some(p));
+            node_env: vec![Vec::new(); n],
+            net,
         }
+    }
+
+    /// Start every node of a [`TestCluster::prepare`]d cluster, init node 0,
+    /// add the others and wait until all are voters.
+    pub async fn boot(mut self) -> TestCluster {
+        let n = self.nodes.len();
+        let mut c = {
+            for i in 0..n {
+                let p = self.spawn(i);
+                self.procs.push(Some(p));
+            }
+            self
+        };
         for i in 0..n {
             c.endpoints(i);
         }
@@ -86,12 +125,18 @@ impl TestCluster {
 
     pub fn spawn(&self, i: usize) -> NodeProc {
         let n = &self.nodes[i];
-        NodeProc::start_in(
+        let mut spec = self.spec.clone();
+        spec.env.extend(self.node_env[i].iter().cloned());
+        if let Some(net) = &self.net {
+            spec.wrapper = net.exec_prefix(i);
+        }
+        NodeProc::start_at(
             &n.data_dir,
             &n.tls_dir,
             &self.pki.ca_dir().join("crl.pem"),
+            &n.ip,
             n.ports,
-            self.spec.clone(),
+            spec,
         )
     }
 
@@ -102,7 +147,7 @@ impl TestCluster {
     /// Add node `i` (already running) through the admin API of a live node.
     pub async fn add(&self, i: usize) {
         let n = &self.nodes[i];
-        let body = json!({ "name": n.name, "peer": n.peer_addr(), "api": format!("127.0.0.1:{}", n.ports[1]), "admin": format!("127.0.0.1:{}", n.ports[2]) });
+        let body = json!({ "name": n.name, "peer": n.peer_addr(), "api": format!("{}:{}", n.ip, n.ports[1]), "admin": format!("{}:{}", n.ip, n.ports[2]) });
         let via = self
             .live()
             .into_iter()

@@ -10,9 +10,13 @@
 pub mod api;
 pub mod checker;
 pub mod cluster;
+pub mod nemesis;
+pub mod netns;
 pub mod pki;
 pub mod proc;
+pub mod suite;
 pub mod tls;
+pub mod workload;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -31,14 +35,20 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// `target/<profile>`, derived from this test binary's own location
-/// (`target/<profile>/deps/<test>`).
-fn profile_dir() -> PathBuf {
+/// `target/<profile>`, derived from this binary's own location: a test
+/// lives in `target/<profile>/deps/`, a harness binary such as
+/// `enclave-chaos` in `target/<profile>/`.
+pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps")
-        .to_path_buf()
+    let dir = exe
+        .parent()
+        .expect("the binary lives in target/<profile>")
+        .to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(|p| p.to_path_buf()).unwrap_or(dir)
+    } else {
+        dir
+    }
 }
 
 fn build_bins() {

@@ -45,6 +45,18 @@ impl TestPki {
         self.issue(name, node_kind(name)).0
     }
 
+    /// A node certificate valid for 127.0.0.1, localhost and `ip`.
+    pub fn node_at(&self, name: &str, ip: &str) -> PathBuf {
+        let mut kind = node_kind(name);
+        if let CertKind::Node { ips, .. } = &mut kind
+            && let Ok(addr) = ip.parse()
+            && !ips.contains(&addr)
+        {
+            ips.push(addr);
+        }
+        self.issue(name, kind).0
+    }
+
     pub fn operator(&self, label: &str, role: Role) -> PathBuf {
         self.issue(
             label,

@@ -41,6 +41,8 @@ pub struct NodeSpec {
     pub env: Vec<(String, String)>,
     /// Contents of an `enclave.toml` to pass with `--config`.
     pub config_toml: Option<String>,
+    /// A command prefix to run `enclave` under (e.g. `ip netns exec NS`).
+    pub wrapper: Vec<String>,
 }
 
 /// A running (or exited) `enclave` process; killed on drop.
@@ -88,6 +90,18 @@ impl NodeProc {
         tls_dir: &Path,
         crl: &Path,
         ports: [u16; 3],
+        spec: NodeSpec,
+    ) -> NodeProc {
+        NodeProc::start_at(data_dir, tls_dir, crl, "127.0.0.1", ports, spec)
+    }
+
+    /// [`NodeProc::start_in`] on address `ip` (e.g. inside a namespace).
+    pub fn start_at(
+        data_dir: &Path,
+        tls_dir: &Path,
+        crl: &Path,
+        ip: &str,
+        ports: [u16; 3],
         mut spec: NodeSpec,
     ) -> NodeProc {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -98,8 +112,7 @@ impl NodeProc {
             .into_iter()
             .zip(ports)
         {
-            spec.args
-                .extend([flag.to_string(), format!("127.0.0.1:{port}")]);
+            spec.args.extend([flag.to_string(), format!("{ip}:{port}")]);
         }
         NodeProc::spawn(tmp, data_dir.to_path_buf(), spec)
     }
@@ -114,7 +127,14 @@ impl NodeProc {
     fn spawn(tmp: TempDir, data_dir: PathBuf, spec: NodeSpec) -> NodeProc {
         let log = tmp.path().join("enclave.log");
         let stdout = tmp.path().join("enclave.out");
-        let mut cmd = Command::new(bin("enclave"));
+        let mut cmd = match spec.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin("enclave"));
+                c
+            }
+            None => Command::new(bin("enclave")),
+        };
         cmd.arg("start");
         if let Some(toml) = &spec.config_toml {
             let f = tmp.path().join("enclave.toml");

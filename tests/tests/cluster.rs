@@ -351,6 +351,8 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
         procs: Vec::new(),
         admin_dir: Default::default(),
         spec: NodeSpec::default(),
+        node_env: vec![Vec::new(); 3],
+        net: None,
     };
     fresh.admin_dir = fresh.pki.operator("admin", enclave_certs::Role::Sysadmin);
     for i in 1..=3 {
@@ -362,6 +364,7 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
             data_dir,
             tls_dir,
             ports: free_ports::<3>(),
+            ip: "127.0.0.1".into(),
         });
     }
     let out = std::process::Command::new(enclave_tests::bin("enclave"))

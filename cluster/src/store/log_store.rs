@@ -60,6 +60,9 @@ fn spawn_flusher(path: PathBuf) -> std::sync::mpsc::Sender<(sled::Db, LogFlushed
             while let Ok((db, first)) = rx.recv() {
                 let mut waiting = vec![first];
                 waiting.extend(rx.try_iter().map(|(_, cb)| cb));
+                if let Some(delay) = crate::fault::fsync_delay() {
+                    std::thread::sleep(delay);
+                }
                 let result = db.flush();
                 drop(db);
                 if let Err(e) = &result {
@@ -208,6 +211,9 @@ impl LogStore {
         subject: ErrorSubject<NodeId>,
         verb: ErrorVerb,
     ) -> Result<(), StorageError> {
+        if let Some(delay) = crate::fault::fsync_delay() {
+            tokio::time::sleep(delay).await;
+        }
         self.db.flush_async().await.map(|_| ()).map_err(|e| {
             StorageIOError::new(subject, verb, openraft::AnyError::new(&io_error(e))).into()
         })

@@ -357,9 +357,13 @@ pub struct MessagesQuery {
     /// Messages with a sequence number above this (default 0: from the start).
     pub after_seq: Option<u64>,
     pub limit: Option<usize>,
+    /// `local` (default: this node's applied state) or `linearizable`
+    /// (a read-index barrier first: the answer includes every message
+    /// acknowledged before the request began, whichever node took it).
+    pub consistency: Option<String>,
 }
 
-/// `GET /v1/conversations/{conv}/messages?after_seq=&limit=`
+/// `GET /v1/conversations/{conv}/messages?after_seq=&limit=&consistency=`
 pub async fn messages(
     State(state): State<S>,
     caller: Caller,
@@ -367,6 +371,21 @@ pub async fn messages(
     Params(q): Params<MessagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 1000)?;
+    match q.consistency.as_deref() {
+        None | Some("local") => {}
+        Some("linearizable") => state
+            .cluster
+            .read_barrier()
+            .await
+            .map_err(crate::admin::cluster::cluster_error)?,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("consistency {other:?}: use local or linearizable"),
+            ));
+        }
+    }
     let view = state.view();
     let (c, me) = domain::query::conversation_for(&view, &caller.userid, &conv)
         .map_err(store_error)?

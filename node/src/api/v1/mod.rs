@@ -227,11 +227,10 @@ pub struct Caller {
     pub origin: crate::audit::Origin,
 }
 
+/// This node's wall clock in ms (see `enclave_cluster::fault` for the
+/// test-only clock offset).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    enclave_cluster::fault::now_ms()
 }
 
 pub fn token_hash(token: &str) -> [u8; 32] {
