@@ -107,6 +107,14 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
         .collect();
     // 3. Appends: acknowledged present (at the acknowledged seq), failed
     // absent, unknown at most once (duplicates caught above).
+    let other_outcome: HashSet<(&str, &str)> = history
+        .iter()
+        .filter_map(|e| match (&e.op, &e.outcome) {
+            (_, Outcome::Fail) => None,
+            (Op::Append { conv, id }, _) => Some((conv.as_str(), id.as_str())),
+            _ => None,
+        })
+        .collect();
     for e in history {
         let Op::Append { conv, id } = &e.op else {
             continue;
@@ -120,9 +128,15 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
             (Outcome::Ok(Some(seq)), Some(s)) if seq != s => problems.push(format!(
                 "append of {id} to {conv} was acknowledged as seq {seq} but is stored at {s}"
             )),
-            (Outcome::Fail, Some(s)) => problems.push(format!(
-                "append of {id} to {conv} was refused but is stored at seq {s}"
-            )),
+            // A refused retry says nothing about an earlier attempt with
+            // the same idempotency key: only flag ids never attempted
+            // with another outcome.
+            (Outcome::Fail, Some(s)) if !other_outcome.contains(&(conv.as_str(), id.as_str())) => {
+                problems.push(format!(
+                    "append of {id} to {conv} was refused (client {}, node {}, at {}) but is stored at seq {s}",
+                    e.client, e.node, e.invoked
+                ))
+            }
             _ => {}
         }
     }
@@ -350,9 +364,18 @@ mod tests {
         );
         let refused = check(&h, &[("n1".into(), state(&["a", "b", "x", "d"]))]);
         assert!(
-            refused.iter().any(|p| p.contains("refused but is stored")),
+            refused
+                .iter()
+                .any(|p| p.contains("refused") && p.contains("stored")),
             "{refused:?}"
         );
+        // A refused retry of an append whose first attempt was unknown is
+        // no evidence against the stored message.
+        let mut retried = h.clone();
+        retried.push(append(5, "c", "y", (50, 51), Outcome::Unknown));
+        retried.push(append(5, "c", "y", (52, 53), Outcome::Fail));
+        let r = check(&retried, &[("n1".into(), state(&["a", "b", "d", "y"]))]);
+        assert_eq!(r, Vec::<String>::new());
         let mut stale = h.clone();
         stale.push(read(4, "c", &["a"], (40, 41)));
         let s = check(&stale, &[("n1".into(), state(&["a", "b", "d"]))]);

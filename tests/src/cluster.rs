@@ -252,7 +252,37 @@ impl TestCluster {
         if let Some(mut p) = self.procs[i].take() {
             let _ = p.child.kill();
             let _ = p.child.wait();
+            self.keep_log(i, &p);
         }
+    }
+
+    /// Append a process's log to `<pki>/logs/<node>.log`, which outlives
+    /// restarts (see [`TestCluster::save_logs`]).
+    fn keep_log(&self, i: usize, p: &NodeProc) {
+        use std::io::Write;
+        let dir = self.pki.path().join("logs");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{}.log", self.nodes[i].name)))
+        {
+            let _ = f.write_all(p.log_text().as_bytes());
+        }
+    }
+
+    /// Copy every node's whole log (all its runs) into `dir`.
+    pub fn save_logs(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        for (i, n) in self.nodes.iter().enumerate() {
+            let kept = self.pki.path().join("logs").join(format!("{}.log", n.name));
+            let mut text = std::fs::read_to_string(kept).unwrap_or_default();
+            if let Some(p) = &self.procs[i] {
+                text += &p.log_text();
+            }
+            std::fs::write(dir.join(format!("{}.log", n.name)), text)?;
+        }
+        Ok(())
     }
 
     pub fn restart(&mut self, i: usize) {

@@ -87,20 +87,20 @@ impl Fault {
     pub fn expand(list: &str) -> Result<Vec<Fault>, String> {
         let mut out = Vec::new();
         for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            let group: &[Fault] = match word {
-                "kill" => &[Fault::KillLeader, Fault::KillFollower],
-                "pause" => &[Fault::PauseLeader, Fault::PauseFollower],
-                "partition" => &[
+            let group: Vec<Fault> = match word {
+                "kill" => vec![Fault::KillLeader, Fault::KillFollower],
+                "pause" => vec![Fault::PauseLeader, Fault::PauseFollower],
+                "partition" => vec![
                     Fault::PartitionLeader,
                     Fault::SplitMajority,
                     Fault::Split221,
                     Fault::OneWay,
                 ],
-                "power" => &[Fault::PowerLossLeader, Fault::PowerLossAll],
-                "clock" => &[Fault::ClockJump],
-                "slow-disk" => &[Fault::SlowDisk],
+                "power" => vec![Fault::PowerLossLeader, Fault::PowerLossAll],
+                "clock" => vec![Fault::ClockJump],
+                "slow-disk" => vec![Fault::SlowDisk],
                 other => match Fault::parse(other) {
-                    Some(f) => std::slice::from_ref(Box::leak(Box::new(f))),
+                    Some(f) => vec![f],
                     None => {
                         return Err(format!(
                             "unknown fault {other:?}: use kill, pause, partition, power, clock, slow-disk or one of {}",
@@ -114,8 +114,8 @@ impl Fault {
                 },
             };
             for f in group {
-                if !out.contains(f) {
-                    out.push(*f);
+                if !out.contains(&f) {
+                    out.push(f);
                 }
             }
         }

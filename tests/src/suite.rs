@@ -36,6 +36,8 @@ pub struct Plan {
     pub spec: NodeSpec,
     /// Print progress lines to stderr.
     pub verbose: bool,
+    /// Copy every node's log here at the end (all runs of each node).
+    pub keep_logs: Option<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -52,6 +54,7 @@ impl Plan {
             quiet: Duration::from_secs(2),
             spec: NodeSpec::default(),
             verbose: true,
+            keep_logs: std::env::var_os("ENCLAVE_FAILOVER_LOGS").map(Into::into),
         }
     }
 }
@@ -242,13 +245,21 @@ pub async fn run(plan: Plan) -> Report {
         k += 1;
         log(&format!("fault {k}: {fault}"));
         nemesis.run(&mut cluster, fault, plan.hold).await;
+        tokio::time::sleep(plan.quiet).await;
         if let Some(last) = nemesis.log.last() {
+            let recovery = workload::recovery_after(&rec.events(), last.at)
+                .map(|us| format!("{:.2} s", us as f64 / 1e6))
+                .unwrap_or_else(|| "not yet".into());
             log(&format!(
-                "healed {fault} on {}; cluster has a leader again",
-                last.targets.join(", ")
+                "healed {fault} on {}; writes recovered after {recovery}{}",
+                last.targets.join(", "),
+                if last.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", last.detail)
+                }
             ));
         }
-        tokio::time::sleep(plan.quiet).await;
     }
     let end = rec.now();
     let history: Vec<Event> = load.stop().await;
@@ -288,6 +299,12 @@ pub async fn run(plan: Plan) -> Report {
             Err(format!("exit {code}: {}{}", out.trim(), err.trim()))
         };
         audit.push((cluster.nodes[i].name.clone(), r));
+    }
+    if let Some(dir) = &plan.keep_logs {
+        match cluster.save_logs(dir) {
+            Ok(()) => log(&format!("node logs saved in {}", dir.display())),
+            Err(e) => log(&format!("cannot save node logs in {}: {e}", dir.display())),
+        }
     }
     let faults = nemesis
         .log
