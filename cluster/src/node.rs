@@ -76,6 +76,10 @@ pub enum ClusterError {
     Storage(String),
     #[error("peer: {0}")]
     Peer(String),
+    #[error(
+        "this node leads but has not heard from a majority for {silent_ms} ms (cut off by a partition?); the write was not taken: retry on another node"
+    )]
+    NoQuorum { silent_ms: u64 },
 }
 
 impl From<PeerError> for ClusterError {
@@ -267,6 +271,20 @@ impl<A: Application> ClusterNode<A> {
         Some((id, member))
     }
 
+    /// Resolves once this node knows a leader other than `id`.
+    async fn leader_changed_from(&self, id: NodeId) {
+        let mut m = self.raft.metrics();
+        loop {
+            let other = m.borrow().current_leader.is_some_and(|l| l != id);
+            if other {
+                return;
+            }
+            if m.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Write from any node: run on the leader (forwarding if needed),
     /// answered after commit + apply. Leader changes and lost answers are
     /// retried with the same idempotency key, so a write applies at most once.
@@ -308,6 +326,12 @@ impl<A: Application> ClusterNode<A> {
                 Some((id, _)) if id == self.id => match self.write_local(req.clone()).await {
                     Ok(r) => return Ok(r),
                     Err(ForwardResult::NotLeader) => {}
+                    // An earlier attempt may have been taken: still unknown.
+                    Err(ForwardResult::Failed(ClusterError::NoQuorum { .. }))
+                        if unknown.is_some() =>
+                    {
+                        return Err(ClusterError::OutcomeUnknown(unknown.unwrap_or_default()));
+                    }
                     // Retry with the same key: applies at most once.
                     Err(ForwardResult::Failed(ClusterError::OutcomeUnknown(e))) => {
                         unknown = Some(e)
@@ -316,11 +340,23 @@ impl<A: Application> ClusterNode<A> {
                 },
                 Some((id, member)) => {
                     let client = self.peers.get(id, &member);
-                    let answer: Result<Result<Response, ForwardResult>, PeerError> =
-                        client.call("/raft/v1/forward", &req, remaining).await;
+                    let forward = client.call("/raft/v1/forward", &req, remaining);
+                    // A leader cut off by a partition never answers; once
+                    // this node follows a new leader, stop waiting for the
+                    // old one and retry there (the key keeps it at most once).
+                    let answer: Result<Result<Response, ForwardResult>, PeerError> = tokio::select! {
+                        a = forward => a,
+                        () = self.leader_changed_from(id) => {
+                            tracing::debug!(old = id, "leader changed while forwarding a write; retrying");
+                            unknown = Some(format!("leader {id} was replaced while it held the write"));
+                            continue;
+                        }
+                    };
                     match answer {
                         Ok(Ok(r)) => return Ok(r),
-                        Ok(Err(ForwardResult::NotLeader)) => {}
+                        // The leader we know is cut off: wait for a new one.
+                        Ok(Err(ForwardResult::NotLeader))
+                        | Ok(Err(ForwardResult::Failed(ClusterError::NoQuorum { .. }))) => {}
                         Ok(Err(ForwardResult::Failed(ClusterError::OutcomeUnknown(e)))) => {
                             unknown = Some(e)
                         }
@@ -347,29 +383,62 @@ impl<A: Application> ClusterNode<A> {
                 "batches are built by the leader, not sent to it".into(),
             )));
         }
+        if let Some(silent_ms) = self.quorum_silence() {
+            return Err(ForwardResult::Failed(ClusterError::NoQuorum { silent_ms }));
+        }
         self.proposer.propose(req).await
+    }
+
+    /// On a leader of several voters: how long no majority has answered,
+    /// once that exceeds `2 × raft.election_max_ms`. By then the others
+    /// have elected a new leader if they can reach each other (a follower
+    /// waits the leader lease plus its election timeout), so new writes
+    /// here would only wait for the partition to heal: refuse them at once
+    /// and let the client go to another node. openraft 0.9 has no
+    /// check-quorum step-down; this is its cheap equivalent for writes.
+    fn quorum_silence(&self) -> Option<u64> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.current_leader != Some(self.id) {
+            return None;
+        }
+        let voters = m.membership_config.membership().voter_ids().count();
+        let silent = m.millis_since_quorum_ack?;
+        (voters > 1 && silent > 2 * self.settings.election_max_ms).then_some(silent)
     }
 
     /// Wait until this node has applied everything committed before the
     /// call: reads after it are linearizable (read-index through the leader).
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
         let timeout = Duration::from_millis(self.settings.write_timeout_ms);
-        let index = match self.leader() {
-            Some((id, _)) if id == self.id => {
-                self.read_index_local().await.map_err(|e| match e {
-                    ForwardResult::NotLeader => ClusterError::NoLeader,
-                    ForwardResult::Failed(e) => e,
-                })?
+        let deadline = Instant::now() + timeout;
+        let index = loop {
+            match self.leader() {
+                Some((id, _)) if id == self.id => {
+                    break self.read_index_local().await.map_err(|e| match e {
+                        ForwardResult::NotLeader => ClusterError::NoLeader,
+                        ForwardResult::Failed(e) => e,
+                    })?;
+                }
+                Some((id, member)) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let client = self.peers.get(id, &member);
+                    let ask = client.call("/raft/v1/read-index", &(), remaining);
+                    // As for writes: a leader cut off never answers; ask
+                    // the new one as soon as this node follows it.
+                    let answer: Result<u64, ForwardResult> = tokio::select! {
+                        a = ask => a?,
+                        () = self.leader_changed_from(id) => {
+                            if Instant::now() >= deadline {
+                                return Err(ClusterError::NoLeader);
+                            }
+                            continue;
+                        }
+                    };
+                    break answer.map_err(|_| ClusterError::NoLeader)?;
+                }
+                None => return Err(ClusterError::NoLeader),
             }
-            Some((id, member)) => {
-                let answer: Result<u64, ForwardResult> = self
-                    .peers
-                    .get(id, &member)
-                    .call("/raft/v1/read-index", &(), timeout)
-                    .await?;
-                answer.map_err(|_| ClusterError::NoLeader)?
-            }
-            None => return Err(ClusterError::NoLeader),
         };
         self.raft
             .wait(Some(timeout))

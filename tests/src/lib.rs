@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod nemesis;
 pub mod netns;
 pub mod pki;
+pub mod powerloss;
 pub mod proc;
 pub mod suite;
 pub mod tls;

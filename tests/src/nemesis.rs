@@ -239,7 +239,8 @@ impl Nemesis {
         let follower = followers[self.rng.below(followers.len())];
         let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
         let name = |i: usize| names[i].clone();
-        let at = self.rec.now();
+        // `at` is taken once the fault is in effect.
+        let at;
         let mut detail = String::new();
         let targets: Vec<String>;
         match fault {
@@ -251,6 +252,7 @@ impl Nemesis {
                 };
                 targets = vec![name(i)];
                 block(|| cluster.kill(i));
+                at = self.rec.now();
                 tokio::time::sleep(hold).await;
                 self.start(cluster, i);
             }
@@ -264,6 +266,7 @@ impl Nemesis {
                 if let Some(p) = &cluster.procs[i] {
                     p.signal("STOP");
                 }
+                at = self.rec.now();
                 tokio::time::sleep(hold).await;
                 if let Some(p) = &cluster.procs[i] {
                     p.signal("CONT");
@@ -298,6 +301,7 @@ impl Nemesis {
                         targets = vec![name(leader), name(follower)];
                     }
                 }
+                at = self.rec.now();
                 tokio::time::sleep(hold).await;
                 net.heal();
             }
@@ -311,6 +315,7 @@ impl Nemesis {
                 for i in &hit {
                     block(|| cluster.kill(*i));
                 }
+                at = self.rec.now();
                 for i in &hit {
                     let journal = self.journals[*i]
                         .as_ref()
@@ -328,6 +333,7 @@ impl Nemesis {
                 targets = vec![name(leader)];
                 let f = self.fault_dirs[leader].join("clock_offset_ms");
                 std::fs::write(&f, "3600000").expect("clock offset");
+                at = self.rec.now();
                 tokio::time::sleep(hold).await;
                 std::fs::write(&f, "0").expect("clock offset");
             }
@@ -335,6 +341,7 @@ impl Nemesis {
                 targets = vec![name(leader)];
                 let f = self.fault_dirs[leader].join("fsync_delay_ms");
                 std::fs::write(&f, "200").expect("fsync delay");
+                at = self.rec.now();
                 tokio::time::sleep(hold).await;
                 std::fs::write(&f, "0").expect("fsync delay");
             }

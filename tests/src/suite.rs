@@ -63,9 +63,12 @@ impl Plan {
 #[derive(Debug, Clone)]
 pub struct FaultResult {
     pub injected: Injected,
-    /// Time from injection until the first write invoked after it was
-    /// acknowledged (µs); `None` if none was before the run ended.
-    pub recovery_us: Option<u64>,
+    /// The longest stretch with no acknowledged write between the fault
+    /// taking effect and the next fault (or the end of the run), in µs:
+    /// how long writes were unavailable.
+    pub unavailable_us: u64,
+    /// Whether any write invoked after the fault was acknowledged.
+    pub recovered: bool,
 }
 
 /// What a run found.
@@ -90,12 +93,12 @@ impl Report {
         self.problems.is_empty() && self.audit.iter().all(|(_, r)| r.is_ok())
     }
 
-    /// Worst recovery time after the given kind of fault (µs).
-    pub fn worst_recovery(&self, fault: Fault) -> Option<u64> {
+    /// Longest write unavailability after the given kind of fault (µs).
+    pub fn worst_unavailability(&self, fault: Fault) -> Option<u64> {
         self.faults
             .iter()
             .filter(|f| f.injected.fault == fault)
-            .filter_map(|f| f.recovery_us)
+            .map(|f| f.unavailable_us)
             .max()
     }
 
@@ -138,10 +141,10 @@ impl Report {
         let _ = writeln!(
             out,
             "  {:<18} {:>5} {:>14} {:>14} {:>14}",
-            "FAULT", "COUNT", "RECOVERY MAX", "RECOVERY P99", "NOT RECOVERED"
+            "FAULT", "COUNT", "UNAVAIL. MAX", "UNAVAIL. P99", "NOT RECOVERED"
         );
         for (kind, list) in &by_kind {
-            let mut rec: Vec<u64> = list.iter().filter_map(|f| f.recovery_us).collect();
+            let mut rec: Vec<u64> = list.iter().map(|f| f.unavailable_us).collect();
             rec.sort_unstable();
             let max = rec.last().copied();
             let p99 = (!rec.is_empty()).then(|| rec[((rec.len() * 99).div_ceil(100)).max(1) - 1]);
@@ -152,7 +155,7 @@ impl Report {
                 list.len(),
                 max.map(s).unwrap_or_else(|| "-".into()),
                 p99.map(s).unwrap_or_else(|| "-".into()),
-                list.iter().filter(|f| f.recovery_us.is_none()).count()
+                list.iter().filter(|f| !f.recovered).count()
             );
         }
         let _ = writeln!(
@@ -247,11 +250,14 @@ pub async fn run(plan: Plan) -> Report {
         nemesis.run(&mut cluster, fault, plan.hold).await;
         tokio::time::sleep(plan.quiet).await;
         if let Some(last) = nemesis.log.last() {
-            let recovery = workload::recovery_after(&rec.events(), last.at)
-                .map(|us| format!("{:.2} s", us as f64 / 1e6))
-                .unwrap_or_else(|| "not yet".into());
+            let events = rec.events();
+            let gap = workload::longest_write_gap(&events, last.at, rec.now()).0;
+            let recovery = match workload::recovery_after(&events, last.at) {
+                Some(_) => format!("writes unavailable for {:.2} s at most", gap as f64 / 1e6),
+                None => "writes have not recovered yet".into(),
+            };
             log(&format!(
-                "healed {fault} on {}; writes recovered after {recovery}{}",
+                "healed {fault} on {}; {recovery}{}",
                 last.targets.join(", "),
                 if last.detail.is_empty() {
                     String::new()
@@ -309,9 +315,14 @@ pub async fn run(plan: Plan) -> Report {
     let faults = nemesis
         .log
         .iter()
-        .map(|inj| FaultResult {
-            injected: inj.clone(),
-            recovery_us: workload::recovery_after(&history, inj.at),
+        .enumerate()
+        .map(|(k, inj)| {
+            let until = nemesis.log.get(k + 1).map(|n| n.at).unwrap_or(end);
+            FaultResult {
+                injected: inj.clone(),
+                unavailable_us: workload::longest_write_gap(&history, inj.at, until).0,
+                recovered: workload::recovery_after(&history, inj.at).is_some(),
+            }
         })
         .collect();
     let report = Report {

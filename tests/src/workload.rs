@@ -160,7 +160,9 @@ impl Default for Options {
         Options {
             seed: 1,
             read_ratio: 0.1,
-            timeout: Duration::from_secs(5),
+            // Like a real client: give up on a silent node after 2 s and
+            // try another (a leader cut off by a partition never answers).
+            timeout: Duration::from_secs(2),
             think: Duration::from_millis(5),
         }
     }
@@ -298,7 +300,11 @@ impl ClientTask {
                     );
                     self.rec.note_error(&what);
                     sessions[node] = None;
-                    if status.is_client_error() && status.as_u16() != 408 {
+                    // 4xx (but a timeout) and `no_quorum` say the write
+                    // was not taken; any other 5xx may hide a commit.
+                    let definite = (status.is_client_error() && status.as_u16() != 408)
+                        || v["error"]["code"] == "no_quorum";
+                    if definite {
                         Answer::Fail
                     } else {
                         Answer::Unknown

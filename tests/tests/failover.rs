@@ -23,7 +23,7 @@ fn assert_valid(report: &Report) {
     );
     for f in &report.faults {
         assert!(
-            f.recovery_us.is_some(),
+            f.recovered,
             "writes never recovered after {} on {}:\n{}",
             f.injected.fault,
             f.injected.targets.join(", "),

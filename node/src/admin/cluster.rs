@@ -28,6 +28,7 @@ pub fn cluster_error(e: ClusterError) -> ApiError {
         ClusterError::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
         ClusterError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
         ClusterError::Peer(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
+        ClusterError::NoQuorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_quorum"),
     };
     ApiError::new(status, code, e.to_string())
 }
