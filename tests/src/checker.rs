@@ -159,7 +159,9 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
     }
     // Per conversation: acks sorted by completion, with the running
     // maximum final position (and the append that holds it).
-    let mut frontier: HashMap<&str, (Vec<u64>, Vec<(u64, &Event)>)> = HashMap::new();
+    // (completion times, running (max position, append holding it))
+    type Frontier<'a> = (Vec<u64>, Vec<(u64, &'a Event)>);
+    let mut frontier: HashMap<&str, Frontier> = HashMap::new();
     for (conv, mut acks) in acked_by_conv {
         acks.sort_by_key(|a| a.0);
         let mut times = Vec::with_capacity(acks.len());
