@@ -198,7 +198,7 @@ pub fn arm(cluster: &mut TestCluster, power: bool, rec: Recorder, seed: u64) -> 
                 .path()
                 .join(format!("powerloss-{}.journal", cluster.nodes[i].name));
             std::fs::create_dir_all(&cluster.nodes[i].data_dir).expect("data dir");
-            cluster.node_env[i].extend(power::env(&cluster.nodes[i].data_dir, &journal));
+            cluster.node_env[i].extend(crate::powerloss::env(&cluster.nodes[i].data_dir, &journal));
             journals.push(Some(journal));
         } else {
             journals.push(None);
@@ -211,17 +211,6 @@ pub fn arm(cluster: &mut TestCluster, power: bool, rec: Recorder, seed: u64) -> 
         log: Vec::new(),
         fault_dirs,
         journals,
-    }
-}
-
-// TEMP until crate::powerloss lands.
-mod power {
-    use std::path::Path;
-    pub fn env(_dir: &Path, _journal: &Path) -> Vec<(String, String)> {
-        Vec::new()
-    }
-    pub fn cut_power(_journal: &Path) -> std::io::Result<String> {
-        Ok(String::new())
     }
 }
 
@@ -320,7 +309,7 @@ impl Nemesis {
                     let journal = self.journals[*i]
                         .as_ref()
                         .expect("power loss needs the shim (arm with power = true)");
-                    let report = power::cut_power(journal)
+                    let report = crate::powerloss::cut_power(journal)
                         .unwrap_or_else(|e| panic!("cutting power to {}: {e}", name(*i)));
                     detail += &format!("{}: {report:?}; ", name(*i));
                 }

@@ -14,10 +14,12 @@
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
 
+use super::durable::{Durability, flush_durably, flush_durably_async};
 use super::{StoreError, encode, io_error, open_sealed, seal, sealed, sled_err, unseal};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
@@ -44,27 +46,32 @@ pub struct LogStore {
     tree: sled::Tree,
     path: PathBuf,
     watermark: std::sync::Arc<super::watermark::Watermark>,
-    flusher: std::sync::mpsc::Sender<(sled::Db, LogFlushed<TypeConfig>)>,
+    durable: Arc<Durability>,
+    flusher: std::sync::mpsc::Sender<FlushJob>,
 }
+
+/// One append waiting for the group flush.
+type FlushJob = (sled::Db, Arc<Durability>, LogFlushed<TypeConfig>);
 
 /// Group commit: one thread flushes sled for every append that arrived
 /// while the previous flush ran, then completes all their callbacks. One
 /// fsync covers many appends, and no append is reported before its flush.
-fn spawn_flusher(path: PathBuf) -> std::sync::mpsc::Sender<(sled::Db, LogFlushed<TypeConfig>)> {
+fn spawn_flusher(path: PathBuf) -> std::sync::mpsc::Sender<FlushJob> {
     // Each request carries its own handle to the database, so an idle
     // flusher holds none and a closed store is really closed.
-    let (tx, rx) = std::sync::mpsc::channel::<(sled::Db, LogFlushed<TypeConfig>)>();
+    let (tx, rx) = std::sync::mpsc::channel::<FlushJob>();
     let spawned = std::thread::Builder::new()
         .name("enclave-log-flush".into())
         .spawn(move || {
-            while let Ok((db, first)) = rx.recv() {
+            while let Ok((db, durable, first)) = rx.recv() {
                 let mut waiting = vec![first];
-                waiting.extend(rx.try_iter().map(|(_, cb)| cb));
+                waiting.extend(rx.try_iter().map(|(_, _, cb)| cb));
                 if let Some(delay) = crate::fault::fsync_delay() {
                     std::thread::sleep(delay);
                 }
-                let result = db.flush();
+                let result = flush_durably(&db, &durable);
                 drop(db);
+                drop(durable);
                 if let Err(e) = &result {
                     tracing::error!(path = %path.display(), error = %e, "flushing the Raft log failed");
                 }
@@ -86,11 +93,16 @@ impl LogStore {
         let mark_path = path.with_extension("watermark");
         let watermark = std::sync::Arc::new(super::watermark::Watermark::open(&mark_path)?);
         let flusher = spawn_flusher(path.to_path_buf());
+        let durable = Arc::new(Durability::open(path).map_err(|error| StoreError::Io {
+            path: path.join("db"),
+            error,
+        })?);
         let store = LogStore {
             db: db.clone(),
             tree,
             path: path.to_path_buf(),
             watermark,
+            durable,
             flusher,
         };
         store.verify()?;
@@ -127,8 +139,7 @@ impl LogStore {
     pub async fn raise_watermark(&self, applied: Option<u64>) -> Result<(), StoreError> {
         let committed = self.stored_committed()?;
         let vote = self.stored_vote()?;
-        self.db
-            .flush_async()
+        flush_durably_async(&self.db, &self.durable)
             .await
             .map_err(|e| sled_err(&self.path, e))?;
         self.watermark
@@ -214,9 +225,11 @@ impl LogStore {
         if let Some(delay) = crate::fault::fsync_delay() {
             tokio::time::sleep(delay).await;
         }
-        self.db.flush_async().await.map(|_| ()).map_err(|e| {
-            StorageIOError::new(subject, verb, openraft::AnyError::new(&io_error(e))).into()
-        })
+        flush_durably_async(&self.db, &self.durable)
+            .await
+            .map_err(|e| {
+                StorageIOError::new(subject, verb, openraft::AnyError::new(&io_error(e))).into()
+            })
     }
 
     /// Number of bytes sled uses on disk (for the disk-use metric).
@@ -353,10 +366,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| write_err(ErrorSubject::Logs, e))?;
         // Report the append only once it is on disk. The flush runs off the
         // Raft core's task (group commit) so the core keeps pipelining.
-        if let Err(std::sync::mpsc::SendError((_, callback))) =
-            self.flusher.send((self.db.clone(), callback))
+        if let Err(std::sync::mpsc::SendError((_, _, callback))) =
+            self.flusher
+                .send((self.db.clone(), self.durable.clone(), callback))
         {
-            let result = self.db.flush().map(|_| ()).map_err(io_error);
+            let result = flush_durably(&self.db, &self.durable).map_err(io_error);
             callback.log_io_completed(result);
         }
         Ok(())

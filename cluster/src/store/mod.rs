@@ -12,6 +12,7 @@
 //! and [`StateMachineStore`]), so another engine could replace sled by
 //! implementing those two.
 
+pub mod durable;
 mod log_store;
 pub mod snapshot;
 mod state_machine;

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
+use super::durable::{Durability, flush_durably, flush_durably_async};
 use super::snapshot::{self, Reader};
 use super::{StoreError, Txn, io_error, open_sealed, sealed, sled_err};
 use crate::app::{Application, ApplyContext};
@@ -64,6 +65,7 @@ impl<A: Application> std::fmt::Debug for StateMachineStore<A> {
 
 struct Inner<A> {
     db: sled::Db,
+    durable: Arc<Durability>,
     meta: sled::Tree,
     path: PathBuf,
     snap_dir: PathBuf,
@@ -142,6 +144,10 @@ impl<A: Application> StateMachineStore<A> {
             }
         }
         let state = db.open_tree(&current).map_err(|e| sled_err(path, e))?;
+        let durable = Arc::new(Durability::open(path).map_err(|error| StoreError::Io {
+            path: path.join("db"),
+            error,
+        })?);
         for (key, what) in [
             (APPLIED, "the applied-state marker"),
             (MEMBERSHIP, "the applied membership"),
@@ -166,6 +172,7 @@ impl<A: Application> StateMachineStore<A> {
         Ok(StateMachineStore {
             inner: Arc::new(Inner {
                 db: db.clone(),
+                durable,
                 meta,
                 path: path.to_path_buf(),
                 snap_dir: snap_dir.to_path_buf(),
@@ -267,6 +274,7 @@ impl<A: Application> StateMachineStore<A> {
         }
         let path = backup.to_path_buf();
         let db = self.inner.db.clone();
+        let durable = self.inner.durable.clone();
         tokio::task::spawn_blocking(move || -> Result<u64, String> {
             let mut reader = Reader::open(&path).map_err(|e| e.to_string())?;
             let mut batch = sled::Batch::default();
@@ -286,7 +294,7 @@ impl<A: Application> StateMachineStore<A> {
                 }
             }
             tree.apply_batch(batch).map_err(|e| e.to_string())?;
-            db.flush().map_err(|e| e.to_string())?;
+            flush_durably(&db, &durable).map_err(|e| e.to_string())?;
             Ok(n)
         })
         .await
@@ -326,9 +334,7 @@ impl<A: Application> StateMachineStore<A> {
             .meta
             .insert(CURRENT_SNAPSHOT, sealed(&(meta.clone(), name.clone())))
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        self.inner
-            .db
-            .flush()
+        flush_durably(&self.inner.db, &self.inner.durable)
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         // Keep only the current snapshot.
         if let Ok(rd) = std::fs::read_dir(&self.inner.snap_dir) {
@@ -679,6 +685,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
         let old_gen = self.inner.generation.load(Ordering::Acquire);
         let new_gen = old_gen + 1;
         let db = self.inner.db.clone();
+        let durable = self.inner.durable.clone();
         let expected = meta.clone();
         let path = incoming.clone();
         let new_tree = tokio::task::spawn_blocking(move || -> Result<sled::Tree, String> {
@@ -712,7 +719,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
                 }
             }
             tree.apply_batch(batch).map_err(|e| e.to_string())?;
-            db.flush().map_err(|e| e.to_string())?;
+            flush_durably(&db, &durable).map_err(|e| e.to_string())?;
             Ok(tree)
         })
         .await
@@ -723,9 +730,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
             .meta
             .insert(GEN, sealed(&new_gen))
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        self.inner
-            .db
-            .flush_async()
+        flush_durably_async(&self.inner.db, &self.inner.durable)
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         *self.inner.state.write().unwrap_or_else(|p| p.into_inner()) = new_tree;
