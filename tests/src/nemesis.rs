@@ -43,6 +43,9 @@ pub enum Fault {
     ClockJump,
     /// Every Raft log flush on the leader takes 200 ms longer.
     SlowDisk,
+    /// The last node's data dir (a small tmpfs) fills up; after the hold
+    /// the ballast is deleted and the node restarted if its Raft stopped.
+    DiskFull,
 }
 
 impl Fault {
@@ -59,6 +62,7 @@ impl Fault {
         Fault::PowerLossAll,
         Fault::ClockJump,
         Fault::SlowDisk,
+        Fault::DiskFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Fault {
             Fault::PowerLossAll => "power-loss-all",
             Fault::ClockJump => "clock-jump",
             Fault::SlowDisk => "slow-disk",
+            Fault::DiskFull => "disk-full",
         }
     }
 
@@ -99,6 +104,7 @@ impl Fault {
                 "power" => vec![Fault::PowerLossLeader, Fault::PowerLossAll],
                 "clock" => vec![Fault::ClockJump],
                 "slow-disk" => vec![Fault::SlowDisk],
+                "disk" => vec![Fault::SlowDisk, Fault::DiskFull],
                 other => match Fault::parse(other) {
                     Some(f) => vec![f],
                     None => {
@@ -127,6 +133,11 @@ impl Fault {
             self,
             Fault::PartitionLeader | Fault::SplitMajority | Fault::Split221 | Fault::OneWay
         )
+    }
+
+    /// Needs root to mount a size-limited filesystem.
+    pub fn needs_mount(self) -> bool {
+        self == Fault::DiskFull
     }
 
     pub fn needs_power_shim(self) -> bool {
@@ -170,6 +181,71 @@ pub struct Nemesis {
     pub fault_dirs: Vec<PathBuf>,
     /// Per node: the power-loss journal, when the shim is loaded.
     pub journals: Vec<Option<PathBuf>>,
+    /// The small filesystem under the last node's data dir (disk-full).
+    pub small_fs: Option<SmallFs>,
+}
+
+/// A size-limited tmpfs mounted on a directory; unmounted on drop.
+#[derive(Debug)]
+pub struct SmallFs {
+    pub dir: PathBuf,
+    pub node: usize,
+}
+
+impl SmallFs {
+    pub fn mount(dir: &std::path::Path, size_mb: u64, node: usize) -> Result<SmallFs, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount tmpfs on {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(SmallFs {
+            dir: dir.to_path_buf(),
+            node,
+        })
+    }
+
+    fn ballast(&self) -> PathBuf {
+        self.dir.join("ballast")
+    }
+
+    /// Fill the filesystem until writes fail with ENOSPC.
+    pub fn fill(&self) -> u64 {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.ballast()).expect("ballast");
+        let chunk = vec![0xA5u8; 1 << 20];
+        let mut written = 0u64;
+        while f.write_all(&chunk).is_ok() {
+            written += chunk.len() as u64;
+        }
+        // Fill the last partial megabyte too.
+        let small = vec![0u8; 4096];
+        while f.write_all(&small).is_ok() {
+            written += small.len() as u64;
+        }
+        written
+    }
+
+    pub fn free(&self) {
+        let _ = std::fs::remove_file(self.ballast());
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
 }
 
 impl fmt::Debug for Nemesis {
@@ -182,7 +258,13 @@ impl fmt::Debug for Nemesis {
 
 /// Set up per-node fault hooks (and the power-loss shim when `power`) on
 /// a prepared, not yet booted cluster.
-pub fn arm(cluster: &mut TestCluster, power: bool, rec: Recorder, seed: u64) -> Nemesis {
+pub fn arm(cluster: &mut TestCluster, faults: &[Fault], rec: Recorder, seed: u64) -> Nemesis {
+    let power = faults.iter().any(|f| f.needs_power_shim());
+    let small_fs = faults.contains(&Fault::DiskFull).then(|| {
+        let last = cluster.nodes.len() - 1;
+        SmallFs::mount(&cluster.nodes[last].data_dir, 256, last)
+            .unwrap_or_else(|e| panic!("disk-full needs a small filesystem: {e}"))
+    });
     let mut fault_dirs = Vec::new();
     let mut journals = Vec::new();
     for i in 0..cluster.nodes.len() {
@@ -211,6 +293,7 @@ pub fn arm(cluster: &mut TestCluster, power: bool, rec: Recorder, seed: u64) -> 
         log: Vec::new(),
         fault_dirs,
         journals,
+        small_fs,
     }
 }
 
@@ -325,6 +408,33 @@ impl Nemesis {
                 at = self.rec.now();
                 tokio::time::sleep(hold).await;
                 std::fs::write(&f, "0").expect("clock offset");
+            }
+            Fault::DiskFull => {
+                let fs = self
+                    .small_fs
+                    .as_ref()
+                    .expect("disk-full needs the small filesystem (arm with DiskFull)");
+                let i = fs.node;
+                targets = vec![name(i)];
+                let filled = block(|| fs.fill());
+                at = self.rec.now();
+                detail = format!("{}: filled {} MiB", name(i), filled >> 20);
+                tokio::time::sleep(hold).await;
+                fs.free();
+                // A node whose Raft stopped on ENOSPC (or that exited)
+                // needs a restart, as docs/operator/cluster.md says.
+                let stopped = match &mut cluster.procs[i] {
+                    Some(p) => matches!(p.child.try_wait(), Ok(Some(_))),
+                    None => true,
+                } || cluster
+                    .status(i)
+                    .await
+                    .is_some_and(|s| s["this_node"]["state"] == "shutdown");
+                if stopped {
+                    detail += "; its Raft had stopped: restarted";
+                    block(|| cluster.kill(i));
+                    self.start(cluster, i);
+                }
             }
             Fault::SlowDisk => {
                 targets = vec![name(leader)];

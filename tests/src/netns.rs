@@ -17,10 +17,18 @@
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
 /// Why namespaced networking cannot run here, or `None` when it can.
 pub fn unavailable() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    if !is_root() {
         return Some("not root: network namespaces need CAP_NET_ADMIN".into());
     }
     for tool in ["ip", "nft"] {

@@ -209,7 +209,7 @@ pub async fn run(plan: Plan) -> Report {
         .push(("ENCLAVE_API__TOKEN_RATE_PER_SEC".into(), "0".into()));
     let mut cluster = TestCluster::prepare(plan.nodes, spec, netns);
     let rec = Recorder::new(started);
-    let mut nemesis = nemesis::arm(&mut cluster, power, rec.clone(), plan.seed);
+    let mut nemesis = nemesis::arm(&mut cluster, &plan.faults, rec.clone(), plan.seed);
     log(&format!(
         "starting {} nodes{}{}",
         plan.nodes,

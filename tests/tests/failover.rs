@@ -94,3 +94,18 @@ async fn clock_jump_and_slow_disk_on_the_leader_lose_nothing() {
     let report = run(Plan::ci(3, &[Fault::ClockJump, Fault::SlowDisk], 15)).await;
     assert_valid(&report);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_on_one_node_loses_nothing() {
+    if !netns::is_root() {
+        println!(
+            "SKIPPED a_full_disk_on_one_node_loses_nothing: mounting a small filesystem needs root"
+        );
+        eprintln!(
+            "SKIPPED a_full_disk_on_one_node_loses_nothing: mounting a small filesystem needs root"
+        );
+        return;
+    }
+    let report = run(Plan::ci(3, &[Fault::DiskFull], 16)).await;
+    assert_valid(&report);
+}

@@ -23,8 +23,8 @@ struct Args {
     /// How long to inject faults (e.g. 10m, 30m, 1h).
     #[arg(long, default_value = "10m")]
     duration: String,
-    /// Faults to draw from: kill, pause, partition, power, clock,
-    /// slow-disk, or single faults (kill-leader, split-2-2-1, …).
+    /// Faults to draw from: kill, pause, partition, power, clock, disk
+    /// (slow-disk + disk-full), or single faults (kill-leader, split-2-2-1, …).
     #[arg(long, default_value = "kill,pause,partition")]
     faults: String,
     /// Nodes in the test cluster (3 or 5).
@@ -126,6 +126,10 @@ fn plan(args: &Args) -> Result<Plan, String> {
             "enclave-chaos: skipping {} partition fault(s): {why}",
             before - faults.len()
         );
+    }
+    if faults.iter().any(|f| f.needs_mount()) && !enclave_tests::netns::is_root() {
+        faults.retain(|f| !f.needs_mount());
+        eprintln!("enclave-chaos: skipping disk-full: mounting a small filesystem needs root");
     }
     if faults.is_empty() {
         return Err("no fault left to inject".into());
