@@ -9,6 +9,10 @@
 //!   as on a real machine.
 //! - `fsync_delay_ms`: a delay before every flush of the Raft log (a slow
 //!   disk).
+//! - `snapshot_switch_delay_ms`: a pause in a snapshot install after the
+//!   new state is written and before it is switched to, announced by a
+//!   `TEST-ONLY: holding a snapshot install` warning (so a test can kill
+//!   the node mid-install).
 //!
 //! The files are re-read at most every 100 ms, so a test can change them
 //! while the node runs. A missing or unparsable file means 0.
@@ -75,6 +79,7 @@ impl Knob {
 
 static CLOCK_OFFSET: Knob = Knob::new("clock_offset_ms");
 static FSYNC_DELAY: Knob = Knob::new("fsync_delay_ms");
+static SNAPSHOT_SWITCH_DELAY: Knob = Knob::new("snapshot_switch_delay_ms");
 
 /// Wall-clock milliseconds since the Unix epoch, as this node sees them
 /// (the machine's clock plus any test clock offset).
@@ -91,6 +96,12 @@ pub fn now_ms() -> u64 {
 /// The injected delay before a log flush, if any.
 pub fn fsync_delay() -> Option<Duration> {
     let ms = FSYNC_DELAY.get();
+    (ms > 0).then(|| Duration::from_millis(ms as u64))
+}
+
+/// The injected pause before a snapshot install switches generations.
+pub fn snapshot_switch_delay() -> Option<Duration> {
+    let ms = SNAPSHOT_SWITCH_DELAY.get();
     (ms > 0).then(|| Duration::from_millis(ms as u64))
 }
 

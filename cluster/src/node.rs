@@ -152,6 +152,7 @@ pub fn open_stores<A: Application>(
     let db = store::open_db(&store_dir, cache_bytes)?;
     let log = LogStore::open(&db, &store_dir)?;
     let sm = StateMachineStore::open(&db, &store_dir, &data_dir.join("snapshots"), app)?;
+    let log = log.with_snapshot_floor(sm.snapshot_floor());
     let applied = sm.last_applied()?.map(|l| l.index);
     log.watermark()
         .check(
@@ -231,6 +232,9 @@ impl<A: Application> ClusterNode<A> {
                 tick.tick().await;
                 let Some(node) = weak.upgrade() else { return };
                 let applied = node.sm.last_applied().ok().flatten().map(|l| l.index);
+                if let Err(e) = node.log.apply_deferred_purge().await {
+                    tracing::error!(error = %e, "cannot purge the log behind the installed snapshot");
+                }
                 if let Err(e) = node.log.raise_watermark(applied).await {
                     tracing::error!(error = %e, "cannot update the durability watermark");
                 }
@@ -458,6 +462,17 @@ impl<A: Application> ClusterNode<A> {
             Err(openraft::error::RaftError::APIError(
                 openraft::error::CheckIsLeaderError::ForwardToLeader(_),
             )) => Err(ForwardResult::NotLeader),
+            // A leader cut off from the majority: unavailable, not refused.
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::CheckIsLeaderError::QuorumNotEnough(_),
+            )) => Err(ForwardResult::Failed(ClusterError::NoQuorum {
+                silent_ms: self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .millis_since_quorum_ack
+                    .unwrap_or(0),
+            })),
             Err(e) => Err(ForwardResult::Failed(ClusterError::Rejected(e.to_string()))),
         }
     }

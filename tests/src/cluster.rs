@@ -48,6 +48,17 @@ pub struct TestCluster {
     pub node_env: Vec<Vec<(String, String)>>,
     /// Namespaced network (dropped after the processes: field order).
     pub net: Option<Net>,
+    /// Save every node's log here when the cluster is dropped (also when
+    /// a test panics), see [`TestCluster::save_logs`].
+    pub logs_on_drop: Option<PathBuf>,
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Some(dir) = self.logs_on_drop.take() {
+            let _ = self.save_logs(&dir);
+        }
+    }
 }
 
 impl TestCluster {
@@ -93,6 +104,7 @@ impl TestCluster {
             spec,
             node_env: vec![Vec::new(); n],
             net,
+            logs_on_drop: None,
         }
     }
 

@@ -46,6 +46,11 @@ pub enum Fault {
     /// The last node's data dir (a small tmpfs) fills up; after the hold
     /// the ballast is deleted and the node restarted if its Raft stopped.
     DiskFull,
+    /// A follower is killed, falls behind the leader's compacted log,
+    /// restarts, and is killed again in the middle of installing the
+    /// snapshot it gets (after writing the new state, before switching to
+    /// it); then restarted for good.
+    SnapshotRestart,
 }
 
 impl Fault {
@@ -63,6 +68,7 @@ impl Fault {
         Fault::ClockJump,
         Fault::SlowDisk,
         Fault::DiskFull,
+        Fault::SnapshotRestart,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +86,7 @@ impl Fault {
             Fault::ClockJump => "clock-jump",
             Fault::SlowDisk => "slow-disk",
             Fault::DiskFull => "disk-full",
+            Fault::SnapshotRestart => "snapshot-restart",
         }
     }
 
@@ -105,6 +112,7 @@ impl Fault {
                 "clock" => vec![Fault::ClockJump],
                 "slow-disk" => vec![Fault::SlowDisk],
                 "disk" => vec![Fault::SlowDisk, Fault::DiskFull],
+                "snapshot" => vec![Fault::SnapshotRestart],
                 other => match Fault::parse(other) {
                     Some(f) => vec![f],
                     None => {
@@ -435,6 +443,49 @@ impl Nemesis {
                     block(|| cluster.kill(i));
                     self.start(cluster, i);
                 }
+            }
+            Fault::SnapshotRestart => {
+                let i = follower;
+                targets = vec![name(i)];
+                let behind = cluster
+                    .status(i)
+                    .await
+                    .and_then(|s| s["this_node"]["last_log_index"].as_u64())
+                    .unwrap_or(0);
+                block(|| cluster.kill(i));
+                at = self.rec.now();
+                // Wait until the leader's log no longer holds what the
+                // follower lacks (the workload keeps writing; the suite
+                // runs this fault with a small snapshot_every and keep_logs 0).
+                let c: &TestCluster = cluster;
+                wait_for_async(
+                    "the leader to compact past the stopped follower",
+                    Duration::from_secs(90),
+                    || async {
+                        let l = c.leader().await;
+                        let s = c.status(l).await?;
+                        (s["this_node"]["purged_index"].as_u64()? > behind).then_some(())
+                    },
+                )
+                .await;
+                let knob = self.fault_dirs[i].join("snapshot_switch_delay_ms");
+                std::fs::write(&knob, "60000").expect("snapshot delay");
+                self.start(cluster, i);
+                let proc_log = cluster.procs[i].as_ref().map(|p| p.log.clone());
+                wait_for_async(
+                    "the follower to hold inside a snapshot install",
+                    Duration::from_secs(90),
+                    || async {
+                        let text = std::fs::read_to_string(proc_log.as_ref()?).ok()?;
+                        text.contains("holding a snapshot install").then_some(())
+                    },
+                )
+                .await;
+                block(|| cluster.kill(i));
+                std::fs::write(&knob, "0").expect("snapshot delay");
+                detail = format!("{}: killed mid snapshot install", name(i));
+                tokio::time::sleep(hold).await;
+                self.start(cluster, i);
             }
             Fault::SlowDisk => {
                 targets = vec![name(leader)];

@@ -353,6 +353,7 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
         spec: NodeSpec::default(),
         node_env: vec![Vec::new(); 3],
         net: None,
+        logs_on_drop: None,
     };
     fresh.admin_dir = fresh.pki.operator("admin", enclave_certs::Role::Sysadmin);
     for i in 1..=3 {

@@ -90,8 +90,13 @@ async fn power_loss_keeps_every_acknowledged_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clock_jump_and_slow_disk_on_the_leader_lose_nothing() {
-    let report = run(Plan::ci(3, &[Fault::ClockJump, Fault::SlowDisk], 15)).await;
+async fn clock_jump_slow_disk_and_a_restart_mid_snapshot_lose_nothing() {
+    let report = run(Plan::ci(
+        3,
+        &[Fault::ClockJump, Fault::SlowDisk, Fault::SnapshotRestart],
+        15,
+    ))
+    .await;
     assert_valid(&report);
 }
 

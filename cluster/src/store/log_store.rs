@@ -15,6 +15,7 @@ use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
@@ -48,6 +49,10 @@ pub struct LogStore {
     watermark: std::sync::Arc<super::watermark::Watermark>,
     durable: Arc<Durability>,
     flusher: std::sync::mpsc::Sender<FlushJob>,
+    /// The state machine's durable snapshot (last index + 1), when wired.
+    floor: Option<Arc<AtomicU64>>,
+    /// A purge openraft asked for beyond `floor`, done once it is reached.
+    deferred: Arc<std::sync::Mutex<Option<LogId>>>,
 }
 
 /// One append waiting for the group flush.
@@ -104,6 +109,8 @@ impl LogStore {
             watermark,
             durable,
             flusher,
+            floor: None,
+            deferred: Arc::default(),
         };
         store.verify()?;
         Ok(store)
@@ -388,7 +395,59 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.flush(ErrorSubject::Logs, ErrorVerb::Delete).await
     }
 
+    /// openraft 0.9 purges the log a received snapshot covers without
+    /// waiting for the state machine to finish installing it. A crash in
+    /// between left a log purged beyond the node's snapshot, and openraft
+    /// then panics at startup (`purge_upto <= snapshot_last_log_id`);
+    /// the failover suite's `snapshot-restart` fault found it. So nothing
+    /// is purged beyond the state machine's durable snapshot: such a purge
+    /// waits (`deferred`) and is done by [`LogStore::apply_deferred_purge`].
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        if let Some(floor) = &self.floor
+            && log_id.index >= floor.load(Ordering::Acquire)
+        {
+            let mut d = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+            if d.is_none_or(|d| d.index < log_id.index) {
+                *d = Some(log_id);
+            }
+            tracing::debug!(
+                upto = log_id.index,
+                "purge deferred until the snapshot is durable"
+            );
+            return Ok(());
+        }
+        self.purge_now(log_id).await
+    }
+}
+
+impl LogStore {
+    /// Purge nothing beyond the state machine's durable snapshot, whose
+    /// last index + 1 `floor` holds (see [`RaftLogStorage::purge`] here).
+    pub fn with_snapshot_floor(mut self, floor: Arc<AtomicU64>) -> LogStore {
+        self.floor = Some(floor);
+        self
+    }
+
+    /// Do a deferred purge once the snapshot it needs is durable.
+    pub async fn apply_deferred_purge(&self) -> Result<(), StorageError> {
+        let (Some(floor), Some(upto)) = (
+            &self.floor,
+            *self.deferred.lock().unwrap_or_else(|p| p.into_inner()),
+        ) else {
+            return Ok(());
+        };
+        if upto.index >= floor.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.purge_now(upto).await?;
+        let mut d = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+        if *d == Some(upto) {
+            *d = None;
+        }
+        Ok(())
+    }
+
+    async fn purge_now(&self, log_id: LogId) -> Result<(), StorageError> {
         // Marker and deletions in one atomic batch: a crash leaves either
         // the old log or the purged one, never a log that disagrees with
         // its marker.

@@ -66,6 +66,9 @@ impl<A: Application> std::fmt::Debug for StateMachineStore<A> {
 struct Inner<A> {
     db: sled::Db,
     durable: Arc<Durability>,
+    /// Last log index + 1 of the durable current snapshot (0: none); the
+    /// log store purges nothing beyond it (see `LogStore::purge`).
+    floor: Arc<AtomicU64>,
     meta: sled::Tree,
     path: PathBuf,
     snap_dir: PathBuf,
@@ -148,6 +151,14 @@ impl<A: Application> StateMachineStore<A> {
             path: path.join("db"),
             error,
         })?);
+        let floor = match meta.get(CURRENT_SNAPSHOT).map_err(|e| sled_err(path, e))? {
+            Some(v) => {
+                let (m, _): (SnapshotMeta, String) =
+                    open_sealed(path, "the current snapshot pointer", &v)?;
+                m.last_log_id.map(|l| l.index + 1).unwrap_or(0)
+            }
+            None => 0,
+        };
         for (key, what) in [
             (APPLIED, "the applied-state marker"),
             (MEMBERSHIP, "the applied membership"),
@@ -173,6 +184,7 @@ impl<A: Application> StateMachineStore<A> {
             inner: Arc::new(Inner {
                 db: db.clone(),
                 durable,
+                floor: Arc::new(AtomicU64::new(floor)),
                 meta,
                 path: path.to_path_buf(),
                 snap_dir: snap_dir.to_path_buf(),
@@ -321,6 +333,12 @@ impl<A: Application> StateMachineStore<A> {
         Ok((hex::encode(ctx.finish().as_ref()), n))
     }
 
+    /// Last log index + 1 of the durable current snapshot (0: none), for
+    /// [`super::LogStore::with_snapshot_floor`].
+    pub fn snapshot_floor(&self) -> Arc<AtomicU64> {
+        self.inner.floor.clone()
+    }
+
     fn snapshot_path(&self, id: &str) -> PathBuf {
         self.inner.snap_dir.join(format!("snap-{id}.bin"))
     }
@@ -336,6 +354,9 @@ impl<A: Application> StateMachineStore<A> {
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         flush_durably(&self.inner.db, &self.inner.durable)
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        if let Some(l) = meta.last_log_id {
+            self.inner.floor.fetch_max(l.index + 1, Ordering::AcqRel);
+        }
         // Keep only the current snapshot.
         if let Ok(rd) = std::fs::read_dir(&self.inner.snap_dir) {
             for e in rd.flatten() {
@@ -725,6 +746,16 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))?
         .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        if let Some(delay) = crate::fault::snapshot_switch_delay() {
+            // The failover suite kills the node here: the new tree is
+            // complete and durable, the generation pointer not yet switched.
+            tracing::warn!(
+                generation = new_gen,
+                delay_ms = delay.as_millis() as u64,
+                "TEST-ONLY: holding a snapshot install before the generation switch"
+            );
+            tokio::time::sleep(delay).await;
+        }
         // Switch: one durable write of the generation pointer.
         self.inner
             .meta

@@ -448,3 +448,51 @@ async fn dedup_pruning_is_the_same_whatever_the_apply_batches() {
         .expect("apply");
     assert_eq!(a, b, "pruning depended on the apply batches");
 }
+
+#[tokio::test]
+async fn no_purge_goes_beyond_the_durable_snapshot() {
+    use openraft::storage::RaftLogStorage;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().expect("tmp");
+    let (db, log, _sm) = open_all(dir.path()).await;
+    let floor = Arc::new(AtomicU64::new(0));
+    let mut log = log.with_snapshot_floor(floor.clone());
+    let entries: Vec<Entry> = (1..=5).map(|i| entry(1, i, "k=v", None)).collect();
+    let tree = db.open_tree("raft").expect("tree");
+    for e in &entries {
+        let mut k = vec![b'l'];
+        k.extend_from_slice(&e.log_id.index.to_be_bytes());
+        tree.insert(k, seal(&encode(e))).expect("insert");
+    }
+    // openraft purges what a snapshot covers before the state machine has
+    // installed it: the purge waits.
+    log.purge(entries[2].log_id).await.expect("purge");
+    assert_eq!(log.try_get_log_entries(1..6).await.expect("read").len(), 5);
+    assert_eq!(
+        log.get_log_state().await.expect("state").last_purged_log_id,
+        None
+    );
+    log.apply_deferred_purge().await.expect("still waiting");
+    assert_eq!(log.try_get_log_entries(1..6).await.expect("read").len(), 5);
+    // The snapshot up to index 3 is durable: the purge happens.
+    floor.store(4, Ordering::Release);
+    log.apply_deferred_purge().await.expect("purge now");
+    assert_eq!(log.try_get_log_entries(4..6).await.expect("read").len(), 2);
+    assert_eq!(
+        log.get_log_state().await.expect("state").last_purged_log_id,
+        Some(entries[2].log_id)
+    );
+    // A purge within the snapshot is done at once.
+    log.purge(entries[3].log_id).await.expect("purge");
+    assert_eq!(
+        log.get_log_state().await.expect("state").last_purged_log_id,
+        Some(entries[2].log_id),
+        "index 4 is beyond the snapshot (floor 4 = up to index 3)"
+    );
+    floor.store(6, Ordering::Release);
+    log.purge(entries[4].log_id).await.expect("purge");
+    assert_eq!(
+        log.get_log_state().await.expect("state").last_purged_log_id,
+        Some(entries[4].log_id)
+    );
+}
