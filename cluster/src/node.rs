@@ -212,7 +212,13 @@ impl<A: Application> ClusterNode<A> {
         let raft = Raft::new(id, Arc::new(config), network, log.clone(), sm.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
-        let proposer = crate::proposer::Proposer::start(raft.clone(), Default::default());
+        let proposer = crate::proposer::Proposer::start(
+            raft.clone(),
+            crate::proposer::BatchLimits {
+                max_wait: Duration::from_millis(settings.write_timeout_ms),
+                ..Default::default()
+            },
+        );
         let node = Arc::new(ClusterNode {
             id,
             me,

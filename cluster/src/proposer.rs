@@ -28,6 +28,9 @@ pub struct BatchLimits {
     pub max_requests: usize,
     /// Approximate encoded bytes per batch entry.
     pub max_bytes: usize,
+    /// Longest wait for one proposal before its outcome is reported
+    /// unknown and its in-flight slot freed (a backstop; see [`write`]).
+    pub max_wait: std::time::Duration,
 }
 
 impl Default for BatchLimits {
@@ -36,6 +39,7 @@ impl Default for BatchLimits {
             max_in_flight: 2,
             max_requests: 512,
             max_bytes: 1 << 20,
+            max_wait: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -105,19 +109,27 @@ async fn run(raft: Raft, limits: BatchLimits, mut rx: mpsc::Receiver<(Request, R
             }
         }
         let raft = raft.clone();
+        tracing::debug!(requests = batch.len(), "proposing a batch");
         tokio::spawn(async move {
-            submit(&raft, batch).await;
+            let n = batch.len();
+            let started = std::time::Instant::now();
+            submit(&raft, batch, limits.max_wait).await;
+            tracing::debug!(
+                requests = n,
+                ms = started.elapsed().as_millis() as u64,
+                "batch done"
+            );
             drop(permit);
         });
     }
 }
 
-async fn submit(raft: &Raft, mut batch: Vec<(Request, Reply)>) {
+async fn submit(raft: &Raft, mut batch: Vec<(Request, Reply)>, max_wait: std::time::Duration) {
     let now = crate::node::now_ms();
     if batch.len() == 1 {
         if let Some((mut req, reply)) = batch.pop() {
             req.time_ms = now;
-            let _ = reply.send(write(raft, req).await);
+            let _ = reply.send(write(raft, req, max_wait).await);
         }
         return;
     }
@@ -133,7 +145,7 @@ async fn submit(raft: &Raft, mut batch: Vec<(Request, Reply)>) {
         idempotency_key: None,
         payload: Payload::Batch(reqs),
     };
-    match write(raft, entry).await {
+    match write(raft, entry, max_wait).await {
         Ok(Response {
             payload: ResponsePayload::Batch(outcomes),
             ..
@@ -161,8 +173,51 @@ async fn submit(raft: &Raft, mut batch: Vec<(Request, Reply)>) {
 }
 
 /// One `client_write`, with openraft's errors mapped for the caller.
-async fn write(raft: &Raft, req: Request) -> Result<Response, ForwardResult> {
-    match raft.client_write(req).await {
+///
+/// openraft 0.9 never answers a `client_write` taken by a leader that then
+/// quits (e.g. a restarted node that briefly believes its old leadership
+/// from its stored vote and takes writes before it hears of the new term):
+/// the future hangs forever. With two such writes both in-flight slots
+/// were gone and the node could never propose again, even as leader — the
+/// failover suite found clusters that stopped taking writes after a kill.
+/// So a proposal stops waiting once this node no longer leads in the term
+/// it proposed in (or after `max_wait`), and reports the outcome unknown:
+/// the entry may still commit under the new leader, and the caller's retry
+/// with the same idempotency key applies it at most once.
+async fn write(
+    raft: &Raft,
+    req: Request,
+    max_wait: std::time::Duration,
+) -> Result<Response, ForwardResult> {
+    let (me, term, leading) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (m.id, m.current_term, m.current_leader == Some(m.id))
+    };
+    let proposal = raft.client_write(req);
+    // Not leading: openraft answers ForwardToLeader at once.
+    let watch_leadership = async {
+        if leading {
+            lost_leadership(raft, me, term).await
+        } else {
+            std::future::pending().await
+        }
+    };
+    let answer = tokio::select! {
+        a = proposal => a,
+        () = watch_leadership => {
+            return Err(ForwardResult::Failed(ClusterError::OutcomeUnknown(format!(
+                "this node stopped leading term {term} while the write was in flight"
+            ))));
+        }
+        () = tokio::time::sleep(max_wait) => {
+            return Err(ForwardResult::Failed(ClusterError::OutcomeUnknown(format!(
+                "no answer from Raft within {} ms",
+                max_wait.as_millis()
+            ))));
+        }
+    };
+    match answer {
         Ok(r) => Ok(r.data),
         Err(openraft::error::RaftError::APIError(
             openraft::error::ClientWriteError::ForwardToLeader(_),
@@ -173,5 +228,22 @@ async fn write(raft: &Raft, req: Request) -> Result<Response, ForwardResult> {
             ClusterError::OutcomeUnknown(e.to_string()),
         )),
         Err(e) => Err(ForwardResult::Failed(ClusterError::Rejected(e.to_string()))),
+    }
+}
+
+/// Resolves once `me` is no longer the leader of `term`.
+async fn lost_leadership(raft: &Raft, me: crate::types::NodeId, term: u64) {
+    let mut m = raft.metrics();
+    loop {
+        let gone = {
+            let now = m.borrow();
+            now.current_term != term || now.current_leader != Some(me)
+        };
+        if gone {
+            return;
+        }
+        if m.changed().await.is_err() {
+            return;
+        }
     }
 }

@@ -51,7 +51,7 @@ impl Plan {
             fixed: true,
             duration: Duration::ZERO,
             hold: Duration::from_secs(3),
-            quiet: Duration::from_secs(2),
+            quiet: Duration::from_secs(4),
             spec: NodeSpec::default(),
             verbose: true,
             keep_logs: std::env::var_os("ENCLAVE_FAILOVER_LOGS").map(Into::into),
@@ -67,7 +67,8 @@ pub struct FaultResult {
     /// taking effect and the next fault (or the end of the run), in µs:
     /// how long writes were unavailable.
     pub unavailable_us: u64,
-    /// Whether any write invoked after the fault was acknowledged.
+    /// Whether a write invoked after the fault was acknowledged before
+    /// the next fault (or the end of the run).
     pub recovered: bool,
 }
 
@@ -207,6 +208,10 @@ pub async fn run(plan: Plan) -> Report {
     // Clients are the load here, not abuse: no per-token rate limit.
     spec.env
         .push(("ENCLAVE_API__TOKEN_RATE_PER_SEC".into(), "0".into()));
+    // For digging into a failed run: the nodes' log filter.
+    if let Ok(level) = std::env::var("ENCLAVE_FAILOVER_NODE_LOG") {
+        spec.env.push(("ENCLAVE_LOG__LEVEL".into(), level));
+    }
     if plan.faults.contains(&Fault::SnapshotRestart) {
         // Compact often and keep no log behind a snapshot, so a stopped
         // follower must catch up by snapshot.
@@ -263,7 +268,10 @@ pub async fn run(plan: Plan) -> Report {
             let gap = workload::longest_write_gap(&events, last.at, rec.now()).0;
             let recovery = match workload::recovery_after(&events, last.at) {
                 Some(_) => format!("writes unavailable for {:.2} s at most", gap as f64 / 1e6),
-                None => "writes have not recovered yet".into(),
+                None => format!(
+                    "writes have not recovered yet; cluster: {}",
+                    diagnose(&cluster).await
+                ),
             };
             log(&format!(
                 "healed {fault} on {}; {recovery}{}",
@@ -327,7 +335,10 @@ pub async fn run(plan: Plan) -> Report {
             FaultResult {
                 injected: inj.clone(),
                 unavailable_us: workload::longest_write_gap(&history, inj.at, until).0,
-                recovered: workload::recovery_after(&history, inj.at).is_some(),
+                // Before the next fault: a cluster that only comes back
+                // because the next fault replaced its leader is stuck.
+                recovered: workload::recovery_after(&history, inj.at)
+                    .is_some_and(|us| inj.at + us <= until),
             }
         })
         .collect();
@@ -346,4 +357,32 @@ pub async fn run(plan: Plan) -> Report {
         eprintln!("{}", report.render());
     }
     report
+}
+
+/// One line per live node from its status, for a report that must say
+/// why writes stalled.
+pub async fn diagnose(cluster: &TestCluster) -> String {
+    let mut out = Vec::new();
+    for i in cluster.live() {
+        let name = &cluster.nodes[i].name;
+        match cluster.status(i).await {
+            Some(s) => {
+                let n = &s["this_node"];
+                out.push(format!(
+                    "{name}: {} term {} leader {} log {} committed {} applied {} snapshot {} purged {} quorum-ack {}ms ago",
+                    n["state"].as_str().unwrap_or("?"),
+                    n["term"],
+                    n["leader"],
+                    n["last_log_index"],
+                    n["committed_index"],
+                    n["applied_index"],
+                    n["snapshot_index"],
+                    n["purged_index"],
+                    n["millis_since_quorum_ack"],
+                ));
+            }
+            None => out.push(format!("{name}: no status")),
+        }
+    }
+    out.join(" | ")
 }

@@ -53,6 +53,7 @@ pub struct LogStore {
     floor: Option<Arc<AtomicU64>>,
     /// A purge openraft asked for beyond `floor`, done once it is reached.
     deferred: Arc<std::sync::Mutex<Option<LogId>>>,
+    purge_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One append waiting for the group flush.
@@ -111,6 +112,7 @@ impl LogStore {
             flusher,
             floor: None,
             deferred: Arc::default(),
+            purge_lock: Arc::default(),
         };
         store.verify()?;
         Ok(store)
@@ -448,6 +450,13 @@ impl LogStore {
     }
 
     async fn purge_now(&self, log_id: LogId) -> Result<(), StorageError> {
+        // openraft's purges and deferred ones (from the watermark task)
+        // must not interleave, and the marker only moves forward.
+        let _one_at_a_time = self.purge_lock.lock().await;
+        let current: Option<LogId> = self.meta(PURGED, "the purge marker")?;
+        if current.is_some_and(|c| c.index >= log_id.index) {
+            return Ok(());
+        }
         // Marker and deletions in one atomic batch: a crash leaves either
         // the old log or the purged one, never a log that disagrees with
         // its marker.
