@@ -131,6 +131,10 @@ pub struct ClusterNode<A: Application> {
     pub settings: RaftSettings,
     pub data_dir: PathBuf,
     proposer: crate::proposer::Proposer,
+    /// When this node last heard from a live leader (append entries or a
+    /// snapshot chunk it accepted) or granted a vote; ms since `epoch`.
+    last_contact: std::sync::atomic::AtomicU64,
+    epoch: Instant,
 }
 
 impl<A: Application> std::fmt::Debug for ClusterNode<A> {
@@ -229,7 +233,10 @@ impl<A: Application> ClusterNode<A> {
             peers,
             settings,
             data_dir: data_dir.to_path_buf(),
+            last_contact: std::sync::atomic::AtomicU64::new(0),
+            epoch: Instant::now(),
         });
+        node.spawn_election_watchdog();
         // Keep the durability watermark close behind what sled has flushed.
         let weak = Arc::downgrade(&node);
         tokio::spawn(async move {
@@ -279,6 +286,75 @@ impl<A: Application> ClusterNode<A> {
         let id = m.current_leader?;
         let member = m.membership_config.membership().get_node(&id)?.clone();
         Some((id, member))
+    }
+
+    /// Note that a live leader (or a candidate this node voted for) was
+    /// heard from (called by the peer routes).
+    pub fn note_leader_contact(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_contact
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// openraft 0.9 adds `2 × election_max` to a follower's election timeout
+    /// once it has *ever* lost an election to a node with a longer log, and
+    /// clears that flag only when it next campaigns. After a few elections
+    /// every follower carries it, and replacing a dead leader took 4–6 s
+    /// instead of 2–2.5 s (seen in the failover soak). This watchdog starts
+    /// the election itself when a voter has heard nothing from a leader for
+    /// the leader lease (`election_max`) plus an election timeout
+    /// (`election_min` + a random jitter up to `election_max -
+    /// election_min`, drawn anew each round) — openraft's own timing
+    /// without the stale penalty.
+    /// The other voters still refuse while their own lease runs, so a live
+    /// leader is never deposed by it.
+    fn spawn_election_watchdog(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let s = &self.settings;
+        let spread = s.election_max_ms.saturating_sub(s.election_min_ms).max(1);
+        let base = s.election_max_ms + s.election_min_ms;
+        let tick = Duration::from_millis(s.heartbeat_ms.clamp(10, 100));
+        // A fresh random jitter for every round (xorshift, seeded by the node
+        // id and the clock): two followers of a dead leader must not keep
+        // campaigning at the same moment and split the vote.
+        let mut seed = self.id ^ (self.epoch.elapsed().as_nanos() as u64) ^ 0x9E37_79B9_7F4A_7C15;
+        let mut draw = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            base + seed % spread
+        };
+        tokio::spawn(async move {
+            let mut last_trigger = 0u64;
+            let mut threshold = draw();
+            loop {
+                tokio::time::sleep(tick).await;
+                let Some(node) = weak.upgrade() else { return };
+                let now = node.epoch.elapsed().as_millis() as u64;
+                let contact = node.last_contact.load(std::sync::atomic::Ordering::Relaxed);
+                let silent = now.saturating_sub(contact);
+                let eligible = {
+                    let m = node.raft.metrics();
+                    let m = m.borrow();
+                    let voters: Vec<NodeId> =
+                        m.membership_config.membership().voter_ids().collect();
+                    m.state == openraft::ServerState::Follower
+                        && voters.len() > 1
+                        && voters.contains(&node.id)
+                };
+                if eligible && silent > threshold && now.saturating_sub(last_trigger) > threshold {
+                    last_trigger = now;
+                    threshold = draw();
+                    tracing::info!(
+                        silent_ms = silent,
+                        "no word from a leader: starting an election"
+                    );
+                    if let Err(e) = node.raft.trigger().elect().await {
+                        tracing::warn!(error = %e, "could not start an election");
+                    }
+                }
+            }
+        });
     }
 
     /// Resolves once this node knows a leader other than `id`.

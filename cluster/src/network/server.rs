@@ -113,7 +113,12 @@ async fn append<A: Application>(
     if let Err(e) = require_sender(&conn, rpc.vote.leader_id.node_id) {
         return e;
     }
-    encode(&node.raft.append_entries(rpc).await)
+    let answer = node.raft.append_entries(rpc).await;
+    if matches!(&answer, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+    {
+        node.note_leader_contact();
+    }
+    encode(&answer)
 }
 
 async fn vote<A: Application>(
@@ -128,7 +133,11 @@ async fn vote<A: Application>(
     if let Err(e) = require_sender(&conn, rpc.vote.leader_id.node_id) {
         return e;
     }
-    encode(&node.raft.vote(rpc).await)
+    let answer = node.raft.vote(rpc).await;
+    if matches!(&answer, Ok(r) if r.vote_granted) {
+        node.note_leader_contact();
+    }
+    encode(&answer)
 }
 
 async fn snapshot<A: Application>(
@@ -143,7 +152,11 @@ async fn snapshot<A: Application>(
     if let Err(e) = require_sender(&conn, rpc.vote.leader_id.node_id) {
         return e;
     }
-    encode(&node.raft.install_snapshot(rpc).await)
+    let answer = node.raft.install_snapshot(rpc).await;
+    if answer.is_ok() {
+        node.note_leader_contact();
+    }
+    encode(&answer)
 }
 
 /// A write forwarded by a follower. Any member may forward.
