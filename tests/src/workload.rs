@@ -147,7 +147,8 @@ impl Recorder {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
-    /// Fraction of operations that are reads.
+    /// Fraction of a client's operations that are reads (the suite runs
+    /// one writer (0.0) and one reader (1.0) per user).
     pub read_ratio: f64,
     /// Per-request timeout (an unanswered request becomes unknown).
     pub timeout: Duration,
@@ -181,9 +182,19 @@ impl Workload {
     pub fn start(setup: &Setup, opts: Options, recorder: Recorder) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
-        for c in 0..setup.users.len() {
+        // Writers and readers are separate clients (as in Jepsen): a read
+        // stuck on a lagging node must not hold up a writer, or the write
+        // unavailability figure would measure the reads.
+        for k in 0..setup.users.len() * 2 {
+            let c = k % setup.users.len();
+            let reader = k >= setup.users.len();
+            let mut opts = opts.clone();
+            opts.read_ratio = if reader { 1.0 } else { 0.0 };
+            if reader {
+                opts.think = opts.think.max(Duration::from_millis(50));
+            }
             let client = ClientTask {
-                id: c,
+                id: k,
                 token: setup.tokens[c].clone(),
                 convs: setup.convs.clone(),
                 nodes: setup
@@ -195,7 +206,7 @@ impl Workload {
                             .with_timeout(opts.timeout)
                     })
                     .collect(),
-                rng: Rng::new(opts.seed.wrapping_mul(1_000_003).wrapping_add(c as u64)),
+                rng: Rng::new(opts.seed.wrapping_mul(1_000_003).wrapping_add(k as u64)),
                 rec: recorder.clone(),
                 opts: opts.clone(),
             };
