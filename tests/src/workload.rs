@@ -209,6 +209,7 @@ impl Workload {
                 rng: Rng::new(opts.seed.wrapping_mul(1_000_003).wrapping_add(k as u64)),
                 rec: recorder.clone(),
                 opts: opts.clone(),
+                failed: std::sync::atomic::AtomicUsize::new(usize::MAX),
             };
             handles.push(tokio::spawn(client.run(stop.clone())));
         }
@@ -238,6 +239,8 @@ struct ClientTask {
     rng: Rng,
     rec: Recorder,
     opts: Options,
+    /// The node whose last request failed or timed out (usize::MAX: none).
+    failed: std::sync::atomic::AtomicUsize,
 }
 
 enum Answer {
@@ -251,8 +254,20 @@ impl ClientTask {
         let mut sessions: Vec<Option<Session>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut retry: Vec<(String, String)> = Vec::new();
         let mut n = 0u64;
+        // Like a load balancer's health check: a node that just failed or
+        // did not answer is avoided for a few seconds (unless all are), so
+        // one frozen node does not capture every client.
+        let mut avoid: Vec<Option<std::time::Instant>> = vec![None; self.nodes.len()];
         while !stop.load(Ordering::Relaxed) {
-            let node = self.rng.below(self.nodes.len());
+            let now = std::time::Instant::now();
+            let healthy: Vec<usize> = (0..self.nodes.len())
+                .filter(|i| avoid[*i].is_none_or(|t| t <= now))
+                .collect();
+            let node = if healthy.is_empty() {
+                self.rng.below(self.nodes.len())
+            } else {
+                healthy[self.rng.below(healthy.len())]
+            };
             if !retry.is_empty() && self.rng.chance(0.5) {
                 let (conv, id) = retry.remove(0);
                 if self.append(&mut sessions, node, &conv, &id).await {
@@ -271,6 +286,10 @@ impl ClientTask {
                         retry.push((conv, id));
                     }
                 }
+            }
+            let bad = self.failed.swap(usize::MAX, Ordering::Relaxed);
+            if bad < avoid.len() {
+                avoid[bad] = Some(std::time::Instant::now() + Duration::from_secs(3));
             }
             tokio::time::sleep(self.opts.think).await;
         }
@@ -310,6 +329,9 @@ impl ClientTask {
                         v["error"]["code"].as_str().unwrap_or("")
                     );
                     self.rec.note_error(&what);
+                    if status.is_server_error() {
+                        self.failed.store(node, Ordering::Relaxed);
+                    }
                     sessions[node] = None;
                     // 4xx (but a timeout) and `no_quorum` say the write
                     // was not taken; any other 5xx may hide a commit.
@@ -330,6 +352,7 @@ impl ClientTask {
                     _ => "connection broken",
                 };
                 self.rec.note_error(reason);
+                self.failed.store(node, Ordering::Relaxed);
                 match e {
                     ClientError::Connect { .. } => Answer::Fail,
                     _ => Answer::Unknown,
