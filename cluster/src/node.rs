@@ -360,14 +360,13 @@ impl<A: Application> ClusterNode<A> {
     /// Resolves once this node knows a leader other than `id`.
     async fn leader_changed_from(&self, id: NodeId) {
         let mut m = self.raft.metrics();
-        loop {
-            let other = m.borrow().current_leader.is_some_and(|l| l != id);
-            if other {
-                return;
-            }
-            if m.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
+        let changed = m
+            .wait_for(|m| m.current_leader.is_some_and(|l| l != id))
+            .await
+            .is_ok();
+        if !changed {
+            // Raft is gone: never report a change (the write times out).
+            std::future::pending::<()>().await;
         }
     }
 

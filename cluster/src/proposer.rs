@@ -233,17 +233,9 @@ async fn write(
 
 /// Resolves once `me` is no longer the leader of `term`.
 async fn lost_leadership(raft: &Raft, me: crate::types::NodeId, term: u64) {
-    let mut m = raft.metrics();
-    loop {
-        let gone = {
-            let now = m.borrow();
-            now.current_term != term || now.current_leader != Some(me)
-        };
-        if gone {
-            return;
-        }
-        if m.changed().await.is_err() {
-            return;
-        }
-    }
+    // An error means Raft shut down: leadership is lost too.
+    let _ = raft
+        .metrics()
+        .wait_for(|m| m.current_term != term || m.current_leader != Some(me))
+        .await;
 }

@@ -319,17 +319,14 @@ impl Nemesis {
         let follower = followers[self.rng.below(followers.len())];
         let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
         let name = |i: usize| names[i].clone();
+        let pick = |on_leader: Fault| if fault == on_leader { leader } else { follower };
         // `at` is taken once the fault is in effect.
         let at;
         let mut detail = String::new();
         let targets: Vec<String>;
         match fault {
             Fault::KillLeader | Fault::KillFollower => {
-                let i = if fault == Fault::KillLeader {
-                    leader
-                } else {
-                    follower
-                };
+                let i = pick(Fault::KillLeader);
                 targets = vec![name(i)];
                 block(|| cluster.kill(i));
                 at = self.rec.now();
@@ -337,11 +334,7 @@ impl Nemesis {
                 self.start(cluster, i);
             }
             Fault::PauseLeader | Fault::PauseFollower => {
-                let i = if fault == Fault::PauseLeader {
-                    leader
-                } else {
-                    follower
-                };
+                let i = pick(Fault::PauseLeader);
                 targets = vec![name(i)];
                 if let Some(p) = &cluster.procs[i] {
                     p.signal("STOP");
