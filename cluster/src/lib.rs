@@ -6,6 +6,8 @@
 //! - [`node`]: a running member — writes from any node, read barriers,
 //!   membership, status;
 //! - [`network`]: Raft RPCs over HTTP/2 + mTLS (client and peer routes);
+//! - [`election`]: when to campaign (a pre-vote round before every
+//!   election; openraft's own timer is off);
 //! - [`control`]: the cluster layer's own replicated commands (join tokens);
 //! - [`net`]: the TLS listener every port uses.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@
 pub mod app;
 pub mod audit;
 pub mod control;
+pub mod election;
 pub mod fault;
 pub mod net;
 pub mod network;

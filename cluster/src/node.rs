@@ -135,6 +135,9 @@ pub struct ClusterNode<A: Application> {
     /// snapshot chunk it accepted) or granted a vote; ms since `epoch`.
     last_contact: std::sync::atomic::AtomicU64,
     epoch: Instant,
+    /// Until when (ms since `epoch`) a leadership transfer holds off
+    /// other candidates; 0 when none.
+    transfer_until: std::sync::atomic::AtomicU64,
 }
 
 impl<A: Application> std::fmt::Debug for ClusterNode<A> {
@@ -193,6 +196,13 @@ impl<A: Application> ClusterNode<A> {
         settings: RaftSettings,
     ) -> Result<Arc<ClusterNode<A>>, StartError> {
         let (log, sm) = open_stores(data_dir, app, settings.cache_bytes)?;
+        let id = node_id_of(&me.name);
+        if log.forget_own_leadership(id)? {
+            tracing::info!(
+                "this node was the leader when it stopped: starting as a follower so the \
+                 cluster elects a leader that holds every committed entry"
+            );
+        }
         let config = Config {
             cluster_name: "enclave".into(),
             heartbeat_interval: settings.heartbeat_ms,
@@ -205,11 +215,14 @@ impl<A: Application> ClusterNode<A> {
             // Entries are batches of up to 1 MiB (see proposer.rs); keep one
             // AppendEntries well inside the peer RPC body limit.
             max_payload_entries: 32,
+            // Elections are started by `election.rs` after a pre-vote
+            // round; openraft 0.9's own timer would let a paused or
+            // restarted follower depose a healthy leader.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
         .map_err(|e| StartError::Settings(e.to_string()))?;
-        let id = node_id_of(&me.name);
         let network = Network {
             peers: peers.clone(),
         };
@@ -234,9 +247,10 @@ impl<A: Application> ClusterNode<A> {
             settings,
             data_dir: data_dir.to_path_buf(),
             last_contact: std::sync::atomic::AtomicU64::new(0),
+            transfer_until: std::sync::atomic::AtomicU64::new(0),
             epoch: Instant::now(),
         });
-        node.spawn_election_watchdog();
+        crate::election::spawn(&node);
         // Keep the durability watermark close behind what sled has flushed.
         let weak = Arc::downgrade(&node);
         tokio::spawn(async move {
@@ -296,65 +310,87 @@ impl<A: Application> ClusterNode<A> {
             .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// openraft 0.9 adds `2 × election_max` to a follower's election timeout
-    /// once it has *ever* lost an election to a node with a longer log, and
-    /// clears that flag only when it next campaigns. After a few elections
-    /// every follower carries it, and replacing a dead leader took 4–6 s
-    /// instead of 2–2.5 s (seen in the failover soak). This watchdog starts
-    /// the election itself when a voter has heard nothing from a leader for
-    /// the leader lease (`election_max`) plus an election timeout
-    /// (`election_min` + a random jitter up to `election_max -
-    /// election_min`, drawn anew each round) — openraft's own timing
-    /// without the stale penalty.
-    /// The other voters still refuse while their own lease runs, so a live
-    /// leader is never deposed by it.
-    fn spawn_election_watchdog(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        let s = &self.settings;
-        let spread = s.election_max_ms.saturating_sub(s.election_min_ms).max(1);
-        let base = s.election_max_ms + s.election_min_ms;
-        let tick = Duration::from_millis(s.heartbeat_ms.clamp(10, 100));
-        // A fresh random jitter for every round (xorshift, seeded by the node
-        // id and the clock): two followers of a dead leader must not keep
-        // campaigning at the same moment and split the vote.
-        let mut seed = self.id ^ (self.epoch.elapsed().as_nanos() as u64) ^ 0x9E37_79B9_7F4A_7C15;
-        let mut draw = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            base + seed % spread
-        };
+    /// ms since this node started (the clock of `last_contact`).
+    pub(crate) fn uptime_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn uptime_nanos(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// How long this node has not heard from a leader (ms); a leader
+    /// answers for its last quorum acknowledgement instead.
+    pub(crate) fn leader_silence_ms(&self) -> u64 {
+        {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            if m.state == ServerState::Leader {
+                return m.millis_since_quorum_ack.unwrap_or(u64::MAX);
+            }
+        }
+        let contact = self.last_contact.load(std::sync::atomic::Ordering::Relaxed);
+        self.uptime_ms().saturating_sub(contact)
+    }
+
+    /// This node's last log id, as stored.
+    pub(crate) async fn last_log_id(&self) -> Result<Option<crate::types::LogId>, String> {
+        let mut log = self.log.clone();
+        log.get_log_state()
+            .await
+            .map(|s| s.last_log_id)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A leadership transfer this node leads or is the target of is under
+    /// way: it refuses pre-votes from anyone else meanwhile.
+    pub(crate) fn transfer_in_progress(&self) -> bool {
+        self.uptime_ms()
+            < self
+                .transfer_until
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn hold_transfer_for(&self, ms: u64) {
+        let until = if ms == 0 { 0 } else { self.uptime_ms() + ms };
+        self.transfer_until
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Called on the target of a leadership transfer: campaign after
+    /// `delay_ms` (when the other voters' leases have run out), refusing
+    /// everyone else's pre-votes until then.
+    pub fn campaign_after(self: &Arc<Self>, delay_ms: u64) {
+        let delay_ms = delay_ms.min(60_000);
+        self.hold_transfer_for(delay_ms);
+        let raft = self.raft.clone();
         tokio::spawn(async move {
-            let mut last_trigger = 0u64;
-            let mut threshold = draw();
-            loop {
-                tokio::time::sleep(tick).await;
-                let Some(node) = weak.upgrade() else { return };
-                let now = node.epoch.elapsed().as_millis() as u64;
-                let contact = node.last_contact.load(std::sync::atomic::Ordering::Relaxed);
-                let silent = now.saturating_sub(contact);
-                let eligible = {
-                    let m = node.raft.metrics();
-                    let m = m.borrow();
-                    let voters: Vec<NodeId> =
-                        m.membership_config.membership().voter_ids().collect();
-                    m.state == openraft::ServerState::Follower
-                        && voters.len() > 1
-                        && voters.contains(&node.id)
-                };
-                if eligible && silent > threshold && now.saturating_sub(last_trigger) > threshold {
-                    last_trigger = now;
-                    threshold = draw();
-                    tracing::info!(
-                        silent_ms = silent,
-                        "no word from a leader: starting an election"
-                    );
-                    if let Err(e) = node.raft.trigger().elect().await {
-                        tracing::warn!(error = %e, "could not start an election");
-                    }
-                }
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            if let Err(e) = raft.trigger().elect().await {
+                tracing::warn!(error = %e, "leadership transfer: election trigger failed");
             }
         });
+    }
+
+    /// Answer another voter's pre-vote (see `election.rs`).
+    pub async fn prevote_answer(
+        &self,
+        req: &crate::election::PreVoteRequest,
+    ) -> crate::election::PreVoteAnswer {
+        let last_log_id = match self.last_log_id().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the log to answer a pre-vote");
+                return crate::election::PreVoteAnswer::Unavailable;
+            }
+        };
+        let view = crate::election::VoterView {
+            silent_ms: self.leader_silence_ms(),
+            lease_ms: self.settings.election_max_ms,
+            last_log_id,
+            transferring: self.transfer_in_progress(),
+        };
+        crate::election::answer(req, &view)
     }
 
     /// Resolves once this node knows a leader other than `id`.
@@ -685,8 +721,9 @@ impl<A: Application> ClusterNode<A> {
             )));
         }
         let delay = self.settings.election_max_ms + self.settings.heartbeat_ms;
+        let hold = delay * 3 + 2000;
+        self.hold_transfer_for(hold);
         self.raft.runtime_config().heartbeat(false);
-        self.raft.runtime_config().elect(false);
         let asked: Result<(), PeerError> = self
             .peers
             .get(target, &member)
@@ -696,7 +733,7 @@ impl<A: Application> ClusterNode<A> {
             Ok(()) => {
                 let waited = self
                     .raft
-                    .wait(Some(Duration::from_millis(delay * 3 + 2000)))
+                    .wait(Some(Duration::from_millis(hold)))
                     .metrics(
                         |m| m.current_leader.is_some_and(|l| l != self.id),
                         "leadership moved",
@@ -707,7 +744,7 @@ impl<A: Application> ClusterNode<A> {
             Err(e) => Err(ClusterError::from(e)),
         };
         self.raft.runtime_config().heartbeat(true);
-        self.raft.runtime_config().elect(true);
+        self.hold_transfer_for(0);
         result
     }
 

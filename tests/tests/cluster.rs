@@ -112,6 +112,68 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     c.assert_all_present(&all).await;
 }
 
+/// The leader's term, as the leader reports it.
+async fn leader_and_term(c: &TestCluster) -> (usize, u64) {
+    let leader = c.leader().await;
+    let term = c
+        .status(leader)
+        .await
+        .and_then(|s| s["this_node"]["term"].as_u64())
+        .expect("leader status with a term");
+    (leader, term)
+}
+
+/// A follower frozen (SIGSTOP) far past the point where it would campaign,
+/// then a follower killed and restarted, both come back as followers: the
+/// healthy leader keeps leading in the same term. openraft 0.9 alone let
+/// such a follower raise the term on waking and depose the leader (2–6 s of
+/// unavailability in the failover soak); the pre-vote round prevents it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_comes_back_does_not_depose_the_leader() {
+    let mut c = TestCluster::start(3, NodeSpec::default()).await;
+    let (leader, term) = leader_and_term(&c).await;
+    let f = (leader + 1) % 3;
+    c.procs[f].as_ref().expect("follower runs").signal("STOP");
+    // 5 s: more than twice the longest silence after which a voter asks
+    // to campaign (1.5–2.1 s with the default timeouts).
+    for k in 0..10 {
+        let key = format!("frozen-{k}");
+        c.put(leader, &key, &key)
+            .await
+            .expect("the leader keeps writing with one follower frozen");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    c.procs[f].as_ref().expect("follower runs").signal("CONT");
+    c.wait_converged().await;
+    // Another write after the follower is back and caught up.
+    c.put(leader, "thawed", "thawed")
+        .await
+        .expect("write after the follower woke up");
+    c.wait_converged().await;
+    assert_eq!(
+        leader_and_term(&c).await,
+        (leader, term),
+        "a follower waking from SIGSTOP must not change the leader or the term"
+    );
+
+    c.restart(f);
+    c.wait_converged().await;
+    // Give the restarted follower longer than its election timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    c.put(leader, "restarted", "restarted")
+        .await
+        .expect("write after the follower restarted");
+    c.wait_converged().await;
+    assert_eq!(
+        leader_and_term(&c).await,
+        (leader, term),
+        "a restarted follower must not change the leader or the term"
+    );
+    let mut keys: Vec<String> = (0..10).map(|k| format!("frozen-{k}")).collect();
+    keys.extend(["thawed".into(), "restarted".into()]);
+    c.assert_all_present(&keys).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_behind_a_compacted_log_catches_up_by_snapshot() {
     let mut c = TestCluster::start(3, fast_compaction()).await;

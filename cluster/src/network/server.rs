@@ -85,6 +85,7 @@ pub fn routes<A: Application>(node: Arc<ClusterNode<A>>) -> Router {
     Router::new()
         .route("/raft/v1/append", post(append::<A>))
         .route("/raft/v1/vote", post(vote::<A>))
+        .route("/raft/v1/prevote", post(prevote::<A>))
         .route("/raft/v1/snapshot", post(snapshot::<A>))
         .route("/raft/v1/forward", post(forward::<A>))
         .route("/raft/v1/read-index", post(read_index::<A>))
@@ -137,6 +138,38 @@ async fn vote<A: Application>(
     if matches!(&answer, Ok(r) if r.vote_granted) {
         node.note_leader_contact();
     }
+    encode(&answer)
+}
+
+/// "Would you vote for me?" (election.rs). Changes nothing here.
+async fn prevote<A: Application>(
+    State(node): State<Arc<ClusterNode<A>>>,
+    Extension(conn): Extension<ConnInfo>,
+    body: Bytes,
+) -> Response {
+    let (id, name) = match caller(&conn) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let req: crate::election::PreVoteRequest = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let is_voter = node
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .any(|v| v == id);
+    let answer = if is_voter {
+        node.prevote_answer(&req).await
+    } else {
+        // A learner, or a removed node that still believes it votes.
+        crate::election::PreVoteAnswer::NotAVoter
+    };
+    tracing::debug!(candidate = %name, ?answer, "pre-vote");
     encode(&answer)
 }
 
@@ -225,13 +258,7 @@ async fn elect<A: Application>(
         Ok(d) => d,
         Err(e) => return e,
     };
-    let raft = node.raft.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(delay_ms.min(60_000))).await;
-        if let Err(e) = raft.trigger().elect().await {
-            tracing::warn!(error = %e, "leadership transfer: election trigger failed");
-        }
-    });
+    node.campaign_after(delay_ms);
     encode(&())
 }
 

@@ -137,6 +137,31 @@ impl LogStore {
         self.read_meta(VOTE, "the vote")
     }
 
+    /// If the stored vote says this node (`me`) was the leader, keep the
+    /// vote (same term, still voted for itself) but mark it uncommitted, so
+    /// openraft does not resume that leadership at start-up. A leader
+    /// counts a majority of *followers'* flushes as commit, so a leader
+    /// that lost power (or was killed while sled still buffered) can come
+    /// back without the tail of entries it made in its own term; resuming
+    /// as that term's leader, it would serve reads from the shorter log and
+    /// write new, different entries under log ids the followers already
+    /// hold. Starting as a follower forces an election, which only a node
+    /// holding every committed entry can win. Returns whether it changed.
+    pub fn forget_own_leadership(&self, me: NodeId) -> Result<bool, StoreError> {
+        let Some(vote) = self.stored_vote()? else {
+            return Ok(false);
+        };
+        if !vote.is_committed() || vote.leader_id().voted_for() != Some(me) {
+            return Ok(false);
+        }
+        let demoted = Vote::new(vote.leader_id().term, me);
+        self.tree
+            .insert(VOTE, sealed(&demoted))
+            .map_err(|e| sled_err(&self.path, e))?;
+        flush_durably(&self.db, &self.durable).map_err(|e| sled_err(&self.path, e))?;
+        Ok(true)
+    }
+
     pub fn stored_committed(&self) -> Result<Option<u64>, StoreError> {
         Ok(self
             .read_meta::<Option<LogId>>(COMMITTED, "the committed index")?

@@ -496,3 +496,39 @@ async fn no_purge_goes_beyond_the_durable_snapshot() {
         Some(entries[4].log_id)
     );
 }
+
+#[tokio::test]
+async fn a_former_leader_restarts_without_its_leadership_and_still_opens() {
+    use crate::types::Vote;
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().expect("tmp");
+    let me = 7;
+    {
+        let (_db, mut log, _sm) = open_all(dir.path()).await;
+        let mut led = Vote::new(4, me);
+        led.commit();
+        log.save_vote(&led).await.expect("vote");
+        log.raise_watermark(None).await.expect("watermark");
+        // Someone else's leadership is left alone.
+        assert!(!log.forget_own_leadership(me + 1).expect("other"));
+        assert!(log.forget_own_leadership(me).expect("demote"));
+        let stored = log.stored_vote().expect("read").expect("a vote");
+        assert_eq!(stored, Vote::new(4, me));
+        assert!(!stored.is_committed());
+        // Idempotent: nothing left to forget.
+        assert!(!log.forget_own_leadership(me).expect("again"));
+    }
+    // The durability watermark (which saw the committed vote) accepts the
+    // demoted one when the store is opened again.
+    let db = reopen_db(&dir.path().join("db"));
+    let log = LogStore::open(&db, dir.path()).expect("reopen");
+    log.watermark()
+        .check(log.stored_vote().expect("vote"), None, None)
+        .expect("demoted vote passes the watermark check");
+    // A vote of an older term still does not.
+    assert!(
+        log.watermark()
+            .check(Some(Vote::new(3, me)), None, None)
+            .is_err()
+    );
+}

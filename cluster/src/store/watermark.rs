@@ -109,7 +109,10 @@ impl Watermark {
         let m = self.get();
         if let Some(mv) = m.vote {
             match vote {
-                Some(v) if v >= mv => {}
+                // Compared by term and candidate only: a node that led may
+                // store its vote again as uncommitted at start-up
+                // (`LogStore::forget_own_leadership`).
+                Some(v) if v.leader_id() >= mv.leader_id() => {}
                 other => {
                     return Err(format!(
                         "the stored vote {other:?} is older than the vote {mv:?} this node already made durable"
