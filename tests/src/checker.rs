@@ -31,8 +31,14 @@ pub enum Outcome {
 pub enum Op {
     /// Append message `id` to `conv`.
     Append { conv: String, id: String },
-    /// Read `conv`: the ids seen, in sequence order.
-    Read { conv: String, seen: Vec<String> },
+    /// Read `conv` from position `from + 1`: the ids seen, in sequence
+    /// order (`from` messages were skipped; the read's head is
+    /// `from + seen.len()`).
+    Read {
+        conv: String,
+        from: u64,
+        seen: Vec<String>,
+    },
 }
 
 /// One recorded operation, with monotonic times (any unit, e.g. µs since
@@ -184,12 +190,14 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
     }
     for (conv, reads) in &reads_by_conv {
         for r in reads {
-            let Op::Read { seen, .. } = &r.op else {
+            let Op::Read { seen, from, .. } = &r.op else {
                 continue;
             };
+            let head = from + seen.len() as u64;
             if let Some(msgs) = reference.get(*conv) {
                 let prefix: Vec<&str> = msgs
                     .iter()
+                    .skip(*from as usize)
                     .take(seen.len())
                     .map(|(_, id)| id.as_str())
                     .collect();
@@ -206,7 +214,7 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
                         r.client,
                         r.node,
                         r.invoked,
-                        at + 1,
+                        *from as usize + at + 1,
                         prefix.get(at),
                         got.get(at)
                     ));
@@ -218,7 +226,7 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
                 let n = times.partition_point(|t| *t < r.invoked);
                 if n > 0 {
                     let (pos, a) = best[n - 1];
-                    if pos > seen.len() as u64
+                    if pos > head
                         && let Op::Append { id, .. } = &a.op
                     {
                         problems.push(format!(
@@ -227,7 +235,7 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
                             r.client,
                             r.node,
                             r.invoked,
-                            seen.len(),
+                            head,
                             a.completed,
                             a.client,
                             a.node
@@ -240,26 +248,31 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
         let mut by_done: Vec<&Event> = reads.clone();
         by_done.sort_by_key(|e| e.completed);
         let mut times = Vec::with_capacity(by_done.len());
-        let mut longest: Vec<(usize, &Event)> = Vec::with_capacity(by_done.len());
+        let mut longest: Vec<(u64, &Event)> = Vec::with_capacity(by_done.len());
         for e in &by_done {
-            let Op::Read { seen, .. } = &e.op else {
+            let Op::Read { seen, from, .. } = &e.op else {
                 continue;
             };
+            let head = from + seen.len() as u64;
             let keep = match longest.last() {
-                Some((l, _)) if *l >= seen.len() => longest[longest.len() - 1],
-                _ => (seen.len(), *e),
+                Some((l, _)) if *l >= head => longest[longest.len() - 1],
+                _ => (head, *e),
             };
             times.push(e.completed);
             longest.push(keep);
         }
         for b in reads {
-            let Op::Read { seen: sb, .. } = &b.op else {
+            let Op::Read {
+                seen: sb, from: fb, ..
+            } = &b.op
+            else {
                 continue;
             };
+            let hb = fb + sb.len() as u64;
             let n = times.partition_point(|t| *t < b.invoked);
             if n > 0 {
                 let (la, a) = longest[n - 1];
-                if sb.len() < la {
+                if hb < la {
                     problems.push(format!(
                         "read of {conv} went backwards: client {} saw {la} messages on node {} (done at {}), \
                          then client {} saw {} on node {} (begun at {})",
@@ -267,7 +280,7 @@ pub fn check(history: &[Event], nodes: &[(String, NodeState)]) -> Vec<String> {
                         a.node,
                         a.completed,
                         b.client,
-                        sb.len(),
+                        hb,
                         b.node,
                         b.invoked
                     ));
@@ -301,6 +314,7 @@ mod tests {
             client,
             op: Op::Read {
                 conv: conv.into(),
+                from: 0,
                 seen: seen.iter().map(|s| s.to_string()).collect(),
             },
             invoked: t.0,
@@ -308,6 +322,39 @@ mod tests {
             outcome: Outcome::Ok(None),
             node: 0,
         }
+    }
+
+    fn tail_read(client: usize, from: u64, seen: &[&str], t: (u64, u64)) -> Event {
+        let mut e = read(client, "c", seen, t);
+        if let Op::Read { from: f, .. } = &mut e.op {
+            *f = from;
+        }
+        e
+    }
+
+    #[test]
+    fn reads_of_a_tail_are_checked_against_their_positions() {
+        let nodes = vec![("n1".into(), state(&["a", "b", "d"]))];
+        // Positions 2..=3 after skipping one message: fine.
+        let mut ok = good_history();
+        ok.push(tail_read(4, 1, &["b", "d"], (40, 41)));
+        assert_eq!(check(&ok, &nodes), Vec::<String>::new());
+        // Wrong message at position 3.
+        let mut wrong = good_history();
+        wrong.push(tail_read(4, 2, &["b"], (40, 41)));
+        let w = check(&wrong, &nodes);
+        assert!(w.iter().any(|p| p.contains("position 3")), "{w:?}");
+        // A node shorter than the reader's overlap returns nothing: the
+        // read's head (2) is below the acknowledged d (position 3).
+        let mut stale = good_history();
+        stale.push(tail_read(4, 2, &[], (40, 41)));
+        let st = check(&stale, &nodes);
+        assert!(
+            st.iter()
+                .any(|p| p.contains("stale read") && p.contains("saw 2 messages")),
+            "{st:?}"
+        );
+        assert!(st.iter().any(|p| p.contains("went backwards")), "{st:?}");
     }
 
     fn state(msgs: &[&str]) -> NodeState {

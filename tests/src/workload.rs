@@ -254,6 +254,9 @@ impl ClientTask {
         let mut sessions: Vec<Option<Session>> = (0..self.nodes.len()).map(|_| None).collect();
         let mut retry: Vec<(String, String)> = Vec::new();
         let mut n = 0u64;
+        // Per conversation, the longest prefix this client has read: the
+        // next read starts one message before it (see `read`).
+        let mut heads: std::collections::HashMap<String, u64> = Default::default();
         // Like a load balancer's health check: a node that just failed or
         // did not answer is avoided for a few seconds (unless all are), so
         // one frozen node does not capture every client.
@@ -275,7 +278,11 @@ impl ClientTask {
                 }
             } else if self.rng.chance(self.opts.read_ratio) {
                 let conv = self.convs[self.rng.below(self.convs.len())].clone();
-                self.read(&mut sessions, node, &conv).await;
+                let known = heads.get(&conv).copied().unwrap_or(0);
+                if let Some(head) = self.read(&mut sessions, node, &conv, known).await {
+                    let h = heads.entry(conv).or_insert(0);
+                    *h = (*h).max(head);
+                }
             } else {
                 let conv = self.convs[self.rng.below(self.convs.len())].clone();
                 let id = format!("c{}-{n}", self.id);
@@ -399,11 +406,25 @@ impl ClientTask {
         unknown
     }
 
-    /// A linearizable read of the whole conversation through `node`.
-    async fn read(&self, sessions: &mut [Option<Session>], node: usize, conv: &str) {
+    /// A linearizable read of `conv` through `node`, from one message
+    /// before `known` (the longest prefix this client has seen) to the end,
+    /// as a syncing client does. Reading the whole conversation every time
+    /// made each read cost O(conversation) and the soak's load grow all
+    /// run long. The one-message overlap keeps a stale answer visible: a
+    /// node whose conversation is shorter than `known` returns nothing, and
+    /// the read's head (`from + seen.len()`) falls below `known`. Returns
+    /// that head on success.
+    async fn read(
+        &self,
+        sessions: &mut [Option<Session>],
+        node: usize,
+        conv: &str,
+        known: u64,
+    ) -> Option<u64> {
         let invoked = self.rec.now();
         let mut seen = Vec::new();
-        let mut after = 0u64;
+        let from = known.saturating_sub(1);
+        let mut after = from;
         let ok = loop {
             let answer = self
                 .call(
@@ -431,10 +452,12 @@ impl ClientTask {
             }
         };
         let completed = self.rec.now();
+        let head_len = seen.len() as u64;
         self.rec.record(Event {
             client: self.id,
             op: Op::Read {
                 conv: conv.to_string(),
+                from,
                 seen,
             },
             invoked,
@@ -446,6 +469,7 @@ impl ClientTask {
             },
             node,
         });
+        ok.then_some(from + head_len)
     }
 }
 
