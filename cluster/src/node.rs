@@ -174,6 +174,16 @@ pub fn open_stores<A: Application>(
     Ok((log, sm))
 }
 
+/// `snapshot_every` plus a per-node offset of up to 1/8 of it. With the
+/// same threshold every node built its snapshot (and purged its log) at the
+/// same index, all at once: on a small machine the leader and its
+/// followers then stalled together and writes paused for seconds (seen in
+/// the failover soak at 21 MB of state). Staggered, at most one node is
+/// busy with it at a time and the others keep a majority.
+pub fn staggered_snapshot_every(snapshot_every: u64, id: NodeId) -> u64 {
+    snapshot_every + id % (snapshot_every / 8 + 1)
+}
+
 pub(crate) fn now_ms() -> u64 {
     crate::fault::now_ms()
 }
@@ -195,8 +205,8 @@ impl<A: Application> ClusterNode<A> {
         app: Arc<A>,
         settings: RaftSettings,
     ) -> Result<Arc<ClusterNode<A>>, StartError> {
-        let (log, sm) = open_stores(data_dir, app, settings.cache_bytes)?;
         let id = node_id_of(&me.name);
+        let (log, sm) = open_stores(data_dir, app, settings.cache_bytes)?;
         if log.forget_own_leadership(id)? {
             tracing::info!(
                 "this node was the leader when it stopped: starting as a follower so the \
@@ -209,7 +219,10 @@ impl<A: Application> ClusterNode<A> {
             election_timeout_min: settings.election_min_ms,
             election_timeout_max: settings.election_max_ms,
             install_snapshot_timeout: settings.snapshot_chunk_timeout_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(staggered_snapshot_every(
+                settings.snapshot_every,
+                id,
+            )),
             max_in_snapshot_log_to_keep: settings.keep_logs,
             snapshot_max_chunk_size: settings.snapshot_chunk_bytes,
             // Entries are batches of up to 1 MiB (see proposer.rs); keep one
@@ -876,4 +889,27 @@ pub enum StartError {
     Settings(String),
     #[error("starting raft: {0}")]
     Raft(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_points_differ_between_nodes_by_at_most_an_eighth() {
+        let every = 20_000;
+        let points: Vec<u64> = ["node-1", "node-2", "node-3"]
+            .iter()
+            .map(|n| staggered_snapshot_every(every, node_id_of(n)))
+            .collect();
+        assert!(
+            points
+                .iter()
+                .all(|p| (every..=every + every / 8).contains(p))
+        );
+        let distinct: std::collections::BTreeSet<_> = points.iter().collect();
+        assert_eq!(distinct.len(), 3, "{points:?}");
+        // Tiny thresholds (tests use 10–50) still work.
+        assert!((10..=12).contains(&staggered_snapshot_every(10, u64::MAX)));
+    }
 }

@@ -512,21 +512,34 @@ impl Nemesis {
 /// Wait (bounded) until every live node answers its status and follows
 /// the same leader, which says it leads.
 pub async fn wait_healthy(cluster: &TestCluster) {
+    // The leader's commit index when the fault was healed: every node must
+    // have applied it (no one still catching up, e.g. by snapshot) before
+    // the next fault, or a "follower" fault would leave no majority.
+    let target = std::sync::Mutex::new(None::<u64>);
     wait_for_async(
-        "every node to follow one leader",
+        "every node to follow one leader and catch up",
         Duration::from_secs(90),
         || async {
             let mut leaders = Vec::new();
             let mut leading = 0;
+            let mut applied = Vec::new();
+            let mut committed = None;
             for i in cluster.live() {
                 let s: Value = cluster.status(i).await?;
                 let me = &s["this_node"];
                 leaders.push(me["leader"].as_u64()?);
+                applied.push(me["applied_index"].as_u64().unwrap_or(0));
                 if me["state"] == "leader" {
                     leading += 1;
+                    committed = me["committed_index"].as_u64();
                 }
             }
-            (leading == 1 && leaders.windows(2).all(|w| w[0] == w[1])).then_some(())
+            if !(leading == 1 && leaders.windows(2).all(|w| w[0] == w[1])) {
+                return None;
+            }
+            let mut t = target.lock().unwrap_or_else(|p| p.into_inner());
+            let goal = *t.get_or_insert(committed.unwrap_or(0));
+            applied.iter().all(|a| *a >= goal).then_some(())
         },
     )
     .await
