@@ -62,6 +62,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Find out now, not after a 30-minute run, that the report cannot be
+    // written (its directory is created if missing).
+    if let Some(file) = &args.report {
+        let ready = match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir),
+            _ => Ok(()),
+        }
+        .and_then(|()| std::fs::write(file, "enclave failover run in progress\n"));
+        if let Err(e) = ready {
+            eprintln!("enclave-chaos: --report {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
