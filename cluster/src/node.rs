@@ -517,10 +517,22 @@ impl<A: Application> ClusterNode<A> {
                 "batches are built by the leader, not sent to it".into(),
             )));
         }
+        self.wait_out_transfer().await;
         if let Some(silent_ms) = self.quorum_silence() {
             return Err(ForwardResult::Failed(ClusterError::NoQuorum { silent_ms }));
         }
         self.proposer.propose(req).await
+    }
+
+    /// While this leader hands its leadership over, new writes and read
+    /// barriers wait here: each would replicate, renew the followers'
+    /// leases, and make them refuse the target's election (which is why
+    /// transfers used to fail under write load). Once the transfer ends
+    /// they go on; if leadership moved, they are retried on the new leader.
+    async fn wait_out_transfer(&self) {
+        while self.transfer_in_progress() && self.leader().is_some_and(|(id, _)| id == self.id) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// On a leader of several voters: how long no majority has answered,
@@ -587,6 +599,7 @@ impl<A: Application> ClusterNode<A> {
 
     /// On the leader: the index a linearizable read must wait for.
     pub async fn read_index_local(&self) -> Result<u64, ForwardResult> {
+        self.wait_out_transfer().await;
         match self.raft.ensure_linearizable().await {
             Ok(l) => Ok(l.map(|l| l.index).unwrap_or(0)),
             Err(openraft::error::RaftError::APIError(
@@ -733,7 +746,10 @@ impl<A: Application> ClusterNode<A> {
                 member.name
             )));
         }
-        let delay = self.settings.election_max_ms + self.settings.heartbeat_ms;
+        // The followers' leases (election_max after the last append they
+        // took) must have run out when the target asks for votes; two
+        // heartbeats of margin for appends still in flight.
+        let delay = self.settings.election_max_ms + 2 * self.settings.heartbeat_ms;
         let hold = delay * 3 + 2000;
         self.hold_transfer_for(hold);
         self.raft.runtime_config().heartbeat(false);
