@@ -243,24 +243,47 @@ pub fn enclavectl(args: &[&str]) -> (i32, String, String) {
 ///
 /// Ports come from 20000..32000, below Linux's ephemeral range
 /// (32768..60999), so outgoing connections of parallel tests cannot take
-/// them between our check and the node's bind.
+/// them between our check and the node's bind. nextest runs every test in
+/// its own process, so a port is also reserved across processes: the test
+/// process holds an exclusive lock on `$TMPDIR/enclave-test-ports/PORT.lock`
+/// until it exits (the kernel drops the lock even on a crash), and another
+/// test process skips a port whose lock it cannot take.
 pub fn free_ports<const N: usize>() -> [u16; N] {
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
+    static HELD: Mutex<Vec<fs::File>> = Mutex::new(Vec::new());
     if NEXT.load(Ordering::Relaxed) == 0 {
         // Spread test processes apart: start from a pid-derived offset.
         let start = 20000 + (std::process::id() % 600) as u16 * 20;
         let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
     }
+    let lock_dir = std::env::temp_dir().join("enclave-test-ports");
+    fs::create_dir_all(&lock_dir).expect("create the port lock dir");
     let mut out = [0u16; N];
     let mut found = 0;
+    let mut tried = 0u32;
     while found < N {
+        tried += 1;
+        assert!(tried < 24_000, "no free loopback port in 20000..32000");
         let mut p = NEXT.fetch_add(1, Ordering::Relaxed);
         if p >= 32000 {
             NEXT.store(20000, Ordering::Relaxed);
             p = 20000;
         }
+        let Ok(lock) = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_dir.join(format!("{p}.lock")))
+        else {
+            continue;
+        };
+        if lock.try_lock().is_err() {
+            continue; // another test process holds it
+        }
         if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
             out[found] = p;
             found += 1;
         }
