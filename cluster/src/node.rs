@@ -372,16 +372,52 @@ impl<A: Application> ClusterNode<A> {
 
     /// Called on the target of a leadership transfer: campaign after
     /// `delay_ms` (when the other voters' leases have run out), refusing
-    /// everyone else's pre-votes until then.
+    /// everyone else's pre-votes until it has won or the leader's own hold
+    /// (`3 × delay + 2 s`, see [`Self::transfer_leader`]) is nearly over.
+    ///
+    /// One campaign is not always enough: on a loaded machine a last
+    /// append can reach a voter late and renew its lease past the delay,
+    /// and that voter refuses. Giving up then left the transfer's holds to
+    /// lapse one by one and the *other* follower won the next election
+    /// (seen in CI). So the target campaigns again every few heartbeats
+    /// until it leads; the others cannot campaign meanwhile, because the
+    /// leader and the target both refuse their pre-votes.
     pub fn campaign_after(self: &Arc<Self>, delay_ms: u64) {
         let delay_ms = delay_ms.min(60_000);
-        self.hold_transfer_for(delay_ms);
-        let raft = self.raft.clone();
+        let window_ms = delay_ms * 3 + 1000;
+        self.hold_transfer_for(window_ms);
+        let node = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            if let Err(e) = raft.trigger().elect().await {
-                tracing::warn!(error = %e, "leadership transfer: election trigger failed");
+            let started = Instant::now();
+            let retry = Duration::from_millis(node.settings.heartbeat_ms * 3);
+            loop {
+                if let Err(e) = node.raft.trigger().elect().await {
+                    tracing::warn!(error = %e, "leadership transfer: election trigger failed");
+                    break;
+                }
+                let won = node
+                    .raft
+                    .wait(Some(retry))
+                    .metrics(|m| m.current_leader == Some(node.id), "this node leads")
+                    .await
+                    .is_ok();
+                if won {
+                    tracing::info!(
+                        after_ms = started.elapsed().as_millis() as u64,
+                        "leadership transfer: this node leads"
+                    );
+                    break;
+                }
+                if delay_ms + started.elapsed().as_millis() as u64 + retry.as_millis() as u64
+                    >= window_ms
+                {
+                    tracing::warn!("leadership transfer: this node did not win the election");
+                    break;
+                }
+                tracing::info!("leadership transfer: election not won yet; campaigning again");
             }
+            node.hold_transfer_for(0);
         });
     }
 
@@ -753,6 +789,37 @@ impl<A: Application> ClusterNode<A> {
         let hold = delay * 3 + 2000;
         self.hold_transfer_for(hold);
         self.raft.runtime_config().heartbeat(false);
+        // New writes wait from here on (`wait_out_transfer`); let the ones
+        // already in flight reach every voter first, so that the followers'
+        // leases start running out together with the target's delay.
+        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        let caught_up = self
+            .raft
+            .wait(Some(Duration::from_millis(
+                2 * self.settings.election_max_ms,
+            )))
+            .metrics(
+                |m| {
+                    let last = m.last_log_index;
+                    m.replication.as_ref().is_some_and(|r| {
+                        voters
+                            .iter()
+                            .filter(|v| **v != self.id)
+                            .all(|v| r.get(v).is_some_and(|l| l.map(|l| l.index) == last))
+                    })
+                },
+                "voters caught up",
+            )
+            .await
+            .is_ok();
+        if !caught_up {
+            tracing::info!(
+                "leadership transfer: a voter is still behind; asking the target anyway"
+            );
+        }
+        // The target may retry for up to `3 × delay + 1 s` (campaign_after);
+        // hold from now for longer than that.
+        self.hold_transfer_for(hold);
         let asked: Result<(), PeerError> = self
             .peers
             .get(target, &member)
