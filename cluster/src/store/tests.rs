@@ -263,6 +263,56 @@ async fn idempotency_records_expire_after_the_retention_window() {
     assert_eq!(sm.view().get(b"c").expect("get"), Some(b"1".to_vec()));
 }
 
+/// Pruning reads the expiry index a few records at a time; many expired
+/// entries at once (more than one read's worth) all go, and the first
+/// young one stops it.
+#[tokio::test]
+async fn many_expired_idempotency_records_are_pruned_in_one_pass() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_db, _log, mut sm) = open_all(dir.path()).await;
+    let t0 = 10_000;
+    let old: Vec<Entry> = (1..=40u64)
+        .map(|i| {
+            let key = format!("old{i}");
+            batch_entry(i, t0 + i, vec![request("a=1", Some(&key), t0 + i)])
+        })
+        .collect();
+    sm.apply(old).await.expect("apply old");
+    let young_at = t0 + 1000;
+    sm.apply(vec![batch_entry(
+        41,
+        young_at,
+        vec![request("y=1", Some("young"), young_at)],
+    )])
+    .await
+    .expect("apply young");
+    // Every `old*` record is past the window, `young` is not.
+    let later = t0 + 41 + super::state_machine::DEDUP_RETENTION_MS;
+    sm.apply(vec![batch_entry(
+        42,
+        later,
+        vec![request("x=1", None, later)],
+    )])
+    .await
+    .expect("apply prune");
+    let mut reqs: Vec<Request> = (1..=40u64)
+        .map(|i| request("a=2", Some(&format!("old{i}")), later))
+        .collect();
+    reqs.push(request("y=2", Some("young"), later));
+    let out = sm
+        .apply(vec![batch_entry(43, later, reqs)])
+        .await
+        .expect("apply again");
+    let ResponsePayload::Batch(o) = &out[0].payload else {
+        panic!("batch")
+    };
+    assert!(
+        o[..40].iter().all(|r| !r.deduplicated),
+        "every expired key applies anew"
+    );
+    assert!(o[40].deduplicated, "the young record is kept");
+}
+
 #[tokio::test]
 async fn damaged_log_entry_is_detected_when_opening() {
     let dir = tempfile::tempdir().expect("tmp");
