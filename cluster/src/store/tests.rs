@@ -11,7 +11,8 @@ use super::*;
 use crate::app::{Application, ApplyContext};
 use crate::types::{Entry, Payload, Request, ResponsePayload, StorageError, TypeConfig};
 
-/// A tiny key-value application: command = "key=value", outcome = previous value.
+/// A tiny key-value application: command = "key=value" (or "-key" to
+/// delete), outcome = previous value.
 #[derive(Debug, Default)]
 pub(crate) struct Kv;
 
@@ -23,6 +24,11 @@ impl Application for Kv {
         command: &[u8],
     ) -> Result<Vec<u8>, sled::Error> {
         let s = String::from_utf8_lossy(command);
+        if let Some(k) = s.strip_prefix('-') {
+            let prev = txn.get(k.as_bytes())?.unwrap_or_default();
+            txn.delete(k.as_bytes());
+            return Ok(prev);
+        }
         let (k, v) = s.split_once('=').unwrap_or((&s, ""));
         let prev = txn.get(k.as_bytes())?.unwrap_or_default();
         txn.put(k.as_bytes(), v.as_bytes().to_vec());
@@ -311,6 +317,80 @@ async fn many_expired_idempotency_records_are_pruned_in_one_pass() {
         "every expired key applies anew"
     );
     assert!(o[40].deduplicated, "the young record is kept");
+}
+
+/// A snapshot is the state as of its starting point although applies go
+/// on while it is written (they used to wait for the whole write): keys
+/// updated, deleted and created meanwhile appear with their old values or
+/// not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_the_state_at_its_start_while_applies_go_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_db, _log, mut sm) = open_all(dir.path()).await;
+    let n_keys: u64 = 20_000;
+    let value = "v".repeat(100);
+    let mut all: Vec<Entry> = Vec::new();
+    for chunk in 0..n_keys / 500 {
+        let entries: Vec<Entry> = (0..500)
+            .map(|i| {
+                let idx = chunk * 500 + i + 1;
+                entry(1, idx, &format!("k{:05}={value}", idx - 1), None)
+            })
+            .collect();
+        all.extend(entries.iter().cloned());
+        sm.apply(entries).await.expect("apply initial state");
+    }
+    let path = dir.path().join("snap.bin");
+    let (sm2, path2) = (sm.clone(), path.clone());
+    let build = tokio::spawn(async move { sm2.write_snapshot_file(&path2).await });
+    let mut idx = n_keys;
+    while !build.is_finished() {
+        idx += 1;
+        let k = (idx * 7919) % n_keys;
+        let cmd = match idx % 3 {
+            0 => format!("k{k:05}=changed{idx}"),
+            1 => format!("-k{k:05}"),
+            _ => format!("new{idx}=x"),
+        };
+        let e = entry(1, idx, &cmd, None);
+        all.push(e.clone());
+        sm.apply(vec![e]).await.expect("apply during the build");
+    }
+    let info = build.await.expect("join").expect("build");
+    let at = info
+        .meta
+        .last_log_id
+        .map(|l| l.index)
+        .expect("applied index");
+    assert!(
+        idx >= at + 3,
+        "applies must go on while the snapshot is written (start at {at}, last apply {idx})"
+    );
+    // The same entries up to the snapshot's index, applied to a fresh store.
+    let ref_dir = tempfile::tempdir().expect("tmp");
+    let (_rdb, _rlog, mut reference) = open_all(ref_dir.path()).await;
+    reference
+        .apply(all.into_iter().take(at as usize).collect::<Vec<_>>())
+        .await
+        .expect("apply reference");
+    let want: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = reference
+        .tree()
+        .iter()
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).expect("iter"))
+        .collect();
+    let mut reader = snapshot::Reader::open(&path).expect("open snapshot");
+    let mut got = std::collections::BTreeMap::new();
+    while let Some((k, v)) = reader.next_record().expect("read") {
+        assert!(got.insert(k, v).is_none(), "a key appears twice");
+    }
+    assert_eq!(got.len(), want.len(), "record count");
+    let differ: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+        .take(5)
+        .collect();
+    assert!(differ.is_empty(), "snapshot differs at {differ:?}");
 }
 
 #[tokio::test]
