@@ -36,6 +36,48 @@ async fn a_write_sent_to_a_follower_is_applied_on_all_three_nodes() {
             "node {i}"
         );
     }
+    // `?prev=true` answers the value it replaced (as bytes); a plain PUT
+    // does not read it and answers only the index.
+    let (st, body) = c
+        .admin(follower)
+        .request(
+            http::Method::PUT,
+            "/v1/kv/greeting?prev=true",
+            Some(b"hi".to_vec()),
+        )
+        .await
+        .expect("put with prev");
+    assert_eq!(st.as_u16(), 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["previous"], serde_json::json!(b"hello".to_vec()), "{v}");
+    let (_, body) = c
+        .admin(follower)
+        .request(http::Method::PUT, "/v1/kv/greeting", Some(b"hey".to_vec()))
+        .await
+        .expect("plain put");
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert!(
+        v.get("previous").is_none() && v["index"].as_u64() > Some(index),
+        "{v}"
+    );
+    let (st, body) = c
+        .admin(follower)
+        .request(
+            http::Method::PUT,
+            "/v1/kv/greeting?prev=maybe",
+            Some(b"x".to_vec()),
+        )
+        .await
+        .expect("bad prev");
+    assert_eq!(st.as_u16(), 400, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("error shape");
+    assert_eq!(v["error"]["code"], "invalid_query", "{v}");
+    assert_eq!(
+        c.get(leader, "greeting", true).await.expect("read"),
+        Some("hey".into()),
+        "a refused write changes nothing"
+    );
+
     // A linearizable read on a follower sees a write acknowledged just before.
     c.put(leader, "fresh", "v2").await.expect("write");
     assert_eq!(

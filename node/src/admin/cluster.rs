@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::v1::Params;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use enclave_cluster::control::{ControlCommand, ControlOutcome};
 use enclave_cluster::node::{ClusterError, MembershipChange, NodeStatus};
 use enclave_cluster::types::{Member, Payload, ResponsePayload, node_id_of};
@@ -346,13 +347,31 @@ pub async fn join_token(
     }
 }
 
-/// `PUT /v1/kv/{key}`: replicated write (diagnostics and benchmarks).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutOpts {
+    /// Also answer the key's previous value (etcd's `prev_kv`).
+    #[serde(default)]
+    pub prev: bool,
+}
+
+/// The answer to `PUT /v1/kv/{key}`: `previous` only when asked for.
+#[derive(Debug, Serialize)]
+pub struct PutAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Option<Vec<u8>>>,
+    pub index: u64,
+}
+
+/// `PUT /v1/kv/{key}[?prev=true]`: replicated write (diagnostics and
+/// benchmarks).
 pub async fn kv_put(
     State(state): State<Arc<NodeState>>,
     Path(key): Path<String>,
+    Params(opts): Params<PutOpts>,
     headers: http::HeaderMap,
     body: Bytes,
-) -> Result<Json<KvOutcome>, ApiError> {
+) -> Result<Json<PutAnswer>, ApiError> {
     kv::validate_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", e))?;
     if body.len() > kv::MAX_VALUE {
         return Err(ApiError::new(
@@ -374,9 +393,11 @@ pub async fn kv_put(
             "Idempotency-Key must be 1..=128 characters",
         ));
     }
-    let cmd = crate::messaging::encode_kv(&KvCommand::Put {
-        key,
-        value: body.to_vec(),
+    let value = body.to_vec();
+    let cmd = crate::messaging::encode_kv(&if opts.prev {
+        KvCommand::Put { key, value }
+    } else {
+        KvCommand::Set { key, value }
     });
     let resp = state
         .cluster
@@ -384,8 +405,13 @@ pub async fn kv_put(
         .await
         .map_err(cluster_error)?;
     match resp.payload {
-        ResponsePayload::App(b) => postcard::from_bytes(&b)
-            .map(Json)
+        ResponsePayload::App(b) => postcard::from_bytes::<KvOutcome>(&b)
+            .map(|o| {
+                Json(PutAnswer {
+                    previous: opts.prev.then_some(o.previous),
+                    index: o.index,
+                })
+            })
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decode", e.to_string())),
         other => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -407,7 +433,7 @@ pub struct ReadOpts {
 pub async fn kv_get(
     State(state): State<Arc<NodeState>>,
     Path(key): Path<String>,
-    Query(opts): Query<ReadOpts>,
+    Params(opts): Params<ReadOpts>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     kv::validate_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", e))?;
     match opts.consistency.as_deref() {
@@ -499,7 +525,7 @@ pub struct KeysQuery {
 /// linearizable read barrier (used to verify benchmarks and tests).
 pub async fn kv_keys(
     State(state): State<Arc<NodeState>>,
-    Query(q): Query<KeysQuery>,
+    Params(q): Params<KeysQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     state.cluster.read_barrier().await.map_err(cluster_error)?;
