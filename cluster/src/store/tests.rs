@@ -363,7 +363,7 @@ async fn a_snapshot_is_the_state_at_its_start_while_applies_go_on() {
         .map(|l| l.index)
         .expect("applied index");
     assert!(
-        idx >= at + 3,
+        idx >= at + 2,
         "applies must go on while the snapshot is written (start at {at}, last apply {idx})"
     );
     // The same entries up to the snapshot's index, applied to a fresh store.
