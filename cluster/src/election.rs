@@ -300,24 +300,13 @@ mod tests {
     #[test]
     fn a_silent_voter_grants_to_an_up_to_date_asker_only() {
         let me = view(1_201, log_id(3, 100));
-        let equal = PreVoteRequest {
-            last_log_id: log_id(3, 100),
-        };
-        assert_eq!(answer(&equal, &me), PreVoteAnswer::Granted);
-        let newer_term = PreVoteRequest {
-            last_log_id: log_id(4, 50),
-        };
-        assert_eq!(answer(&newer_term, &me), PreVoteAnswer::Granted);
-        let shorter = PreVoteRequest {
-            last_log_id: log_id(3, 99),
-        };
-        assert_eq!(answer(&shorter, &me), PreVoteAnswer::LogBehind);
-        let older_term = PreVoteRequest {
-            last_log_id: log_id(2, 500),
-        };
-        assert_eq!(answer(&older_term, &me), PreVoteAnswer::LogBehind);
+        let ask = |last_log_id| answer(&PreVoteRequest { last_log_id }, &me);
+        assert_eq!(ask(log_id(3, 100)), PreVoteAnswer::Granted, "equal log");
+        assert_eq!(ask(log_id(4, 50)), PreVoteAnswer::Granted, "newer term");
+        assert_eq!(ask(log_id(3, 99)), PreVoteAnswer::LogBehind, "shorter");
+        assert_eq!(ask(log_id(2, 500)), PreVoteAnswer::LogBehind, "older term");
+        assert_eq!(ask(None), PreVoteAnswer::LogBehind, "empty log");
         let empty = PreVoteRequest { last_log_id: None };
-        assert_eq!(answer(&empty, &me), PreVoteAnswer::LogBehind);
         assert_eq!(
             answer(&empty, &view(u64::MAX, None)),
             PreVoteAnswer::Granted

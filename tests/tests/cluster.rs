@@ -38,39 +38,29 @@ async fn a_write_sent_to_a_follower_is_applied_on_all_three_nodes() {
     }
     // `?prev=true` answers the value it replaced (as bytes); a plain PUT
     // does not read it and answers only the index.
-    let (st, body) = c
-        .admin(follower)
-        .request(
-            http::Method::PUT,
-            "/v1/kv/greeting?prev=true",
-            Some(b"hi".to_vec()),
-        )
-        .await
-        .expect("put with prev");
-    assert_eq!(st.as_u16(), 200, "{}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let put = |path: &'static str, value: &'static [u8]| {
+        let client = c.admin(follower);
+        async move {
+            let (st, body) = client
+                .request(http::Method::PUT, path, Some(value.to_vec()))
+                .await
+                .expect("put");
+            let v: serde_json::Value = serde_json::from_slice(&body)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+            (st.as_u16(), v)
+        }
+    };
+    let (st, v) = put("/v1/kv/greeting?prev=true", b"hi").await;
+    assert_eq!(st, 200, "{v}");
     assert_eq!(v["previous"], serde_json::json!(b"hello".to_vec()), "{v}");
-    let (_, body) = c
-        .admin(follower)
-        .request(http::Method::PUT, "/v1/kv/greeting", Some(b"hey".to_vec()))
-        .await
-        .expect("plain put");
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let (st, v) = put("/v1/kv/greeting", b"hey").await;
+    assert_eq!(st, 200, "{v}");
     assert!(
         v.get("previous").is_none() && v["index"].as_u64() > Some(index),
         "{v}"
     );
-    let (st, body) = c
-        .admin(follower)
-        .request(
-            http::Method::PUT,
-            "/v1/kv/greeting?prev=maybe",
-            Some(b"x".to_vec()),
-        )
-        .await
-        .expect("bad prev");
-    assert_eq!(st.as_u16(), 400, "{}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("error shape");
+    let (st, v) = put("/v1/kv/greeting?prev=maybe", b"x").await;
+    assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"]["code"], "invalid_query", "{v}");
     assert_eq!(
         c.get(leader, "greeting", true).await.expect("read"),

@@ -12,6 +12,8 @@
 //! and [`StateMachineStore`]), so another engine could replace sled by
 //! implementing those two.
 
+mod capture;
+mod dedup;
 pub mod durable;
 mod log_store;
 pub mod snapshot;

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
+use super::capture::SnapshotCapture;
+use super::dedup::{expiry_key, prune_dedup};
 use super::durable::{Durability, flush_durably, flush_durably_async};
 use super::snapshot::{self, Reader};
 use super::{StoreError, Txn, io_error, open_sealed, sealed, sled_err};
@@ -81,8 +83,8 @@ struct Inner<A> {
     build_lock: tokio::sync::Mutex<()>,
     /// While a snapshot is being built: the value every key had when the
     /// build started, recorded by apply just before it first changes the
-    /// key (see [`Capture`]).
-    capture: Mutex<Option<Capture>>,
+    /// key (`capture.rs`).
+    capture: SnapshotCapture,
     app: Arc<A>,
     incoming: Mutex<Option<PathBuf>>,
     seq: AtomicU64,
@@ -199,7 +201,7 @@ impl<A: Application> StateMachineStore<A> {
                 generation: AtomicU64::new(generation),
                 apply_lock: tokio::sync::Mutex::new(()),
                 build_lock: tokio::sync::Mutex::new(()),
-                capture: Mutex::new(None),
+                capture: SnapshotCapture::default(),
                 app,
                 incoming: Mutex::new(None),
                 seq: AtomicU64::new(0),
@@ -259,7 +261,7 @@ impl<A: Application> StateMachineStore<A> {
         // changes, so the snapshot is the state as of `applied` although
         // applies continue while it is written (holding the lock for the
         // whole write stalled every write for as long, 1.9 s at 400k keys).
-        let (tree, meta) = {
+        let (tree, meta, capturing) = {
             let _guard = self.inner.apply_lock.lock().await;
             let tree = self.tree();
             let (applied, membership) =
@@ -274,25 +276,18 @@ impl<A: Application> StateMachineStore<A> {
                 ),
                 None => format!("0-0-{}-{seq}", std::process::id()),
             };
-            *self.inner.capture.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Capture::default());
+            let capturing = self.inner.capture.start();
             let meta = SnapshotMeta {
                 last_log_id: applied,
                 last_membership: membership,
                 snapshot_id,
             };
-            (tree, meta)
+            (tree, meta, capturing)
         };
-        // Whatever happens below, stop capturing.
-        let _stop = StopCapture(self.inner.clone());
         let path = path.to_path_buf();
-        let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let records = CapturedIter {
-                live: tree.iter(),
-                inner,
-                tail: None,
-            };
+            // Capturing stops when this closure ends, whatever happens.
+            let records = capturing.records(tree.iter());
             snapshot::write(&path, &meta, records)
         })
         .await
@@ -485,18 +480,15 @@ impl<A: Application> StateMachineStore<A> {
         }
         // A snapshot is being written: keep the old value of every key this
         // batch changes, before the change can be seen.
-        let mut capture = self.inner.capture.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = capture.as_mut() {
-            let changed = writes
-                .keys()
-                .map(Vec::as_slice)
-                .chain(last.is_some().then_some(APPLIED))
-                .chain(membership.is_some().then_some(MEMBERSHIP));
-            for k in changed {
-                c.record(tree, k).map_err(|e| sm_err(ErrorVerb::Read, e))?;
-            }
-        }
-        drop(capture);
+        let changed = writes
+            .keys()
+            .map(Vec::as_slice)
+            .chain(last.is_some().then_some(APPLIED))
+            .chain(membership.is_some().then_some(MEMBERSHIP));
+        self.inner
+            .capture
+            .record(tree, changed)
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let mut batch = sled::Batch::default();
         for (k, v) in writes {
             match v {
@@ -575,166 +567,6 @@ impl<A: Application> StateMachineStore<A> {
         }
         Ok(r)
     }
-}
-
-/// Copy-on-write for snapshot builds: the value a key had when the build
-/// started, recorded by the first apply that changes the key afterwards.
-#[derive(Default)]
-struct Capture {
-    before: std::collections::HashMap<Vec<u8>, Before>,
-    /// The last key the build's walk of the live tree has handled.
-    cursor: Option<Vec<u8>>,
-}
-
-struct Before {
-    /// `None`: the key did not exist when the build started.
-    old: Option<Vec<u8>>,
-    /// The walk had handled this key already when it was first changed
-    /// (so it emitted the then unchanged value itself).
-    passed: bool,
-}
-
-impl Capture {
-    fn record(&mut self, tree: &sled::Tree, key: &[u8]) -> Result<(), sled::Error> {
-        if !self.before.contains_key(key) {
-            let old = tree.get(key)?.map(|v| v.to_vec());
-            let passed = self.cursor.as_deref().is_some_and(|c| key <= c);
-            self.before.insert(key.to_vec(), Before { old, passed });
-        }
-        Ok(())
-    }
-}
-
-/// Ends the capture when the build finishes or fails.
-struct StopCapture<A>(Arc<Inner<A>>);
-
-impl<A> Drop for StopCapture<A> {
-    fn drop(&mut self) {
-        *self.0.capture.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-}
-
-/// The records of the state as of the build's start, read from a live
-/// tree that applies keep changing. The walk goes in key order; a key
-/// changed since the start is emitted with its recorded old value (or not
-/// at all if it did not exist then). Afterwards the recorded keys the walk
-/// never met (deleted before it got there) are emitted from the record.
-///
-/// Why it is exact: apply records a key's old value before its change can
-/// be seen, so a walk that sees a changed value finds the record. A key
-/// first changed after the walk handled it was unchanged when handled, so
-/// the walk emitted (or, absent, skipped) its starting value; the record
-/// marks it `passed` and the tail does not emit it again.
-struct CapturedIter<A> {
-    live: sled::Iter,
-    inner: Arc<Inner<A>>,
-    tail: Option<std::vec::IntoIter<super::KvPair>>,
-}
-
-impl<A> Iterator for CapturedIter<A> {
-    type Item = Result<super::KvPair, std::io::Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.tail.is_none() {
-            for item in self.live.by_ref() {
-                let (k, v) = match item {
-                    Ok(kv) => kv,
-                    Err(e) => return Some(Err(io_error(e))),
-                };
-                let mut capture = self.inner.capture.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(c) = capture.as_mut() else {
-                    return Some(Err(std::io::Error::other(
-                        "snapshot capture ended before the walk",
-                    )));
-                };
-                c.cursor = Some(k.to_vec());
-                match c.before.get_mut(k.as_ref()) {
-                    None => return Some(Ok((k.to_vec(), v.to_vec()))),
-                    Some(b) => {
-                        b.passed = true;
-                        if let Some(old) = &b.old {
-                            return Some(Ok((k.to_vec(), old.clone())));
-                        }
-                    }
-                }
-            }
-            // The walk is done: keys it never met come from the record.
-            let capture = self.inner.capture.lock().unwrap_or_else(|p| p.into_inner());
-            let rest: Vec<super::KvPair> = capture
-                .as_ref()
-                .map(|c| {
-                    c.before
-                        .iter()
-                        .filter(|(_, b)| !b.passed)
-                        .filter_map(|(k, b)| b.old.clone().map(|v| (k.clone(), v)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            self.tail = Some(rest.into_iter());
-        }
-        self.tail.as_mut().and_then(Iterator::next).map(Ok)
-    }
-}
-
-fn expiry_key(time_ms: u64, index: u64) -> Vec<u8> {
-    [
-        b"e/".as_slice(),
-        &time_ms.to_be_bytes(),
-        &index.to_be_bytes(),
-    ]
-    .concat()
-}
-
-/// Forget idempotency records older than `cutoff_ms` (leader time: the
-/// same on every node, so pruning is deterministic).
-fn prune_dedup(
-    tree: &sled::Tree,
-    writes: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    cutoff_ms: u64,
-    budget: usize,
-) -> Result<(), sled::Error> {
-    // Walk the expiry index (as this batch has left it so far: pruning per
-    // entry must not depend on how entries were grouped into apply
-    // batches, which differs between nodes) and stop at the first record
-    // that is still young: in steady state this reads one key.
-    // Read the index lazily, a few records at a time: reading `budget`
-    // records up front (and cloning their key lists) cost ~13% of a
-    // follower's CPU under the raft benchmark while pruning nothing.
-    let mut after: Option<Vec<u8>> = None;
-    let mut chunk = 2;
-    let mut pruned = 0;
-    while pruned < budget {
-        let items = Txn::new(tree, writes, b"").scan(b"e/", after.as_deref(), chunk)?;
-        if items.is_empty() {
-            break;
-        }
-        let mut t = Txn::new(tree, writes, b"");
-        for (k, list) in items {
-            if pruned >= budget {
-                break;
-            }
-            let time = k
-                .get(2..10)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(u64::MAX);
-            if time >= cutoff_ms {
-                return Ok(());
-            }
-            // An unreadable list can only come from a damaged store, which
-            // the checksums on every other record catch; drop just the
-            // index record.
-            let keys: Vec<String> = postcard::from_bytes(&list).unwrap_or_default();
-            for key in &keys {
-                t.delete(&[b"d/".as_slice(), key.as_bytes()].concat());
-            }
-            pruned += keys.len().max(1);
-            t.delete(&k);
-            after = Some(k);
-        }
-        chunk = (chunk * 4).min(budget.max(1));
-    }
-    Ok(())
 }
 
 fn read_applied(
