@@ -1,6 +1,7 @@
 //! Durable storage of a node: one sled database holding the Raft log
-//! (tree `raft`), the state machine (tree `sm.<generation>`) and small
-//! metadata (tree `meta`).
+//! (tree `raft`), the state machine (tree `sm.<generation>`), the redo
+//! record of the last apply batch (tree `journal`) and small metadata
+//! (tree `meta`).
 //!
 //! Every stored value is *sealed*: prefixed with an 8-byte SHA-256 checksum,
 //! verified on every read and, for the whole log, when the store is opened.
@@ -15,6 +16,7 @@
 mod capture;
 mod dedup;
 pub mod durable;
+mod journal;
 mod log_store;
 pub mod snapshot;
 mod state_machine;

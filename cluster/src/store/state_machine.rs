@@ -7,9 +7,11 @@
 //! `e/<time:be64><index:be64>` expiry index: the keys one entry recorded ·
 //! `m/applied`, `m/membership` (sealed).
 //!
-//! Atomicity: all writes of an apply batch, including `m/applied`, go into
-//! one sled batch, so after a crash the state and `last_applied` agree and
-//! no entry is applied twice or skipped. A snapshot is installed into a
+//! Atomicity: all writes of an apply batch, including `m/applied`, are
+//! first recorded as one value in the redo journal (`journal.rs`), then
+//! written as plain inserts; at open an interrupted batch is completed from
+//! the journal. So after a crash the state and `last_applied` agree and no
+//! entry is applied twice or skipped. A snapshot is installed into a
 //! fresh `sm.<gen+1>` tree and made current by switching the generation
 //! pointer in `meta` — one write.
 
@@ -24,6 +26,7 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, Stora
 use super::capture::SnapshotCapture;
 use super::dedup::{expiry_key, prune_dedup};
 use super::durable::{Durability, flush_durably, flush_durably_async};
+use super::journal::Journal;
 use super::snapshot::{self, Reader};
 use super::{StoreError, Txn, io_error, open_sealed, sealed, sled_err};
 use crate::app::{Application, ApplyContext};
@@ -72,6 +75,7 @@ struct Inner<A> {
     /// log store purges nothing beyond it (see `LogStore::purge`).
     floor: Arc<AtomicU64>,
     meta: sled::Tree,
+    journal: Journal,
     path: PathBuf,
     snap_dir: PathBuf,
     state: RwLock<sled::Tree>,
@@ -160,6 +164,21 @@ impl<A: Application> StateMachineStore<A> {
             path: path.join("db"),
             error,
         })?);
+        // Complete an apply batch a crash interrupted (see journal.rs).
+        let journal = Journal::open(db, path)?;
+        let applied = match state.get(APPLIED).map_err(|e| sled_err(path, e))? {
+            Some(v) => open_sealed::<Option<LogId>>(path, "the applied-state marker", &v)?,
+            None => None,
+        };
+        let redone = journal.recover(&state, generation, applied, path)?;
+        if redone > 0 {
+            flush_durably(db, &durable).map_err(|e| sled_err(path, e))?;
+            tracing::warn!(
+                keys = redone,
+                path = %path.display(),
+                "completed an apply batch interrupted by a crash, from the journal"
+            );
+        }
         let floor = match meta.get(CURRENT_SNAPSHOT).map_err(|e| sled_err(path, e))? {
             Some(v) => {
                 let (m, _): (SnapshotMeta, String) =
@@ -195,6 +214,7 @@ impl<A: Application> StateMachineStore<A> {
                 durable,
                 floor: Arc::new(AtomicU64::new(floor)),
                 meta,
+                journal,
                 path: path.to_path_buf(),
                 snap_dir: snap_dir.to_path_buf(),
                 state: RwLock::new(state),
@@ -478,32 +498,32 @@ impl<A: Application> StateMachineStore<A> {
             out.push(response);
             last = Some(log_id);
         }
-        // A snapshot is being written: keep the old value of every key this
-        // batch changes, before the change can be seen.
-        let changed = writes
-            .keys()
-            .map(Vec::as_slice)
-            .chain(last.is_some().then_some(APPLIED))
-            .chain(membership.is_some().then_some(MEMBERSHIP));
-        self.inner
-            .capture
-            .record(tree, changed)
-            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        let mut batch = sled::Batch::default();
-        for (k, v) in writes {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
         if let Some(l) = last {
-            batch.insert(APPLIED, sealed(&Some(l)));
+            writes.insert(APPLIED.to_vec(), Some(sealed(&Some(l))));
         }
         if let Some(m) = &membership {
-            batch.insert(MEMBERSHIP, sealed(m));
+            writes.insert(MEMBERSHIP.to_vec(), Some(sealed(m)));
         }
-        tree.apply_batch(batch)
+        // A snapshot is being written: keep the old value of every key this
+        // batch changes, before the change can be seen.
+        self.inner
+            .capture
+            .record(tree, writes.keys().map(Vec::as_slice))
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        // The whole batch as one atomic value first, then plain inserts: a
+        // crash anywhere in between is completed from the journal at open.
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        self.inner
+            .journal
+            .record(generation, last, &writes)
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        for (k, v) in writes {
+            match v {
+                Some(v) => tree.insert(k, v).map(|_| ()),
+                None => tree.remove(k).map(|_| ()),
+            }
+            .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        }
         Ok((out, last))
     }
 }

@@ -1,6 +1,7 @@
 //! A write overlay over one sled tree: reads see earlier writes of the same
-//! batch; nothing reaches the tree until the whole batch is committed as one
-//! atomic sled batch (together with `last_applied`).
+//! batch; nothing reaches the tree until the whole batch is written, first
+//! as one journal record, then key by key (together with `last_applied`;
+//! see `journal.rs`).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
