@@ -51,8 +51,10 @@ pub struct Request {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
-    /// An application command, encoded by the application.
-    App(Vec<u8>),
+    /// An application command, encoded by the application. (`serde_bytes`:
+    /// postcard writes it as one length + copy instead of byte by byte;
+    /// the encoding is the same.)
+    App(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A command of the cluster layer itself.
     Cluster(crate::control::ControlCommand),
     /// Requests batched into one entry by the leader's proposer; each keeps
@@ -86,7 +88,7 @@ pub struct Response {
 pub enum ResponsePayload {
     /// Blank entries and membership changes.
     None,
-    App(Vec<u8>),
+    App(#[serde(with = "serde_bytes")] Vec<u8>),
     Cluster(crate::control::ControlOutcome),
     /// One outcome per request of a [`Payload::Batch`], in order.
     Batch(Vec<Response>),
@@ -117,6 +119,31 @@ pub type StorageError = openraft::StorageError<NodeId>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Byte payloads are written as byte strings (`serde_bytes`), which
+    /// postcard encodes exactly as it did the plain `Vec<u8>` sequences
+    /// before: logs, snapshots and peers of older builds still decode.
+    #[test]
+    fn byte_payloads_keep_their_encoding() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        #[derive(Serialize)]
+        enum Plain<'a> {
+            App(&'a Vec<u8>),
+        }
+        let new = postcard::to_stdvec(&Payload::App(bytes.clone())).expect("encode");
+        let old = postcard::to_stdvec(&Plain::App(&bytes)).expect("encode");
+        assert_eq!(new, old);
+        assert_eq!(
+            postcard::from_bytes::<Payload>(&old).expect("decode"),
+            Payload::App(bytes.clone())
+        );
+        let r = postcard::to_stdvec(&ResponsePayload::App(bytes.clone())).expect("encode");
+        assert_eq!(
+            &r[1..],
+            &old[1..],
+            "same as the plain sequence after the tag"
+        );
+    }
 
     #[test]
     fn node_ids_are_stable_and_distinct() {

@@ -15,6 +15,7 @@ pub enum KvCommand {
     /// Write and report the previous value (`PUT …?prev=true`).
     Put {
         key: String,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     Delete {
@@ -25,12 +26,14 @@ pub enum KvCommand {
     /// in existing logs decode by variant index.
     Set {
         key: String,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvOutcome {
+    #[serde(with = "serde_bytes")]
     pub previous: Option<Vec<u8>>,
     /// Log index that applied the command.
     pub index: u64,

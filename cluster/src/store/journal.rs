@@ -30,6 +30,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde_bytes::{ByteBuf, Bytes};
+
 use super::{StoreError, open_sealed, sealed, sled_err};
 use crate::types::LogId;
 
@@ -41,7 +43,21 @@ pub(super) const RECORD: &[u8] = b"last-apply";
 struct RecordRef<'a> {
     generation: u64,
     applied: Option<LogId>,
+    #[serde(serialize_with = "byte_map")]
     writes: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+/// Keys and values as byte strings (one length + copy each, not byte by
+/// byte); read back as [`ByteBuf`]s.
+fn byte_map<S: serde::Serializer>(
+    writes: &&BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        writes
+            .iter()
+            .map(|(k, v)| (Bytes::new(k), v.as_deref().map(Bytes::new))),
+    )
 }
 
 /// One apply batch's writes, as read back.
@@ -49,7 +65,7 @@ struct RecordRef<'a> {
 struct Record {
     generation: u64,
     applied: Option<LogId>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: BTreeMap<ByteBuf, Option<ByteBuf>>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,8 +119,8 @@ impl Journal {
         let n = record.writes.len();
         for (k, v) in record.writes {
             match v {
-                Some(v) => state.insert(k, v).map(|_| ()),
-                None => state.remove(k).map(|_| ()),
+                Some(v) => state.insert(k.into_vec(), v.into_vec()).map(|_| ()),
+                None => state.remove(k.into_vec()).map(|_| ()),
             }
             .map_err(|e| sled_err(path, e))?;
         }
