@@ -43,6 +43,26 @@ const CURRENT_SNAPSHOT: &[u8] = b"snapshot";
 /// How long the outcome of an idempotent request is remembered: a client
 /// retrying within this window never applies twice.
 pub const DEDUP_RETENTION_MS: u64 = 24 * 3600 * 1000;
+/// Most entries, and approximate payload bytes, applied as one atomic
+/// batch (one journal record); `apply` splits longer runs.
+const APPLY_CHUNK_ENTRIES: usize = 256;
+const APPLY_CHUNK_BYTES: usize = 4 << 20;
+
+/// Approximate payload size of an entry, for chunking applies.
+fn entry_weight(e: &crate::types::Entry) -> usize {
+    fn request(r: &crate::types::Request) -> usize {
+        64 + match &r.payload {
+            Payload::App(b) => b.len(),
+            Payload::Cluster(_) => 256,
+            Payload::Batch(rs) => rs.iter().map(request).sum(),
+        }
+    }
+    match &e.payload {
+        EntryPayload::Normal(r) => request(r),
+        _ => 256,
+    }
+}
+
 /// Least number of expired dedup records pruned per batch (bounded work
 /// per apply; see `prune_dedup`).
 const DEDUP_PRUNE_PER_BATCH: usize = 256;
@@ -635,12 +655,31 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
         I: IntoIterator<Item = crate::types::Entry> + Send,
         I::IntoIter: Send,
     {
-        let entries: Vec<_> = entries.into_iter().collect();
-        let (out, last) = {
-            let _guard = self.inner.apply_lock.lock().await;
-            let tree = self.tree();
-            self.apply_batch(&tree, entries)?
-        };
+        // A node catching up gets many entries in one call; each chunk is
+        // its own atomic batch (journal record + writes), so the record and
+        // the write set in memory stay bounded.
+        let mut out = Vec::new();
+        let mut last = None;
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let mut chunk = Vec::new();
+            let mut weight = 0usize;
+            while let Some(e) = entries.next_if(|e| {
+                chunk.is_empty()
+                    || (chunk.len() < APPLY_CHUNK_ENTRIES
+                        && weight + entry_weight(e) <= APPLY_CHUNK_BYTES)
+            }) {
+                weight += entry_weight(&e);
+                chunk.push(e);
+            }
+            let (responses, chunk_last) = {
+                let _guard = self.inner.apply_lock.lock().await;
+                let tree = self.tree();
+                self.apply_batch(&tree, chunk)?
+            };
+            out.extend(responses);
+            last = chunk_last.or(last);
+        }
         if let Some(l) = last {
             self.inner.app.applied(l.index);
         }

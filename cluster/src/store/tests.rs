@@ -764,3 +764,38 @@ async fn a_completed_batch_is_not_replayed_over_later_writes() {
     let (_db, _log, sm) = open_all(dir.path()).await;
     assert_eq!(sm.view().get(b"a").expect("a"), Some(b"2".to_vec()));
 }
+
+#[tokio::test]
+async fn a_long_run_of_entries_is_applied_in_bounded_chunks() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (db, _log, mut sm) = open_all(dir.path()).await;
+    let value = "v".repeat(100);
+    let entries: Vec<Entry> = (1..=600)
+        .map(|i| entry(1, i, &format!("k{i}={value}"), None))
+        .collect();
+    let out = sm.apply(entries).await.expect("apply");
+    assert_eq!(out.len(), 600, "one response per entry, in order");
+    assert!(out.iter().enumerate().all(|(i, r)| r.index == i as u64 + 1));
+    assert_eq!(sm.last_applied().expect("read").map(|l| l.index), Some(600));
+    assert_eq!(
+        sm.view().get(b"k1").expect("get"),
+        Some(value.clone().into_bytes())
+    );
+    assert_eq!(
+        sm.view().get(b"k600").expect("get"),
+        Some(value.into_bytes())
+    );
+    // The journal holds only the last chunk (600 = 256 + 256 + 88 entries),
+    // not the whole run: ~10 KB rather than ~70 KB.
+    let record = db
+        .open_tree("journal")
+        .expect("tree")
+        .get(super::journal::RECORD)
+        .expect("read")
+        .expect("a record");
+    assert!(
+        record.len() < 20_000,
+        "journal record of {} bytes",
+        record.len()
+    );
+}
