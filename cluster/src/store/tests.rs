@@ -799,3 +799,34 @@ async fn a_long_run_of_entries_is_applied_in_bounded_chunks() {
         record.len()
     );
 }
+
+#[tokio::test]
+async fn a_damaged_apply_journal_is_reported_when_opening() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let (db, _log, mut sm) = open_all(dir.path()).await;
+        sm.apply(vec![entry(1, 1, "a=1", None)])
+            .await
+            .expect("apply");
+        let journal = db.open_tree("journal").expect("tree");
+        let mut record = journal
+            .get(super::journal::RECORD)
+            .expect("read")
+            .expect("a record")
+            .to_vec();
+        let last = record.len() - 1;
+        record[last] ^= 0xff;
+        journal
+            .insert(super::journal::RECORD, record)
+            .expect("write");
+        db.flush().expect("flush");
+    }
+    let db = reopen_db(&dir.path().join("db"));
+    let err = StateMachineStore::open(&db, dir.path(), &dir.path().join("snapshots"), Arc::new(Kv))
+        .expect_err("a damaged journal must not be trusted or ignored");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("is damaged") && msg.contains("checksum mismatch in the apply journal"),
+        "{msg}"
+    );
+}
