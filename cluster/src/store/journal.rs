@@ -26,6 +26,10 @@
 //! them; one that ends before `record(K)` has all of K−1's writes and
 //! `m/applied` = K−1, so nothing is replayed and openraft applies K again
 //! from the log, on exactly the state K−1 left.
+//!
+//! Crash atomicity is not reader atomicity: while the plain inserts run, a
+//! concurrent reader could see part of the batch. `StateView` reads and the
+//! insert loop share a lock for that (see `state_machine.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

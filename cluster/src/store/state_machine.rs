@@ -96,6 +96,9 @@ struct Inner<A> {
     floor: Arc<AtomicU64>,
     meta: sled::Tree,
     journal: Journal,
+    /// Readers (`StateView`) hold it shared; an apply holds it exclusively
+    /// while it writes a batch key by key, so readers see whole batches.
+    gate: Arc<RwLock<()>>,
     path: PathBuf,
     snap_dir: PathBuf,
     state: RwLock<sled::Tree>,
@@ -115,14 +118,22 @@ struct Inner<A> {
 }
 
 /// A read-only view of the application's state (local, not linearizable).
+///
+/// Each `get` and `scan` sees whole apply batches: an apply writes its
+/// batch key by key (see `journal.rs`) under the write side of `gate`, and
+/// reads take the read side. So a reader that reads a counter and then the
+/// records it counts (sync reads the event counter, then the events) never
+/// sees the counter of a batch without the batch's records.
 #[derive(Debug, Clone)]
 pub struct StateView {
     tree: sled::Tree,
     prefix: &'static [u8],
+    gate: Arc<RwLock<()>>,
 }
 
 impl StateView {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, sled::Error> {
+        let _whole_batches = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let mut w = BTreeMap::new();
         Txn::new(&self.tree, &mut w, self.prefix).get(key)
     }
@@ -132,6 +143,7 @@ impl StateView {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<super::KvPair>, sled::Error> {
+        let _whole_batches = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let mut w = BTreeMap::new();
         Txn::new(&self.tree, &mut w, self.prefix).scan(prefix, after, limit)
     }
@@ -235,6 +247,7 @@ impl<A: Application> StateMachineStore<A> {
                 floor: Arc::new(AtomicU64::new(floor)),
                 meta,
                 journal,
+                gate: Arc::default(),
                 path: path.to_path_buf(),
                 snap_dir: snap_dir.to_path_buf(),
                 state: RwLock::new(state),
@@ -262,6 +275,7 @@ impl<A: Application> StateMachineStore<A> {
         StateView {
             tree: self.tree(),
             prefix: b"a/",
+            gate: self.inner.gate.clone(),
         }
     }
 
@@ -270,6 +284,7 @@ impl<A: Application> StateMachineStore<A> {
         StateView {
             tree: self.tree(),
             prefix: b"c/",
+            gate: self.inner.gate.clone(),
         }
     }
 
@@ -537,6 +552,7 @@ impl<A: Application> StateMachineStore<A> {
             .journal
             .record(generation, last, &writes)
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let _readers_wait = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
         for (k, v) in writes {
             match v {
                 Some(v) => tree.insert(k, v).map(|_| ()),

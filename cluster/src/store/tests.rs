@@ -830,3 +830,47 @@ async fn a_damaged_apply_journal_is_reported_when_opening() {
         "{msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_see_whole_apply_batches() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_db, _log, mut sm) = open_all(dir.path()).await;
+    let view = sm.view();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each batch sets x and y to the same new value, x first (key order).
+    // A reader that reads x and then y must never find y behind x.
+    let reader = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let x = view.get(b"x").expect("x").unwrap_or_default();
+                let y = view.get(b"y").expect("y").unwrap_or_default();
+                assert!(
+                    y >= x,
+                    "saw half a batch: x={} y={}",
+                    String::from_utf8_lossy(&x),
+                    String::from_utf8_lossy(&y)
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for i in 1..=2_000u64 {
+        let v = format!("{i:08}");
+        sm.apply(vec![batch_entry(
+            i,
+            1_000 + i,
+            vec![
+                request(&format!("x={v}"), None, 1_000 + i),
+                request(&format!("y={v}"), None, 1_000 + i),
+            ],
+        )])
+        .await
+        .expect("apply");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().expect("the reader saw only whole batches");
+    assert!(reads > 0);
+}
