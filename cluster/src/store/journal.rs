@@ -29,7 +29,7 @@
 //!
 //! Crash atomicity is not reader atomicity: while the plain inserts run, a
 //! concurrent reader could see part of the batch. `StateView` reads and the
-//! insert loop share a lock for that (see `state_machine.rs`).
+//! insert loop share a lock for that (see `state_machine.rs`, `StateView`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
