@@ -297,6 +297,12 @@ impl<A: Application> ClusterNode<A> {
         self.name_cluster().await
     }
 
+    /// Register the storage metrics (log flush, apply) in `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.log.metrics().register(registry);
+        self.sm.metrics().register(registry);
+    }
+
     pub fn is_initialized(&self) -> bool {
         // Borrow, don't clone: this runs on every write.
         let m = self.raft.metrics();

@@ -57,10 +57,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(node: &str) -> Arc<Metrics> {
+    /// `storage` registers the metrics the cluster's stores keep
+    /// (see `ClusterNode::register_metrics`).
+    pub fn new(node: &str, storage: impl FnOnce(&mut Registry)) -> Arc<Metrics> {
         let mut registry = Registry::default();
         let listeners = ListenerMetrics::default();
         listeners.register(&mut registry);
+        storage(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "enclave_http_requests",

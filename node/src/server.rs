@@ -209,7 +209,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         )
     })?;
 
-    let metrics = Metrics::new(&node_id);
+    let metrics = Metrics::new(&node_id, |r| cluster.register_metrics(r));
     let cert_info = CertInfo::from_file(&paths.cert)?;
     set_expiry(&metrics, &cert_info);
     let state = Arc::new(NodeState {

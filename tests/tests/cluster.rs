@@ -110,6 +110,26 @@ async fn a_write_sent_to_a_follower_is_applied_on_all_three_nodes() {
         .await
         .expect("request");
     assert_eq!(st.as_u16(), 200);
+
+    // Every node reports its group commits and applies on /metrics: the
+    // follower made the writes above durable and applied them.
+    let (st, body) = c
+        .admin(follower)
+        .request(http::Method::GET, "/metrics", None)
+        .await
+        .expect("metrics");
+    assert_eq!(st.as_u16(), 200);
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
+    };
+    assert!(value("enclave_raft_log_flush_duration_seconds_count") >= 1.0);
+    // Four writes, plus the membership entries of the cluster's formation.
+    assert!(value("enclave_raft_log_flush_entries_sum") >= 4.0, "{text}");
+    assert!(value("enclave_raft_apply_entries_sum") >= 4.0, "{text}");
+    assert!(value("enclave_raft_apply_duration_seconds_sum") > 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
 
 use super::durable::{Durability, flush_durably, flush_durably_async};
+use super::metrics::LogMetrics;
 use super::{StoreError, encode, io_error, open_sealed, seal, sealed, sled_err, unseal};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
@@ -55,28 +56,39 @@ pub struct LogStore {
     /// A purge openraft asked for beyond `floor`, done once it is reached.
     deferred: Arc<std::sync::Mutex<Option<LogId>>>,
     purge_lock: Arc<tokio::sync::Mutex<()>>,
+    metrics: LogMetrics,
 }
 
-/// One append waiting for the group flush.
-type FlushJob = (sled::Db, Arc<Durability>, LogFlushed<TypeConfig>);
+/// One append waiting for the group flush: the database, its syncs, the
+/// callback and how many entries the append had.
+type FlushJob = (sled::Db, Arc<Durability>, LogFlushed<TypeConfig>, usize);
 
 /// Group commit: one thread flushes sled for every append that arrived
 /// while the previous flush ran, then completes all their callbacks. One
 /// fsync covers many appends, and no append is reported before its flush.
-fn spawn_flusher(path: PathBuf) -> std::sync::mpsc::Sender<FlushJob> {
+fn spawn_flusher(path: PathBuf, metrics: LogMetrics) -> std::sync::mpsc::Sender<FlushJob> {
     // Each request carries its own handle to the database, so an idle
     // flusher holds none and a closed store is really closed.
     let (tx, rx) = std::sync::mpsc::channel::<FlushJob>();
     let spawned = std::thread::Builder::new()
         .name("enclave-log-flush".into())
         .spawn(move || {
-            while let Ok((db, durable, first)) = rx.recv() {
+            while let Ok((db, durable, first, n)) = rx.recv() {
                 let mut waiting = vec![first];
-                waiting.extend(rx.try_iter().map(|(_, _, cb)| cb));
+                let mut entries = n;
+                for (_, _, cb, n) in rx.try_iter() {
+                    waiting.push(cb);
+                    entries += n;
+                }
+                let started = std::time::Instant::now();
                 if let Some(delay) = crate::fault::fsync_delay() {
                     std::thread::sleep(delay);
                 }
                 let result = flush_durably(&db, &durable);
+                metrics
+                    .flush_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.flush_entries.observe(entries as f64);
                 drop(db);
                 drop(durable);
                 if let Err(e) = &result {
@@ -99,7 +111,8 @@ impl LogStore {
         let tree = db.open_tree("raft").map_err(|e| sled_err(path, e))?;
         let mark_path = path.with_extension("watermark");
         let watermark = std::sync::Arc::new(super::watermark::Watermark::open(&mark_path)?);
-        let flusher = spawn_flusher(path.to_path_buf());
+        let metrics = LogMetrics::default();
+        let flusher = spawn_flusher(path.to_path_buf(), metrics.clone());
         let durable = Arc::new(Durability::open(path).map_err(|error| StoreError::Io {
             path: path.join("db"),
             error,
@@ -114,9 +127,15 @@ impl LogStore {
             floor: None,
             deferred: Arc::default(),
             purge_lock: Arc::default(),
+            metrics,
         };
         store.verify()?;
         Ok(store)
+    }
+
+    /// Group-commit metrics, for the node's `/metrics`.
+    pub fn metrics(&self) -> &LogMetrics {
+        &self.metrics
     }
 
     pub fn watermark(&self) -> &std::sync::Arc<super::watermark::Watermark> {
@@ -401,16 +420,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // the flush leaves a contiguous prefix of these entries (which Raft
         // allows: the append was never reported), and `open` verifies
         // contiguity and checksums anyway.
+        let mut count = 0;
         for entry in entries {
+            count += 1;
             self.tree
                 .insert(log_key(entry.log_id.index), seal(&encode(&entry)))
                 .map_err(|e| write_err(ErrorSubject::Logs, e))?;
         }
         // Report the append only once it is on disk. The flush runs off the
         // Raft core's task (group commit) so the core keeps pipelining.
-        if let Err(std::sync::mpsc::SendError((_, _, callback))) =
+        if let Err(std::sync::mpsc::SendError((_, _, callback, _))) =
             self.flusher
-                .send((self.db.clone(), self.durable.clone(), callback))
+                .send((self.db.clone(), self.durable.clone(), callback, count))
         {
             let result = flush_durably(&self.db, &self.durable).map_err(io_error);
             callback.log_io_completed(result);

@@ -18,6 +18,7 @@ mod dedup;
 pub mod durable;
 mod journal;
 mod log_store;
+pub mod metrics;
 pub mod snapshot;
 mod state_machine;
 mod txn;

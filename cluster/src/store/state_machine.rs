@@ -26,6 +26,7 @@ use openraft::{ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 use super::capture::SnapshotCapture;
 use super::durable::{Durability, flush_durably, flush_durably_async};
 use super::journal::Journal;
+use super::metrics::ApplyMetrics;
 use super::snapshot::{self, Reader};
 use super::{StoreError, Txn, io_error, open_sealed, sealed, sled_err};
 use crate::app::Application;
@@ -88,6 +89,7 @@ struct Inner<A> {
     app: Arc<A>,
     incoming: Mutex<Option<PathBuf>>,
     seq: AtomicU64,
+    metrics: ApplyMetrics,
 }
 
 /// A read-only view of the application's state (local, not linearizable).
@@ -231,6 +233,7 @@ impl<A: Application> StateMachineStore<A> {
                 app,
                 incoming: Mutex::new(None),
                 seq: AtomicU64::new(0),
+                metrics: ApplyMetrics::default(),
             }),
         })
     }
@@ -379,6 +382,11 @@ impl<A: Application> StateMachineStore<A> {
             n += 1;
         }
         Ok((hex::encode(ctx.finish().as_ref()), n))
+    }
+
+    /// Apply metrics, for the node's `/metrics`.
+    pub fn metrics(&self) -> &ApplyMetrics {
+        &self.inner.metrics
     }
 
     /// Last log index + 1 of the durable current snapshot (0: none), for

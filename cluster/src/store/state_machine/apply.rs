@@ -66,7 +66,13 @@ impl<A: Application> StateMachineStore<A> {
             let (responses, chunk_last) = {
                 let _guard = self.inner.apply_lock.lock().await;
                 let tree = self.tree();
-                self.apply_batch(&tree, chunk)?
+                let started = std::time::Instant::now();
+                let n = chunk.len();
+                let applied = self.apply_batch(&tree, chunk)?;
+                let m = &self.inner.metrics;
+                m.batch_seconds.observe(started.elapsed().as_secs_f64());
+                m.batch_entries.observe(n as f64);
+                applied
             };
             out.extend(responses);
             last = chunk_last.or(last);
