@@ -206,6 +206,37 @@ impl NodeProc {
     pub fn stdout_text(&self) -> String {
         fs::read_to_string(&self.stdout).unwrap_or_default()
     }
+
+    /// What the node is doing right now, for the message of a test that
+    /// found it unresponsive: its threads' states, its sockets, a
+    /// backtrace of every thread (when `gdb` is installed) and its log.
+    /// Collected only after the failure, so it cannot change the timing
+    /// that led to it.
+    pub fn diagnostics(&self) -> String {
+        let pid = self.child.id();
+        let sh = |cmd: &str| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_else(|e| format!("({cmd}: {e})"))
+        };
+        let threads = sh(&format!(
+            "for t in /proc/{pid}/task/*; do echo \"$(cat $t/comm): $(grep '^State' $t/status) wchan=$(cat $t/wchan)\"; done"
+        ));
+        let sockets = sh(&format!("ss -tanpoi 2>/dev/null | grep -A1 'pid={pid},'"));
+        let backtraces = sh(&format!(
+            "command -v gdb >/dev/null && timeout 60 gdb -p {pid} -batch -ex 'thread apply all bt 10' 2>/dev/null | grep -E '^Thread|^#'"
+        ));
+        let log = self.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "node pid {pid}\n-- threads:\n{threads}\n-- sockets:\n{sockets}\n-- backtraces:\n{backtraces}\n-- log (last 60 lines):\n{}",
+            tail.join("\n")
+        )
+    }
 }
 
 impl Drop for NodeProc {

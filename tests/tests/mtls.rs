@@ -60,9 +60,15 @@ fn raw_client(url: &str, dir: &std::path::Path) -> Client {
         .with_timeout(Duration::from_secs(10))
 }
 
-fn assert_refused(r: Result<String, ClientError>, what: &str) {
+fn assert_refused(r: Result<String, ClientError>, what: &str, node: &NodeProc) {
     match r {
         Err(ClientError::Refused { .. } | ClientError::Tls { .. } | ClientError::Http { .. }) => {}
+        // The node neither answered nor closed the connection: say what it
+        // was doing (this has happened, rarely, under CI load).
+        Err(ClientError::Timeout { .. }) => panic!(
+            "{what}: expected a refused handshake, got {r:?}\n{}",
+            node.diagnostics()
+        ),
         other => panic!("{what}: expected a refused handshake, got {other:?}"),
     }
 }
@@ -94,6 +100,7 @@ async fn peer_and_admin_ports_accept_only_the_right_certificates() {
         assert_refused(
             anon.get_text("/healthz").await,
             &format!("{port}: no certificate"),
+            &node,
         );
         let (right, wrong_role, other_ca, revoked, expired, path) = if port == "peer" {
             (
@@ -123,6 +130,7 @@ async fn peer_and_admin_ports_accept_only_the_right_certificates() {
             assert_refused(
                 raw_client(&url, dir).get_text(path).await,
                 &format!("{port}: {label}"),
+                &node,
             );
         }
         let ok = raw_client(&url, right)
