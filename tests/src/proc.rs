@@ -225,7 +225,12 @@ impl NodeProc {
         let threads = sh(&format!(
             "for t in /proc/{pid}/task/*; do echo \"$(cat $t/comm): $(grep '^State' $t/status) wchan=$(cat $t/wchan)\"; done"
         ));
-        let sockets = sh(&format!("ss -tanpoi 2>/dev/null | grep -A1 'pid={pid},'"));
+        // Both ends of every connection to the node's listening ports (the
+        // client's side shows whether the answer is sitting unread).
+        let sockets = sh(&format!(
+            "ports=$(ss -tlnpH 2>/dev/null | grep 'pid={pid},' | awk '{{print $4}}' | sed 's/.*://' | paste -sd'|'); \
+             [ -n \"$ports\" ] && ss -tanpoi 2>/dev/null | grep -E -A1 \":($ports)[[:space:]]\""
+        ));
         let backtraces = sh(&format!(
             "command -v gdb >/dev/null && timeout 60 gdb -p {pid} -batch -ex 'thread apply all bt 10' 2>/dev/null | grep -E '^Thread|^#'"
         ));
