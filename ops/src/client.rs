@@ -337,7 +337,7 @@ impl Client {
         mut progress: impl FnMut(u64, Option<u64>),
     ) -> Result<(u64, http::HeaderMap), ClientError> {
         use tokio::io::AsyncWriteExt;
-        let (mut sender, conn_task) = self.open().await?;
+        let (mut sender, mut conn_task) = self.open().await?;
         let req = Request::get(path)
             .header(http::header::HOST, format!("{}:{}", self.host, self.port))
             .body(Full::new(Bytes::new()))
@@ -345,10 +345,7 @@ impl Client {
                 endpoint: self.endpoint.clone(),
                 detail: e.to_string(),
             })?;
-        let resp = match sender.send_request(req).await {
-            Ok(r) => r,
-            Err(e) => return Err(self.connection_error(conn_task, &e).await),
-        };
+        let resp = self.send_on(&mut sender, &mut conn_task, req).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
         if !status.is_success() {
@@ -397,7 +394,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let (mut sender, conn_task) = self.open().await?;
+        let (mut sender, mut conn_task) = self.open().await?;
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -411,13 +408,7 @@ impl Client {
                 endpoint: self.endpoint.clone(),
                 detail: e.to_string(),
             })?;
-        let resp = sender.send_request(req).await;
-        let resp = match resp {
-            Ok(r) => r,
-            // When the server refuses us with a TLS alert, the request only
-            // learns that it was cancelled; the alert is the connection's error.
-            Err(e) => return Err(self.connection_error(conn_task, &e).await),
-        };
+        let resp = self.send_on(&mut sender, &mut conn_task, req).await?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -429,9 +420,52 @@ impl Client {
         Ok((status, body))
     }
 
+    /// Send `req` on a connection from [`Client::open`] and wait for the
+    /// answer's head. When the server refuses us with a TLS alert, the
+    /// request only learns that it was cancelled; the alert is the
+    /// connection's error, so that is what is returned. The connection
+    /// ending first is an answer too: hyper does not always tell a request
+    /// whose connection died before the request was written (seen under
+    /// load: a refused certificate waited out the whole timeout with the
+    /// connection long closed).
+    async fn send_on(
+        &self,
+        sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        conn_task: &mut tokio::task::JoinHandle<Result<(), hyper::Error>>,
+        req: Request<Full<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        let send = sender.send_request(req);
+        tokio::pin!(send);
+        let ended = tokio::select! {
+            biased;
+            r = &mut send => {
+                return match r {
+                    Ok(resp) => Ok(resp),
+                    Err(e) => Err(self.connection_error(conn_task, &e).await),
+                };
+            }
+            ended = &mut *conn_task => ended,
+        };
+        // An answer that arrived just before the connection ended counts.
+        let late = tokio::time::timeout(Duration::from_millis(200), &mut send).await;
+        if let Ok(Ok(resp)) = late {
+            return Ok(resp);
+        }
+        Err(match (ended, late) {
+            (Ok(Err(conn_err)), _) => self.hyper_error(&conn_err),
+            (_, Ok(Err(e))) => self.hyper_error(&e),
+            _ => ClientError::Http {
+                endpoint: self.endpoint.clone(),
+                detail: "the connection closed before an answer arrived".into(),
+            },
+        })
+    }
+
+    /// The error of a request whose connection is still being driven by
+    /// `conn_task` (not yet seen to finish).
     async fn connection_error(
         &self,
-        conn_task: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+        conn_task: &mut tokio::task::JoinHandle<Result<(), hyper::Error>>,
         request_error: &hyper::Error,
     ) -> ClientError {
         match tokio::time::timeout(Duration::from_secs(2), conn_task).await {
