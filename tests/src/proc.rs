@@ -235,8 +235,8 @@ impl NodeProc {
             "command -v gdb >/dev/null && timeout 60 gdb -p {pid} -batch -ex 'thread apply all bt 10' 2>/dev/null | grep -E '^Thread|^#'"
         ));
         let log = self.log_text();
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(60)..];
         format!(
             "node pid {pid}\n-- threads:\n{threads}\n-- sockets:\n{sockets}\n-- backtraces:\n{backtraces}\n-- log (last 60 lines):\n{}",
             tail.join("\n")

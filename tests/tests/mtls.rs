@@ -63,8 +63,8 @@ fn raw_client(url: &str, dir: &std::path::Path) -> Client {
 fn assert_refused(r: Result<String, ClientError>, what: &str, node: &NodeProc) {
     match r {
         Err(ClientError::Refused { .. } | ClientError::Tls { .. } | ClientError::Http { .. }) => {}
-        // The node neither answered nor closed the connection: say what it
-        // was doing (this has happened, rarely, under CI load).
+        // No answer within the timeout (this happened, rarely, under CI
+        // load): say what the node and both ends of the connection were doing.
         Err(ClientError::Timeout { .. }) => panic!(
             "{what}: expected a refused handshake, got {r:?}\n{}",
             node.diagnostics()

@@ -22,7 +22,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
 
 use super::durable::{Durability, flush_durably, flush_durably_async};
-use super::metrics::LogMetrics;
+use super::metrics::{BatchMetrics, LOG_FLUSH};
 use super::{StoreError, encode, io_error, open_sealed, seal, sealed, sled_err, unseal};
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
@@ -56,7 +56,7 @@ pub struct LogStore {
     /// A purge openraft asked for beyond `floor`, done once it is reached.
     deferred: Arc<std::sync::Mutex<Option<LogId>>>,
     purge_lock: Arc<tokio::sync::Mutex<()>>,
-    metrics: LogMetrics,
+    metrics: BatchMetrics,
 }
 
 /// One append waiting for the group flush: the database, its syncs, the
@@ -66,7 +66,7 @@ type FlushJob = (sled::Db, Arc<Durability>, LogFlushed<TypeConfig>, usize);
 /// Group commit: one thread flushes sled for every append that arrived
 /// while the previous flush ran, then completes all their callbacks. One
 /// fsync covers many appends, and no append is reported before its flush.
-fn spawn_flusher(path: PathBuf, metrics: LogMetrics) -> std::sync::mpsc::Sender<FlushJob> {
+fn spawn_flusher(path: PathBuf, metrics: BatchMetrics) -> std::sync::mpsc::Sender<FlushJob> {
     // Each request carries its own handle to the database, so an idle
     // flusher holds none and a closed store is really closed.
     let (tx, rx) = std::sync::mpsc::channel::<FlushJob>();
@@ -85,10 +85,7 @@ fn spawn_flusher(path: PathBuf, metrics: LogMetrics) -> std::sync::mpsc::Sender<
                     std::thread::sleep(delay);
                 }
                 let result = flush_durably(&db, &durable);
-                metrics
-                    .flush_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                metrics.flush_entries.observe(entries as f64);
+                metrics.observe(started, entries);
                 drop(db);
                 drop(durable);
                 if let Err(e) = &result {
@@ -111,7 +108,7 @@ impl LogStore {
         let tree = db.open_tree("raft").map_err(|e| sled_err(path, e))?;
         let mark_path = path.with_extension("watermark");
         let watermark = std::sync::Arc::new(super::watermark::Watermark::open(&mark_path)?);
-        let metrics = LogMetrics::default();
+        let metrics = BatchMetrics::new(&LOG_FLUSH);
         let flusher = spawn_flusher(path.to_path_buf(), metrics.clone());
         let durable = Arc::new(Durability::open(path).map_err(|error| StoreError::Io {
             path: path.join("db"),
@@ -134,7 +131,7 @@ impl LogStore {
     }
 
     /// Group-commit metrics, for the node's `/metrics`.
-    pub fn metrics(&self) -> &LogMetrics {
+    pub fn metrics(&self) -> &BatchMetrics {
         &self.metrics
     }
 

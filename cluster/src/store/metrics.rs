@@ -4,83 +4,74 @@
 //! `wal_fsync_duration` and `backend_commit_duration`); see
 //! docs/operator/monitoring.md.
 
+use std::time::Instant;
+
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// 100 µs … ~3.3 s.
-fn seconds() -> Histogram {
-    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+/// The names and help texts of one [`BatchMetrics`].
+#[derive(Debug)]
+pub struct BatchNames {
+    seconds: (&'static str, &'static str),
+    entries: (&'static str, &'static str),
 }
 
-/// 1 … 2,048.
-fn counts() -> Histogram {
-    Histogram::new(exponential_buckets(1.0, 2.0, 12))
-}
+/// The log store's group commits.
+pub const LOG_FLUSH: BatchNames = BatchNames {
+    seconds: (
+        "enclave_raft_log_flush_duration_seconds",
+        "Time to make appended Raft log entries durable (one group commit: sled flush + fdatasync)",
+    ),
+    entries: (
+        "enclave_raft_log_flush_entries",
+        "Raft log entries made durable by one group commit",
+    ),
+};
 
-/// Metrics of the log store's group commit. Cheap to clone (shared).
+/// The state machine's apply batches (the application's work, the
+/// journal record and the writes).
+pub const APPLY: BatchNames = BatchNames {
+    seconds: (
+        "enclave_raft_apply_duration_seconds",
+        "Time to apply one batch of committed entries to the state machine",
+    ),
+    entries: (
+        "enclave_raft_apply_entries",
+        "Committed entries applied in one batch",
+    ),
+};
+
+/// How long each batch of some storage operation took and how many
+/// entries it covered. Cheap to clone (shared).
 #[derive(Clone, Debug)]
-pub struct LogMetrics {
-    /// One group commit: sled's flush and the `fdatasync`s after it.
-    pub flush_seconds: Histogram,
-    /// Log entries made durable by one group commit.
-    pub flush_entries: Histogram,
+pub struct BatchMetrics {
+    names: &'static BatchNames,
+    /// 100 µs … ~3.3 s.
+    seconds: Histogram,
+    /// 1 … 2,048.
+    entries: Histogram,
 }
 
-impl Default for LogMetrics {
-    fn default() -> Self {
-        LogMetrics {
-            flush_seconds: seconds(),
-            flush_entries: counts(),
+impl BatchMetrics {
+    pub fn new(names: &'static BatchNames) -> BatchMetrics {
+        BatchMetrics {
+            names,
+            seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            entries: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
         }
     }
-}
 
-impl LogMetrics {
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "enclave_raft_log_flush_duration_seconds",
-            "Time to make appended Raft log entries durable (one group commit: sled flush + fdatasync)",
-            self.flush_seconds.clone(),
-        );
-        registry.register(
-            "enclave_raft_log_flush_entries",
-            "Raft log entries made durable by one group commit",
-            self.flush_entries.clone(),
-        );
+    /// One batch of `entries` entries, begun at `started`, is done.
+    pub fn observe(&self, started: Instant, entries: usize) {
+        self.seconds.observe(started.elapsed().as_secs_f64());
+        self.entries.observe(entries as f64);
     }
-}
 
-/// Metrics of the state machine's applies. Cheap to clone (shared).
-#[derive(Clone, Debug)]
-pub struct ApplyMetrics {
-    /// One atomic apply batch: the application's work, the journal record
-    /// and the writes.
-    pub batch_seconds: Histogram,
-    /// Committed entries applied in one batch.
-    pub batch_entries: Histogram,
-}
-
-impl Default for ApplyMetrics {
-    fn default() -> Self {
-        ApplyMetrics {
-            batch_seconds: seconds(),
-            batch_entries: counts(),
-        }
-    }
-}
-
-impl ApplyMetrics {
     pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "enclave_raft_apply_duration_seconds",
-            "Time to apply one batch of committed entries to the state machine",
-            self.batch_seconds.clone(),
-        );
-        registry.register(
-            "enclave_raft_apply_entries",
-            "Committed entries applied in one batch",
-            self.batch_entries.clone(),
-        );
+        let (name, help) = self.names.seconds;
+        registry.register(name, help, self.seconds.clone());
+        let (name, help) = self.names.entries;
+        registry.register(name, help, self.entries.clone());
     }
 }
 
@@ -91,14 +82,12 @@ mod tests {
     #[test]
     fn both_register_under_their_names() {
         let mut registry = Registry::default();
-        let log = LogMetrics::default();
-        let apply = ApplyMetrics::default();
+        let log = BatchMetrics::new(&LOG_FLUSH);
+        let apply = BatchMetrics::new(&APPLY);
         log.register(&mut registry);
         apply.register(&mut registry);
-        log.flush_seconds.observe(0.0003);
-        log.flush_entries.observe(5.0);
-        apply.batch_seconds.observe(0.0002);
-        apply.batch_entries.observe(3.0);
+        log.observe(Instant::now(), 5);
+        apply.observe(Instant::now(), 3);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
         for name in [

@@ -26,7 +26,7 @@ use openraft::{ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 use super::capture::SnapshotCapture;
 use super::durable::{Durability, flush_durably, flush_durably_async};
 use super::journal::Journal;
-use super::metrics::ApplyMetrics;
+use super::metrics::{APPLY, BatchMetrics};
 use super::snapshot::{self, Reader};
 use super::{StoreError, Txn, io_error, open_sealed, sealed, sled_err};
 use crate::app::Application;
@@ -89,7 +89,7 @@ struct Inner<A> {
     app: Arc<A>,
     incoming: Mutex<Option<PathBuf>>,
     seq: AtomicU64,
-    metrics: ApplyMetrics,
+    metrics: BatchMetrics,
 }
 
 /// A read-only view of the application's state (local, not linearizable).
@@ -233,7 +233,7 @@ impl<A: Application> StateMachineStore<A> {
                 app,
                 incoming: Mutex::new(None),
                 seq: AtomicU64::new(0),
-                metrics: ApplyMetrics::default(),
+                metrics: BatchMetrics::new(&APPLY),
             }),
         })
     }
@@ -385,7 +385,7 @@ impl<A: Application> StateMachineStore<A> {
     }
 
     /// Apply metrics, for the node's `/metrics`.
-    pub fn metrics(&self) -> &ApplyMetrics {
+    pub fn metrics(&self) -> &BatchMetrics {
         &self.inner.metrics
     }
 

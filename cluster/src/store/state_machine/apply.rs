@@ -69,9 +69,7 @@ impl<A: Application> StateMachineStore<A> {
                 let started = std::time::Instant::now();
                 let n = chunk.len();
                 let applied = self.apply_batch(&tree, chunk)?;
-                let m = &self.inner.metrics;
-                m.batch_seconds.observe(started.elapsed().as_secs_f64());
-                m.batch_entries.observe(n as f64);
+                self.inner.metrics.observe(started, n);
                 applied
             };
             out.extend(responses);
