@@ -25,8 +25,8 @@ pub enum ClusterEvent<'a> {
     Membership(&'a openraft::Membership<crate::types::NodeId, crate::types::Member>),
     /// A cluster control command and its outcome.
     Control {
-        command: &'a crate::control::ControlCommand,
-        outcome: &'a crate::control::ControlOutcome,
+        command: &'a crate::types::ControlCommand,
+        outcome: &'a crate::types::ControlOutcome,
     },
 }
 

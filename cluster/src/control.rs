@@ -1,49 +1,12 @@
-//! Commands of the cluster layer itself, replicated like any other:
-//! one-time join tokens. Tokens are consumed through the log, so two nodes
-//! can never both accept the same token.
+//! Applying the cluster layer's own commands ([`ControlCommand`]): one-time
+//! join tokens and the cluster id. Tokens are consumed through the log, so
+//! two nodes can never both accept the same token.
 
 use serde::{Deserialize, Serialize};
 
 use crate::app::ApplyContext;
 use crate::store::Txn;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ControlCommand {
-    /// Register a join token. Only the SHA-256 of its secret is stored.
-    CreateJoinToken {
-        id: String,
-        secret_sha256: Vec<u8>,
-        ttl_ms: u64,
-        created_by: String,
-    },
-    /// Use a token for `node`. Refused if unknown, used, expired or wrong.
-    ConsumeJoinToken {
-        id: String,
-        secret_sha256: Vec<u8>,
-        node: String,
-    },
-    /// Name the cluster once (at init): every peer RPC carries the id, and a
-    /// node refuses RPCs from another cluster under the same CA.
-    SetClusterId { id: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ControlOutcome {
-    JoinTokenCreated {
-        id: String,
-        expires_at_ms: u64,
-    },
-    JoinTokenAccepted {
-        id: String,
-    },
-    JoinTokenRefused {
-        reason: String,
-    },
-    /// The cluster's id (the first one set wins).
-    ClusterId {
-        id: String,
-    },
-}
+use crate::types::{ControlCommand, ControlOutcome};
 
 /// Key of the cluster id in the control keyspace.
 pub const CLUSTER_ID_KEY: &[u8] = b"cluster_id";

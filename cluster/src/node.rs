@@ -3,6 +3,7 @@
 //! retried safely), linearizable read barriers, membership changes and a
 //! status view.
 
+mod campaign;
 mod leadership;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,8 @@ use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::app::Application;
-use crate::network::{Network, PeerError, Peers};
+use crate::error::{ClusterError, ForwardResult};
+use crate::peer::{Network, PeerError, Peers};
 use crate::store::{self, LogStore, StateMachineStore, StoreError};
 use crate::types::{Member, NodeId, Payload, Raft, Request, Response, node_id_of};
 
@@ -54,39 +56,6 @@ impl Default for RaftSettings {
             write_timeout_ms: 10_000,
             cache_bytes: store::DEFAULT_CACHE_BYTES,
         }
-    }
-}
-
-/// Cluster-level failures, phrased for operators and API clients.
-#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
-pub enum ClusterError {
-    #[error(
-        "this node is not part of an initialized cluster yet (run `enclavectl cluster init` on the first node, or join it)"
-    )]
-    NotInitialized,
-    #[error("no leader could take the write within {waited_ms} ms (is a majority of nodes up?)")]
-    Unavailable { waited_ms: u64 },
-    #[error("no leader is known right now (is a majority of nodes up?)")]
-    NoLeader,
-    #[error(
-        "the outcome is unknown: {0}. The write may or may not have been applied; retry with the same idempotency key"
-    )]
-    OutcomeUnknown(String),
-    #[error("refused: {0}")]
-    Rejected(String),
-    #[error("storage failure: {0}")]
-    Storage(String),
-    #[error("peer: {0}")]
-    Peer(String),
-    #[error(
-        "this node leads but has not heard from a majority for {silent_ms} ms (cut off by a partition?); the write was not taken: retry on another node"
-    )]
-    NoQuorum { silent_ms: u64 },
-}
-
-impl From<PeerError> for ClusterError {
-    fn from(e: PeerError) -> Self {
-        ClusterError::Peer(e.to_string())
     }
 }
 
@@ -186,10 +155,6 @@ pub fn staggered_snapshot_every(snapshot_every: u64, id: NodeId) -> u64 {
     snapshot_every + id % (snapshot_every / 8 + 1)
 }
 
-pub(crate) fn now_ms() -> u64 {
-    crate::fault::now_ms()
-}
-
 /// A random idempotency key for writes whose caller gave none, so a retry
 /// after an unknown outcome can never apply twice.
 fn auto_key() -> String {
@@ -265,7 +230,7 @@ impl<A: Application> ClusterNode<A> {
             transfer_until: std::sync::atomic::AtomicU64::new(0),
             epoch: Instant::now(),
         });
-        crate::election::spawn(&node);
+        campaign::spawn(&node);
         // Keep the durability watermark close behind what sled has flushed.
         let weak = Arc::downgrade(&node);
         tokio::spawn(async move {
@@ -673,7 +638,7 @@ impl<A: Application> ClusterNode<A> {
             })?;
         let mut b = [0u8; 16];
         let _ = ring::rand::SystemRandom::new().fill(&mut b);
-        let cmd = crate::control::ControlCommand::SetClusterId { id: hex::encode(b) };
+        let cmd = crate::types::ControlCommand::SetClusterId { id: hex::encode(b) };
         self.write(Payload::Cluster(cmd), None).await?;
         self.cluster_id();
         Ok(())
@@ -744,14 +709,6 @@ impl<A: Application> ClusterNode<A> {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
-}
-
-/// Answer of a forwarded operation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ForwardResult {
-    /// The receiver is not (or no longer) the leader: ask again.
-    NotLeader,
-    Failed(ClusterError),
 }
 
 /// Why a node could not start.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::node::{ClusterError, ForwardResult};
+use crate::error::{ClusterError, ForwardResult};
 use crate::types::{Payload, Raft, Request, Response, ResponsePayload};
 
 /// Limits of one batch.
@@ -125,7 +125,7 @@ async fn run(raft: Raft, limits: BatchLimits, mut rx: mpsc::Receiver<(Request, R
 }
 
 async fn submit(raft: &Raft, mut batch: Vec<(Request, Reply)>, max_wait: std::time::Duration) {
-    let now = crate::node::now_ms();
+    let now = crate::fault::now_ms();
     if batch.len() == 1 {
         if let Some((mut req, reply)) = batch.pop() {
             req.time_ms = now;

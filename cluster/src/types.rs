@@ -56,7 +56,7 @@ pub enum Payload {
     /// the encoding is the same.)
     App(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A command of the cluster layer itself.
-    Cluster(crate::control::ControlCommand),
+    Cluster(ControlCommand),
     /// Requests batched into one entry by the leader's proposer; each keeps
     /// its own idempotency key and outcome. Never nested.
     Batch(Vec<Request>),
@@ -89,9 +89,50 @@ pub enum ResponsePayload {
     /// Blank entries and membership changes.
     None,
     App(#[serde(with = "serde_bytes")] Vec<u8>),
-    Cluster(crate::control::ControlOutcome),
+    Cluster(ControlOutcome),
     /// One outcome per request of a [`Payload::Batch`], in order.
     Batch(Vec<Response>),
+}
+
+/// Commands of the cluster layer itself, replicated like any other (applied
+/// by [`crate::control`]). Join tokens are consumed through the log, so two
+/// nodes can never both accept the same token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlCommand {
+    /// Register a join token. Only the SHA-256 of its secret is stored.
+    CreateJoinToken {
+        id: String,
+        secret_sha256: Vec<u8>,
+        ttl_ms: u64,
+        created_by: String,
+    },
+    /// Use a token for `node`. Refused if unknown, used, expired or wrong.
+    ConsumeJoinToken {
+        id: String,
+        secret_sha256: Vec<u8>,
+        node: String,
+    },
+    /// Name the cluster once (at init): every peer RPC carries the id, and a
+    /// node refuses RPCs from another cluster under the same CA.
+    SetClusterId { id: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlOutcome {
+    JoinTokenCreated {
+        id: String,
+        expires_at_ms: u64,
+    },
+    JoinTokenAccepted {
+        id: String,
+    },
+    JoinTokenRefused {
+        reason: String,
+    },
+    /// The cluster's id (the first one set wins).
+    ClusterId {
+        id: String,
+    },
 }
 
 openraft::declare_raft_types!(

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use enclave_cluster::net::ConnInfo;
+use enclave_cluster::listener::ConnInfo;
 use http::StatusCode;
 use ring::rand::SecureRandom;
 use serde::Serialize;

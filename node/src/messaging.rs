@@ -259,7 +259,7 @@ impl Application for NodeApp {
         event: enclave_cluster::app::ClusterEvent<'_>,
     ) -> Result<(), sled::Error> {
         use enclave_cluster::app::ClusterEvent;
-        use enclave_cluster::control::{ControlCommand, ControlOutcome};
+        use enclave_cluster::types::{ControlCommand, ControlOutcome};
         let mut origin = Origin::system("raft");
         let (action, target, outcome) = match event {
             ClusterEvent::Membership(m) => {

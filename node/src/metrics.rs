@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use enclave_cluster::net::ListenerMetrics;
+use enclave_cluster::listener::ListenerMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

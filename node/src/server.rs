@@ -11,9 +11,9 @@ use enclave_certs::{
     CertInfo, ClientAuth, ReloadOutcome, ReloadingClientConfig, ReloadingServerConfig, Role,
     TlsMaterial,
 };
-use enclave_cluster::net::{JoinDoor, ServeOptions, serve_tls};
-use enclave_cluster::network::Peers;
+use enclave_cluster::listener::{JoinDoor, ServeOptions, serve_tls};
 use enclave_cluster::node::ClusterNode;
+use enclave_cluster::peer::Peers;
 use enclave_cluster::types::Member;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -249,8 +249,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         (
             &peer,
             peer_l,
-            enclave_cluster::net::peer::router(node_id.clone())
-                .merge(enclave_cluster::network::server::routes(cluster.clone()))
+            enclave_cluster::peer::hello::router(node_id.clone())
+                .merge(enclave_cluster::peer::server::routes(cluster.clone()))
                 .merge(crate::join::rejoin_router(state.clone())),
             Some(join_door),
         ),

@@ -8,8 +8,9 @@ use crate::api::v1::Params;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use enclave_cluster::control::{ControlCommand, ControlOutcome};
-use enclave_cluster::node::{ClusterError, MembershipChange, NodeStatus};
+use enclave_cluster::error::ClusterError;
+use enclave_cluster::node::{MembershipChange, NodeStatus};
+use enclave_cluster::types::{ControlCommand, ControlOutcome};
 use enclave_cluster::types::{Member, Payload, ResponsePayload, node_id_of};
 use http::StatusCode;
 use ring::rand::SecureRandom;
@@ -290,7 +291,7 @@ pub struct TokenRequest {
 /// `POST /v1/cluster/join-tokens`: a one-time token `<id>.<secret>`.
 pub async fn join_token(
     State(state): State<Arc<NodeState>>,
-    axum::Extension(conn): axum::Extension<enclave_cluster::net::ConnInfo>,
+    axum::Extension(conn): axum::Extension<enclave_cluster::listener::ConnInfo>,
     Json(req): Json<TokenRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !(60..=7 * 24 * 3600).contains(&req.ttl_secs) {

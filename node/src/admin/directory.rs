@@ -41,7 +41,7 @@ impl axum::extract::FromRequestParts<S> for OperatorOrigin {
 /// its verified client certificate.
 fn operator_origin(ext: &http::Extensions, node: &str) -> Option<crate::audit::Origin> {
     let id = ext
-        .get::<enclave_cluster::net::ConnInfo>()
+        .get::<enclave_cluster::listener::ConnInfo>()
         .and_then(|c| c.identity.as_ref())?;
     Some(crate::http::origin(
         ext,

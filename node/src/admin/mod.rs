@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use enclave_certs::Role;
-use enclave_cluster::net::ConnInfo;
+use enclave_cluster::listener::ConnInfo;
 use serde::{Deserialize, Serialize};
 
 pub mod cluster;

@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
-use enclave_cluster::net::ConnInfo;
+use enclave_cluster::listener::ConnInfo;
 use http::StatusCode;
 use ring::rand::SecureRandom;
 use serde::Deserialize;

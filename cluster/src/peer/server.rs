@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 
 use super::CONTENT_TYPE;
 use crate::app::Application;
-use crate::net::ConnInfo;
-use crate::node::{ClusterNode, ForwardResult, MembershipChange};
+use crate::error::ForwardResult;
+use crate::listener::ConnInfo;
+use crate::node::{ClusterNode, MembershipChange};
 use crate::types::{NodeId, Request, TypeConfig, node_id_of};
 
 /// Largest RPC body: an append batch or a snapshot chunk (1 MiB default).
@@ -306,7 +307,7 @@ async fn same_cluster<A: Application>(
 ) -> Response {
     let theirs = req
         .headers()
-        .get(crate::network::client::CLUSTER_HEADER)
+        .get(crate::peer::client::CLUSTER_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let ours = node.cluster_id();

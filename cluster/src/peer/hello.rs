@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::ConnInfo;
+use crate::listener::ConnInfo;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Hello {
