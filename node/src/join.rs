@@ -33,9 +33,9 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
-use crate::admin::cluster::{add_and_promote, cluster_error};
 use crate::http::ApiError;
-use crate::server::NodeState;
+use crate::http::NodeState;
+use crate::http::{cluster_error, membership::add_and_promote};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -22,8 +22,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
-use crate::admin::{CertStatus, ListenStatus};
 use crate::config::Config;
+use crate::http::{CertStatus, ListenStatus, NodeState};
 use crate::metrics::{ListenerOnly, Metrics, ReloadLabels};
 
 /// How other nodes and clients reach this node.
@@ -55,42 +55,6 @@ pub fn advertised_member(
         peer: advertise(peer),
         api: advertise(api),
         admin: advertise(admin),
-    }
-}
-
-/// Shared state of a running node, handed to every handler.
-#[derive(Debug)]
-pub struct NodeState {
-    pub config: Config,
-    pub node_id: String,
-    pub ca_fingerprint: String,
-    pub metrics: Arc<Metrics>,
-    pub ready: AtomicBool,
-    pub bound: ListenStatus,
-    cert: RwLock<CertStatus>,
-    pub cluster: Arc<ClusterNode<NodeApp>>,
-    pub peer_tls: Arc<ReloadingClientConfig>,
-    /// Per-token and per-source limits of the client API (this node only).
-    pub limits: crate::api::v1::Limits,
-    /// Authorization denials on the admin port since the last audit pass:
-    /// (operator, role, route) -> count.
-    pub denials: std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>,
-}
-
-impl NodeState {
-    /// Count a refused request for the audit trail (written aggregated by
-    /// `admin::directory::flush_denials`). Bounded: new keys beyond 10,000
-    /// are dropped until the next flush.
-    pub fn note_denial(&self, who: &str, role: &str, what: &str) {
-        let mut d = self.denials.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (who.to_string(), role.to_string(), what.to_string());
-        if d.len() < 10_000 || d.contains_key(&key) {
-            *d.entry(key).or_insert(0) += 1;
-        }
-    }
-
-    pub fn cert_status(&self) -> CertStatus {
-        self.cert.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -230,7 +194,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         cluster: cluster.clone(),
         peer_tls,
         denials: Default::default(),
-        limits: crate::api::v1::Limits::new(config.token_rate_per_sec, config.token_burst),
+        limits: crate::http::Limits::new(config.token_rate_per_sec, config.token_burst),
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -277,16 +241,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             shutdown_rx.clone(),
         )));
     }
-    tasks.push(tokio::spawn(crate::admin::directory::start_record(
+    tasks.push(tokio::spawn(crate::admin::audit::start_record(
         state.clone(),
         shutdown_rx.clone(),
     )));
-    tasks.push(tokio::spawn(crate::admin::directory::denial_loop(
+    tasks.push(tokio::spawn(crate::admin::audit::denial_loop(
         state.clone(),
         std::time::Duration::from_secs(30),
         shutdown_rx.clone(),
     )));
-    tasks.push(tokio::spawn(crate::admin::directory::checkpoint_loop(
+    tasks.push(tokio::spawn(crate::admin::audit::checkpoint_loop(
         state.clone(),
         std::time::Duration::from_secs(10),
         shutdown_rx.clone(),
@@ -408,10 +372,10 @@ async fn reload_loop(
         }
         if changed && let Ok(info) = CertInfo::from_file(&state.config.tls.cert) {
             set_expiry(&state.metrics, &info);
-            *state.cert.write().unwrap_or_else(|p| p.into_inner()) = CertStatus {
+            state.set_cert_status(CertStatus {
                 serial: info.serial,
                 not_after: info.not_after,
-            };
+            });
         }
     }
 }

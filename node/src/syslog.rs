@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use crate::audit::Linked;
 use crate::config::SyslogTarget;
-use crate::server::NodeState;
+use crate::http::NodeState;
 
 /// `authpriv` (10) × 8 + `notice` (5).
 const PRI: u8 = 85;

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::v1::Params;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,23 +16,8 @@ use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::http::ApiError;
+use crate::http::{ApiError, NodeState, Params, cluster_error, membership::add_and_promote};
 use crate::kv::{self, KvCommand, KvOutcome};
-use crate::server::NodeState;
-
-pub fn cluster_error(e: ClusterError) -> ApiError {
-    let (status, code) = match &e {
-        ClusterError::NotInitialized => (StatusCode::CONFLICT, "not_initialized"),
-        ClusterError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        ClusterError::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
-        ClusterError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
-        ClusterError::Rejected(_) => (StatusCode::CONFLICT, "rejected"),
-        ClusterError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
-        ClusterError::Peer(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
-        ClusterError::NoQuorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_quorum"),
-    };
-    ApiError::new(status, code, e.to_string())
-}
 
 /// `POST /v1/cluster/init`: make this node a one-node cluster.
 pub async fn init(
@@ -194,62 +178,6 @@ pub async fn add_member(
     Ok(Json(
         json!({ "added": req.name, "id": node_id_of(&req.name), "state": "learner; promoted to voter once caught up" }),
     ))
-}
-
-/// Add as learner now; promote in the background once it has caught up.
-pub async fn add_and_promote(state: &Arc<NodeState>, member: Member) -> Result<(), ApiError> {
-    let id = node_id_of(&member.name);
-    state
-        .cluster
-        .change_membership(MembershipChange::AddLearner {
-            member: member.clone(),
-        })
-        .await
-        .map_err(cluster_error)?;
-    let cluster = state.cluster.clone();
-    tokio::spawn(async move {
-        // Wait until the learner's log matches the leader's closely, then promote.
-        for _ in 0..3000 {
-            // Only the leader knows how far the learner has replicated.
-            let Some(s) = cluster.leader_status().await else {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            };
-            if s.voters.iter().any(|(v, _)| *v == id) {
-                return;
-            }
-            if !s
-                .voters
-                .iter()
-                .chain(s.learners.iter())
-                .any(|(v, _)| *v == id)
-            {
-                tracing::warn!(node = %member.name, "no longer a member; not promoting");
-                return;
-            }
-            let caught_up = match (&s.replication, s.last_log_index) {
-                (Some(r), Some(last)) => {
-                    r.get(&id).copied().flatten().is_some_and(|m| m + 5 >= last)
-                }
-                _ => false,
-            };
-            if caught_up {
-                match cluster
-                    .change_membership(MembershipChange::Promote { id })
-                    .await
-                {
-                    Ok(()) => {
-                        tracing::info!(node = %member.name, "promoted to voter");
-                        return;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "promotion not yet possible"),
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        tracing::warn!(node = %member.name, "gave up promoting the learner after 10 minutes; check its health and add it again");
-    });
-    Ok(())
 }
 
 /// `DELETE /v1/cluster/members/{name}`.

@@ -13,11 +13,13 @@ use enclave_certs::Role;
 use enclave_cluster::listener::ConnInfo;
 use serde::{Deserialize, Serialize};
 
+pub mod audit;
+pub mod backup;
 pub mod cluster;
 pub mod directory;
 
-use crate::http::{ApiError, not_found, trace_request};
-use crate::server::NodeState;
+use crate::http::NodeState;
+use crate::http::{ApiError, CertStatus, ListenStatus, not_found, trace_request};
 
 /// Operator roles (everything but monitor).
 pub const OPERATORS: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor];
@@ -46,12 +48,11 @@ pub fn router(state: Arc<NodeState>) -> Router {
         )
         .route(
             "/v1/backup",
-            get(crate::backup::create).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+            get(backup::create).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
             "/v1/cluster/state-hash",
-            get(crate::backup::state_hash)
-                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+            get(backup::state_hash).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .route(
             "/v1/cluster/transfer-leader",
@@ -132,22 +133,20 @@ pub fn router(state: Arc<NodeState>) -> Router {
         )
         .route(
             "/v1/audit",
-            get(directory::audit_records)
-                .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
+            get(audit::audit_records).route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
         )
         .route(
             "/v1/audit/archive",
-            post(directory::audit_archive)
-                .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
+            post(audit::audit_archive).route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
         )
         .route(
             "/v1/audit/checkpoint",
-            post(directory::audit_checkpoint)
+            post(audit::audit_checkpoint)
                 .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
         )
         .route(
             "/v1/audit/checkpoints",
-            get(directory::audit_checkpoints)
+            get(audit::audit_checkpoints)
                 .route_layer(middleware::from_fn_with_state(AUDITOR, guard)),
         )
         .route(
@@ -162,13 +161,46 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            directory::audit_layer,
+            audit::audit_layer,
         ))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             trace_request,
         ))
         .with_state(state)
+}
+
+/// The operator behind the request (from the verified client
+/// certificate), for the audit record.
+#[derive(Debug)]
+pub struct OperatorOrigin(pub crate::audit::Origin);
+
+impl axum::extract::FromRequestParts<Arc<NodeState>> for OperatorOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &Arc<NodeState>,
+    ) -> Result<Self, ApiError> {
+        operator_origin(&parts.extensions, &state.node_id)
+            .map(OperatorOrigin)
+            .ok_or_else(|| ApiError::forbidden("no operator certificate"))
+    }
+}
+
+/// The audit origin of a request on the admin port: the operator named by
+/// its verified client certificate.
+pub(crate) fn operator_origin(ext: &http::Extensions, node: &str) -> Option<crate::audit::Origin> {
+    let id = ext
+        .get::<enclave_cluster::listener::ConnInfo>()
+        .and_then(|c| c.identity.as_ref())?;
+    Some(crate::http::origin(
+        ext,
+        crate::audit::ActorKind::Operator,
+        &id.name,
+        id.role.as_str(),
+        node,
+    ))
 }
 
 /// Route guard admitting only the roles in its state. Use as
@@ -213,19 +245,6 @@ pub struct Status {
     pub listen: ListenStatus,
     /// Who asked, as read from the client certificate.
     pub caller: Caller,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct CertStatus {
-    pub serial: String,
-    pub not_after: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct ListenStatus {
-    pub peer: String,
-    pub api: String,
-    pub admin: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]

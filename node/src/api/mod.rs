@@ -11,8 +11,8 @@ use serde_json::json;
 
 pub mod v1;
 
+use crate::http::NodeState;
 use crate::http::{ApiError, not_found, trace_request};
-use crate::server::NodeState;
 
 pub fn router(state: Arc<NodeState>) -> Router {
     Router::new()

@@ -5,98 +5,21 @@
 //! (`LoginSucceeded` with the *hashes* of the new tokens, or
 //! `LoginFailed`), so every node agrees on sessions and lockouts.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use enclave_cluster::listener::ConnInfo;
 use http::StatusCode;
-use ring::rand::SecureRandom;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Body, Caller, S, now_ms, store_error, submit, token_hash};
+use super::Caller;
 use crate::audit::{ActorKind, Origin};
 use crate::domain::{self, Command, Done, MemberStatus};
-use crate::http::ApiError;
-
-/// Shortest and longest password accepted.
-pub const MIN_PASSWORD: usize = 8;
-pub const MAX_PASSWORD: usize = 256;
-
-fn argon() -> argon2::Argon2<'static> {
-    // argon2id, OWASP's minimum: 19 MiB, 2 passes, 1 lane.
-    argon2::Argon2::new(
-        argon2::Algorithm::Argon2id,
-        argon2::Version::V0x13,
-        argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default(),
-    )
-}
-
-pub fn check_password_rules(p: &str) -> Result<(), ApiError> {
-    let n = p.chars().count();
-    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "weak_password",
-            format!("a password has {MIN_PASSWORD}-{MAX_PASSWORD} characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// Hash a password (argon2id, random salt) off the async runtime.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        ring::rand::SystemRandom::new()
-            .fill(&mut salt)
-            .map_err(|_| "no randomness".to_string())?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-        argon()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r)
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hash_failed", e))
-}
-
-/// Verify off the async runtime. Without a stored hash a dummy one is
-/// checked, so an unknown user takes as long as a wrong password.
-async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        let dummy = DUMMY.get_or_init(|| {
-            let salt = SaltString::encode_b64(b"enclave-dummy-salt").ok()?;
-            argon()
-                .hash_password(b"not a password", &salt)
-                .map(|h| h.to_string())
-                .ok()
-        });
-        let (stored, real) = match &hash {
-            Some(h) => (h.as_str(), true),
-            None => (dummy.as_deref().unwrap_or(""), false),
-        };
-        let ok = PasswordHash::new(stored)
-            .map(|h| argon().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false);
-        ok && real
-    })
-    .await
-    .unwrap_or(false)
-}
-
-fn new_token(prefix: &str) -> String {
-    let mut b = [0u8; 32];
-    // SystemRandom only fails if the OS has no randomness: refuse then.
-    if ring::rand::SystemRandom::new().fill(&mut b).is_err() {
-        std::process::abort();
-    }
-    format!("{prefix}{}", hex::encode(b))
-}
+use crate::http::accounts::{
+    check_password_rules, hash_password, new_token, token_hash, verify_password,
+};
+use crate::http::{ApiError, Body, S, now_ms, store_error, submit};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,7 +198,7 @@ pub async fn me(State(state): State<S>, caller: Caller) -> Result<Json<Value>, A
         .map_err(store_error)?
         .is_some_and(|a| a.must_change);
     Ok(Json(json!({
-        "member": super::directory::member_json(&m),
+        "member": crate::http::views::member_json(&m),
         "session_expires_at_ms": caller.session.expires_ms,
         "must_change_password": must_change,
         "sync_head": domain::query::head(&view).map_err(store_error)?,

@@ -6,9 +6,10 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Body, Caller, Params, S, header_key, page_limit, scoped_key, store_error, submit};
+use super::Caller;
 use crate::domain::{self, Command, ConvMember, Conversation, Done, Message, Target};
 use crate::http::ApiError;
+use crate::http::{Body, Params, S, header_key, page_limit, scoped_key, store_error, submit};
 
 pub fn conv_json(c: &Conversation, me: Option<&ConvMember>) -> Value {
     let mut v = json!({
@@ -123,7 +124,7 @@ pub async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     let (c, me) = domain::query::conversation_for(&state.view(), &caller.userid, &conv)
         .map_err(store_error)?
-        .map_err(super::refusal)?;
+        .map_err(crate::http::refusal)?;
     Ok(Json(conv_json(&c, Some(&me))))
 }
 
@@ -213,7 +214,7 @@ pub async fn members(
     let view = state.view();
     domain::query::conversation_for(&view, &caller.userid, &conv)
         .map_err(store_error)?
-        .map_err(super::refusal)?;
+        .map_err(crate::http::refusal)?;
     let list = domain::query::conversation_members(&view, &conv, q.cursor.as_deref(), limit)
         .map_err(store_error)?;
     let next = (list.len() == limit)
@@ -377,7 +378,7 @@ pub async fn messages(
             .cluster
             .read_barrier()
             .await
-            .map_err(crate::admin::cluster::cluster_error)?,
+            .map_err(crate::http::cluster_error)?,
         Some(other) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -389,7 +390,7 @@ pub async fn messages(
     let view = state.view();
     let (c, me) = domain::query::conversation_for(&view, &caller.userid, &conv)
         .map_err(store_error)?
-        .map_err(super::refusal)?;
+        .map_err(crate::http::refusal)?;
     let list = domain::query::messages(&view, &me, &conv, q.after_seq.unwrap_or(0), limit)
         .map_err(store_error)?;
     let next = list.last().map(|m| m.seq).filter(|s| *s < c.last_seq);
@@ -502,7 +503,7 @@ pub async fn receipts(
     let view = state.view();
     let (c, _) = domain::query::conversation_for(&view, &caller.userid, &conv)
         .map_err(store_error)?
-        .map_err(super::refusal)?;
+        .map_err(crate::http::refusal)?;
     let m = domain::query::message(&view, &conv, seq)
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no message {seq} in {conv:?}")))?;

@@ -6,21 +6,10 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Caller, Params, S, page_limit, store_error};
-use crate::domain::{self, Member};
-use crate::http::ApiError;
-
-pub fn member_json(m: &Member) -> Value {
-    json!({
-        "userid": m.userid,
-        "name": m.name,
-        "departments": m.departments,
-        "title": m.title,
-        "email": m.email,
-        "mobile": m.mobile,
-        "status": m.status,
-    })
-}
+use super::Caller;
+use crate::domain;
+use crate::http::views::member_json;
+use crate::http::{ApiError, Params, S, page_limit, store_error};
 
 /// `GET /v1/directory/departments`: the visible part of the tree.
 pub async fn departments(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -18,9 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Caller, Params, S, page_limit, store_error};
+use super::Caller;
 use crate::domain::{self, Event, EventBody, UserConv};
-use crate::http::ApiError;
+use crate::http::{ApiError, Params, S, page_limit, store_error};
 use crate::messaging::Push;
 
 /// `{"no", "conversation", "time_ms", "actor", "type", ...fields}`.

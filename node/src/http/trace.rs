@@ -1,79 +1,17 @@
-//! Cross-cutting HTTP concerns as layers: one error shape on the wire, a
-//! tracing span per request, request metrics.
+//! A tracing span and metrics for every request, the request id that links
+//! log lines and audit records, and the audit origin of a caller.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use enclave_cluster::listener::ConnInfo;
-use http::StatusCode;
 use ring::rand::SecureRandom;
-use serde::Serialize;
 use tracing::Instrument;
 
 use crate::metrics::{ListenerOnly, Metrics, RequestLabels};
-
-/// The one error shape: `{"error": {"code": "...", "message": "..."}}`.
-/// Codes are stable identifiers clients may match on; messages are for people.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorInner<'a>,
-}
-#[derive(Serialize)]
-struct ErrorInner<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
-    }
-    pub fn unauthenticated(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorInner {
-                code: self.code,
-                message: &self.message,
-            },
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
-
-/// Fallback for unknown routes, in the one error shape.
-pub async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.uri().path()
-    ))
-}
 
 /// A short random id that links a request's log lines (and, later, its
 /// audit record).

@@ -1,0 +1,110 @@
+//! Extractors whose every failure is an [`ApiError`] in the one shape, and
+//! the small request helpers every face shares (idempotency keys, page
+//! limits).
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+
+/// A JSON body whose every failure is an [`ApiError`] in the one shape.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<St: Send + Sync, T: DeserializeOwned> FromRequest<St> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &St) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> ApiError {
+    let status = rej.status();
+    let text = rej.body_text();
+    match rej {
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", text)
+        }
+        JsonRejection::JsonDataError(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", text)
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body exceeds api.max_body_bytes",
+        ),
+        _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", text),
+    }
+}
+
+/// Query parameters whose failures are [`ApiError`]s.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<St: Send + Sync, T: DeserializeOwned> FromRequestParts<St> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Params(v)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+}
+
+/// A client's idempotency key, scoped to the caller so two members can
+/// never collide (or replay each other's outcomes).
+pub fn scoped_key(userid: &str, key: Option<&str>) -> Result<Option<String>, ApiError> {
+    match key {
+        None => Ok(None),
+        Some(k) if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) => {
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "the idempotency key must be 1-128 printable characters",
+            ))
+        }
+        Some(k) => Ok(Some(format!("u:{userid}:{k}"))),
+    }
+}
+
+pub fn header_key(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(0) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit must be at least 1",
+        )),
+        Some(n) if n > max => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("limit must be at most {max}"),
+        )),
+        Some(n) => Ok(n),
+    }
+}

@@ -1,0 +1,27 @@
+//! The shared HTTP layer every face builds on: the node state handed to
+//! handlers, extractors, the one error shape, `submit` (the path of every
+//! write), request tracing and metrics, rate limits, passwords and tokens.
+//!
+//! It imports no face. The faces — `api` (employees), `wecom` (the
+//! `/cgi-bin` dialect for integrations), `admin` (operators) — import this
+//! layer and never each other; `server.rs` only assembles them.
+
+pub mod accounts;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod membership;
+pub mod state;
+pub mod submit;
+pub mod trace;
+pub mod views;
+
+pub use error::{ApiError, cluster_error, not_found, refusal, store_error};
+pub use extract::{Body, Params, header_key, page_limit, scoped_key};
+pub use limits::Limits;
+pub use state::{CertStatus, ListenStatus, NodeState, now_ms};
+pub use submit::{record, submit, write_app};
+pub use trace::{RequestId, origin, trace_request};
+
+/// The state handle as handlers take it.
+pub type S = std::sync::Arc<NodeState>;

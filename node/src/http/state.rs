@@ -1,0 +1,78 @@
+//! The state every handler is given: configuration, the cluster handle,
+//! metrics, this node's limits.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use enclave_certs::ReloadingClientConfig;
+use enclave_cluster::node::ClusterNode;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::messaging::{NodeApp, ViewStore};
+use crate::metrics::Metrics;
+
+/// Shared state of a running node, handed to every handler.
+#[derive(Debug)]
+pub struct NodeState {
+    pub config: Config,
+    pub node_id: String,
+    pub ca_fingerprint: String,
+    pub metrics: Arc<Metrics>,
+    pub ready: AtomicBool,
+    pub bound: ListenStatus,
+    pub(crate) cert: RwLock<CertStatus>,
+    pub cluster: Arc<ClusterNode<NodeApp>>,
+    pub peer_tls: Arc<ReloadingClientConfig>,
+    /// Per-token and per-source limits of the client API (this node only).
+    pub limits: super::Limits,
+    /// Authorization denials on the admin port since the last audit pass:
+    /// (operator, role, route) -> count.
+    pub denials: std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>,
+}
+
+impl NodeState {
+    /// Count a refused request for the audit trail (written aggregated by
+    /// `admin::audit::flush_denials`). Bounded: new keys beyond 10,000
+    /// are dropped until the next flush.
+    pub fn note_denial(&self, who: &str, role: &str, what: &str) {
+        let mut d = self.denials.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (who.to_string(), role.to_string(), what.to_string());
+        if d.len() < 10_000 || d.contains_key(&key) {
+            *d.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    pub fn cert_status(&self) -> CertStatus {
+        self.cert.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replace the certificate facts shown by `/v1/status` (after a reload).
+    pub fn set_cert_status(&self, status: CertStatus) {
+        *self.cert.write().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    /// This node's applied state, for reads.
+    pub fn view(&self) -> ViewStore {
+        ViewStore(self.cluster.sm.view())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct CertStatus {
+    pub serial: String,
+    pub not_after: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ListenStatus {
+    pub peer: String,
+    pub api: String,
+    pub admin: String,
+}
+
+/// This node's wall clock in ms (see `enclave_cluster::fault` for the
+/// test-only clock offset).
+pub fn now_ms() -> u64 {
+    enclave_cluster::fault::now_ms()
+}

@@ -1,0 +1,71 @@
+//! The one path every node-side write takes: propose through the cluster,
+//! answer after commit + apply. Also the audit record of actions that
+//! happen outside the domain.
+
+use enclave_cluster::types::{Payload, ResponsePayload};
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, NodeState, cluster_error, refusal};
+use crate::domain::{self, Command, Done};
+use crate::messaging::encode_domain;
+
+/// Propose a domain command through the cluster; answer after commit + apply.
+pub async fn submit(
+    state: &NodeState,
+    origin: &crate::audit::Origin,
+    cmd: &Command,
+    idempotency_key: Option<String>,
+) -> Result<Done, ApiError> {
+    let outcome: domain::Outcome =
+        write_app(state, encode_domain(origin, cmd), idempotency_key).await?;
+    outcome.map_err(refusal)
+}
+
+/// Propose an application command through the cluster and decode its
+/// (postcard) outcome: the one path every node-side write takes.
+pub async fn write_app<T: DeserializeOwned>(
+    state: &NodeState,
+    command: Vec<u8>,
+    idempotency_key: Option<String>,
+) -> Result<T, ApiError> {
+    let resp = state
+        .cluster
+        .write(Payload::App(command), idempotency_key)
+        .await
+        .map_err(cluster_error)?;
+    match resp.payload {
+        ResponsePayload::App(b) => postcard::from_bytes(&b).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "decode",
+                format!("undecodable outcome: {e}"),
+            )
+        }),
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            format!("unexpected outcome {other:?}"),
+        )),
+    }
+}
+
+/// Append an audit record for an action done outside the domain (after
+/// the action: cluster operations are not domain commands). A failure is
+/// logged, never hidden.
+pub async fn record(
+    state: &NodeState,
+    origin: &crate::audit::Origin,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) {
+    let cmd = crate::messaging::encode_record(origin, action, target, outcome);
+    if let Err(e) = state
+        .cluster
+        .write(enclave_cluster::types::Payload::App(cmd), None)
+        .await
+    {
+        tracing::error!(action, target, outcome, error = %e, "could not write the audit record");
+    }
+}
