@@ -17,3 +17,4 @@ pub mod metrics;
 pub mod server;
 pub mod syslog;
 pub mod telemetry;
+pub mod wecom;
