@@ -19,6 +19,9 @@ pub enum ActorKind {
     Operator,
     /// The system itself (no request).
     System,
+    /// An integrated application (WeCom-compatible API); `id` is its
+    /// agentid, `role` its name.
+    App,
 }
 
 /// Who did it, from where: decided by the node that took the request and

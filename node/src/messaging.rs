@@ -191,6 +191,9 @@ impl Application for NodeApp {
                             &mut store,
                             &Ctx {
                                 time_ms: ctx.time_ms,
+                                app: (origin.kind == audit::ActorKind::App)
+                                    .then(|| origin.id.parse::<u32>().ok())
+                                    .flatten(),
                             },
                             &cmd,
                         )

@@ -6,11 +6,33 @@
 //! `acct/<userid>` · `sess/<token sha256>` · `rsess/<refresh sha256>` ·
 //! `usess/<userid>\0<token sha256>` · `conv/<id>` · `cm/<conv>\0<userid>` ·
 //! `uc/<userid>\0<conv>` · `msg/<conv>\0<seq>` · `ev/<conv>\0<event>`.
+//!
+//! Integrated apps: `cfg/corp` · `ctr/app`, `ctr/appmsg`, `ctr/job`,
+//! `ctr/work`, `ctr/dept`, `ctr/chat` · `app/<agentid>` ·
+//! `appsec/<secret sha256>`→agentid · `appname/<lowercased name>` ·
+//! `appcb/<agentid>` (apps with a callback) · `uprof/<userid>` profile ·
+//! `dname/<parent><lowercased name>`→dept id · `amsg/<msgid>` ·
+//! `amsgr/<msgid>\0<chunk>` recipients to deliver ·
+//! `amsgd/<msgid>\0<chunk>` (userid, seq) delivered ·
+//! `appdup/<agentid><content sha256>` · `work/<id>` · `appchat/<conv>`→agentid ·
+//! `media/<id>\0<chunk>` · `mediam/<id>` · `mediau/<id>` (unsealed) ·
+//! `mediax/<expires><id>` · `job/<jobid>` · `jobres/<jobid>\0<step>` ·
+//! `jobseen/<jobid>\0<key>` · `oauth/<code sha256>` ·
+//! `oauthx/<expires><code sha256>` · `cbst/<agentid>` ·
+//! `cbq/<agentid><seq>`.
+//!
 //! Numbers are big-endian so keys sort numerically.
 
 pub const POLICY: &[u8] = b"cfg";
 pub const EVENT_CTR: &[u8] = b"ctr/event";
 pub const GROUP_CTR: &[u8] = b"ctr/group";
+pub const CORP: &[u8] = b"cfg/corp";
+pub const APP_CTR: &[u8] = b"ctr/app";
+pub const APPMSG_CTR: &[u8] = b"ctr/appmsg";
+pub const JOB_CTR: &[u8] = b"ctr/job";
+pub const WORK_CTR: &[u8] = b"ctr/work";
+pub const DEPT_CTR: &[u8] = b"ctr/dept";
+pub const CHAT_CTR: &[u8] = b"ctr/chat";
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -111,4 +133,102 @@ pub fn direct_conv_id(a: &str, b: &str) -> String {
         &[x.as_bytes(), b"\0", y.as_bytes()].concat(),
     );
     format!("d{}", hex::encode(&d.as_ref()[..12]))
+}
+
+pub fn app(agentid: u32) -> Vec<u8> {
+    cat(&[b"app/", &agentid.to_be_bytes()])
+}
+pub const APPS: &[u8] = b"app/";
+pub fn app_secret(hash: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"appsec/", hash])
+}
+pub fn app_name(name: &str) -> Vec<u8> {
+    cat(&[b"appname/", name.to_lowercase().as_bytes()])
+}
+pub fn app_with_callback(agentid: u32) -> Vec<u8> {
+    cat(&[b"appcb/", &agentid.to_be_bytes()])
+}
+pub const APPS_WITH_CALLBACK: &[u8] = b"appcb/";
+pub fn profile(userid: &str) -> Vec<u8> {
+    cat(&[b"uprof/", userid.as_bytes()])
+}
+pub fn dept_name(parent: u64, name: &str) -> Vec<u8> {
+    cat(&[
+        b"dname/",
+        &parent.to_be_bytes(),
+        name.to_lowercase().as_bytes(),
+    ])
+}
+pub fn app_message(msgid: &str) -> Vec<u8> {
+    cat(&[b"amsg/", msgid.as_bytes()])
+}
+pub fn app_message_todo(msgid: &str, chunk: u32) -> Vec<u8> {
+    cat(&[b"amsgr/", msgid.as_bytes(), b"\0", &chunk.to_be_bytes()])
+}
+pub fn app_message_done(msgid: &str, chunk: u32) -> Vec<u8> {
+    cat(&[b"amsgd/", msgid.as_bytes(), b"\0", &chunk.to_be_bytes()])
+}
+pub fn app_dedup(agentid: u32, hash: &[u8]) -> Vec<u8> {
+    cat(&[b"appdup/", &agentid.to_be_bytes(), hash])
+}
+pub fn work(id: u64) -> Vec<u8> {
+    cat(&[b"work/", &id.to_be_bytes()])
+}
+pub const WORK: &[u8] = b"work/";
+pub fn app_chat(conv: &str) -> Vec<u8> {
+    cat(&[b"appchat/", conv.as_bytes()])
+}
+/// The conversation of a member with an app.
+pub fn app_conv_id(agentid: u32, userid: &str) -> String {
+    format!("a{agentid}.{userid}")
+}
+/// The conversation behind an app chat's chatid.
+pub fn chat_conv_id(chatid: &str) -> String {
+    format!("w{chatid}")
+}
+pub fn media_chunk(id: &str, index: u32) -> Vec<u8> {
+    cat(&[b"media/", id.as_bytes(), b"\0", &index.to_be_bytes()])
+}
+pub fn media_meta(id: &str) -> Vec<u8> {
+    cat(&[b"mediam/", id.as_bytes()])
+}
+pub fn media_unsealed(id: &str) -> Vec<u8> {
+    cat(&[b"mediau/", id.as_bytes()])
+}
+pub const MEDIA_UNSEALED: &[u8] = b"mediau/";
+pub fn media_expiry(expires_ms: u64, id: &str) -> Vec<u8> {
+    cat(&[b"mediax/", &expires_ms.to_be_bytes(), id.as_bytes()])
+}
+pub const MEDIA_EXPIRY: &[u8] = b"mediax/";
+pub fn job(jobid: &str) -> Vec<u8> {
+    cat(&[b"job/", jobid.as_bytes()])
+}
+pub const JOBS: &[u8] = b"job/";
+pub fn job_result(jobid: &str, step: u64) -> Vec<u8> {
+    cat(&[b"jobres/", jobid.as_bytes(), b"\0", &step.to_be_bytes()])
+}
+pub fn job_results(jobid: &str) -> Vec<u8> {
+    cat(&[b"jobres/", jobid.as_bytes(), b"\0"])
+}
+pub fn job_seen(jobid: &str, key: &str) -> Vec<u8> {
+    cat(&[b"jobseen/", jobid.as_bytes(), b"\0", key.as_bytes()])
+}
+pub fn job_seen_all(jobid: &str) -> Vec<u8> {
+    cat(&[b"jobseen/", jobid.as_bytes(), b"\0"])
+}
+pub fn oauth_code(hash: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"oauth/", hash])
+}
+pub fn oauth_expiry(expires_ms: u64, hash: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"oauthx/", &expires_ms.to_be_bytes(), hash])
+}
+pub const OAUTH_EXPIRY: &[u8] = b"oauthx/";
+pub fn callback_state(agentid: u32) -> Vec<u8> {
+    cat(&[b"cbst/", &agentid.to_be_bytes()])
+}
+pub fn callback_item(agentid: u32, seq: u64) -> Vec<u8> {
+    cat(&[b"cbq/", &agentid.to_be_bytes(), &seq.to_be_bytes()])
+}
+pub fn callback_items(agentid: u32) -> Vec<u8> {
+    cat(&[b"cbq/", &agentid.to_be_bytes()])
 }

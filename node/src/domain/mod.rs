@@ -12,6 +12,7 @@
 //! every node gives the same answer to the same command.
 
 pub mod apply;
+pub mod integration;
 pub mod keys;
 pub mod model;
 pub mod query;
@@ -28,4 +29,8 @@ pub use store::{MemStore, Store, StoreFault};
 pub struct Ctx {
     /// Leader-stamped wall-clock time, ms since the Unix epoch.
     pub time_ms: u64,
+    /// The integrated app that issued the command, if one did (from the
+    /// command's origin): checked at apply, and told apart from the apps
+    /// that are notified of the change.
+    pub app: Option<u32>,
 }

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::integration::*;
+
 /// Replicated limits and policy (changed with [`Command::SetPolicy`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
@@ -124,6 +126,9 @@ pub struct Session {
 pub enum ConvKind {
     Direct,
     Group,
+    /// A member's conversation with an integrated app (its messages to
+    /// them, their replies to it). Id `a<agentid>.<userid>`.
+    App,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +181,10 @@ pub struct Message {
     pub recalled: bool,
     /// The event that posted it.
     pub event: u64,
+    /// Structured content (app messages); `text` is its plain rendering.
+    pub rich: Option<Rich>,
+    /// Confidential (WeCom's `safe`): clients must not offer forwarding.
+    pub safe: bool,
 }
 
 /// Where a message goes.
@@ -368,6 +377,123 @@ pub enum Command {
         conv: String,
         seq: u64,
     },
+    // --- integrated apps (sysadmin) ---
+    CreateApp {
+        name: String,
+        scopes: Vec<Scope>,
+        secret_hash: [u8; 32],
+        trusted_domains: Vec<String>,
+        /// Used only if the enterprise has no identity yet.
+        corp: Corp,
+    },
+    UpdateApp {
+        agentid: u32,
+        change: AppChange,
+    },
+    // --- the directory in WeCom's terms (apps, bulk jobs) ---
+    PutUser {
+        mode: PutMode,
+        fields: UserFields,
+    },
+    PutDepartment {
+        create: bool,
+        fields: DeptFields,
+    },
+    /// WeCom's delete: the members depart (history kept). All or nothing.
+    DeleteUsers {
+        userids: Vec<String>,
+    },
+    // --- app messages and app group chats ---
+    AppSend {
+        agentid: u32,
+        to: Recipients,
+        content: AppContent,
+        /// Skip an identical message sent within this window (0 = off).
+        dedup_ms: u64,
+    },
+    AppRecall {
+        agentid: u32,
+        msgid: String,
+    },
+    /// The leader continues pending work (see [`Work`]).
+    Continue {
+        work: u64,
+        cursor: u64,
+    },
+    AppChatCreate {
+        agentid: u32,
+        chatid: Option<String>,
+        name: String,
+        owner: Option<String>,
+        members: Vec<String>,
+    },
+    AppChatUpdate {
+        agentid: u32,
+        chatid: String,
+        name: Option<String>,
+        owner: Option<String>,
+        add: Vec<String>,
+        del: Vec<String>,
+    },
+    AppChatSend {
+        agentid: u32,
+        chatid: String,
+        content: AppContent,
+    },
+    // --- uploaded files and bulk jobs ---
+    PutMedia {
+        media_id: String,
+        agentid: u32,
+        index: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    SealMedia {
+        media_id: String,
+        agentid: u32,
+        kind: String,
+        filename: String,
+        size: u64,
+        sha256: [u8; 32],
+        chunks: u32,
+    },
+    CreateJob {
+        agentid: u32,
+        kind: JobKind,
+        media_id: String,
+        #[serde(with = "serde_bytes")]
+        columns: Vec<u8>,
+        start: JobCursor,
+        total: u64,
+        callback: Option<CallbackCfg>,
+    },
+    /// One step of a job, proposed by the leader from the job's cursor.
+    JobStep {
+        jobid: String,
+        at: JobCursor,
+        next: JobCursor,
+        rows: JobRows,
+    },
+    // --- sign-in for integrated web apps ---
+    IssueOAuthCode {
+        code_hash: [u8; 32],
+        userid: String,
+        agentid: u32,
+    },
+    RedeemOAuthCode {
+        code_hash: [u8; 32],
+        agentid: u32,
+    },
+    // --- callback delivery (the leader reports) ---
+    CallbackDelivered {
+        agentid: u32,
+        upto: u64,
+    },
+    CallbackFailed {
+        agentid: u32,
+        seq: u64,
+        error: String,
+    },
 }
 
 /// Stable error codes: clients and tests match on these.
@@ -387,6 +513,16 @@ pub enum Code {
     AccountInactive,
     Unauthenticated,
     Dissolved,
+    /// An app message whose recipients are all invalid.
+    NoRecipients,
+    /// A one-time code or an uploaded file that has expired.
+    Expired,
+    /// A step proposed from a cursor that has moved on (a repeat).
+    Stale,
+    /// The app is disabled (or gone).
+    AppDisabled,
+    /// The app lacks the scope.
+    ScopeDenied,
 }
 
 impl Code {
@@ -405,6 +541,11 @@ impl Code {
             Code::AccountInactive => "account_inactive",
             Code::Unauthenticated => "unauthenticated",
             Code::Dissolved => "dissolved",
+            Code::NoRecipients => "no_recipients",
+            Code::Expired => "expired",
+            Code::Stale => "stale",
+            Code::AppDisabled => "app_disabled",
+            Code::ScopeDenied => "scope_denied",
         }
     }
 }
@@ -436,6 +577,22 @@ pub enum Done {
     },
     Message(Message),
     Conversation(Conversation),
+    App(App),
+    AppSent {
+        msgid: String,
+        invalid_users: Vec<String>,
+        invalid_parties: Vec<u64>,
+        recipients: u64,
+        duplicate: bool,
+    },
+    Job(Job),
+    OAuthUser {
+        userid: String,
+    },
+    /// The id of what was created (a department, a chat, a file).
+    Created {
+        id: String,
+    },
 }
 
 pub type Outcome = Result<Done, Refusal>;

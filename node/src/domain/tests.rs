@@ -10,7 +10,7 @@ use super::*;
 const USERS: [&str; 6] = ["ann", "bob", "cai", "dan", "eve", "fay"];
 
 fn ctx(t: u64) -> Ctx {
-    Ctx { time_ms: t }
+    Ctx { time_ms: t, app: None }
 }
 
 fn member(userid: &str, dept: u64) -> Member {

@@ -89,6 +89,10 @@ pub fn refusal(r: Refusal) -> ApiError {
         Code::AccountLocked => StatusCode::LOCKED,
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
         Code::Dissolved => StatusCode::GONE,
+        Code::NoRecipients => StatusCode::UNPROCESSABLE_ENTITY,
+        Code::Expired => StatusCode::GONE,
+        Code::Stale => StatusCode::CONFLICT,
+        Code::AppDisabled | Code::ScopeDenied => StatusCode::FORBIDDEN,
     };
     ApiError::new(status, r.code.as_str(), r.message)
 }

@@ -194,6 +194,8 @@ pub(super) fn send<S: Store>(
         reply_to,
         recalled: false,
         event: 0,
+        rich: None,
+        safe: false,
     };
     // The event number is known before emitting: the counter is next.
     msg.event = s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1;
@@ -213,6 +215,16 @@ pub(super) fn send<S: Store>(
         me.read_seq = msg.seq;
         me.delivered_seq = msg.seq;
         s.put_as(&key, &me)?;
+    }
+    if conv.kind == ConvKind::App
+        && let Some(agentid) = conv
+            .id
+            .strip_prefix('a')
+            .and_then(|r| r.split_once('.'))
+            .and_then(|(a, _)| a.parse::<u32>().ok())
+    {
+        // A reply to an app: the app is told (if it has a callback).
+        super::callbacks::reply_to_app(s, ctx, agentid, &msg)?;
     }
     Ok(Ok(Done::Message(msg)))
 }

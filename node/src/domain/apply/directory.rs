@@ -46,18 +46,46 @@ pub(super) fn upsert_department<S: Store>(s: &mut Overlay<'_, S>, d: &Department
             }
         }
     }
-    if let Some(old) = existing.as_ref().filter(|o| o.parent != d.parent) {
-        s.delete(&keys::dept_child(old.parent.unwrap_or(0), d.id));
+    // Sibling departments have distinct names (as in WeCom).
+    let parent = d.parent.unwrap_or(0);
+    let name_key = keys::dept_name(parent, &d.name);
+    if let Some(other) = s.get_as::<u64>(&name_key)?
+        && other != d.id
+        && s.get(&keys::dept(other))?.is_some()
+    {
+        return Ok(refuse(
+            Code::AlreadyExists,
+            format!(
+                "department {other} under {parent} is already named {:?}",
+                d.name
+            ),
+        ));
     }
-    s.put(&keys::dept_child(d.parent.unwrap_or(0), d.id), Vec::new());
+    if let Some(old) = &existing {
+        if old.parent != d.parent {
+            s.delete(&keys::dept_child(old.parent.unwrap_or(0), d.id));
+        }
+        s.delete(&keys::dept_name(old.parent.unwrap_or(0), &old.name));
+    }
+    s.put_as(&name_key, &d.id)?;
+    s.put(&keys::dept_child(parent, d.id), Vec::new());
     s.put_as(&keys::dept(d.id), d)?;
+    // Generated ids (WeCom's create without an id) start above every id used.
+    if s.get_as::<u64>(keys::DEPT_CTR)?.unwrap_or(0) < d.id {
+        s.put_as(keys::DEPT_CTR, &d.id)?;
+    }
     Ok(Ok(Done::Department(d.clone())))
 }
 
-pub(super) fn delete_department<S: Store>(s: &mut Overlay<'_, S>, id: u64) -> R<Done> {
+pub(super) fn delete_department<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, id: u64) -> R<Done> {
     let Some(d) = s.get_as::<Department>(&keys::dept(id))? else {
         return Ok(refuse(Code::NotFound, format!("no department {id}")));
     };
+    ensure!(
+        id != ROOT_DEPARTMENT,
+        Code::Forbidden,
+        "the root department cannot be deleted"
+    );
     ensure!(
         s.scan(&keys::dept_children(id), None, 1)?.is_empty(),
         Code::DepartmentNotEmpty,
@@ -70,6 +98,8 @@ pub(super) fn delete_department<S: Store>(s: &mut Overlay<'_, S>, id: u64) -> R<
     );
     s.delete(&keys::dept(id));
     s.delete(&keys::dept_child(d.parent.unwrap_or(0), id));
+    s.delete(&keys::dept_name(d.parent.unwrap_or(0), &d.name));
+    callbacks::contact_changed(s, ctx, "delete_party", vec![("Id", id.to_string())])?;
     Ok(Ok(Done::Ok))
 }
 
@@ -96,6 +126,7 @@ pub(super) fn check_member_fields<S: Store>(s: &Overlay<'_, S>, m: &Member) -> R
 
 pub(super) fn create_member<S: Store>(
     s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
     m: &Member,
     password_hash: Option<&str>,
 ) -> R<Done> {
@@ -121,11 +152,13 @@ pub(super) fn create_member<S: Store>(
         ..Default::default()
     };
     s.put_as(&keys::account(&m.userid), &acct)?;
+    callbacks::contact_changed(s, ctx, "create_user", callbacks::user_fields(&m))?;
     Ok(Ok(Done::Member(m)))
 }
 
 pub(super) fn update_member<S: Store>(
     s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
     userid: &str,
     p: &MemberPatch,
 ) -> R<Done> {
@@ -156,18 +189,42 @@ pub(super) fn update_member<S: Store>(
     check!(check_member_fields(s, &m));
     for d in &old.departments {
         s.delete(&keys::dept_member(*d, userid));
+        if !m.departments.contains(d) {
+            users::set_leader(s, *d, userid, false)?;
+        }
     }
     for d in &m.departments {
         s.put(&keys::dept_member(*d, userid), Vec::new());
     }
+    if m.departments != old.departments {
+        // The per-department order follows the departments it belongs to.
+        let mut p = users::profile_of(s, userid)?;
+        let orders: std::collections::BTreeMap<u64, i64> = old
+            .departments
+            .iter()
+            .copied()
+            .zip(p.orders.iter().copied())
+            .collect();
+        p.orders = m
+            .departments
+            .iter()
+            .map(|d| orders.get(d).copied().unwrap_or(0))
+            .collect();
+        if !m.departments.contains(&p.main_department) {
+            p.main_department = 0;
+        }
+        s.put_as(&keys::profile(userid), &p)?;
+    }
     s.delete(&keys::name_index(&old.name, userid));
     s.put(&keys::name_index(&m.name, userid), Vec::new());
     s.put_as(&keys::user(userid), &m)?;
+    callbacks::contact_changed(s, ctx, "update_user", callbacks::user_fields(&m))?;
     Ok(Ok(Done::Member(m)))
 }
 
 pub(super) fn set_status<S: Store>(
     s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
     userid: &str,
     status: MemberStatus,
 ) -> R<Done> {
@@ -182,11 +239,17 @@ pub(super) fn set_status<S: Store>(
         // Departed members leave the org chart but keep their history.
         for d in &m.departments {
             s.delete(&keys::dept_member(*d, userid));
+            users::set_leader(s, *d, userid, false)?;
         }
     }
     if status != MemberStatus::Active {
         revoke_sessions(s, userid, None)?;
     }
     s.put_as(&keys::user(userid), &m)?;
+    if status == MemberStatus::Departed {
+        callbacks::contact_changed(s, ctx, "delete_user", vec![("UserID", callbacks::cdata(userid))])?;
+    } else {
+        callbacks::contact_changed(s, ctx, "update_user", callbacks::user_fields(&m))?;
+    }
     Ok(Ok(Done::Member(m)))
 }

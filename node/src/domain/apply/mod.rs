@@ -111,24 +111,97 @@ macro_rules! ensure {
     };
 }
 
+mod apps;
+mod appmsg;
+mod callbacks;
 mod conversations;
 mod directory;
+pub mod jobs;
 mod sessions;
+mod users;
+
+pub use appmsg::{APP_RECALL_MS, FANOUT_CHUNK};
+pub use apps::{OAUTH_CODE_MS, valid_callback};
+pub use callbacks::{MAX_QUEUED, cdata};
+pub use users::MAX_BATCH_DELETE;
 
 use conversations::*;
 use directory::*;
 use sessions::*;
 
-fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
+/// The scope an app needs for a command it issues itself, if it may issue
+/// it at all (`None`: only members or operators do this).
+fn app_scope(cmd: &Command) -> Option<Scope> {
+    Some(match cmd {
+        Command::PutUser { .. }
+        | Command::PutDepartment { .. }
+        | Command::DeleteUsers { .. }
+        | Command::DeleteDepartment { .. }
+        | Command::CreateJob { .. }
+        | Command::PutMedia { .. }
+        | Command::SealMedia { .. } => Scope::DirectoryWrite,
+        Command::AppSend { .. } | Command::AppRecall { .. } => Scope::MessageSend,
+        Command::AppChatCreate { .. }
+        | Command::AppChatUpdate { .. }
+        | Command::AppChatSend { .. } => Scope::AppChat,
+        Command::RedeemOAuthCode { .. } => Scope::OAuth,
+        _ => return None,
+    })
+}
+
+/// The app a command names, if it names one.
+fn cmd_agentid(cmd: &Command) -> Option<u32> {
     match cmd {
-        Command::UpsertDepartment { dept } => upsert_department(s, dept),
-        Command::DeleteDepartment { id } => delete_department(s, *id),
+        Command::AppSend { agentid, .. }
+        | Command::AppRecall { agentid, .. }
+        | Command::AppChatCreate { agentid, .. }
+        | Command::AppChatUpdate { agentid, .. }
+        | Command::AppChatSend { agentid, .. }
+        | Command::PutMedia { agentid, .. }
+        | Command::SealMedia { agentid, .. }
+        | Command::CreateJob { agentid, .. }
+        | Command::RedeemOAuthCode { agentid, .. } => Some(*agentid),
+        _ => None,
+    }
+}
+
+fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
+    if let Some(caller) = ctx.app
+        && cmd_agentid(cmd).is_some_and(|a| a != caller)
+    {
+        return Ok(refuse(
+            Code::ScopeDenied,
+            "an app may act only as itself",
+        ));
+    }
+    if ctx.app.is_some() {
+        // An app may issue only what its scopes allow, and only while it
+        // is enabled — checked here, so a disable wins any race.
+        match app_scope(cmd) {
+            Some(scope) => check!(apps::caller_may(s, ctx, scope)),
+            None => {
+                return Ok(refuse(
+                    Code::ScopeDenied,
+                    "apps may not issue this command",
+                ));
+            }
+        }
+    }
+    match cmd {
+        Command::UpsertDepartment { dept } => {
+            let existed = s.get(&keys::dept(dept.id))?.is_some();
+            let done = check!(upsert_department(s, dept));
+            let change = if existed { "update_party" } else { "create_party" };
+            callbacks::contact_changed(s, ctx, change, callbacks::party_fields(dept))?;
+            Ok(Ok(done))
+        }
+        Command::DeleteDepartment { id } => delete_department(s, ctx, *id),
         Command::CreateMember {
             member,
             password_hash,
-        } => create_member(s, member, password_hash.as_deref()),
-        Command::UpdateMember { userid, patch } => update_member(s, userid, patch),
-        Command::SetMemberStatus { userid, status } => set_status(s, userid, *status),
+        } => create_member(s, ctx, member, password_hash.as_deref()),
+        Command::UpdateMember { userid, patch } => update_member(s, ctx, userid, patch),
+        Command::SetMemberStatus { userid, status } => set_status(s, ctx, userid, *status),
         Command::SetPassword {
             userid,
             password_hash,
@@ -281,6 +354,114 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         }
         Command::MarkRead { actor, conv, seq } => mark(s, ctx, actor, conv, *seq, true),
         Command::MarkDelivered { actor, conv, seq } => mark(s, ctx, actor, conv, *seq, false),
+        Command::CreateApp {
+            name,
+            scopes,
+            secret_hash,
+            trusted_domains,
+            corp,
+        } => apps::create_app(s, ctx, name, scopes, secret_hash, trusted_domains, corp),
+        Command::UpdateApp { agentid, change } => apps::update_app(s, *agentid, change),
+        Command::PutUser { mode, fields } => users::put_user(s, ctx, *mode, fields, true),
+        Command::PutDepartment { create, fields } => {
+            users::put_department(s, ctx, *create, fields, true)
+        }
+        Command::DeleteUsers { userids } => users::delete_users(s, ctx, userids),
+        Command::AppSend {
+            agentid,
+            to,
+            content,
+            dedup_ms,
+        } => appmsg::app_send(s, ctx, *agentid, to, content, *dedup_ms),
+        Command::AppRecall { agentid, msgid } => appmsg::app_recall(s, ctx, *agentid, msgid),
+        Command::Continue { work, cursor } => appmsg::continue_work(s, ctx, *work, *cursor),
+        Command::AppChatCreate {
+            agentid,
+            chatid,
+            name,
+            owner,
+            members,
+        } => appmsg::chat_create(
+            s,
+            ctx,
+            *agentid,
+            chatid.as_deref(),
+            name,
+            owner.as_deref(),
+            members,
+        ),
+        Command::AppChatUpdate {
+            agentid,
+            chatid,
+            name,
+            owner,
+            add,
+            del,
+        } => appmsg::chat_update(
+            s,
+            ctx,
+            *agentid,
+            chatid,
+            name.as_deref(),
+            owner.as_deref(),
+            add,
+            del,
+        ),
+        Command::AppChatSend {
+            agentid,
+            chatid,
+            content,
+        } => appmsg::chat_send(s, ctx, *agentid, chatid, content),
+        Command::PutMedia {
+            media_id,
+            index,
+            data,
+            ..
+        } => jobs::put_media(s, ctx, media_id, *index, data),
+        Command::SealMedia {
+            media_id,
+            agentid,
+            kind,
+            filename,
+            size,
+            sha256,
+            chunks,
+        } => jobs::seal_media(
+            s, ctx, media_id, *agentid, kind, filename, *size, sha256, *chunks,
+        ),
+        Command::CreateJob {
+            agentid,
+            kind,
+            media_id,
+            columns,
+            start,
+            total,
+            callback,
+        } => jobs::create_job(
+            s, ctx, *agentid, *kind, media_id, columns, start, *total, callback,
+        ),
+        Command::JobStep {
+            jobid,
+            at,
+            next,
+            rows,
+        } => jobs::job_step(s, ctx, jobid, at, next, rows),
+        Command::IssueOAuthCode {
+            code_hash,
+            userid,
+            agentid,
+        } => apps::issue_oauth_code(s, ctx, code_hash, userid, *agentid),
+        Command::RedeemOAuthCode { code_hash, agentid } => {
+            apps::redeem_oauth_code(s, ctx, code_hash, *agentid)
+        }
+        Command::CallbackDelivered { agentid, upto } => {
+            callbacks::delivered(s, ctx, *agentid, *upto)
+        }
+        Command::CallbackFailed {
+            agentid,
+            seq,
+            error,
+        } => callbacks::failed(s, ctx, *agentid, *seq, error),
     }
 }
 
