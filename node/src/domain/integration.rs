@@ -282,11 +282,19 @@ impl JobKind {
 pub enum JobCursor {
     /// Applying rows. `pos` is a byte offset into a user file, or the
     /// index into a party file's rows in parents-first order.
-    Rows { pos: u64, line: u64 },
+    Rows {
+        pos: u64,
+        line: u64,
+    },
     /// Replace jobs: dealing with what the file did not list.
-    Absent { step: u64, after: String },
+    Absent {
+        step: u64,
+        after: String,
+    },
     /// Dropping the job's bookkeeping of what the file listed.
-    Cleanup { step: u64 },
+    Cleanup {
+        step: u64,
+    },
     Done,
 }
 

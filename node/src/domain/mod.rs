@@ -19,6 +19,8 @@ pub mod query;
 pub mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_apps;
 
 pub use apply::apply;
 pub use model::*;

@@ -10,7 +10,10 @@ use super::*;
 const USERS: [&str; 6] = ["ann", "bob", "cai", "dan", "eve", "fay"];
 
 fn ctx(t: u64) -> Ctx {
-    Ctx { time_ms: t, app: None }
+    Ctx {
+        time_ms: t,
+        app: None,
+    }
 }
 
 fn member(userid: &str, dept: u64) -> Member {

@@ -67,16 +67,14 @@ fn subtree_members<S: Store>(
 }
 
 /// Active recipients, and the userids and parties that are not valid.
-fn resolve<S: Store>(
-    s: &Overlay<'_, S>,
-    to: &Recipients,
-) -> Result<(Vec<String>, Vec<String>, Vec<u64>), StoreFault> {
+type Resolved = (Vec<String>, Vec<String>, Vec<u64>);
+
+fn resolve<S: Store>(s: &Overlay<'_, S>, to: &Recipients) -> Result<Resolved, StoreFault> {
     let mut all = BTreeSet::new();
     let mut bad_users = Vec::new();
     let mut bad_parties = Vec::new();
     if to.all {
-        for (k, m) in s.scan_as::<Member>(keys::USERS, None, usize::MAX)? {
-            let _ = k;
+        for (_, m) in s.scan_as::<Member>(keys::USERS, None, usize::MAX)? {
             if m.status == MemberStatus::Active {
                 all.insert(m.userid);
             }
@@ -156,7 +154,7 @@ pub(super) fn post<S: Store>(
     content: &AppContent,
 ) -> Result<Message, StoreFault> {
     conv.last_seq += 1;
-    let mut msg = Message {
+    let msg = Message {
         conv: conv.id.clone(),
         seq: conv.last_seq,
         sender: sender(agentid),
@@ -176,7 +174,6 @@ pub(super) fn post<S: Store>(
     };
     let sender = msg.sender.clone();
     emit(s, ctx, conv, &sender, body)?;
-    msg.event = conv.last_event;
     Ok(msg)
 }
 
@@ -274,9 +271,12 @@ pub(super) fn app_send<S: Store>(
         s.put_as(&keys::app_message_todo(&am.msgid, i as u32), &rest.to_vec())?;
     }
     if chunks.len() > 1 {
-        new_work(s, Work::Deliver {
-            msgid: am.msgid.clone(),
-        })?;
+        new_work(
+            s,
+            Work::Deliver {
+                msgid: am.msgid.clone(),
+            },
+        )?;
     } else {
         am.delivered = am.chunks;
     }
@@ -373,9 +373,12 @@ pub(super) fn app_recall<S: Store>(
     am.chunks = am.delivered;
     recall_chunk(s, ctx, &am, 0)?;
     if am.delivered > 1 {
-        new_work(s, Work::Recall {
-            msgid: msgid.to_string(),
-        })?;
+        new_work(
+            s,
+            Work::Recall {
+                msgid: msgid.to_string(),
+            },
+        )?;
     }
     s.put_as(&key, &am)?;
     Ok(Ok(Done::Ok))
@@ -460,7 +463,11 @@ fn app_chat<S: Store>(s: &Overlay<'_, S>, agentid: u32, chatid: &str) -> R<Conve
         _ => return Ok(refuse(Code::NotFound, format!("no chat {chatid:?}"))),
     }
     let c = check!(conversations::load_conv(s, &conv));
-    ensure!(!c.dissolved, Code::Dissolved, "chat {chatid:?} is dissolved");
+    ensure!(
+        !c.dissolved,
+        Code::Dissolved,
+        "chat {chatid:?} is dissolved"
+    );
     Ok(Ok(c))
 }
 
@@ -566,7 +573,15 @@ pub(super) fn chat_update<S: Store>(
     {
         valid!(valid_name(n, "chat name"));
         c.name = n.to_string();
-        emit(s, ctx, &mut c, &actor, EventBody::Renamed { name: n.to_string() })?;
+        emit(
+            s,
+            ctx,
+            &mut c,
+            &actor,
+            EventBody::Renamed {
+                name: n.to_string(),
+            },
+        )?;
     }
     if !add.is_empty() {
         let new = check!(conversations::check_new_members(s, Some(&c.id), add));
@@ -578,7 +593,15 @@ pub(super) fn chat_update<S: Store>(
             policy.max_group_members
         );
         c.member_count += new.len() as u32;
-        let no = emit(s, ctx, &mut c, &actor, EventBody::MembersAdded { userids: new.clone() })?;
+        let no = emit(
+            s,
+            ctx,
+            &mut c,
+            &actor,
+            EventBody::MembersAdded {
+                userids: new.clone(),
+            },
+        )?;
         for u in &new {
             join(s, &c.id, u, no, c.last_seq)?;
         }
@@ -594,7 +617,15 @@ pub(super) fn chat_update<S: Store>(
         let _ = check!(active_member(s, o, true));
         c.owner = o.to_string();
         c.admins.retain(|a| a != o);
-        emit(s, ctx, &mut c, &actor, EventBody::OwnerChanged { owner: o.to_string() })?;
+        emit(
+            s,
+            ctx,
+            &mut c,
+            &actor,
+            EventBody::OwnerChanged {
+                owner: o.to_string(),
+            },
+        )?;
     }
     for u in del {
         ensure!(
@@ -609,7 +640,13 @@ pub(super) fn chat_update<S: Store>(
         );
         c.member_count = c.member_count.saturating_sub(1);
         c.admins.retain(|a| a != u);
-        let no = emit(s, ctx, &mut c, &actor, EventBody::MemberRemoved { userid: u.clone() })?;
+        let no = emit(
+            s,
+            ctx,
+            &mut c,
+            &actor,
+            EventBody::MemberRemoved { userid: u.clone() },
+        )?;
         s.delete(&keys::conv_member(&c.id, u));
         let uc_key = keys::user_conv(u, &c.id);
         let mut uc: UserConv = s.get_as(&uc_key)?.unwrap_or(UserConv {

@@ -80,14 +80,15 @@ fn valid_domains(domains: &[String]) -> Result<Vec<String>, Refusal> {
 /// A callback configuration's shape (reachability and the URL handshake
 /// are checked by the receiving node before proposing).
 pub fn valid_callback(c: &CallbackCfg) -> Result<(), Refusal> {
-    if !c.url.starts_with("https://") || c.url.len() > 512 || c.url.chars().any(char::is_control)
-    {
+    if !c.url.starts_with("https://") || c.url.len() > 512 || c.url.chars().any(char::is_control) {
         return refuse(
             Code::InvalidArgument,
             "the callback URL must be https:// and at most 512 characters",
         );
     }
-    if c.token.is_empty() || c.token.len() > 32 || !c.token.bytes().all(|b| b.is_ascii_alphanumeric())
+    if c.token.is_empty()
+        || c.token.len() > 32
+        || !c.token.bytes().all(|b| b.is_ascii_alphanumeric())
     {
         return refuse(
             Code::InvalidArgument,

@@ -198,7 +198,10 @@ pub(super) fn reply_to_app<S: Store>(
 }
 
 /// Drop everything queued for an app (its callback was removed).
-pub(super) fn clear_queue<S: Store>(s: &mut Overlay<'_, S>, agentid: u32) -> Result<(), StoreFault> {
+pub(super) fn clear_queue<S: Store>(
+    s: &mut Overlay<'_, S>,
+    agentid: u32,
+) -> Result<(), StoreFault> {
     let key = keys::callback_state(agentid);
     let Some(mut st) = s.get_as::<CallbackState>(&key)? else {
         return Ok(());
@@ -220,7 +223,10 @@ pub(super) fn delivered<S: Store>(
 ) -> R<Done> {
     let key = keys::callback_state(agentid);
     let Some(mut st) = s.get_as::<CallbackState>(&key)? else {
-        return Ok(refuse(Code::NotFound, format!("no callbacks for app {agentid}")));
+        return Ok(refuse(
+            Code::NotFound,
+            format!("no callbacks for app {agentid}"),
+        ));
     };
     ensure!(
         upto > st.acked && upto < st.next,
@@ -249,7 +255,10 @@ pub(super) fn failed<S: Store>(
 ) -> R<Done> {
     let key = keys::callback_state(agentid);
     let Some(mut st) = s.get_as::<CallbackState>(&key)? else {
-        return Ok(refuse(Code::NotFound, format!("no callbacks for app {agentid}")));
+        return Ok(refuse(
+            Code::NotFound,
+            format!("no callbacks for app {agentid}"),
+        ));
     };
     ensure!(
         seq == st.acked + 1,

@@ -247,7 +247,12 @@ pub(super) fn set_status<S: Store>(
     }
     s.put_as(&keys::user(userid), &m)?;
     if status == MemberStatus::Departed {
-        callbacks::contact_changed(s, ctx, "delete_user", vec![("UserID", callbacks::cdata(userid))])?;
+        callbacks::contact_changed(
+            s,
+            ctx,
+            "delete_user",
+            vec![("UserID", callbacks::cdata(userid))],
+        )?;
     } else {
         callbacks::contact_changed(s, ctx, "update_user", callbacks::user_fields(&m))?;
     }

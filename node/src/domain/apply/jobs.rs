@@ -68,7 +68,11 @@ pub(super) fn seal_media<S: Store>(
         Code::NotFound,
         "no upload {media_id:?} in progress"
     );
-    ensure!(size <= MAX_MEDIA_BYTES, Code::LimitExceeded, "file too large");
+    ensure!(
+        size <= MAX_MEDIA_BYTES,
+        Code::LimitExceeded,
+        "file too large"
+    );
     let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
     let mut total = 0u64;
     for i in 0..chunks {
@@ -261,7 +265,9 @@ pub(super) fn job_step<S: Store>(
         JobRows::Users(list) => {
             for (_, key, r) in list {
                 let out = match r {
-                    Ok(f) => row(s, |t| users::put_user(t, &row_ctx, PutMode::Upsert, f, false))?,
+                    Ok(f) => row(s, |t| {
+                        users::put_user(t, &row_ctx, PutMode::Upsert, f, false)
+                    })?,
                     Err(msg) => refuse(Code::InvalidArgument, msg.clone()),
                 };
                 if replace && !key.is_empty() {
@@ -281,7 +287,8 @@ pub(super) fn job_step<S: Store>(
                             None => false,
                         };
                         let action = if exists { "update" } else { "create" };
-                        let out = row(s, |t| users::put_department(t, &row_ctx, !exists, f, false))?;
+                        let out =
+                            row(s, |t| users::put_department(t, &row_ctx, !exists, f, false))?;
                         (action, out)
                     }
                     Err(msg) => ("", refuse(Code::InvalidArgument, msg.clone())),

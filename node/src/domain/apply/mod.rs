@@ -111,8 +111,8 @@ macro_rules! ensure {
     };
 }
 
-mod apps;
 mod appmsg;
+mod apps;
 mod callbacks;
 mod conversations;
 mod directory;
@@ -169,10 +169,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
     if let Some(caller) = ctx.app
         && cmd_agentid(cmd).is_some_and(|a| a != caller)
     {
-        return Ok(refuse(
-            Code::ScopeDenied,
-            "an app may act only as itself",
-        ));
+        return Ok(refuse(Code::ScopeDenied, "an app may act only as itself"));
     }
     if ctx.app.is_some() {
         // An app may issue only what its scopes allow, and only while it
@@ -180,10 +177,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         match app_scope(cmd) {
             Some(scope) => check!(apps::caller_may(s, ctx, scope)),
             None => {
-                return Ok(refuse(
-                    Code::ScopeDenied,
-                    "apps may not issue this command",
-                ));
+                return Ok(refuse(Code::ScopeDenied, "apps may not issue this command"));
             }
         }
     }
@@ -191,7 +185,11 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         Command::UpsertDepartment { dept } => {
             let existed = s.get(&keys::dept(dept.id))?.is_some();
             let done = check!(upsert_department(s, dept));
-            let change = if existed { "update_party" } else { "create_party" };
+            let change = if existed {
+                "update_party"
+            } else {
+                "create_party"
+            };
             callbacks::contact_changed(s, ctx, change, callbacks::party_fields(dept))?;
             Ok(Ok(done))
         }

@@ -90,13 +90,13 @@ pub(super) fn put_user<S: Store>(
         .copied()
         .zip(p.orders.iter().copied())
         .collect();
-    let listed = f.departments.clone().unwrap_or_else(|| m.departments.clone());
+    let listed = f
+        .departments
+        .clone()
+        .unwrap_or_else(|| m.departments.clone());
     for (what, n) in [
         ("order", f.orders.as_ref().map(Vec::len)),
-        (
-            "is_leader_in_dept",
-            f.leader_in_dept.as_ref().map(Vec::len),
-        ),
+        ("is_leader_in_dept", f.leader_in_dept.as_ref().map(Vec::len)),
     ] {
         if let Some(n) = n {
             ensure!(
@@ -169,7 +169,10 @@ pub(super) fn put_user<S: Store>(
         .map(|d| orders.get(d).copied().unwrap_or(0))
         .collect();
     // Index writes: departments, name, leaders.
-    let old_depts = old.as_ref().map(|o| o.departments.clone()).unwrap_or_default();
+    let old_depts = old
+        .as_ref()
+        .map(|o| o.departments.clone())
+        .unwrap_or_default();
     for d in &old_depts {
         if !m.departments.contains(d) {
             s.delete(&keys::dept_member(*d, &m.userid));
@@ -193,12 +196,19 @@ pub(super) fn put_user<S: Store>(
     if creating {
         s.put_as(&keys::account(&m.userid), &Account::default())?;
     }
-    if m.status != MemberStatus::Active && old.as_ref().is_some_and(|o| o.status == MemberStatus::Active)
+    if m.status != MemberStatus::Active
+        && old
+            .as_ref()
+            .is_some_and(|o| o.status == MemberStatus::Active)
     {
         revoke_sessions(s, &m.userid, None)?;
     }
     if notify {
-        let change = if creating { "create_user" } else { "update_user" };
+        let change = if creating {
+            "create_user"
+        } else {
+            "update_user"
+        };
         callbacks::contact_changed(s, ctx, change, callbacks::user_fields(&m))?;
     }
     Ok(Ok(Done::Member(m)))
@@ -249,11 +259,12 @@ pub(super) fn put_department<S: Store>(
                 );
                 id
             }
-            None => s
-                .get_as::<u64>(keys::DEPT_CTR)?
-                .unwrap_or(ROOT_DEPARTMENT)
-                .max(ROOT_DEPARTMENT)
-                + 1,
+            None => {
+                s.get_as::<u64>(keys::DEPT_CTR)?
+                    .unwrap_or(ROOT_DEPARTMENT)
+                    .max(ROOT_DEPARTMENT)
+                    + 1
+            }
         };
         let Some(name) = &f.name else {
             return Ok(refuse(Code::InvalidArgument, "name is required"));
@@ -296,7 +307,11 @@ pub(super) fn put_department<S: Store>(
     };
     let done = check!(directory::upsert_department(s, &d));
     if notify {
-        let change = if create { "create_party" } else { "update_party" };
+        let change = if create {
+            "create_party"
+        } else {
+            "update_party"
+        };
         callbacks::contact_changed(s, ctx, change, callbacks::party_fields(&d))?;
     }
     Ok(Ok(done))
