@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::ServerConfig;
 
-use crate::tls::{ClientAuth, TlsMaterial, TlsPaths, server_config};
+use crate::tls::{ClientAuth, TlsMaterial, TlsPaths, TlsVersions, server_config_with_versions};
 use crate::{Identity, Result};
 
 /// Outcome of one reload check.
@@ -33,21 +33,36 @@ struct Current {
 pub struct ReloadingServerConfig {
     paths: TlsPaths,
     auth: ClientAuth,
+    /// Fixed for the listener's life: every reload builds with them again.
+    versions: TlsVersions,
     current: RwLock<Current>,
     last_failure: Mutex<Option<String>>,
 }
 
 impl ReloadingServerConfig {
+    /// A TLS 1.3-only listener (peer, admin, join door; api by default).
     pub fn new(paths: TlsPaths, auth: ClientAuth) -> Result<Arc<ReloadingServerConfig>> {
+        ReloadingServerConfig::with_versions(paths, auth, TlsVersions::Tls13Only)
+    }
+
+    /// A listener that accepts `versions`, at start and after every reload.
+    /// [`TlsVersions::Tls12AndUp`] is refused when `auth` admits node or
+    /// operator certificates (see [`server_config_with_versions`]).
+    pub fn with_versions(
+        paths: TlsPaths,
+        auth: ClientAuth,
+        versions: TlsVersions,
+    ) -> Result<Arc<ReloadingServerConfig>> {
         let m = TlsMaterial::load(&paths)?;
         let current = Current {
-            config: Arc::new(server_config(&m, &auth)?),
+            config: Arc::new(server_config_with_versions(&m, &auth, versions)?),
             digest: m.digest,
             identity: m.identity(),
         };
         Ok(Arc::new(ReloadingServerConfig {
             paths,
             auth,
+            versions,
             current: RwLock::new(current),
             last_failure: Mutex::new(None),
         }))
@@ -71,6 +86,11 @@ impl ReloadingServerConfig {
 
     pub fn paths(&self) -> &TlsPaths {
         &self.paths
+    }
+
+    /// The protocol versions this listener accepts.
+    pub fn versions(&self) -> TlsVersions {
+        self.versions
     }
 
     /// Re-read the files; swap in new material if it changed and is valid.
@@ -104,7 +124,7 @@ impl ReloadingServerConfig {
                 }),
             });
         }
-        let config = Arc::new(server_config(&m, &self.auth)?);
+        let config = Arc::new(server_config_with_versions(&m, &self.auth, self.versions)?);
         let serial = identity
             .as_ref()
             .map(|i| i.serial.clone())

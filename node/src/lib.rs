@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod apps;
 pub mod audit;
 pub mod backup;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod join;
 pub mod kv;
 pub mod messaging;
 pub mod metrics;
+pub mod runner;
 pub mod server;
 pub mod syslog;
 pub mod telemetry;

@@ -85,6 +85,49 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
         }
         Command::SetAdmins { conv, .. } => ("group.admins.set", conv.clone()),
         Command::Dissolve { conv, .. } => ("group.dissolve", conv.clone()),
+        Command::CreateApp { name, .. } => ("app.create", name.clone()),
+        Command::UpdateApp { agentid, change } => (
+            match change {
+                domain::AppChange::Enable(true) => "app.enable",
+                domain::AppChange::Enable(false) => "app.disable",
+                domain::AppChange::RotateSecret { .. } => "app.secret.rotate",
+                domain::AppChange::SetScopes(_) => "app.scopes.set",
+                domain::AppChange::SetCallback(_) => "app.callback.set",
+                domain::AppChange::SetTrustedDomains(_) => "app.trusted_domains.set",
+            },
+            agentid.to_string(),
+        ),
+        Command::PutUser { mode, fields } => (
+            match mode {
+                domain::PutMode::Create => "directory.member.create",
+                _ => "directory.member.update",
+            },
+            fields.userid.clone(),
+        ),
+        Command::PutDepartment { fields, .. } => (
+            "directory.department.put",
+            format!(
+                "dept:{}",
+                fields
+                    .id
+                    .map_or_else(|| "new".to_string(), |i| i.to_string())
+            ),
+        ),
+        Command::DeleteUsers { userids } => ("directory.member.depart", userids.join(",")),
+        Command::AppSend { agentid, .. } => ("app.message.send", agentid.to_string()),
+        Command::AppRecall { msgid, .. } => ("app.message.recall", msgid.clone()),
+        Command::AppChatCreate { agentid, .. } => ("app.chat.create", agentid.to_string()),
+        Command::AppChatUpdate { chatid, .. } => ("app.chat.update", chatid.clone()),
+        Command::SealMedia { media_id, .. } => ("app.media.upload", media_id.clone()),
+        Command::CreateJob { kind, media_id, .. } => (
+            "directory.job.create",
+            format!("{}:{media_id}", kind.as_str()),
+        ),
+        Command::JobStep { jobid, .. } => ("directory.job.step", jobid.clone()),
+        Command::IssueOAuthCode {
+            userid, agentid, ..
+        } => ("auth.oauth.code", format!("{userid}->{agentid}")),
+        Command::RedeemOAuthCode { agentid, .. } => ("auth.oauth.redeem", agentid.to_string()),
         _ => return None,
     })
 }

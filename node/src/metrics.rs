@@ -31,6 +31,18 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Per integrated app (bounded by the number of registered apps).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    pub agentid: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppResultLabels {
+    pub agentid: String,
+    pub result: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -54,6 +66,15 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     pub raft_voters: Gauge,
     pub store_bytes: Gauge,
+    /// Callback deliveries by app and result (`ok`, `failed`), on the
+    /// leader that made them.
+    pub app_callbacks: Family<AppResultLabels, Counter>,
+    /// Events queued for an app's callback and not yet delivered.
+    pub app_callback_queue: Family<AppLabels, Gauge>,
+    /// Events not queued because an app's queue was full.
+    pub app_callback_dropped: Family<AppLabels, Gauge>,
+    /// Steps the leader proposed for bulk jobs and large fan-outs.
+    pub runner_steps: Family<AppResultLabels, Counter>,
 }
 
 impl Metrics {
@@ -135,7 +156,35 @@ impl Metrics {
             "enclave_store_bytes",
             "Bytes the sled store uses on disk",
         );
+        let app_callbacks = Family::<AppResultLabels, Counter>::default();
+        registry.register(
+            "enclave_app_callbacks",
+            "Callback deliveries to integrated apps by agentid and result",
+            app_callbacks.clone(),
+        );
+        let app_callback_queue = Family::<AppLabels, Gauge>::default();
+        registry.register(
+            "enclave_app_callback_queue",
+            "Callback events queued for an app and not yet delivered",
+            app_callback_queue.clone(),
+        );
+        let app_callback_dropped = Family::<AppLabels, Gauge>::default();
+        registry.register(
+            "enclave_app_callback_dropped",
+            "Callback events dropped because an app's queue was full",
+            app_callback_dropped.clone(),
+        );
+        let runner_steps = Family::<AppResultLabels, Counter>::default();
+        registry.register(
+            "enclave_runner_steps",
+            "Steps the leader proposed for bulk jobs and large fan-outs, by app and result",
+            runner_steps.clone(),
+        );
         Arc::new(Metrics {
+            app_callbacks,
+            app_callback_queue,
+            app_callback_dropped,
+            runner_steps,
             raft_term,
             raft_is_leader,
             raft_last_log_index,

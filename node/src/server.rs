@@ -135,7 +135,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         Ok(Listener { name, tls })
     };
     let peer = mk("peer", ClientAuth::nodes())?;
-    let api = mk("api", api_auth)?;
+    // The one listener that may also accept TLS 1.2 (`api.tls_min_version`).
+    let api = Listener {
+        name: "api",
+        tls: ReloadingServerConfig::with_versions(paths.clone(), api_auth, config.api_tls_versions)
+            .context("TLS config for the api listener")?,
+    };
     let admin = mk("admin", ClientAuth::operators())?;
 
     let bind = |key: &'static str, addr: SocketAddr| async move {
@@ -194,7 +199,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         cluster: cluster.clone(),
         peer_tls,
         denials: Default::default(),
-        limits: crate::http::Limits::new(config.token_rate_per_sec, config.token_burst),
+        limits: crate::http::Limits::new(config.token_rate_per_sec, config.token_burst)
+            .with_apps(config.apps.rate_per_sec, config.apps.burst),
+        delivery: delivery(&config)?,
+        runner_wake: tokio::sync::Notify::new(),
     });
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -255,6 +263,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         std::time::Duration::from_secs(10),
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(crate::runner::work_loop(
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::runner::callback_loop(
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(reload_loop(
         hup,
         vec![peer, api, admin],
@@ -300,6 +316,26 @@ impl RunningNode {
         let _ = std::fs::remove_file(self.state.config.run_dir().join("endpoints.json"));
         info!("node stopped");
     }
+}
+
+/// Callbacks trust the cluster CA and `apps.callback_ca`, and go only to
+/// `apps.callback_networks`, with the api port's TLS versions.
+fn delivery(config: &Config) -> anyhow::Result<crate::apps::delivery::Delivery> {
+    let mut cas = vec![config.tls.ca.clone()];
+    cas.extend(config.apps.callback_ca.clone());
+    let networks = config
+        .apps
+        .callback_networks
+        .iter()
+        .filter_map(|n| crate::apps::delivery::Cidr::parse(n))
+        .collect();
+    crate::apps::delivery::Delivery::new(
+        &cas,
+        config.api_tls_versions,
+        networks,
+        config.apps.callback_timeout,
+    )
+    .context("apps.callback_ca: callback TLS settings")
 }
 
 fn set_expiry(metrics: &Metrics, info: &CertInfo) {

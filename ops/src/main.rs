@@ -80,6 +80,10 @@ enum Command {
     /// directory visibility (show: operators; set: secadmin).
     #[command(subcommand)]
     Policy(enclave_ops::cmd::directory::PolicyCommand),
+    /// Integrated apps of the WeCom-compatible API: create, list, show,
+    /// enable/disable, rotate secrets, scopes, callbacks (sysadmin).
+    #[command(subcommand)]
+    App(enclave_ops::cmd::app::AppCommand),
 }
 
 fn main() -> ExitCode {
@@ -143,6 +147,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::directory::run_policy(c, &client, cli.output))
+        }
+        Command::App(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::app::run(c, &client, cli.output))
         }
         Command::Cluster(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

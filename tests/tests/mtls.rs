@@ -256,3 +256,262 @@ async fn monitor_reads_metrics_but_gets_403_on_operator_routes() {
     assert!(status["uptime_secs"].is_u64());
     assert!(!status["version"].as_str().unwrap_or_default().is_empty());
 }
+
+/// A client that speaks TLS 1.2 and nothing newer (an old JVM), trusting
+/// the cluster CA and presenting the bundle in `cert_dir`, if any.
+fn tls12_only_client(
+    ca: &std::path::Path,
+    cert_dir: Option<&std::path::Path>,
+    alpn: &[u8],
+) -> rustls::ClientConfig {
+    tls_client(ca, cert_dir, alpn, &[&rustls::version::TLS12])
+}
+
+fn tls_client(
+    ca: &std::path::Path,
+    cert_dir: Option<&std::path::Path>,
+    alpn: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in enclave_certs::files::load_certs(ca).expect("ca") {
+        roots.add(c).expect("root");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(enclave_certs::tls::provider())
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots);
+    let mut config = match cert_dir {
+        Some(dir) => {
+            let m = enclave_certs::TlsMaterial::load(&enclave_certs::TlsPaths::from_dir(dir))
+                .expect("client bundle");
+            builder
+                .with_client_auth_cert(m.chain, m.key)
+                .expect("client cert")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config
+}
+
+type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Handshake with `addr` (bounded); the rustls error if it fails.
+async fn handshake(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<TlsStream, rustls::Error> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let connect = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(
+        rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name"),
+        tcp,
+    );
+    match tokio::time::timeout(Duration::from_secs(10), connect)
+        .await
+        .expect("handshake timed out")
+    {
+        Ok(tls) => Ok(tls),
+        Err(e) => Err(e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+            .cloned()
+            .unwrap_or_else(|| panic!("handshake failed without a TLS error: {e}"))),
+    }
+}
+
+/// The handshake fails, and the server says why with a `protocol_version`
+/// alert.
+async fn assert_protocol_version_refusal(
+    what: &str,
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) {
+    match handshake(addr, config).await {
+        Err(rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion)) => {}
+        Err(other) => panic!("{what}: expected a protocol_version alert, got {other:?}"),
+        Ok(tls) => panic!(
+            "{what}: TLS 1.2 client was accepted ({:?})",
+            tls.get_ref().1.protocol_version()
+        ),
+    }
+}
+
+/// `GET /healthz` over HTTP/1.1 on an established connection; the response.
+async fn get_healthz(mut tls: TlsStream) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf))
+        .await
+        .expect("answer timed out")
+        .expect("read");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+async fn handshake_metrics(url: &str, monitor: &std::path::Path) -> String {
+    raw_client(url, monitor)
+        .get_text("/metrics")
+        .await
+        .expect("metrics")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_port_refuses_tls_1_2_by_default() {
+    let pki = TestPki::new();
+    let node_dir = pki.node("node-1");
+    let monitor = pki.operator("prom", Role::Monitor);
+    let ca = pki.ca_dir().join("ca.pem");
+    let mut node = NodeProc::start_with_tls(
+        &node_dir,
+        &pki.ca_dir().join("crl.pem"),
+        NodeSpec::default(),
+    );
+    let ep = node.endpoints();
+    assert_protocol_version_refusal(
+        "api (default)",
+        ep.api,
+        tls12_only_client(&ca, None, b"http/1.1"),
+    )
+    .await;
+    // A TLS 1.3 client is served as always.
+    let ok = get_healthz(
+        handshake(
+            ep.api,
+            tls_client(&ca, None, b"http/1.1", &[&rustls::version::TLS13]),
+        )
+        .await
+        .expect("TLS 1.3 on the api port"),
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    // Monitoring sees the refusal as `incompatible`.
+    let metrics = handshake_metrics(&ep.admin_url(), &monitor).await;
+    assert!(
+        metrics.contains(r#"listener="api",result="incompatible""#),
+        "no incompatible handshake on the api port:\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tls_min_version_1_2_opens_the_api_port_only() {
+    let pki = TestPki::new();
+    let node_dir = pki.node("node-1");
+    let node_peer = pki.node("node-2");
+    let sysadmin = pki.operator("admin", Role::Sysadmin);
+    let monitor = pki.operator("prom", Role::Monitor);
+    let ca = pki.ca_dir().join("ca.pem");
+    let mut node = NodeProc::start_with_tls(
+        &node_dir,
+        &pki.ca_dir().join("crl.pem"),
+        NodeSpec {
+            env: vec![("ENCLAVE_API__TLS_MIN_VERSION".into(), "1.2".into())],
+            ..Default::default()
+        },
+    );
+    let ep = node.endpoints();
+
+    // The api port: a TLS 1.2-only client completes the handshake, with an
+    // ECDHE_ECDSA AEAD suite (the node's key is ECDSA P-256), and is served.
+    let tls = handshake(ep.api, tls12_only_client(&ca, None, b"http/1.1"))
+        .await
+        .expect("TLS 1.2 on the api port with api.tls_min_version = 1.2");
+    let conn = tls.get_ref().1;
+    assert_eq!(
+        conn.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let suite = conn.negotiated_cipher_suite().expect("suite").suite();
+    assert!(
+        [
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ]
+        .contains(&suite),
+        "{suite:?}"
+    );
+    let answer = get_healthz(tls).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // A client that speaks both still gets TLS 1.3.
+    let tls = handshake(
+        ep.api,
+        tls_client(
+            &ca,
+            None,
+            b"http/1.1",
+            &[&rustls::version::TLS13, &rustls::version::TLS12],
+        ),
+    )
+    .await
+    .expect("TLS 1.3 on the api port");
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+
+    // The peer and admin ports, and the join door, stay TLS 1.3 only, even
+    // for a client with the right certificate.
+    assert_protocol_version_refusal(
+        "admin",
+        ep.admin,
+        tls12_only_client(&ca, Some(&sysadmin), b"http/1.1"),
+    )
+    .await;
+    assert_protocol_version_refusal(
+        "peer",
+        ep.peer,
+        tls12_only_client(&ca, Some(&node_peer), b"h2"),
+    )
+    .await;
+    assert_protocol_version_refusal(
+        "join door",
+        ep.peer,
+        tls12_only_client(&ca, None, b"enclave-join/1"),
+    )
+    .await;
+    // Those ports still serve their TLS 1.3 clients.
+    let status = raw_client(&ep.admin_url(), &sysadmin)
+        .get_text("/v1/status")
+        .await
+        .expect("admin over TLS 1.3");
+    assert!(status.contains("node-1"), "{status}");
+
+    let metrics = handshake_metrics(&ep.admin_url(), &monitor).await;
+    for listener in ["peer", "admin"] {
+        assert!(
+            metrics.contains(&format!(r#"listener="{listener}",result="incompatible""#)),
+            "no incompatible handshake on the {listener} port:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(r#"listener="api",result="incompatible""#),
+        "the api port refused a handshake as incompatible:\n{metrics}"
+    );
+}
+
+#[test]
+fn an_unsupported_api_tls_min_version_stops_the_node() {
+    let pki = TestPki::new();
+    let node_dir = pki.node("node-1");
+    for bad in ["1.1", "1.0", "tls1.2"] {
+        let mut node = NodeProc::start_with_tls(
+            &node_dir,
+            &pki.ca_dir().join("crl.pem"),
+            NodeSpec {
+                env: vec![("ENCLAVE_API__TLS_MIN_VERSION".into(), bad.into())],
+                ..Default::default()
+            },
+        );
+        let status = node.wait_exit(Duration::from_secs(30));
+        assert_eq!(status.code(), Some(2), "{bad}: {}", node.log_text());
+        let log = node.log_text();
+        assert!(
+            log.contains("api.tls_min_version")
+                && log.contains("environment variable ENCLAVE_API__TLS_MIN_VERSION"),
+            "{bad}: {log}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ use enclave_certs::Role;
 use enclave_cluster::listener::ConnInfo;
 use serde::{Deserialize, Serialize};
 
+pub mod apps;
 pub mod audit;
 pub mod backup;
 pub mod cluster;
@@ -157,6 +158,44 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(
             "/v1/policy",
             put(directory::put_policy).route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
+        )
+        .route(
+            "/v1/apps",
+            post(apps::create).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/apps",
+            get(apps::list).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/apps/{agentid}",
+            get(apps::show).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/apps/{agentid}/enable",
+            post(apps::enable).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/apps/{agentid}/disable",
+            post(apps::disable).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/apps/{agentid}/rotate-secret",
+            post(apps::rotate_secret).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/apps/{agentid}/scopes",
+            put(apps::set_scopes).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/apps/{agentid}/trusted-domains",
+            put(apps::set_domains).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/apps/{agentid}/callback",
+            put(apps::set_callback)
+                .delete(apps::clear_callback)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use enclave_certs::TlsPaths;
+use enclave_certs::tls::TlsVersions;
 use serde::Serialize;
 
 mod load;
@@ -45,6 +46,18 @@ pub enum ConfigError {
     File { path: PathBuf, message: String },
 }
 
+/// Integrated apps, validated (`[apps]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AppsConfig {
+    pub token_ttl_secs: u64,
+    pub rate_per_sec: u64,
+    pub burst: u64,
+    pub callback_ca: Option<PathBuf>,
+    /// CIDR networks, each checked to parse.
+    pub callback_networks: Vec<String>,
+    pub callback_timeout: Duration,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,10 +81,14 @@ pub struct Config {
     pub tls_reload_interval: Duration,
     pub tls_handshake_timeout: Duration,
     pub require_device_cert: bool,
+    /// `api.tls_min_version`: the api listener's protocol versions. The peer
+    /// and admin listeners and the join door are TLS 1.3 only.
+    pub api_tls_versions: TlsVersions,
     pub max_body_bytes: usize,
     pub token_rate_per_sec: u64,
     pub token_burst: u64,
     pub syslog: Option<SyslogTarget>,
+    pub apps: AppsConfig,
     pub log_format: LogFormat,
     pub log_level: String,
     pub worker_threads: usize,

@@ -16,6 +16,41 @@ pub struct RawConfig {
     pub log: RawLog,
     pub raft: RawRaft,
     pub audit: RawAudit,
+    pub apps: RawApps,
+}
+
+/// Integrated apps (the WeCom-compatible API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawApps {
+    /// Lifetime of an app access token (WeCom: 7200).
+    pub token_ttl_secs: u64,
+    /// Requests per second per app on each node (0 = unlimited).
+    pub rate_per_sec: u64,
+    pub burst: u64,
+    /// Extra CA certificate(s) (PEM) callback servers' certificates may
+    /// chain to, besides the cluster CA.
+    pub callback_ca: String,
+    /// Networks (CIDR) callback URLs may point to: the internal network.
+    pub callback_networks: Vec<String>,
+    /// Time allowed for one callback request.
+    pub callback_timeout_secs: u64,
+}
+
+impl Default for RawApps {
+    fn default() -> Self {
+        RawApps {
+            token_ttl_secs: 7200,
+            rate_per_sec: 200,
+            burst: 1000,
+            callback_ca: String::new(),
+            callback_networks: crate::apps::delivery::DEFAULT_NETWORKS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            callback_timeout_secs: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -110,6 +145,9 @@ pub struct RawApi {
     /// Requests per second per bearer token (0 = unlimited).
     pub token_rate_per_sec: u64,
     pub token_burst: u64,
+    /// Lowest TLS version on the api port: "1.3" (default) or "1.2". The
+    /// peer and admin ports are TLS 1.3 only whatever this says.
+    pub tls_min_version: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,11 +182,13 @@ impl Default for RawConfig {
                 handshake_timeout_secs: 10,
             },
             audit: RawAudit::default(),
+            apps: RawApps::default(),
             api: RawApi {
                 require_device_cert: false,
                 max_body_bytes: 1 << 20,
                 token_rate_per_sec: 50,
                 token_burst: 200,
+                tls_min_version: "1.3".into(),
             },
             log: RawLog {
                 format: "text".into(),

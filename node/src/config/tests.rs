@@ -111,6 +111,7 @@ fn each_invalid_value_names_its_key_and_source() {
         ("[node]\nworker_threads = 100000\n", "node.worker_threads"),
         ("[lisen]\napi = \"0.0.0.0:1\"\n", "lisen"),
         ("[listen]\napu = \"0.0.0.0:1\"\n", "listen.apu"),
+        ("[api]\ntls_min_version = \"1.1\"\n", "api.tls_min_version"),
     ];
     for (text, key) in cases {
         let f = write(dir.path(), text);
@@ -164,4 +165,60 @@ fn unreadable_or_malformed_file_is_named() {
         .expect_err("syntax")
         .to_string();
     assert!(err.contains(&f.display().to_string()), "{err}");
+}
+
+#[test]
+fn api_tls_min_version_is_1_3_by_default_and_may_be_1_2() {
+    use enclave_certs::tls::TlsVersions;
+    let c = load_with(None, &[], &[]).expect("defaults");
+    assert_eq!(c.api_tls_versions, TlsVersions::Tls13Only);
+    let dir = tempfile::tempdir().expect("tmp");
+    for (text, want) in [
+        ("[api]\ntls_min_version = \"1.3\"\n", TlsVersions::Tls13Only),
+        (
+            "[api]\ntls_min_version = \"1.2\"\n",
+            TlsVersions::Tls12AndUp,
+        ),
+    ] {
+        let f = write(dir.path(), text);
+        let c = load_with(Some(f), &[], &[]).expect(text);
+        assert_eq!(c.api_tls_versions, want, "{text}");
+    }
+    // From the environment (where "1.2" looks like a number to the loader).
+    for (value, want) in [
+        ("1.2", TlsVersions::Tls12AndUp),
+        ("1.3", TlsVersions::Tls13Only),
+    ] {
+        let c = load_with(None, &[("ENCLAVE_API__TLS_MIN_VERSION", value)], &[]).expect(value);
+        assert_eq!(c.api_tls_versions, want, "{value}");
+    }
+}
+
+#[test]
+fn invalid_api_tls_min_version_names_key_value_and_source() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for bad in ["1.1", "1.0", "tls1.2", "TLSv1.2", "1.4", ""] {
+        let f = write(dir.path(), &format!("[api]\ntls_min_version = \"{bad}\"\n"));
+        let err = load_with(Some(f.clone()), &[], &[])
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            err.contains("api.tls_min_version")
+                && err.contains(&format!("{bad:?}"))
+                && err.contains(&format!("file {}", f.display()))
+                && err.contains("\"1.2\""),
+            "{bad:?}: {err}"
+        );
+    }
+    for bad in ["1.1", "tls1.2"] {
+        let err = load_with(None, &[("ENCLAVE_API__TLS_MIN_VERSION", bad)], &[])
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            err.contains("api.tls_min_version")
+                && err.contains(&format!("{bad:?}"))
+                && err.contains("environment variable ENCLAVE_API__TLS_MIN_VERSION"),
+            "{bad:?}: {err}"
+        );
+    }
 }

@@ -100,6 +100,13 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             "must be between 1 and 1000000",
         ));
     }
+    let api_tls_versions: TlsVersions = raw.api.tls_min_version.parse().map_err(|e: String| {
+        invalid(
+            "api.tls_min_version",
+            &format!("{:?}", raw.api.tls_min_version),
+            &e,
+        )
+    })?;
     let log_format = match raw.log.format.as_str() {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
@@ -197,8 +204,37 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             server_name,
         })
     };
+    for n in &raw.apps.callback_networks {
+        if crate::apps::delivery::Cidr::parse(n).is_none() {
+            return Err(invalid(
+                "apps.callback_networks",
+                &format!("{n:?}"),
+                "each entry must be a network in CIDR notation, e.g. \"10.0.0.0/8\"",
+            ));
+        }
+    }
+    let apps = AppsConfig {
+        token_ttl_secs: range(
+            "apps.token_ttl_secs",
+            raw.apps.token_ttl_secs,
+            60,
+            7 * 86_400,
+        )?,
+        rate_per_sec: range("apps.rate_per_sec", raw.apps.rate_per_sec, 0, 1_000_000)?,
+        burst: range("apps.burst", raw.apps.burst, 1, 1_000_000)?,
+        callback_ca: (!raw.apps.callback_ca.is_empty())
+            .then(|| PathBuf::from(&raw.apps.callback_ca)),
+        callback_networks: raw.apps.callback_networks.clone(),
+        callback_timeout: secs(
+            "apps.callback_timeout_secs",
+            raw.apps.callback_timeout_secs,
+            1,
+            120,
+        )?,
+    };
     Ok(Config {
         syslog,
+        apps,
         ca_dir: (!raw.tls.ca_dir.is_empty()).then(|| PathBuf::from(&raw.tls.ca_dir)),
         advertise_host: raw.node.advertise_host.clone(),
         worker_threads: range("node.worker_threads", raw.node.worker_threads, 0, 256)? as usize,
@@ -228,6 +264,7 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             120,
         )?,
         require_device_cert: raw.api.require_device_cert,
+        api_tls_versions,
         max_body_bytes: max_body as usize,
         token_rate_per_sec: raw.api.token_rate_per_sec,
         token_burst: raw.api.token_burst,

@@ -2,11 +2,15 @@
 //! (random, stored only as SHA-256), shared by every face that logs a
 //! member in.
 
+use std::net::IpAddr;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use http::StatusCode;
 use ring::rand::SecureRandom;
 
-use super::ApiError;
+use super::{ApiError, NodeState, now_ms, store_error, submit};
+use crate::audit::Origin;
+use crate::domain::{self, Command, Done, MemberStatus};
 
 /// Shortest and longest password accepted.
 pub const MIN_PASSWORD: usize = 8;
@@ -91,5 +95,135 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthenticated("wrong userid or password")
+}
+
+/// A member's new session: the bearer token pair (shown once) and facts.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub userid: String,
+    pub access: String,
+    pub refresh: String,
+    pub expires_ms: u64,
+    pub refresh_expires_ms: u64,
+    /// An administrator set the password: it must be changed first.
+    pub must_change: bool,
+}
+
+/// Make a fresh token pair and commit the session `command(access_hash,
+/// refresh_hash)` opens. Used by login, refresh and the sign-in page.
+pub async fn open_session(
+    state: &NodeState,
+    origin: &Origin,
+    command: impl FnOnce([u8; 32], [u8; 32]) -> Command,
+) -> Result<Tokens, ApiError> {
+    let access = new_token("eat_");
+    let refresh = new_token("ert_");
+    let done = submit(
+        state,
+        origin,
+        &command(token_hash(&access), token_hash(&refresh)),
+        None,
+    )
+    .await?;
+    let Done::Session {
+        userid,
+        expires_ms,
+        refresh_expires_ms,
+    } = done
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            "unexpected outcome",
+        ));
+    };
+    let must_change = domain::query::account(&state.view(), &userid)
+        .map_err(store_error)?
+        .is_some_and(|a| a.must_change);
+    Ok(Tokens {
+        userid,
+        access,
+        refresh,
+        expires_ms,
+        refresh_expires_ms,
+        must_change,
+    })
+}
+
+/// Check a member's password and open a session: failed attempts count
+/// per source address and per account (lockout, replicated), and every
+/// attempt is audited. Used by `POST /v1/login` and the sign-in page of
+/// integrated web apps.
+pub async fn password_login(
+    state: &NodeState,
+    origin: &Origin,
+    ip: IpAddr,
+    userid: &str,
+    password: String,
+) -> Result<Tokens, ApiError> {
+    state.limits.check_source(ip)?;
+    if domain::apply::valid_userid(userid).is_err() || password.len() > 1024 {
+        state.limits.record_failure(ip);
+        return Err(invalid_credentials());
+    }
+    let view = state.view();
+    let member = domain::query::member(&view, userid).map_err(store_error)?;
+    let account = domain::query::account(&view, userid).map_err(store_error)?;
+    if let Some(a) = &account
+        && a.locked_until_ms > now_ms()
+    {
+        return Err(ApiError::new(
+            StatusCode::LOCKED,
+            "account_locked",
+            format!(
+                "too many failed logins; the account is locked for {} more s (an administrator can unlock it)",
+                (a.locked_until_ms - now_ms()).div_ceil(1000)
+            ),
+        ));
+    }
+    let hash = account.and_then(|a| a.password_hash);
+    if !verify_password(password, hash).await {
+        state.limits.record_failure(ip);
+        if member.is_some() {
+            submit(
+                state,
+                origin,
+                &Command::LoginFailed {
+                    userid: userid.to_string(),
+                },
+                None,
+            )
+            .await?;
+        }
+        tracing::info!(%userid, source = %ip, "login failed");
+        return Err(invalid_credentials());
+    }
+    match member.map(|m| m.status) {
+        Some(MemberStatus::Active) => {}
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_inactive",
+                "this account is disabled or has departed",
+            ));
+        }
+    }
+    let uid = userid.to_string();
+    let out = open_session(state, origin, |token_hash, refresh_hash| {
+        Command::LoginSucceeded {
+            userid: uid,
+            token_hash,
+            refresh_hash,
+        }
+    })
+    .await;
+    if out.is_ok() {
+        tracing::info!(%userid, source = %ip, "login succeeded");
+    }
     out
 }

@@ -10,16 +10,13 @@ use http::StatusCode;
 
 use super::ApiError;
 
-/// In-memory limits of this node: requests per token, failed logins per
-/// source address.
+/// Token buckets by key: `rate` requests/s (0 = unlimited), bursts up to
+/// `burst`. Bounded: idle buckets are forgotten past 100,000 keys.
 #[derive(Debug)]
-pub struct Limits {
-    tokens: Mutex<HashMap<[u8; 32], Bucket>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-    pub per_token_rps: f64,
-    pub per_token_burst: f64,
-    pub failures_per_source: u32,
-    pub failure_window: Duration,
+pub struct Buckets<K> {
+    map: Mutex<HashMap<K, Bucket>>,
+    pub rate: f64,
+    pub burst: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -28,58 +25,89 @@ struct Bucket {
     at: Instant,
 }
 
+impl<K: std::hash::Hash + Eq + Copy> Buckets<K> {
+    pub fn new(rate: u64, burst: u64) -> Self {
+        Buckets {
+            map: Mutex::default(),
+            rate: rate as f64,
+            burst: burst as f64,
+        }
+    }
+
+    /// Take one request from `key`'s bucket; false if it is empty.
+    pub fn take(&self, key: K) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(60));
+        }
+        let b = map.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let refill = now.duration_since(b.at).as_secs_f64() * self.rate;
+        b.tokens = (b.tokens + refill).min(self.burst);
+        b.at = now;
+        if b.tokens < 1.0 {
+            return false;
+        }
+        b.tokens -= 1.0;
+        true
+    }
+}
+
+/// In-memory limits of this node: requests per member token and per app,
+/// failed logins per source address.
+#[derive(Debug)]
+pub struct Limits {
+    tokens: Buckets<[u8; 32]>,
+    /// Requests per integrated app (by agentid), on this node.
+    pub apps: Buckets<u32>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    pub failures_per_source: u32,
+    pub failure_window: Duration,
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            tokens: Mutex::default(),
-            failures: Mutex::default(),
-            per_token_rps: 50.0,
-            per_token_burst: 200.0,
-            failures_per_source: 20,
-            failure_window: Duration::from_secs(300),
-        }
+        Limits::new(50, 200)
     }
 }
 
 impl Limits {
-    /// `rate` requests/s per token (0 = unlimited), bursts up to `burst`.
+    /// `rate` requests/s per member token (0 = unlimited), bursts up to
+    /// `burst`; apps get the defaults of `apps.rate_per_sec` until
+    /// [`Limits::with_apps`].
     pub fn new(rate: u64, burst: u64) -> Limits {
         Limits {
-            per_token_rps: rate as f64,
-            per_token_burst: burst as f64,
-            ..Default::default()
+            tokens: Buckets::new(rate, burst),
+            apps: Buckets::new(200, 1000),
+            failures: Mutex::default(),
+            failures_per_source: 20,
+            failure_window: Duration::from_secs(300),
         }
     }
 
+    pub fn with_apps(mut self, rate: u64, burst: u64) -> Limits {
+        self.apps = Buckets::new(rate, burst);
+        self
+    }
+
     pub fn check_token(&self, hash: &[u8; 32]) -> Result<(), ApiError> {
-        if self.per_token_rps <= 0.0 {
+        if self.tokens.take(*hash) {
             return Ok(());
         }
-        let now = Instant::now();
-        let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            // Bounded: forget idle buckets.
-            map.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(60));
-        }
-        let b = map.entry(*hash).or_insert(Bucket {
-            tokens: self.per_token_burst,
-            at: now,
-        });
-        let refill = now.duration_since(b.at).as_secs_f64() * self.per_token_rps;
-        b.tokens = (b.tokens + refill).min(self.per_token_burst);
-        b.at = now;
-        if b.tokens < 1.0 {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!(
-                    "more than {} requests/s with this token; slow down",
-                    self.per_token_rps
-                ),
-            ));
-        }
-        b.tokens -= 1.0;
-        Ok(())
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "more than {} requests/s with this token; slow down",
+                self.tokens.rate
+            ),
+        ))
     }
 
     /// Refuse a login attempt from an address with too many recent failures.

@@ -26,6 +26,10 @@ pub struct NodeState {
     pub peer_tls: Arc<ReloadingClientConfig>,
     /// Per-token and per-source limits of the client API (this node only).
     pub limits: super::Limits,
+    /// How callbacks reach integrated apps' servers.
+    pub delivery: crate::apps::delivery::Delivery,
+    /// Wakes the leader's runner (a job or a large fan-out was queued).
+    pub runner_wake: tokio::sync::Notify,
     /// Authorization denials on the admin port since the last audit pass:
     /// (operator, role, route) -> count.
     pub denials: std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>,

@@ -1,6 +1,141 @@
-//! The WeCom-compatible face (`/cgi-bin/...`) on the api port: what
-//! integrations written against WeCom's server API (wechatpy, WxJava, Go
-//! SDKs) call, mapped onto the same directory and messaging core.
+//! The WeCom-compatible face (`/cgi-bin/...`, `/connect/oauth2/...`) on
+//! the api port: what integrations written against WeCom's server API
+//! (wechatpy, WxJava, Go SDKs) call, mapped onto the same directory and
+//! messaging core. Integrations change only the base URL and trust the
+//! cluster CA.
+//!
+//! Every answer is HTTP 200 with `errcode`/`errmsg` ([`errors`]); the app
+//! is identified by `?access_token=` ([`extract::AppCall`]) and limited to
+//! its scopes; what it changes is recorded in the audit trail as actor
+//! kind `app`. Every route is listed once in [`routes`] and checked
+//! against docs/api/wecom-compat.md by a test.
 
-pub mod crypto;
-pub mod csv;
+pub mod batch;
+pub mod directory;
+pub mod errors;
+pub mod extract;
+pub mod message;
+pub mod oauth;
+pub mod token;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodRouter, get, post};
+
+use crate::domain::{Command, Done, Outcome};
+use crate::http::{S, write_app};
+use crate::messaging::encode_domain;
+use errors::{Family, WeErr, refusal};
+use extract::AppCall;
+
+/// Every route of this face: (method, path, handler).
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
+    vec![
+        ("get", "/cgi-bin/gettoken", get(token::gettoken)),
+        (
+            "post",
+            "/cgi-bin/department/create",
+            post(directory::dept_create),
+        ),
+        (
+            "post",
+            "/cgi-bin/department/update",
+            post(directory::dept_update),
+        ),
+        (
+            "get",
+            "/cgi-bin/department/delete",
+            get(directory::dept_delete),
+        ),
+        ("get", "/cgi-bin/department/list", get(directory::dept_list)),
+        (
+            "get",
+            "/cgi-bin/department/simplelist",
+            get(directory::dept_simplelist),
+        ),
+        ("get", "/cgi-bin/department/get", get(directory::dept_get)),
+        ("post", "/cgi-bin/user/create", post(directory::user_create)),
+        ("get", "/cgi-bin/user/get", get(directory::user_get)),
+        ("post", "/cgi-bin/user/update", post(directory::user_update)),
+        ("get", "/cgi-bin/user/delete", get(directory::user_delete)),
+        (
+            "post",
+            "/cgi-bin/user/batchdelete",
+            post(directory::user_batchdelete),
+        ),
+        (
+            "get",
+            "/cgi-bin/user/simplelist",
+            get(directory::user_simplelist),
+        ),
+        ("get", "/cgi-bin/user/list", get(directory::user_list)),
+        (
+            "post",
+            "/cgi-bin/user/list_id",
+            post(directory::user_list_id),
+        ),
+        ("post", "/cgi-bin/media/upload", post(batch::media_upload)),
+        ("post", "/cgi-bin/batch/syncuser", post(batch::syncuser)),
+        (
+            "post",
+            "/cgi-bin/batch/replaceuser",
+            post(batch::replaceuser),
+        ),
+        (
+            "post",
+            "/cgi-bin/batch/replaceparty",
+            post(batch::replaceparty),
+        ),
+        ("get", "/cgi-bin/batch/getresult", get(batch::getresult)),
+        ("post", "/cgi-bin/message/send", post(message::send)),
+        ("post", "/cgi-bin/message/recall", post(message::recall)),
+        (
+            "post",
+            "/cgi-bin/appchat/create",
+            post(message::chat_create),
+        ),
+        (
+            "post",
+            "/cgi-bin/appchat/update",
+            post(message::chat_update),
+        ),
+        ("get", "/cgi-bin/appchat/get", get(message::chat_get)),
+        ("post", "/cgi-bin/appchat/send", post(message::chat_send)),
+        ("get", "/cgi-bin/auth/getuserinfo", get(oauth::getuserinfo)),
+        (
+            "get",
+            "/cgi-bin/user/getuserinfo",
+            get(oauth::getuserinfo_legacy),
+        ),
+        ("get", "/connect/oauth2/authorize", get(oauth::authorize)),
+        ("post", "/connect/oauth2/authorize", post(oauth::login)),
+        ("get", "/connect/oauth2/login.css", get(oauth::stylesheet)),
+    ]
+}
+
+/// The face's router (merged into the api port's). Uploads may be larger
+/// than other bodies.
+pub fn router(max_body: usize) -> Router<S> {
+    let mut r = Router::new();
+    for (_, path, handler) in routes() {
+        let handler = if path == "/cgi-bin/media/upload" {
+            handler.layer(DefaultBodyLimit::max(batch::MAX_UPLOAD_BODY))
+        } else {
+            handler.layer(DefaultBodyLimit::max(max_body))
+        };
+        r = r.route(path, handler);
+    }
+    r
+}
+
+/// Propose a domain command on behalf of the app; a refusal comes back in
+/// WeCom's terms for `family`.
+pub async fn propose(
+    state: &S,
+    call: &AppCall,
+    cmd: &Command,
+    family: Family,
+) -> Result<Done, WeErr> {
+    let outcome: Outcome = write_app(state, encode_domain(&call.origin, cmd), None).await?;
+    outcome.map_err(|r| refusal(r, family))
+}

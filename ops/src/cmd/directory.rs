@@ -142,7 +142,7 @@ pub enum PolicyCommand {
     },
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &Client,
     method: Method,
     path: &str,

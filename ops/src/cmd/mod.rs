@@ -1,5 +1,6 @@
 //! `enclavectl` commands. Each module is one command group.
 
+pub mod app;
 pub mod audit;
 pub mod backup;
 pub mod bench;

@@ -14,12 +14,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Caller;
-use crate::audit::{ActorKind, Origin};
-use crate::domain::{self, Command, Done, MemberStatus};
+use crate::audit::ActorKind;
+use crate::domain::{self, Command};
 use crate::http::accounts::{
-    check_password_rules, hash_password, new_token, token_hash, verify_password,
+    Tokens, check_password_rules, hash_password, open_session, password_login, token_hash,
+    verify_password,
 };
-use crate::http::{ApiError, Body, S, now_ms, store_error, submit};
+use crate::http::{ApiError, Body, S, store_error, submit};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,49 +29,15 @@ pub struct LoginReq {
     pub password: String,
 }
 
-fn invalid_credentials() -> ApiError {
-    ApiError::unauthenticated("wrong userid or password")
-}
-
-/// Make a fresh token pair, commit the session `command(access_hash,
-/// refresh_hash)` opens, and answer with the pair. Used by login and refresh.
-async fn issue_tokens(
-    state: &S,
-    origin: &Origin,
-    command: impl FnOnce([u8; 32], [u8; 32]) -> Command,
-) -> Result<Json<Value>, ApiError> {
-    let access = new_token("eat_");
-    let refresh = new_token("ert_");
-    let done = submit(
-        state,
-        origin,
-        &command(token_hash(&access), token_hash(&refresh)),
-        None,
-    )
-    .await?;
-    let Done::Session {
-        userid,
-        expires_ms,
-        refresh_expires_ms,
-    } = done
-    else {
-        return Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unexpected",
-            "unexpected outcome",
-        ));
-    };
-    let must_change = domain::query::account(&state.view(), &userid)
-        .map_err(store_error)?
-        .is_some_and(|a| a.must_change);
-    Ok(Json(json!({
-        "userid": userid,
-        "access_token": access,
-        "expires_at_ms": expires_ms,
-        "refresh_token": refresh,
-        "refresh_expires_at_ms": refresh_expires_ms,
-        "must_change_password": must_change,
-    })))
+fn tokens_json(t: Tokens) -> Json<Value> {
+    Json(json!({
+        "userid": t.userid,
+        "access_token": t.access,
+        "expires_at_ms": t.expires_ms,
+        "refresh_token": t.refresh,
+        "refresh_expires_at_ms": t.refresh_expires_ms,
+        "must_change_password": t.must_change,
+    }))
 }
 
 /// `POST /v1/login`
@@ -80,69 +47,10 @@ pub async fn login(
     ext: http::Extensions,
     Body(req): Body<LoginReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let ip = conn.remote.ip();
-    state.limits.check_source(ip)?;
     let origin = crate::http::origin(&ext, ActorKind::User, &req.userid, "member", &state.node_id);
-    if domain::apply::valid_userid(&req.userid).is_err() || req.password.len() > 1024 {
-        state.limits.record_failure(ip);
-        return Err(invalid_credentials());
-    }
-    let view = state.view();
-    let member = domain::query::member(&view, &req.userid).map_err(store_error)?;
-    let account = domain::query::account(&view, &req.userid).map_err(store_error)?;
-    if let Some(a) = &account
-        && a.locked_until_ms > now_ms()
-    {
-        return Err(ApiError::new(
-            StatusCode::LOCKED,
-            "account_locked",
-            format!(
-                "too many failed logins; the account is locked for {} more s (an administrator can unlock it)",
-                (a.locked_until_ms - now_ms()).div_ceil(1000)
-            ),
-        ));
-    }
-    let hash = account.and_then(|a| a.password_hash);
-    let ok = verify_password(req.password, hash).await;
-    if !ok {
-        state.limits.record_failure(ip);
-        if member.is_some() {
-            submit(
-                &state,
-                &origin,
-                &Command::LoginFailed {
-                    userid: req.userid.clone(),
-                },
-                None,
-            )
-            .await?;
-        }
-        tracing::info!(userid = %req.userid, source = %ip, "login failed");
-        return Err(invalid_credentials());
-    }
-    match member.map(|m| m.status) {
-        Some(MemberStatus::Active) => {}
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "account_inactive",
-                "this account is disabled or has departed",
-            ));
-        }
-    }
-    let userid = req.userid.clone();
-    let out = issue_tokens(&state, &origin, |token_hash, refresh_hash| {
-        Command::LoginSucceeded {
-            userid,
-            token_hash,
-            refresh_hash,
-        }
-    })
-    .await;
-    if out.is_ok() {
-        tracing::info!(userid = %req.userid, source = %ip, "login succeeded");
-    }
-    out
+    password_login(&state, &origin, conn.remote.ip(), &req.userid, req.password)
+        .await
+        .map(tokens_json)
 }
 
 /// `POST /v1/logout`: revoke the caller's token (and its refresh token).
@@ -178,7 +86,7 @@ pub async fn refresh(
     // The refresh token names no user until it is checked in apply.
     let origin = crate::http::origin(&ext, ActorKind::User, "", "member", &state.node_id);
     let refresh_hash = token_hash(&req.refresh_token);
-    issue_tokens(&state, &origin, |new_token_hash, new_refresh_hash| {
+    open_session(&state, &origin, |new_token_hash, new_refresh_hash| {
         Command::Refresh {
             refresh_hash,
             new_token_hash,
@@ -186,6 +94,7 @@ pub async fn refresh(
         }
     })
     .await
+    .map(tokens_json)
 }
 
 /// `GET /v1/me`

@@ -1,0 +1,147 @@
+//! WeCom's error dialect: every answer is HTTP 200 with
+//! `{"errcode": N, "errmsg": "..."}` (0 and "ok" on success), and the
+//! codes are WeCom's for the cases it names. SDKs (wechatpy, WxJava) raise
+//! on a non-zero errcode and retry on the token codes, so the codes matter
+//! more than the messages.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::domain::{Code, Refusal};
+use crate::http::ApiError;
+
+/// Codes used here, by WeCom's numbering.
+pub mod code {
+    pub const BUSY: i64 = -1;
+    pub const INVALID_SECRET: i64 = 40001;
+    pub const INVALID_USERID: i64 = 40003;
+    pub const INVALID_MEDIA_TYPE: i64 = 40004;
+    pub const INVALID_MEDIA_ID: i64 = 40007;
+    pub const INVALID_MSG_TYPE: i64 = 40008;
+    pub const INVALID_CORPID: i64 = 40013;
+    pub const INVALID_TOKEN: i64 = 40014;
+    pub const INVALID_CODE: i64 = 40029;
+    pub const INVALID_AGENTID: i64 = 40056;
+    pub const INVALID_PARAMETER: i64 = 40058;
+    pub const MISSING_TOKEN: i64 = 41001;
+    pub const MISSING_CORPID: i64 = 41002;
+    pub const MISSING_SECRET: i64 = 41004;
+    pub const MISSING_MEDIA: i64 = 41005;
+    pub const MISSING_AGENTID: i64 = 41011;
+    pub const EXPIRED_TOKEN: i64 = 42001;
+    pub const EXPIRED_CODE: i64 = 42003;
+    pub const EMPTY_POST: i64 = 44002;
+    pub const EMPTY_TEXT: i64 = 44004;
+    pub const TOO_LARGE: i64 = 45002;
+    pub const RATE_LIMITED: i64 = 45009;
+    pub const JSON_FORMAT: i64 = 47001;
+    pub const FORBIDDEN: i64 = 48002;
+    pub const DEPT_NAME_INVALID: i64 = 60001;
+    pub const DEPT_NOT_FOUND: i64 = 60003;
+    pub const PARENT_NOT_FOUND: i64 = 60004;
+    pub const DEPT_HAS_MEMBERS: i64 = 60005;
+    pub const DEPT_HAS_CHILDREN: i64 = 60006;
+    pub const ROOT_UNDELETABLE: i64 = 60007;
+    pub const DEPT_EXISTS: i64 = 60008;
+    pub const DEPT_CYCLE: i64 = 60010;
+    pub const USERID_EXISTS: i64 = 60102;
+    pub const USERID_NOT_FOUND: i64 = 60111;
+    pub const NAME_INVALID: i64 = 60112;
+    pub const ALL_INVALID: i64 = 81013;
+    pub const CHAT_NOT_FOUND: i64 = 86003;
+    pub const INVALID_PARAM_ALT: i64 = 301002;
+}
+
+/// A WeCom error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeErr {
+    pub errcode: i64,
+    pub errmsg: String,
+}
+
+pub fn err(errcode: i64, errmsg: impl Into<String>) -> WeErr {
+    WeErr {
+        errcode,
+        errmsg: errmsg.into(),
+    }
+}
+
+pub fn invalid(errmsg: impl Into<String>) -> WeErr {
+    err(code::INVALID_PARAMETER, errmsg)
+}
+
+impl IntoResponse for WeErr {
+    fn into_response(self) -> Response {
+        Json(json!({ "errcode": self.errcode, "errmsg": self.errmsg })).into_response()
+    }
+}
+
+/// A failure of the shared layer (storage, cluster) in WeCom's dialect:
+/// the caller may retry (-1, "system busy"), or it was a bad request.
+impl From<ApiError> for WeErr {
+    fn from(e: ApiError) -> WeErr {
+        if e.status.is_server_error() || e.status == http::StatusCode::CONFLICT {
+            err(
+                code::BUSY,
+                format!("system busy: {} ({})", e.message, e.code),
+            )
+        } else if e.status == http::StatusCode::TOO_MANY_REQUESTS {
+            err(code::RATE_LIMITED, e.message)
+        } else {
+            invalid(e.message)
+        }
+    }
+}
+
+/// The families whose refusals map to different codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    User,
+    Department,
+    Message,
+    Chat,
+    Job,
+    OAuth,
+    Other,
+}
+
+/// A domain refusal as WeCom would phrase it for `family`.
+pub fn refusal(r: Refusal, family: Family) -> WeErr {
+    use Family::*;
+    let c = match (r.code, family) {
+        (Code::NotFound, User) => code::USERID_NOT_FOUND,
+        (Code::AlreadyExists, User) => code::USERID_EXISTS,
+        (Code::NotFound, Department) => code::DEPT_NOT_FOUND,
+        (Code::AlreadyExists, Department) => code::DEPT_EXISTS,
+        (Code::DepartmentNotEmpty, _) => code::DEPT_HAS_MEMBERS,
+        (Code::Cycle, _) => code::DEPT_CYCLE,
+        (Code::NotFound, Chat) => code::CHAT_NOT_FOUND,
+        (Code::NotFound, Job) => code::INVALID_MEDIA_ID,
+        (Code::Expired, Job) => code::INVALID_MEDIA_ID,
+        (Code::NotFound, OAuth) => code::INVALID_CODE,
+        (Code::Expired, _) => code::EXPIRED_CODE,
+        (Code::NotFound | Code::NotAMember | Code::AccountInactive, Message) => {
+            code::USERID_NOT_FOUND
+        }
+        (Code::NotAMember | Code::AccountInactive, _) => code::USERID_NOT_FOUND,
+        (Code::NoRecipients, _) => code::ALL_INVALID,
+        (Code::AppDisabled, _) => code::INVALID_TOKEN,
+        (Code::ScopeDenied | Code::Forbidden, _) => code::FORBIDDEN,
+        (Code::LimitExceeded, _) => code::INVALID_PARAMETER,
+        (Code::Stale, _) => code::BUSY,
+        _ => code::INVALID_PARAMETER,
+    };
+    err(c, r.message)
+}
+
+/// A successful answer: `{"errcode":0,"errmsg":"ok", ...fields}`.
+pub fn ok(fields: Value) -> Json<Value> {
+    let mut v = json!({ "errcode": 0, "errmsg": "ok" });
+    if let (Value::Object(m), Value::Object(f)) = (&mut v, fields) {
+        m.extend(f);
+    }
+    Json(v)
+}
+
+pub type WeResult = Result<Json<Value>, WeErr>;
