@@ -85,6 +85,19 @@ impl Session {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.request_with_headers(method, path, body, headers)
+            .await
+            .map(|(s, _, b)| (s, b))
+    }
+
+    /// [`Session::request`], also returning the response headers.
+    pub async fn request_with_headers(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), ClientError> {
         let fut = async {
             if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
                 let (sender, _task) = self.client.open().await?;
@@ -118,13 +131,14 @@ impl Session {
                 .await
                 .map_err(|e| self.client.hyper_error(&e))?;
             let status = resp.status();
+            let head = resp.headers().clone();
             let bytes = resp
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| self.client.hyper_error(&e))?
                 .to_bytes();
-            Ok((status, bytes))
+            Ok((status, head, bytes))
         };
         let r = match tokio::time::timeout(self.client.timeout, fut).await {
             Ok(r) => r,

@@ -17,6 +17,7 @@ pub mod powerloss;
 pub mod proc;
 pub mod suite;
 pub mod tls;
+pub mod wecom;
 pub mod workload;
 
 use std::path::PathBuf;

@@ -34,6 +34,7 @@ pub async fn write_app<T: DeserializeOwned>(
         .write(Payload::App(command), idempotency_key)
         .await
         .map_err(cluster_error)?;
+    applied_locally(state, resp.index).await;
     match resp.payload {
         ResponsePayload::App(b) => postcard::from_bytes(&b).map_err(|e| {
             ApiError::new(
@@ -67,5 +68,20 @@ pub async fn record(
         .await
     {
         tracing::error!(action, target, outcome, error = %e, "could not write the audit record");
+    }
+}
+
+/// Read your writes on the node that took them: wait (briefly) until this
+/// node has applied `index`, so a read the client makes next, here, sees
+/// the write. On the leader it has already; a follower trails by the
+/// replication delay.
+pub async fn applied_locally(state: &NodeState, index: u64) {
+    let mut applied = state.cluster.sm.app().hub.applied.subscribe();
+    let wait = applied.wait_for(|i| *i >= index);
+    if tokio::time::timeout(std::time::Duration::from_secs(2), wait)
+        .await
+        .is_err()
+    {
+        tracing::debug!(index, "the write is not applied here yet; answering anyway");
     }
 }

@@ -72,9 +72,20 @@ impl FromRequestParts<S> for AppCall {
                 )
             })?;
         let claims = tokens::open(&corp, &token).map_err(token_error)?;
-        let app = domain::query::app(&view, claims.agentid)
-            .map_err(crate::http::store_error)?
-            .ok_or_else(|| err(code::INVALID_TOKEN, "invalid access_token (no such app)"))?;
+        let mut app =
+            domain::query::app(&view, claims.agentid).map_err(crate::http::store_error)?;
+        if app
+            .as_ref()
+            .is_none_or(|a| a.generation < claims.generation)
+            && state.cluster.read_barrier().await.is_ok()
+        {
+            // The token was issued by a node that knows more than this
+            // one yet (a new app, a rotated secret): catch up, look again.
+            app = domain::query::app(&state.view(), claims.agentid)
+                .map_err(crate::http::store_error)?;
+        }
+        let app =
+            app.ok_or_else(|| err(code::INVALID_TOKEN, "invalid access_token (no such app)"))?;
         tokens::check(&app, &claims, now_ms()).map_err(token_error)?;
         if !state.limits.apps.take(app.agentid) {
             return Err(err(

@@ -24,6 +24,14 @@ pub fn conv_json(c: &Conversation, me: Option<&ConvMember>) -> Value {
         "created_at_ms": c.created_ms,
         "dissolved": c.dissolved,
     });
+    if c.kind == domain::ConvKind::App {
+        // `a<agentid>.<userid>`: the app this conversation is with.
+        v["agentid"] = json!(
+            c.id.strip_prefix('a')
+                .and_then(|r| r.split_once('.'))
+                .and_then(|(a, _)| a.parse::<u32>().ok())
+        );
+    }
     if let Some(me) = me {
         v["read_seq"] = json!(me.read_seq);
         v["unread"] = json!(c.last_seq.saturating_sub(me.read_seq));
@@ -32,7 +40,7 @@ pub fn conv_json(c: &Conversation, me: Option<&ConvMember>) -> Value {
 }
 
 pub fn message_json(m: &Message) -> Value {
-    json!({
+    let mut v = json!({
         "conversation": m.conv,
         "seq": m.seq,
         "sender": m.sender,
@@ -43,7 +51,41 @@ pub fn message_json(m: &Message) -> Value {
         "reply_to": m.reply_to,
         "recalled": m.recalled,
         "event": m.event,
-    })
+        "safe": m.safe,
+    });
+    if let Some(r) = &m.rich {
+        v["rich"] = rich_json(r);
+    }
+    v
+}
+
+/// Structured content (app messages): `{"type": "markdown" | "textcard" |
+/// "news", ...fields}`; `text` always carries a plain rendering.
+fn rich_json(r: &domain::Rich) -> Value {
+    match r {
+        domain::Rich::Markdown { content } => json!({ "type": "markdown", "content": content }),
+        domain::Rich::TextCard {
+            title,
+            description,
+            url,
+            btntxt,
+        } => json!({
+            "type": "textcard",
+            "title": title,
+            "description": description,
+            "url": url,
+            "btntxt": btntxt,
+        }),
+        domain::Rich::News { articles } => json!({
+            "type": "news",
+            "articles": articles.iter().map(|a| json!({
+                "title": a.title,
+                "description": a.description,
+                "url": a.url,
+                "picurl": a.picurl,
+            })).collect::<Vec<_>>(),
+        }),
+    }
 }
 
 fn conv_of(done: Done) -> Result<Json<Value>, ApiError> {

@@ -81,11 +81,7 @@ pub(super) fn delete_department<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, id:
     let Some(d) = s.get_as::<Department>(&keys::dept(id))? else {
         return Ok(refuse(Code::NotFound, format!("no department {id}")));
     };
-    ensure!(
-        id != ROOT_DEPARTMENT,
-        Code::Forbidden,
-        "the root department cannot be deleted"
-    );
+
     ensure!(
         s.scan(&keys::dept_children(id), None, 1)?.is_empty(),
         Code::DepartmentNotEmpty,
@@ -95,6 +91,11 @@ pub(super) fn delete_department<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, id:
         s.scan(&keys::dept_members(id), None, 1)?.is_empty(),
         Code::DepartmentNotEmpty,
         "department {id} still has members"
+    );
+    ensure!(
+        id != ROOT_DEPARTMENT,
+        Code::Forbidden,
+        "the root department cannot be deleted"
     );
     s.delete(&keys::dept(id));
     s.delete(&keys::dept_child(d.parent.unwrap_or(0), id));
