@@ -847,7 +847,8 @@ async fn bad_input_of_every_family_gets_a_wecom_error_and_changes_nothing() {
         let v = w.post(api, &t, body.clone()).await;
         assert_eq!(errcode(&v), want, "{api} {body}: {v}");
     }
-    let gets: Vec<(&str, Vec<(&str, &str)>, i64)> = vec![
+    type Get<'a> = (&'a str, Vec<(&'a str, &'a str)>, i64);
+    let gets: Vec<Get> = vec![
         ("user/get", vec![("userid", "ghost")], 60111),
         ("user/get", vec![], 40058),
         ("user/delete", vec![("userid", "ghost")], 60111),
