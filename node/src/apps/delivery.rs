@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 
@@ -298,12 +298,32 @@ impl Delivery {
             .await
             .map_err(|e| DeliveryError::Http(who.clone(), e.to_string()))?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), 64 << 10)
-            .collect()
-            .await
-            .map_err(|e| DeliveryError::Http(who, e.to_string()))?
-            .to_bytes();
-        Ok((status, body))
+        // Read frame by frame: a server that ends an HTTP/1.0 body by
+        // closing without TLS close_notify (Python's http.server does)
+        // still gave us its answer, and the caller checks its content.
+        let mut body = resp.into_body();
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Some(d) = f.data_ref() {
+                        out.extend_from_slice(d);
+                        if out.len() > 64 << 10 {
+                            return Err(DeliveryError::Http(
+                                who,
+                                "answer larger than 64 KiB".into(),
+                            ));
+                        }
+                    }
+                }
+                Err(e) if !out.is_empty() || status.is_success() => {
+                    tracing::debug!(error = %e, "callback server closed without finishing its answer cleanly");
+                    break;
+                }
+                Err(e) => return Err(DeliveryError::Http(who, e.to_string())),
+            }
+        }
+        Ok((status, Bytes::from(out)))
     }
 }
 
