@@ -44,6 +44,11 @@ enum BenchCommand {
     /// with send→ack p50/p99, (b) fan-out to a group whose members are all
     /// connected by WebSocket, send→last-member p50/p99.
     Messages(enclave_ops::cmd::msgbench::MessagesBench),
+    /// The WeCom-compatible API: (a) a full directory sync
+    /// (`batch/replaceuser`) of many rows, (b) `user/create` from
+    /// concurrent clients, (c) `message/send` to a department whose members
+    /// are all connected. Replaces the directory: benchmark clusters only.
+    Wecom(enclave_ops::cmd::wecombench::WecomBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +124,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             let dir = cli.cert_dir.clone().unwrap_or_default();
             multi_runtime()?.block_on(cmd::msgbench::run(args, &client, &dir, cli.output))
+        }
+        Command::Bench(BenchCommand::Wecom(args)) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            multi_runtime()?.block_on(cmd::wecombench::run(args, &client, &dir, cli.output))
         }
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

@@ -139,3 +139,33 @@ pub async fn propose(
     let outcome: Outcome = write_app(state, encode_domain(&call.origin, cmd), None).await?;
     outcome.map_err(|r| refusal(r, family))
 }
+
+pub const COMPAT_DOC: &str = include_str!("../../../docs/api/wecom-compat.md");
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// docs/api/wecom-compat.md lists exactly the routes served.
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let mut documented = BTreeSet::new();
+        for line in super::COMPAT_DOC.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if let [_, method @ ("GET" | "POST"), path, ..] = cells[..] {
+                let path = path.trim_matches('`');
+                if path.starts_with('/') {
+                    documented.insert((method.to_lowercase(), path.to_string()));
+                }
+            }
+        }
+        let served: BTreeSet<(String, String)> = super::routes()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&served).collect();
+        assert!(missing.is_empty(), "not in wecom-compat.md: {missing:?}");
+        assert!(stale.is_empty(), "documented but not served: {stale:?}");
+    }
+}

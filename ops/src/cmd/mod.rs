@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod directory;
 pub mod msgbench;
 pub mod status;
+pub mod wecombench;
 
 use clap::ValueEnum;
 

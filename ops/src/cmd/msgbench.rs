@@ -55,13 +55,13 @@ pub struct MessagesBench {
     pub text_size: usize,
 }
 
-const PASSWORD: &str = "bench-password-1";
+pub(crate) const PASSWORD: &str = "bench-password-1";
 
-fn user(i: usize) -> String {
+pub(crate) fn user(i: usize) -> String {
     format!("bench-{i:05}")
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -93,7 +93,7 @@ struct Fanout {
 }
 
 /// Every node's api endpoint, from the cluster status, and the leader's.
-async fn api_endpoints(admin: &Client) -> anyhow::Result<(Vec<String>, Option<String>)> {
+pub(crate) async fn api_endpoints(admin: &Client) -> anyhow::Result<(Vec<String>, Option<String>)> {
     let status: Value = admin.get_json("/v1/cluster/status").await?;
     let leader = status["leader"].as_str().map(str::to_string);
     let mut leader_api = None;
@@ -119,7 +119,7 @@ async fn api_endpoints(admin: &Client) -> anyhow::Result<(Vec<String>, Option<St
 }
 
 /// Create the bench users that do not exist yet (8 at a time).
-async fn ensure_users(admin: &Client, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn ensure_users(admin: &Client, n: usize) -> anyhow::Result<()> {
     let (s, b) = admin
         .request(
             Method::PUT,
@@ -190,7 +190,7 @@ async fn login(api: &Client, userid: &str) -> anyhow::Result<String> {
 }
 
 /// Log in users `0..n`, 8 at a time, round-robin over the endpoints.
-async fn login_all(apis: &[Client], n: usize) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn login_all(apis: &[Client], n: usize) -> anyhow::Result<Vec<String>> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -508,70 +508,19 @@ async fn fanout(
     };
     let since = head["sync_head"].as_u64().unwrap_or(0);
     eprintln!("  connecting {n} WebSockets...");
-    let mut tls = enclave_certs::tls::anonymous_client_config(ca)?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    // Each member task reports (seq, received-at) for the group's messages.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
-    for (i, token) in tokens.iter().enumerate() {
-        let addr = endpoints[i % endpoints.len()]
-            .trim_start_matches("https://")
-            .to_string();
-        let connector = connector.clone();
-        let token = token.clone();
-        let tx = tx.clone();
-        let ready = ready_tx.clone();
-        let conv = conv.clone();
-        let total = args.fanout_messages;
-        tokio::spawn(async move {
-            let ws = async {
-                let tcp = tokio::net::TcpStream::connect(&addr).await?;
-                let host = addr
-                    .rsplit_once(':')
-                    .map_or(addr.as_str(), |(h, _)| h)
-                    .to_string();
-                let name = rustls::pki_types::ServerName::try_from(host)?;
-                let stream = connector.connect(name, tcp).await?;
-                let url = format!("wss://{addr}/v1/stream?since={since}&access_token={token}");
-                let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
-                Ok::<_, anyhow::Error>(ws)
-            }
-            .await;
-            let Ok(mut ws) = ws else {
-                let _ = ready.send(false);
-                return;
-            };
-            let mut seen = 0;
-            let mut signalled = false;
-            while let Some(Ok(msg)) = ws.next().await {
-                let Message::Text(t) = msg else { continue };
-                let Ok(v) = serde_json::from_str::<Value>(&t) else {
-                    continue;
-                };
-                if v["type"] == "synced" && !signalled {
-                    signalled = true;
-                    let _ = ready.send(true);
-                } else if v["type"] == "message" && v["conversation"] == conv.as_str() {
-                    let _ = tx.send((v["message"]["seq"].as_u64().unwrap_or(0), Instant::now()));
-                    seen += 1;
-                    if seen >= total {
-                        break;
-                    }
-                }
-            }
-        });
-    }
-    drop(tx);
-    drop(ready_tx);
-    let mut connected = 0;
-    for _ in 0..n {
-        match tokio::time::timeout(Duration::from_secs(120), ready_rx.recv()).await {
-            Ok(Some(true)) => connected += 1,
-            Ok(Some(false)) => {}
-            _ => break,
-        }
-    }
+    let tag = conv.clone();
+    let (connected, mut rx) = connect_members(
+        &tokens,
+        endpoints,
+        since,
+        ca,
+        args.fanout_messages,
+        Arc::new(move |v: &Value| {
+            (v["type"] == "message" && v["conversation"] == tag.as_str())
+                .then(|| v["message"]["seq"].as_u64().unwrap_or(0))
+        }),
+    )
+    .await?;
     eprintln!(
         "  {connected}/{n} connected; sending {} messages...",
         args.fanout_messages
@@ -607,17 +556,7 @@ async fn fanout(
         sent_at.insert(seq, t);
         // Wait until every connected member has it (bounded), so each
         // message is measured on its own.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while last.get(&seq).map_or(0, |(c, _)| *c) < connected && Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-                Ok(Some((sq, at))) => {
-                    let e = last.entry(sq).or_insert((0, at));
-                    e.0 += 1;
-                    e.1 = e.1.max(at);
-                }
-                _ => break,
-            }
-        }
+        await_all(&mut rx, seq, connected, &mut last).await;
     }
     let mut lat: Vec<f64> = sent_at
         .iter()
@@ -642,4 +581,105 @@ async fn fanout(
         p99_ms: percentile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(0.0),
     })
+}
+
+/// What a member's stream reports: a frame's key if it is one being
+/// measured.
+pub(crate) type KeyOf = Arc<dyn Fn(&Value) -> Option<u64> + Send + Sync>;
+
+/// Connect one WebSocket per token (round-robin over `endpoints`) from
+/// `since`. Each reports `(key, received at)` for every frame `key_of`
+/// recognises, until it has seen `per_member`. Returns how many connected
+/// and the reports.
+pub(crate) async fn connect_members(
+    tokens: &[String],
+    endpoints: &[String],
+    since: u64,
+    ca: &Path,
+    per_member: usize,
+    key_of: KeyOf,
+) -> anyhow::Result<(usize, tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>)> {
+    let mut tls = enclave_certs::tls::anonymous_client_config(ca)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    for (i, token) in tokens.iter().enumerate() {
+        let addr = endpoints[i % endpoints.len()]
+            .trim_start_matches("https://")
+            .to_string();
+        let connector = connector.clone();
+        let token = token.clone();
+        let tx = tx.clone();
+        let ready = ready_tx.clone();
+        let key_of = key_of.clone();
+        tokio::spawn(async move {
+            let ws = async {
+                let tcp = tokio::net::TcpStream::connect(&addr).await?;
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr.as_str(), |(h, _)| h)
+                    .to_string();
+                let name = rustls::pki_types::ServerName::try_from(host)?;
+                let stream = connector.connect(name, tcp).await?;
+                let url = format!("wss://{addr}/v1/stream?since={since}&access_token={token}");
+                let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+                Ok::<_, anyhow::Error>(ws)
+            }
+            .await;
+            let Ok(mut ws) = ws else {
+                let _ = ready.send(false);
+                return;
+            };
+            let mut seen = 0;
+            let mut signalled = false;
+            while let Some(Ok(msg)) = ws.next().await {
+                let Message::Text(t) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(&t) else {
+                    continue;
+                };
+                if v["type"] == "synced" && !signalled {
+                    signalled = true;
+                    let _ = ready.send(true);
+                } else if let Some(k) = key_of(&v) {
+                    let _ = tx.send((k, Instant::now()));
+                    seen += 1;
+                    if seen >= per_member {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    drop(ready_tx);
+    let mut connected = 0;
+    for _ in 0..tokens.len() {
+        match tokio::time::timeout(Duration::from_secs(120), ready_rx.recv()).await {
+            Ok(Some(true)) => connected += 1,
+            Ok(Some(false)) => {}
+            _ => break,
+        }
+    }
+    Ok((connected, rx))
+}
+
+/// Collect reports until `connected` members have `key` (at most 30 s):
+/// `last[key]` = (members that have it, when the last one got it).
+pub(crate) async fn await_all(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>,
+    key: u64,
+    connected: usize,
+    last: &mut HashMap<u64, (usize, Instant)>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while last.get(&key).map_or(0, |(c, _)| *c) < connected && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some((k, at))) => {
+                let e = last.entry(k).or_insert((0, at));
+                e.0 += 1;
+                e.1 = e.1.max(at);
+            }
+            _ => break,
+        }
+    }
 }
