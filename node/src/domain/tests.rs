@@ -528,7 +528,56 @@ fn arb_command() -> impl Strategy<Value = Command> {
             .prop_map(|(u, st)| Command::SetMemberStatus { userid: u, status: st }),
         1 => (1u64..5, prop::option::of(1u64..5)).prop_map(|(id, p)| Command::UpsertDepartment { dept: dept(id, p) }),
         1 => (1u64..5).prop_map(|id| Command::DeleteDepartment { id }),
+        // Integrated apps (the app of `seeded_with_app`, agentid 1000002).
+        3 => (prop::collection::vec(arb_user(), 0..3), prop::collection::vec(1u64..5, 0..2), any::<bool>(), "[a-z]{1,4}", 0u64..3)
+            .prop_map(|(users, parties, all, text, dedup)| Command::AppSend {
+                agentid: APP, to: Recipients { users, parties, all: all && text.len() == 1 },
+                content: AppContent { text, rich: None, safe: false }, dedup_ms: dedup * 5000,
+            }),
+        1 => (1u64..4).prop_map(|n| Command::AppRecall { agentid: APP, msgid: format!("m{n}") }),
+        2 => (arb_user(), "[a-z]{1,4}").prop_map(|(a, t)| send(&a, Target::Conv(keys::app_conv_id(APP, &a)), &t)),
+        1 => any::<bool>().prop_map(|on| Command::UpdateApp { agentid: APP, change: AppChange::Enable(on) }),
+        2 => (arb_user(), prop::collection::vec(1u64..5, 1..3), prop::option::of(any::<bool>()))
+            .prop_map(|(u, depts, enabled)| Command::PutUser { mode: PutMode::Upsert, fields: UserFields {
+                userid: u, name: Some("N".into()), departments: Some(depts), enabled, ..Default::default() } }),
+        1 => (1u64..8).prop_map(|upto| Command::CallbackDelivered { agentid: APP, upto }),
+        1 => (1u64..8).prop_map(|seq| Command::CallbackFailed { agentid: APP, seq, error: "down".into() }),
+        1 => (1u64..3, 0u64..3).prop_map(|(work, cursor)| Command::Continue { work, cursor }),
     ]
+}
+
+const APP: u32 = 1_000_002;
+
+/// `seeded()` plus an app with every scope and a callback.
+fn seeded_with_app() -> MemStore {
+    let mut s = seeded();
+    ok(
+        &mut s,
+        1,
+        Command::CreateApp {
+            name: "App".into(),
+            scopes: Scope::ALL.to_vec(),
+            secret_hash: [1; 32],
+            trusted_domains: vec![],
+            corp: Corp {
+                corpid: "ww0000000000000001".into(),
+                token_key: [2; 32],
+            },
+        },
+    );
+    ok(
+        &mut s,
+        1,
+        Command::UpdateApp {
+            agentid: APP,
+            change: AppChange::SetCallback(Some(CallbackCfg {
+                url: "https://10.0.0.1/cb".into(),
+                token: "t".into(),
+                aes_key: "a".repeat(43),
+            })),
+        },
+    );
+    s
 }
 
 /// Every invariant the domain promises, checked over the whole state.
@@ -584,9 +633,30 @@ fn check_invariants(s: &MemStore) {
                     c.id
                 );
             }
+        } else if c.kind == ConvKind::App {
+            assert_eq!(
+                members.len(),
+                1,
+                "{}: an app conversation has its member only",
+                c.id
+            );
         } else {
             assert_eq!(members.len(), 2);
         }
+    }
+    // Callback queues: exactly the unacknowledged events are stored.
+    for (k, st) in s
+        .scan_as::<CallbackState>(b"cbst/", None, usize::MAX)
+        .expect("scan")
+    {
+        let id = u32::from_be_bytes(k[5..9].try_into().expect("agentid"));
+        let seqs: Vec<u64> = query::callback_items(s, id, usize::MAX)
+            .expect("items")
+            .iter()
+            .map(|i| i.seq)
+            .collect();
+        let want: Vec<u64> = (st.acked + 1..st.next.max(1)).collect();
+        assert_eq!(seqs, want, "app {id}: queue {st:?}");
     }
     // Department tree: every chain of parents ends at the root.
     let depts: BTreeMap<u64, Department> = query::departments(s)
@@ -624,7 +694,7 @@ proptest! {
     fn random_commands_keep_every_invariant_and_replay_identically(
         cmds in prop::collection::vec(arb_command(), 1..80)
     ) {
-        let mut s = seeded();
+        let mut s = seeded_with_app();
         for (i, cmd) in cmds.iter().enumerate() {
             let before = s.hash();
             let (outcome, events) = apply(&mut s, &ctx(100 + i as u64 * 1000), cmd).expect("storage");
@@ -635,7 +705,7 @@ proptest! {
             check_invariants(&s);
         }
         // Same log, fresh store: byte-identical state.
-        let mut again = seeded();
+        let mut again = seeded_with_app();
         for (i, cmd) in cmds.iter().enumerate() {
             let _ = apply(&mut again, &ctx(100 + i as u64 * 1000), cmd).expect("storage");
         }

@@ -517,6 +517,24 @@ fn departments_get_ids_above_every_id_and_sibling_names_are_unique() {
     );
     assert_eq!(
         code(&mut s, &w, Command::DeleteDepartment { id: 1 }),
+        Code::DepartmentNotEmpty
+    );
+    // Even empty, the root stays.
+    let mut empty = MemStore::default();
+    let root = Department {
+        id: 1,
+        parent: None,
+        name: "Root".into(),
+        order: 0,
+        leaders: vec![],
+    };
+    ok(
+        &mut empty,
+        &ctx(1),
+        Command::UpsertDepartment { dept: root },
+    );
+    assert_eq!(
+        code(&mut empty, &ctx(2), Command::DeleteDepartment { id: 1 }),
         Code::Forbidden
     );
 }
