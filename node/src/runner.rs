@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::apps::csv;
 use crate::audit::Origin;
-use crate::domain::apply::jobs::{JOB_STEP_ROWS, absent_departments};
+use crate::domain::apply::jobs::{JOB_STEP_ROWS, PARTY_STEP};
 use crate::domain::{
     self, CallbackItem, Command, DeptFields, Job, JobCursor, JobKind, JobRows, UserFields,
 };
@@ -33,8 +33,8 @@ use crate::http::NodeState;
 use crate::messaging::{ViewStore, encode_domain};
 use crate::metrics::{AppLabels, AppResultLabels};
 
-/// Party rows per step (deleting a department can move its members).
-const PARTY_STEP_ROWS: usize = JOB_STEP_ROWS / 4;
+/// Row steps of one job proposed together.
+const PIPELINE: usize = 3;
 
 fn is_leader(state: &NodeState) -> bool {
     state.cluster.leader().map(|(id, _)| id) == Some(state.cluster.id)
@@ -94,23 +94,50 @@ async fn round(state: &NodeState) -> Result<bool, String> {
         moved = true;
     }
     for job in domain::query::running_jobs(&view).map_err(|e| e.to_string())? {
-        let cmd = match next_step(&view, &job) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(job = %job.jobid, error = %e, "job cannot continue; ending it");
-                Command::JobStep {
-                    jobid: job.jobid.clone(),
-                    at: job.cursor.clone(),
-                    next: JobCursor::Done,
-                    rows: JobRows::None,
+        // Row steps depend only on the file: the next few are proposed
+        // together (the leader batches them), each still applying only at
+        // its own cursor. Other phases depend on the state: one at a time.
+        let mut steps = Vec::new();
+        let mut j = job.clone();
+        for _ in 0..PIPELINE {
+            let cmd = match next_step(&view, &j) {
+                Ok(c) => c,
+                Err(e) if steps.is_empty() => {
+                    tracing::error!(job = %job.jobid, error = %e, "job cannot continue; ending it");
+                    Command::JobStep {
+                        jobid: job.jobid.clone(),
+                        at: job.cursor.clone(),
+                        next: JobCursor::Done,
+                        rows: JobRows::None,
+                    }
                 }
+                Err(_) => break,
+            };
+            let more = match (&j.cursor, &cmd) {
+                (JobCursor::Rows { .. }, Command::JobStep { next, .. })
+                    if matches!(next, JobCursor::Rows { .. }) =>
+                {
+                    Some(next.clone())
+                }
+                _ => None,
+            };
+            steps.push(cmd);
+            match more {
+                Some(next) => {
+                    j.cursor = next;
+                    j.steps += 1;
+                }
+                None => break,
             }
-        };
-        let key = format!("job:{}:{}", job.jobid, job.steps);
-        let out = propose(state, &cmd, Some(key))
-            .await
-            .map_err(|e| e.message)?;
-        count(state, &job.agentid.to_string(), &out);
+        }
+        // No idempotency keys: the cursor already makes a step apply at
+        // most once, and a step refused as early must be proposable again.
+        let outs =
+            futures_util::future::join_all(steps.iter().map(|c| propose(state, c, None))).await;
+        for out in outs {
+            let out = out.map_err(|e| e.message)?;
+            count(state, &job.agentid.to_string(), &out);
+        }
         moved = true;
     }
     Ok(moved)
@@ -234,7 +261,7 @@ pub fn next_step(view: &ViewStore, job: &Job) -> Result<Command, String> {
                         postcard::from_bytes(&job.columns).map_err(|e| e.to_string())?;
                     let all = parties_in_order(&bytes, &cols)?;
                     let from = (*pos as usize).min(all.len());
-                    let to = (from + PARTY_STEP_ROWS).min(all.len());
+                    let to = (from + PARTY_STEP).min(all.len());
                     let rows = all[from..to].to_vec();
                     let next = if to >= all.len() {
                         absent
@@ -275,53 +302,10 @@ pub fn next_step(view: &ViewStore, job: &Job) -> Result<Command, String> {
                 }
             }
         }
-        JobCursor::Absent { step: n, after } => match job.kind {
-            JobKind::ReplaceParty => {
-                let left = absent_departments(view, &job.jobid, PARTY_STEP_ROWS + 1)
-                    .map_err(|e| e.to_string())?;
-                let next = if left.len() > PARTY_STEP_ROWS {
-                    JobCursor::Absent {
-                        step: n + 1,
-                        after: String::new(),
-                    }
-                } else {
-                    JobCursor::Cleanup { step: 0 }
-                };
-                Ok(step(next, JobRows::None))
-            }
-            _ => {
-                let page = domain::query::members(
-                    view,
-                    (!after.is_empty()).then_some(after.as_str()),
-                    JOB_STEP_ROWS,
-                )
-                .map_err(|e| e.to_string())?;
-                let next = match page.last() {
-                    Some(last) if page.len() == JOB_STEP_ROWS => JobCursor::Absent {
-                        step: n + 1,
-                        after: last.userid.clone(),
-                    },
-                    _ => JobCursor::Cleanup { step: 0 },
-                };
-                Ok(step(next, JobRows::None))
-            }
-        },
-        JobCursor::Cleanup { step: n } => {
-            use crate::domain::store::Store;
-            let left = view
-                .scan(
-                    &domain::keys::job_seen_all(&job.jobid),
-                    None,
-                    JOB_STEP_ROWS * 4 + 1,
-                )
-                .map_err(|e| e.to_string())?
-                .len();
-            let next = if left > JOB_STEP_ROWS * 4 {
-                JobCursor::Cleanup { step: n + 1 }
-            } else {
-                JobCursor::Done
-            };
-            Ok(step(next, JobRows::None))
+        // These phases depend on the state as the step applies: the step
+        // decides where the next one starts.
+        JobCursor::Absent { .. } | JobCursor::Cleanup { .. } => {
+            Ok(step(job.cursor.clone(), JobRows::None))
         }
         JobCursor::Done => Err("the job is done".into()),
     }

@@ -199,6 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         cluster: cluster.clone(),
         peer_tls,
         denials: Default::default(),
+        app_calls: Default::default(),
         limits: crate::http::Limits::new(config.token_rate_per_sec, config.token_burst)
             .with_apps(config.apps.rate_per_sec, config.apps.burst),
         delivery: delivery(&config)?,

@@ -253,7 +253,12 @@ async fn an_app_created_user_logs_in_and_gets_the_app_message_live_on_another_no
         .filter(|r| r["record"]["origin"]["kind"] == "app")
         .filter_map(|r| r["record"]["action"].as_str())
         .collect();
-    for a in ["app.token", "directory.member.create", "app.message.send"] {
+    for a in [
+        "app.token",
+        "directory.member.create",
+        "app.message.send",
+        "app.call",
+    ] {
         assert!(
             actions.contains(a),
             "{a} not recorded as the app: {actions:?}"

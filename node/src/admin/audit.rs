@@ -298,6 +298,27 @@ pub async fn flush_denials(state: &NodeState) {
         )
         .await;
     }
+    let calls: Vec<_> =
+        std::mem::take(&mut *state.app_calls.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect();
+    for ((agentid, name, what), n) in calls {
+        let origin = crate::audit::Origin {
+            kind: crate::audit::ActorKind::App,
+            id: agentid,
+            role: name,
+            source: String::new(),
+            node: state.node_id.clone(),
+            request_id: String::new(),
+        };
+        // `what` ends with the WeCom errcode of the answer.
+        let action = if what.ends_with(" 48002") {
+            "authz.denied"
+        } else {
+            "app.call"
+        };
+        crate::http::record(state, &origin, action, &what, &format!("x{n}")).await;
+    }
     let batch: Vec<_> =
         std::mem::take(&mut *state.denials.lock().unwrap_or_else(|p| p.into_inner()))
             .into_iter()

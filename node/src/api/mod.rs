@@ -19,7 +19,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(v1::router())
-        .merge(crate::wecom::router(state.config.max_body_bytes))
+        .merge(crate::wecom::router(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(

@@ -116,6 +116,9 @@ pub struct Profile {
     pub main_department: u64,
     /// Sort order inside each department, parallel to `Member::departments`.
     pub orders: Vec<i64>,
+    /// The last replace job (`batch/replaceuser`) whose file listed the
+    /// member: those it did not list are disabled at its end.
+    pub synced_by: String,
 }
 
 /// How a user write treats an existing (or missing) member.

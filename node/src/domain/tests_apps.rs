@@ -1173,8 +1173,13 @@ fn job_steps_apply_once_report_bad_rows_and_replace_disables_the_absent() {
         "bad department: row refused"
     );
     // b and c were not in the file: disabled.
-    let cleanup = JobCursor::Cleanup { step: 0 };
-    ok(&mut s, &sys, step(absent, cleanup.clone(), JobRows::None));
+    // The leader's `next` is not trusted in this phase: the step decides
+    // (here: done, every member seen).
+    ok(
+        &mut s,
+        &sys,
+        step(absent, JobCursor::Cleanup { step: 9 }, JobRows::None),
+    );
     for (u, st) in [
         ("a", MemberStatus::Active),
         ("b", MemberStatus::Disabled),
@@ -1187,12 +1192,9 @@ fn job_steps_apply_once_report_bad_rows_and_replace_disables_the_absent() {
             "{u}"
         );
     }
-    ok(&mut s, &sys, step(cleanup, JobCursor::Done, JobRows::None));
-    assert!(
-        s.scan(&keys::job_seen_all(&job.jobid), None, 10)
-            .expect("scan")
-            .is_empty()
-    );
+    // Listed members carry the job's stamp; a row listed but bad keeps
+    // its member from being disabled.
+    assert_eq!(query::profile(&s, "a").expect("p").synced_by, job.jobid);
     let done: Job = s.get_as(&keys::job(&job.jobid)).expect("g").expect("job");
     assert_eq!(
         (done.processed, done.failed, done.removed, done.cursor),
@@ -1286,6 +1288,45 @@ fn replace_party_deletes_absent_departments_children_first() {
             query::member(&s, u).expect("g").expect("m").departments,
             vec![1],
             "{u}"
+        );
+    }
+}
+
+/// Not a test: how long the domain itself takes to deliver one app message
+/// to 1,000 members (in memory, no sled). `cargo test --release -p
+/// enclave-node --lib fanout_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fanout_cost() {
+    let (mut s, app) = world();
+    let w = as_app(20, app.agentid);
+    for i in 0..1000 {
+        ok(
+            &mut s,
+            &w,
+            Command::PutUser {
+                mode: PutMode::Create,
+                fields: user(&format!("f{i:04}"), "F", &[3]),
+            },
+        );
+    }
+    for round in 0..5 {
+        let t = std::time::Instant::now();
+        let cmd = Command::AppSend {
+            agentid: app.agentid,
+            to: Recipients {
+                parties: vec![3],
+                ..Default::default()
+            },
+            content: text("fan"),
+            dedup_ms: 0,
+        };
+        let (out, events) = apply(&mut s, &w, &cmd).expect("apply");
+        assert!(out.is_ok());
+        println!(
+            "round {round}: {} events in {:?}",
+            events.len(),
+            t.elapsed()
         );
     }
 }

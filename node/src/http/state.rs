@@ -33,6 +33,9 @@ pub struct NodeState {
     /// Authorization denials on the admin port since the last audit pass:
     /// (operator, role, route) -> count.
     pub denials: std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>,
+    /// Calls of integrated apps since the last audit pass, aggregated:
+    /// (agentid, app name, "METHOD route errcode") -> count.
+    pub app_calls: std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>,
 }
 
 impl NodeState {
@@ -42,6 +45,16 @@ impl NodeState {
     pub fn note_denial(&self, who: &str, role: &str, what: &str) {
         let mut d = self.denials.lock().unwrap_or_else(|p| p.into_inner());
         let key = (who.to_string(), role.to_string(), what.to_string());
+        if d.len() < 10_000 || d.contains_key(&key) {
+            *d.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// Count an integrated app's call for the audit trail (aggregated,
+    /// like denials; bounded the same way).
+    pub fn note_app_call(&self, agentid: &str, name: &str, what: &str) {
+        let mut d = self.app_calls.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (agentid.to_string(), name.to_string(), what.to_string());
         if d.len() < 10_000 || d.contains_key(&key) {
             *d.entry(key).or_insert(0) += 1;
         }

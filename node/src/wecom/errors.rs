@@ -71,9 +71,15 @@ pub fn invalid(errmsg: impl Into<String>) -> WeErr {
     err(code::INVALID_PARAMETER, errmsg)
 }
 
+/// The errcode of an answer, for the call's audit record.
+#[derive(Debug, Clone, Copy)]
+pub struct Errcode(pub i64);
+
 impl IntoResponse for WeErr {
     fn into_response(self) -> Response {
-        Json(json!({ "errcode": self.errcode, "errmsg": self.errmsg })).into_response()
+        let mut r = Json(json!({ "errcode": self.errcode, "errmsg": self.errmsg })).into_response();
+        r.extensions_mut().insert(Errcode(self.errcode));
+        r
     }
 }
 

@@ -41,6 +41,11 @@ impl AppCall {
     }
 }
 
+/// Where the app extractor leaves who called, for the call's audit
+/// record (see `wecom::audit_calls`).
+#[derive(Debug, Clone, Default)]
+pub struct CallSlot(pub std::sync::Arc<std::sync::Mutex<Option<(String, String)>>>);
+
 /// A query parameter by name, percent-decoded.
 pub fn query_param(parts: &Parts, name: &str) -> Option<String> {
     let q = parts.uri.query()?;
@@ -62,15 +67,18 @@ impl FromRequestParts<S> for AppCall {
         let Some(token) = query_param(parts, "access_token").filter(|t| !t.is_empty()) else {
             return Err(err(code::MISSING_TOKEN, "access_token missing"));
         };
-        let view = state.view();
-        let corp = domain::query::corp(&view)
-            .map_err(crate::http::store_error)?
-            .ok_or_else(|| {
-                err(
-                    code::INVALID_TOKEN,
-                    "invalid access_token (no apps are registered)",
-                )
-            })?;
+        let mut view = state.view();
+        let mut corp = domain::query::corp(&view).map_err(crate::http::store_error)?;
+        if corp.is_none() && state.cluster.read_barrier().await.is_ok() {
+            view = state.view();
+            corp = domain::query::corp(&view).map_err(crate::http::store_error)?;
+        }
+        let corp = corp.ok_or_else(|| {
+            err(
+                code::INVALID_TOKEN,
+                "invalid access_token (no apps are registered)",
+            )
+        })?;
         let claims = tokens::open(&corp, &token).map_err(token_error)?;
         let mut app =
             domain::query::app(&view, claims.agentid).map_err(crate::http::store_error)?;
@@ -87,6 +95,10 @@ impl FromRequestParts<S> for AppCall {
         let app =
             app.ok_or_else(|| err(code::INVALID_TOKEN, "invalid access_token (no such app)"))?;
         tokens::check(&app, &claims, now_ms()).map_err(token_error)?;
+        if let Some(slot) = parts.extensions.get::<CallSlot>() {
+            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((app.agentid.to_string(), app.name.clone()));
+        }
         if !state.limits.apps.take(app.agentid) {
             return Err(err(
                 code::RATE_LIMITED,

@@ -114,8 +114,9 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
 }
 
 /// The face's router (merged into the api port's). Uploads may be larger
-/// than other bodies.
-pub fn router(max_body: usize) -> Router<S> {
+/// than other bodies. Every app call is counted for the audit trail.
+pub fn router(state: S) -> Router<S> {
+    let max_body = state.config.max_body_bytes;
     let mut r = Router::new();
     for (_, path, handler) in routes() {
         let handler = if path == "/cgi-bin/media/upload" {
@@ -125,7 +126,37 @@ pub fn router(max_body: usize) -> Router<S> {
         };
         r = r.route(path, handler);
     }
-    r
+    r.layer(axum::middleware::from_fn_with_state(state, audit_calls))
+}
+
+/// Attribute every call to its app: counted per (app, route, errcode) and
+/// written to the audit trail as aggregated `app.call` records (48002
+/// refusals as `authz.denied`) with the admin port's denials, every 30 s
+/// and before any audit read. What a call changes is recorded on its own,
+/// in the same apply as the change.
+async fn audit_calls(
+    axum::extract::State(state): axum::extract::State<S>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let slot = extract::CallSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let resp = next.run(req).await;
+    let who = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((agentid, name)) = who {
+        let code = resp
+            .extensions()
+            .get::<errors::Errcode>()
+            .map_or(0, |c| c.0);
+        state.note_app_call(&agentid, &name, &format!("{method} {route} {code}"));
+    }
+    resp
 }
 
 /// Propose a domain command on behalf of the app; a refusal comes back in

@@ -40,8 +40,16 @@ pub async fn gettoken(
     let Some(secret) = q.corpsecret.filter(|c| !c.is_empty()) else {
         return Err(err(code::MISSING_SECRET, "corpsecret missing"));
     };
-    let view = state.view();
-    let corp = domain::query::corp(&view).map_err(store_error)?;
+    let mut view = state.view();
+    let mut corp = domain::query::corp(&view).map_err(store_error)?;
+    if corp.as_ref().is_none_or(|c| c.corpid != corpid)
+        && state.cluster.read_barrier().await.is_ok()
+    {
+        // The first app may have been registered a moment ago through
+        // another node: catch up with the leader, look again.
+        view = state.view();
+        corp = domain::query::corp(&view).map_err(store_error)?;
+    }
     let Some(corp) = corp.filter(|c| c.corpid == corpid) else {
         state.limits.record_failure(ip);
         return Err(err(code::INVALID_CORPID, "invalid corpid"));

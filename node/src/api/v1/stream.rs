@@ -146,15 +146,30 @@ pub async fn websocket(
         }))
 }
 
+/// The user's conversations, by id. A stream checks every event of every
+/// applied batch against it (an app message to 2,000 members is 2,000
+/// events, one per member), so the hash is a fast one (FxHash; the keys
+/// come from the replicated state, not from a client).
+type Convs = HashMap<String, UserConv, fxhash::FxBuildHasher>;
+
 /// Which events of a conversation a user sees: `joined..=left`.
-fn visible(convs: &HashMap<String, UserConv>, ev: &Event) -> bool {
+fn visible(convs: &Convs, userid: &str, ev: &Event) -> bool {
+    // A conversation with an app belongs to one member, named in its id
+    // (`a<agentid>.<userid>`): decided without a lookup.
+    if let Some(rest) = ev.conv.strip_prefix('a')
+        && let Some((agent, owner)) = rest.split_once('.')
+        && agent.bytes().all(|b| b.is_ascii_digit())
+        && owner != userid
+    {
+        return false;
+    }
     convs
         .get(&ev.conv)
         .is_some_and(|uc| ev.no >= uc.joined_event && uc.left_event.is_none_or(|l| ev.no <= l))
 }
 
 /// Track membership changes of `userid` carried by live events.
-fn track(convs: &mut HashMap<String, UserConv>, userid: &str, ev: &Event) {
+fn track(convs: &mut Convs, userid: &str, ev: &Event) {
     match &ev.body {
         EventBody::Created { members, .. } if members.iter().any(|m| m == userid) => {
             convs.insert(
@@ -214,7 +229,7 @@ async fn run_stream(
             break;
         }
     }
-    let mut convs: HashMap<String, UserConv> = match domain::query::user_convs(&view, &userid) {
+    let mut convs: Convs = match domain::query::user_convs(&view, &userid) {
         Ok(c) => c.into_iter().collect(),
         Err(e) => {
             tracing::error!(error = %e, "stream: reading the state failed");
@@ -233,14 +248,16 @@ async fn run_stream(
         tokio::select! {
             msg = live.recv() => match msg {
                 Ok(push) => match &*push {
-                    Push::Event(ev) => {
-                        if ev.no <= token {
-                            continue;
-                        }
-                        track(&mut convs, &userid, ev);
-                        if visible(&convs, ev) {
-                            tx.send(WsMessage::Text(event_json(ev).to_string().into())).await?;
-                            token = ev.no;
+                    Push::Events(evs) => {
+                        for ev in evs {
+                            if ev.no <= token {
+                                continue;
+                            }
+                            track(&mut convs, &userid, ev);
+                            if visible(&convs, &userid, ev) {
+                                tx.send(WsMessage::Text(event_json(ev).to_string().into())).await?;
+                                token = ev.no;
+                            }
                         }
                     }
                     Push::Reset => {

@@ -177,6 +177,8 @@ pub(super) fn post<S: Store>(
     Ok(msg)
 }
 
+/// Deliver to `users`; `checked`: they were just resolved as active in
+/// this same command (a later chunk checks again: members may have left).
 fn deliver_chunk<S: Store>(
     s: &mut Overlay<'_, S>,
     ctx: &Ctx,
@@ -184,13 +186,15 @@ fn deliver_chunk<S: Store>(
     am: &AppMessage,
     chunk: u32,
     users: &[String],
+    checked: bool,
 ) -> Result<(), StoreFault> {
     let mut done = Vec::with_capacity(users.len());
     for u in users {
-        // A member who left meanwhile is skipped.
-        match s.get_as::<Member>(&keys::user(u))? {
-            Some(m) if m.status == MemberStatus::Active => {}
-            _ => continue,
+        if !checked {
+            match s.get_as::<Member>(&keys::user(u))? {
+                Some(m) if m.status == MemberStatus::Active => {}
+                _ => continue,
+            }
         }
         let mut conv = app_conv(s, ctx, app, u)?;
         let msg = post(s, ctx, &mut conv, app.agentid, &am.content)?;
@@ -265,7 +269,7 @@ pub(super) fn app_send<S: Store>(
         recalled: false,
     };
     if let Some(first) = chunks.first() {
-        deliver_chunk(s, ctx, &app, &am, 0, first)?;
+        deliver_chunk(s, ctx, &app, &am, 0, first, true)?;
     }
     for (i, rest) in chunks.iter().enumerate().skip(1) {
         s.put_as(&keys::app_message_todo(&am.msgid, i as u32), &rest.to_vec())?;
@@ -415,7 +419,7 @@ pub(super) fn continue_work<S: Store>(
                 let users: Vec<String> = s.get_as(&todo)?.unwrap_or_default();
                 s.delete(&todo);
                 if let Some(app) = s.get_as::<App>(&keys::app(am.agentid))? {
-                    deliver_chunk(s, ctx, &app, &am, chunk, &users)?;
+                    deliver_chunk(s, ctx, &app, &am, chunk, &users, false)?;
                 }
                 am.delivered += 1;
                 s.put_as(&key, &am)?;

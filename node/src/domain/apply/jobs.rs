@@ -20,6 +20,9 @@ pub const MAX_MEDIA_BYTES: u64 = 20 << 20;
 pub const MEDIA_CHUNK: usize = 1 << 20;
 /// Rows (or absent members) per job step.
 pub const JOB_STEP_ROWS: usize = 2_000;
+/// Party rows (or absent departments) per step: deleting a department can
+/// move its members.
+pub const PARTY_STEP: usize = JOB_STEP_ROWS / 4;
 
 pub(super) fn put_media<S: Store>(
     s: &mut Overlay<'_, S>,
@@ -194,6 +197,20 @@ pub(super) fn create_job<S: Store>(
     Ok(Ok(Done::Job(job)))
 }
 
+/// Mark a member as listed by replace job `jobid` (members not so marked
+/// when the job reaches its end are absent from the file).
+fn stamp<S: Store>(s: &mut Overlay<'_, S>, userid: &str, jobid: &str) -> Result<(), StoreFault> {
+    if s.get(&keys::user(userid))?.is_none() {
+        return Ok(());
+    }
+    let mut p = users::profile_of(s, userid)?;
+    if p.synced_by != jobid {
+        p.synced_by = jobid.to_string();
+        s.put_as(&keys::profile(userid), &p)?;
+    }
+    Ok(())
+}
+
 /// Run `f` as one row: its writes stay only if it succeeds.
 fn row<S: Store>(
     s: &mut Overlay<'_, S>,
@@ -261,6 +278,9 @@ pub(super) fn job_step<S: Store>(
     };
     let mut results = Vec::new();
     let replace = job.kind != JobKind::SyncUser;
+    // Row steps go where the leader parsed to (the file does not change);
+    // the other phases depend on the state and decide here.
+    let mut next_cursor: Option<JobCursor> = None;
     match rows {
         JobRows::Users(list) => {
             for (_, key, r) in list {
@@ -271,7 +291,9 @@ pub(super) fn job_step<S: Store>(
                     Err(msg) => refuse(Code::InvalidArgument, msg.clone()),
                 };
                 if replace && !key.is_empty() {
-                    s.put(&keys::job_seen(jobid, key), Vec::new());
+                    // Listed in the file, even if the row was bad: not
+                    // "absent", so not disabled at the end.
+                    stamp(s, key, jobid)?;
                 }
                 job.processed += 1;
                 job.failed += u64::from(out.is_err());
@@ -302,16 +324,18 @@ pub(super) fn job_step<S: Store>(
             }
         }
         JobRows::None => match (&job.kind, at) {
-            (JobKind::ReplaceUser, JobCursor::Absent { after, .. }) => {
+            (JobKind::ReplaceUser, JobCursor::Absent { step, after }) => {
                 let start = keys::user(after);
                 let page = s.scan_as::<Member>(
                     keys::USERS,
                     (!after.is_empty()).then_some(start.as_slice()),
                     JOB_STEP_ROWS,
                 )?;
+                let full = page.len() == JOB_STEP_ROWS;
+                let last = page.last().map(|(_, m)| m.userid.clone());
                 for (_, m) in page {
                     if m.status == MemberStatus::Active
-                        && s.get(&keys::job_seen(jobid, &m.userid))?.is_none()
+                        && users::profile_of(s, &m.userid)?.synced_by != jobid
                     {
                         let out = row(s, |t| {
                             directory::set_status(t, &row_ctx, &m.userid, MemberStatus::Disabled)
@@ -320,9 +344,18 @@ pub(super) fn job_step<S: Store>(
                         results.push(result(&m.userid, "disable", out));
                     }
                 }
+                // Where the next step starts is decided here, from what
+                // this step saw (members may have been added meanwhile).
+                next_cursor = Some(match last {
+                    Some(after) if full => JobCursor::Absent {
+                        step: step + 1,
+                        after,
+                    },
+                    _ => JobCursor::Done,
+                });
             }
-            (JobKind::ReplaceParty, JobCursor::Absent { .. }) => {
-                for id in absent_departments(s, jobid, JOB_STEP_ROWS / 4)? {
+            (JobKind::ReplaceParty, JobCursor::Absent { step, .. }) => {
+                for id in absent_departments(s, jobid, PARTY_STEP)? {
                     let out = row(s, |t| remove_department(t, &row_ctx, id))?;
                     if out.is_err() {
                         // Reported once, not retried: the job moves on.
@@ -331,11 +364,26 @@ pub(super) fn job_step<S: Store>(
                     job.removed += u64::from(out.is_ok());
                     results.push(result(&id.to_string(), "delete", out));
                 }
+                next_cursor = Some(if absent_departments(s, jobid, 1)?.is_empty() {
+                    JobCursor::Cleanup { step: 0 }
+                } else {
+                    JobCursor::Absent {
+                        step: step + 1,
+                        after: String::new(),
+                    }
+                });
             }
-            (_, JobCursor::Cleanup { .. }) => {
-                for (k, _) in s.scan(&keys::job_seen_all(jobid), None, JOB_STEP_ROWS * 4)? {
+            (_, JobCursor::Cleanup { step }) => {
+                let seen = s.scan(&keys::job_seen_all(jobid), None, JOB_STEP_ROWS * 4 + 1)?;
+                let more = seen.len() > JOB_STEP_ROWS * 4;
+                for (k, _) in seen.into_iter().take(JOB_STEP_ROWS * 4) {
                     s.delete(&k);
                 }
+                next_cursor = Some(if more {
+                    JobCursor::Cleanup { step: step + 1 }
+                } else {
+                    JobCursor::Done
+                });
             }
             _ => {}
         },
@@ -344,7 +392,7 @@ pub(super) fn job_step<S: Store>(
         s.put_as(&keys::job_result(jobid, job.steps), &results)?;
     }
     job.steps += 1;
-    job.cursor = next.clone();
+    job.cursor = next_cursor.unwrap_or_else(|| next.clone());
     if job.cursor == JobCursor::Done {
         job.finished_ms = ctx.time_ms;
         finished(s, ctx, &job)?;

@@ -193,9 +193,8 @@ pub(super) fn put_user<S: Store>(
     s.put(&keys::name_index(&m.name, &m.userid), Vec::new());
     s.put_as(&keys::user(&m.userid), &m)?;
     s.put_as(&keys::profile(&m.userid), &p)?;
-    if creating {
-        s.put_as(&keys::account(&m.userid), &Account::default())?;
-    }
+    // No account record until there is something to keep (a password, a
+    // failed login): readers treat a missing one as the default.
     if m.status != MemberStatus::Active
         && old
             .as_ref()
