@@ -288,6 +288,18 @@ impl<A: Application> ClusterNode<A> {
         Some((id, member))
     }
 
+    /// Every member (voters and learners) of the membership this node
+    /// knows, by id.
+    pub fn members(&self) -> Vec<(NodeId, Member)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect()
+    }
+
     /// Note that a live leader (or a candidate this node voted for) was
     /// heard from (called by the peer routes).
     pub fn note_leader_contact(&self) {

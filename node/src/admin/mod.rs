@@ -197,6 +197,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .delete(apps::clear_callback)
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
+        .merge(
+            crate::http::assets::routes(crate::http::assets::Page::Console)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

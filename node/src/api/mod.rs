@@ -1,5 +1,6 @@
-//! The api port (8443): employees, the web UI and business systems. Today:
-//! health and readiness; the messaging API lands here.
+//! The api port (8443): employees (the `/v1` API and the web client at
+//! `/`), business systems (the `/cgi-bin` WeCom dialect), health and
+//! readiness.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +13,8 @@ use serde_json::json;
 pub mod v1;
 
 use crate::http::NodeState;
-use crate::http::{ApiError, not_found, trace_request};
+use crate::http::cors::cors;
+use crate::http::{ApiError, assets, not_found, trace_request};
 
 pub fn router(state: Arc<NodeState>) -> Router {
     Router::new()
@@ -20,8 +22,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/readyz", get(readyz))
         .merge(v1::router())
         .merge(crate::wecom::router(state.clone()))
+        .merge(assets::routes(assets::Page::Client))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), cors))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             trace_request,

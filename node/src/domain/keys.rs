@@ -65,6 +65,14 @@ pub fn name_index(name: &str, userid: &str) -> Vec<u8> {
         userid.as_bytes(),
     ])
 }
+/// Every name-index key of a member: one per search form of the name
+/// (`domain::names`).
+pub fn name_keys(name: &str, userid: &str) -> Vec<Vec<u8>> {
+    super::names::search_forms(name)
+        .iter()
+        .map(|f| name_index(f, userid))
+        .collect()
+}
 pub fn name_prefix(prefix: &str) -> Vec<u8> {
     cat(&[b"uname/", prefix.to_lowercase().as_bytes()])
 }

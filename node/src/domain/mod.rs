@@ -15,6 +15,7 @@ pub mod apply;
 pub mod integration;
 pub mod keys;
 pub mod model;
+pub mod names;
 pub mod query;
 pub mod store;
 #[cfg(test)]

@@ -97,16 +97,30 @@ pub fn members<S: Store + ?Sized>(
         .collect())
 }
 
-/// Members whose name starts with `prefix` (case-insensitive).
+/// Members whose name, its full pinyin or its pinyin initials start with
+/// `prefix` (case-insensitive; `domain::names`), each once.
 pub fn search_members<S: Store + ?Sized>(
     s: &S,
     prefix: &str,
     limit: usize,
 ) -> Result<Vec<Member>, StoreFault> {
-    let mut out = Vec::new();
-    for (k, _) in s.scan(&keys::name_prefix(prefix), None, limit)? {
-        if let Some(m) = member(s, &keys::tail_str(&k))? {
-            out.push(m);
+    let mut out: Vec<Member> = Vec::new();
+    let start = keys::name_prefix(prefix);
+    let mut after: Option<Vec<u8>> = None;
+    while out.len() < limit {
+        let page = s.scan(&start, after.as_deref(), limit)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        for (k, _) in &page {
+            let userid = keys::tail_str(k);
+            if out.len() < limit
+                && !out.iter().any(|m| m.userid == userid)
+                && let Some(m) = member(s, &userid)?
+            {
+                out.push(m);
+            }
         }
     }
     Ok(out)

@@ -3,8 +3,8 @@
 //! limits).
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -69,27 +69,77 @@ fn query_rejection(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
 }
 
-/// A client's idempotency key, scoped to the caller so two members can
-/// never collide (or replay each other's outcomes).
-pub fn scoped_key(userid: &str, key: Option<&str>) -> Result<Option<String>, ApiError> {
-    match key {
-        None => Ok(None),
-        Some(k) if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) => {
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_idempotency_key",
-                "the idempotency key must be 1-128 printable characters",
-            ))
+/// Path segments whose failures (e.g. a segment that is not UTF-8 once
+/// percent-decoded) are [`ApiError`]s, not axum's plain-text answers.
+#[derive(Debug)]
+pub struct PathArgs<T>(pub T);
+
+impl<St: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<St> for PathArgs<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(PathArgs(v)),
+            Err(e) => Err(path_rejection(e)),
         }
-        Some(k) => Ok(Some(format!("u:{userid}:{k}"))),
     }
 }
 
-pub fn header_key(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+fn path_rejection(e: PathRejection) -> ApiError {
+    // A missing parameter is a routing mistake (500); everything else is
+    // the client's path.
+    ApiError::new(e.status(), "invalid_path", e.body_text())
+}
+
+/// What an idempotency key protects: a key given to one operation never
+/// replays the outcome of another (a group's creation answered to a send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Sending a message (`client_msg_id` or `Idempotency-Key`).
+    Send,
+    /// Creating a group.
+    CreateGroup,
+}
+
+/// A client's idempotency key, scoped to the caller so two members can
+/// never collide (or replay each other's outcomes), and to the operation.
+/// 1-128 characters without control characters.
+pub fn scoped_key(
+    userid: &str,
+    scope: KeyScope,
+    key: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    match key {
+        None => Ok(None),
+        Some(k) if k.is_empty() || k.chars().count() > 128 || k.chars().any(char::is_control) => {
+            Err(bad_key())
+        }
+        // Userids have no `:`, so the prefixes cannot run into each other.
+        Some(k) => Ok(Some(match scope {
+            KeyScope::Send => format!("u:{userid}:{k}"),
+            KeyScope::CreateGroup => format!("ug:{userid}:{k}"),
+        })),
+    }
+}
+
+fn bad_key() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+        "the idempotency key must be 1-128 printable characters",
+    )
+}
+
+/// The `Idempotency-Key` header. A value that is not printable ASCII is
+/// refused (it used to be ignored, which silently dropped the protection).
+pub fn header_key(headers: &http::HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| bad_key()),
+    }
 }
 
 pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {

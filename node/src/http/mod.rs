@@ -7,6 +7,8 @@
 //! layer and never each other; `server.rs` only assembles them.
 
 pub mod accounts;
+pub mod assets;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod limits;

@@ -152,3 +152,21 @@ pub async fn change_password(
     .await?;
     Ok(Json(json!({ "status": "changed" })))
 }
+
+/// The cluster's nodes as a client reaches them (`https://host:port` of
+/// each api port), so a client can fail over when its node goes away. The
+/// node answering is first; members whose api address is a wildcard are
+/// left out.
+pub async fn nodes(State(state): State<S>, _caller: Caller) -> Json<Value> {
+    let me = state.cluster.id;
+    let mut members = state.cluster.members();
+    members.sort_by_key(|(id, _)| (*id != me, *id));
+    let nodes: Vec<Value> = members
+        .into_iter()
+        .filter_map(|(_, m)| {
+            let origin = crate::http::assets::api_origin(&m.api)?;
+            Some(json!({ "id": m.name, "api_url": format!("https://{origin}") }))
+        })
+        .collect();
+    Json(json!({ "nodes": nodes }))
+}

@@ -1,7 +1,7 @@
 //! Conversations, messages, receipts.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::Caller;
 use crate::domain::{self, Command, ConvMember, Conversation, Done, Message, Target};
 use crate::http::ApiError;
+use crate::http::extract::{KeyScope, PathArgs};
 use crate::http::{Body, Params, S, header_key, page_limit, scoped_key, store_error, submit};
 
 pub fn conv_json(c: &Conversation, me: Option<&ConvMember>) -> Value {
@@ -143,7 +144,11 @@ pub async fn create_group(
     headers: HeaderMap,
     Body(req): Body<CreateGroupReq>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = scoped_key(&caller.userid, header_key(&headers).as_deref())?;
+    let key = scoped_key(
+        &caller.userid,
+        KeyScope::CreateGroup,
+        header_key(&headers)?.as_deref(),
+    )?;
     let done = submit(
         &state,
         &caller.origin,
@@ -162,7 +167,7 @@ pub async fn create_group(
 pub async fn get_one(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (c, me) = domain::query::conversation_for(&state.view(), &caller.userid, &conv)
         .map_err(store_error)?
@@ -181,7 +186,7 @@ pub struct UpdateReq {
 pub async fn update(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Body(req): Body<UpdateReq>,
 ) -> Result<Json<Value>, ApiError> {
     if req.name.is_none() && req.announcement.is_none() {
@@ -190,6 +195,24 @@ pub async fn update(
             "invalid_body",
             "give name and/or announcement",
         ));
+    }
+    // Both changes are separate commands: check both values first, so a
+    // refused announcement does not leave the rename applied (a refused
+    // request changes nothing). Apply checks them again.
+    if let Some(name) = &req.name {
+        domain::apply::valid_name(name, "name").map_err(crate::http::refusal)?;
+    }
+    if let Some(text) = &req.announcement {
+        let max = domain::apply::policy(&state.view())
+            .map_err(store_error)?
+            .max_announcement_chars;
+        if text.chars().count() > max as usize {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "limit_exceeded",
+                format!("announcement is longer than {max} characters"),
+            ));
+        }
     }
     let mut last = None;
     if let Some(name) = req.name {
@@ -229,7 +252,7 @@ pub async fn update(
 pub async fn dissolve(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
 ) -> Result<Json<Value>, ApiError> {
     conv_of(
         submit(
@@ -249,7 +272,7 @@ pub async fn dissolve(
 pub async fn members(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Params(q): Params<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 500, 2000)?;
@@ -279,7 +302,7 @@ pub struct UseridsReq {
 pub async fn add_members(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Body(req): Body<UseridsReq>,
 ) -> Result<Json<Value>, ApiError> {
     conv_of(
@@ -301,7 +324,7 @@ pub async fn add_members(
 pub async fn remove_member(
     State(state): State<S>,
     caller: Caller,
-    Path((conv, userid)): Path<(String, String)>,
+    PathArgs((conv, userid)): PathArgs<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     conv_of(
         submit(
@@ -322,7 +345,7 @@ pub async fn remove_member(
 pub async fn leave(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
 ) -> Result<Json<Value>, ApiError> {
     conv_of(
         submit(
@@ -348,7 +371,7 @@ pub struct OwnerReq {
 pub async fn transfer_owner(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Body(req): Body<OwnerReq>,
 ) -> Result<Json<Value>, ApiError> {
     conv_of(
@@ -376,7 +399,7 @@ pub struct AdminsReq {
 pub async fn set_admins(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Body(req): Body<AdminsReq>,
 ) -> Result<Json<Value>, ApiError> {
     conv_of(
@@ -410,7 +433,7 @@ pub struct MessagesQuery {
 pub async fn messages(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Params(q): Params<MessagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 1000)?;
@@ -461,8 +484,11 @@ async fn send(
     target: Target,
     req: SendReq,
 ) -> Result<Json<Value>, ApiError> {
-    let key = req.client_msg_id.or_else(|| header_key(&headers));
-    let key = scoped_key(&caller.userid, key.as_deref())?;
+    let key = match req.client_msg_id {
+        Some(id) => Some(id),
+        None => header_key(&headers)?,
+    };
+    let key = scoped_key(&caller.userid, KeyScope::Send, key.as_deref())?;
     let done = submit(
         &state,
         &caller.origin,
@@ -491,7 +517,7 @@ async fn send(
 pub async fn send_to_conv(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     headers: HeaderMap,
     Body(req): Body<SendReq>,
 ) -> Result<Json<Value>, ApiError> {
@@ -503,7 +529,7 @@ pub async fn send_to_conv(
 pub async fn send_direct(
     State(state): State<S>,
     caller: Caller,
-    Path(userid): Path<String>,
+    PathArgs(userid): PathArgs<String>,
     headers: HeaderMap,
     Body(req): Body<SendReq>,
 ) -> Result<Json<Value>, ApiError> {
@@ -514,7 +540,7 @@ pub async fn send_direct(
 pub async fn recall(
     State(state): State<S>,
     caller: Caller,
-    Path((conv, seq)): Path<(String, String)>,
+    PathArgs((conv, seq)): PathArgs<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let seq = seq_param(&seq)?;
     match submit(
@@ -539,7 +565,7 @@ pub async fn recall(
 pub async fn receipts(
     State(state): State<S>,
     caller: Caller,
-    Path((conv, seq)): Path<(String, String)>,
+    PathArgs((conv, seq)): PathArgs<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let seq = seq_param(&seq)?;
     let view = state.view();
@@ -577,7 +603,7 @@ pub struct MarkReq {
 pub async fn mark_read(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Body(req): Body<MarkReq>,
 ) -> Result<Json<Value>, ApiError> {
     submit(
@@ -598,7 +624,7 @@ pub async fn mark_read(
 pub async fn mark_delivered(
     State(state): State<S>,
     caller: Caller,
-    Path(conv): Path<String>,
+    PathArgs(conv): PathArgs<String>,
     Body(req): Body<MarkReq>,
 ) -> Result<Json<Value>, ApiError> {
     submit(

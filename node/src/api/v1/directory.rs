@@ -2,12 +2,13 @@
 //! administrators on the admin port (`admin/directory.rs`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Caller;
 use crate::domain;
+use crate::http::extract::PathArgs;
 use crate::http::views::member_json;
 use crate::http::{ApiError, Params, S, page_limit, store_error};
 
@@ -92,7 +93,7 @@ pub async fn members(
 pub async fn member(
     State(state): State<S>,
     caller: Caller,
-    Path(userid): Path<String>,
+    PathArgs(userid): PathArgs<String>,
 ) -> Result<Json<Value>, ApiError> {
     let view = state.view();
     let me = domain::query::member(&view, &caller.userid)

@@ -28,6 +28,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
         ("post", "/v1/token/refresh", post(auth::refresh)),
         ("get", "/v1/me", get(auth::me)),
         ("post", "/v1/me/password", post(auth::change_password)),
+        ("get", "/v1/nodes", get(auth::nodes)),
         (
             "get",
             "/v1/directory/departments",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
@@ -133,9 +134,10 @@ pub async fn websocket(
     State(state): State<S>,
     caller: Caller,
     Params(q): Params<StreamQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let since = parse_token(q.since.as_deref())?;
+    let ws = ws.map_err(upgrade_rejection)?;
     let userid = caller.userid;
     Ok(ws
         .max_message_size(64 << 10)
@@ -144,6 +146,22 @@ pub async fn websocket(
                 tracing::debug!(%userid, error = %e, "stream ended");
             }
         }))
+}
+
+/// A request that is not a WebSocket handshake, in the one error shape
+/// (axum answers these in plain text).
+fn upgrade_rejection(rej: WebSocketUpgradeRejection) -> ApiError {
+    let status = rej.status();
+    let code = if status == StatusCode::UPGRADE_REQUIRED {
+        "upgrade_required"
+    } else {
+        "not_a_websocket"
+    };
+    ApiError::new(
+        status,
+        code,
+        format!("{}: /v1/stream is a WebSocket", rej.body_text()),
+    )
 }
 
 /// The user's conversations, by id. A stream checks every event of every

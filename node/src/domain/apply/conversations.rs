@@ -248,11 +248,11 @@ pub(super) fn recall<S: Store>(
         Code::Forbidden,
         "only the sender may recall a message"
     );
-    ensure!(
-        !msg.recalled,
-        Code::InvalidArgument,
-        "message {seq} is already recalled"
-    );
+    if msg.recalled {
+        // A repeat (e.g. a retry after a lost answer) changes nothing and
+        // answers the tombstone, like the first recall did.
+        return Ok(Ok(Done::Message(msg)));
+    }
     let policy = policy(s)?;
     ensure!(
         ctx.time_ms <= msg.time_ms + policy.recall_window_ms,
@@ -512,10 +512,12 @@ pub(super) fn mark<S: Store>(
     read: bool,
 ) -> R<Done> {
     let (mut c, mut me) = check!(conv_as_member(s, actor, conv));
+    // Like recall, receipts and reply_to: a message that does not exist
+    // (yet) is not found, not a malformed request.
     ensure!(
         seq <= c.last_seq,
-        Code::InvalidArgument,
-        "seq {seq} is beyond the last message ({})",
+        Code::NotFound,
+        "no message {seq} in {conv:?} (the last is {})",
         c.last_seq
     );
     let key = keys::conv_member(conv, actor);

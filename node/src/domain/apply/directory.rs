@@ -145,7 +145,9 @@ pub(super) fn create_member<S: Store>(
     for d in &m.departments {
         s.put(&keys::dept_member(*d, &m.userid), Vec::new());
     }
-    s.put(&keys::name_index(&m.name, &m.userid), Vec::new());
+    for k in keys::name_keys(&m.name, &m.userid) {
+        s.put(&k, Vec::new());
+    }
     s.put_as(&keys::user(&m.userid), &m)?;
     let acct = Account {
         password_hash: password_hash.map(str::to_string),
@@ -216,8 +218,12 @@ pub(super) fn update_member<S: Store>(
         }
         s.put_as(&keys::profile(userid), &p)?;
     }
-    s.delete(&keys::name_index(&old.name, userid));
-    s.put(&keys::name_index(&m.name, userid), Vec::new());
+    for k in keys::name_keys(&old.name, userid) {
+        s.delete(&k);
+    }
+    for k in keys::name_keys(&m.name, userid) {
+        s.put(&k, Vec::new());
+    }
     s.put_as(&keys::user(userid), &m)?;
     callbacks::contact_changed(s, ctx, "update_user", callbacks::user_fields(&m))?;
     Ok(Ok(Done::Member(m)))

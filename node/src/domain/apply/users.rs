@@ -188,9 +188,13 @@ pub(super) fn put_user<S: Store>(
         }
     }
     if let Some(o) = &old {
-        s.delete(&keys::name_index(&o.name, &o.userid));
+        for k in keys::name_keys(&o.name, &o.userid) {
+            s.delete(&k);
+        }
     }
-    s.put(&keys::name_index(&m.name, &m.userid), Vec::new());
+    for k in keys::name_keys(&m.name, &m.userid) {
+        s.put(&k, Vec::new());
+    }
     s.put_as(&keys::user(&m.userid), &m)?;
     s.put_as(&keys::profile(&m.userid), &p)?;
     // No account record until there is something to keep (a password, a

@@ -1,0 +1,411 @@
+//! The web client and the admin console in a real browser: Debian's
+//! Chromium driven by playwright-core (`web/tests/*.mjs`, Node.js) against
+//! real 3-node clusters. The scripts speak a one-line protocol with this
+//! harness: `@@control {"kill": i}` on their stdout makes it kill node `i`
+//! and answer `ok` on their stdin.
+//!
+//! `.ci/run` installs Chromium and the scripts' npm packages; where either
+//! is truly absent the tests say so and pass without running (the reason is
+//! printed).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use enclave_certs::Role;
+use enclave_tests::api::Api;
+use enclave_tests::cluster::TestCluster;
+use enclave_tests::proc::NodeSpec;
+use http::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const START_PW: &str = "first password 1";
+const PW: &str = "correct horse battery";
+
+/// The people of the test enterprise: (userid, name).
+const PEOPLE: &[(&str, &str)] = &[
+    ("zhangsan", "张三"),
+    ("lisi", "李四"),
+    ("wangwu", "王五"),
+    ("zhaoliu", "赵六"),
+];
+
+fn web_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Why the browser tests cannot run here, if they cannot.
+fn missing() -> Option<String> {
+    if chromium().is_none() {
+        return Some("Chromium is not installed (apt-get install chromium)".into());
+    }
+    if !web_dir().join("node_modules/playwright-core").exists() {
+        return Some("web/node_modules is missing (cd web && npm ci)".into());
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("Node.js is not installed".into());
+    }
+    None
+}
+
+/// Where screenshots go: `target/web-artifacts/<test>/`.
+fn artifacts(test: &str) -> PathBuf {
+    let dir = enclave_tests::profile_dir()
+        .parent()
+        .map(|t| t.join("web-artifacts").join(test))
+        .expect("target dir");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// A 3-node cluster with one department of four members who have all set
+/// their own password (so none must change it at first login).
+async fn enterprise() -> TestCluster {
+    let mut c = TestCluster::start(3, NodeSpec::default()).await;
+    let admin = c.admin(0);
+    let (s, b) = admin
+        .request(
+            Method::PUT,
+            "/v1/directory/departments/1",
+            Some(json!({ "name": "总部" }).to_string().into_bytes()),
+        )
+        .await
+        .expect("dept");
+    assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
+    for (u, name) in PEOPLE {
+        let body = json!({ "userid": u, "name": name, "departments": [1], "password": START_PW });
+        let (s, b) = admin
+            .request(
+                Method::POST,
+                "/v1/directory/members",
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+            .expect("member");
+        assert!(s.is_success(), "{u}: {s} {}", String::from_utf8_lossy(&b));
+    }
+    let url = c.endpoints(0).api_url();
+    let api = Api::new(&url, &c.pki.ca_dir().join("ca.pem"));
+    for (u, _) in PEOPLE {
+        let token = api.login(u, START_PW).await;
+        let (s, v) = api
+            .call(
+                Method::POST,
+                "/v1/me/password",
+                Some(&token),
+                Some(json!({ "old_password": START_PW, "new_password": PW })),
+            )
+            .await;
+        assert!((200..300).contains(&s), "password of {u}: {s} {v}");
+    }
+    c
+}
+
+/// Run `web/tests/<script>` against the cluster; kill nodes when it asks.
+async fn run_script(c: &mut TestCluster, script: &str, test: &str) {
+    let nodes: Vec<String> = (0..c.nodes.len())
+        .map(|i| c.endpoints(i).api_url())
+        .collect();
+    let admins: Vec<String> = c.nodes.iter().map(|n| n.admin_url()).collect();
+    let users: serde_json::Map<String, Value> = PEOPLE
+        .iter()
+        .map(|(u, n)| (u.to_string(), json!({ "password": PW, "name": n })))
+        .collect();
+    let mut certs = serde_json::Map::new();
+    for (label, role) in [
+        ("web-sysadmin", Role::Sysadmin),
+        ("web-secadmin", Role::Secadmin),
+        ("web-auditor", Role::Auditor),
+        ("web-monitor", Role::Monitor),
+    ] {
+        let dir = c.pki.operator(label, role);
+        certs.insert(
+            role.as_str().to_string(),
+            json!({ "cert": dir.join("cert.pem"), "key": dir.join("key.pem") }),
+        );
+    }
+    let out = artifacts(test);
+    let mut child = tokio::process::Command::new("node")
+        .arg(web_dir().join("tests").join(script))
+        .current_dir(web_dir())
+        .env("ENCLAVE_NODES", Value::from(nodes).to_string())
+        .env("ENCLAVE_ADMINS", Value::from(admins).to_string())
+        .env("ENCLAVE_USERS", Value::Object(users).to_string())
+        .env("ENCLAVE_CERTS", Value::Object(certs).to_string())
+        .env("ENCLAVE_CA", c.pki.ca_dir().join("ca.pem"))
+        .env("ENCLAVE_ARTIFACTS", &out)
+        .env("CHROMIUM", chromium().expect("checked"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let stderr = child.stderr.take().expect("stderr");
+    let err_task = tokio::spawn(async move {
+        let mut s = String::new();
+        let mut r = BufReader::new(stderr);
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut r, &mut s).await;
+        s
+    });
+    let mut transcript = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
+            Ok(Ok(Some(l))) => l,
+            Ok(_) => break,
+            Err(_) => {
+                let _ = child.kill().await;
+                panic!("{script} ran past 300 s:\n{transcript}");
+            }
+        };
+        if let Some(cmd) = line.strip_prefix("@@control ") {
+            let v: Value = serde_json::from_str(cmd).expect("control line is JSON");
+            if let Some(i) = v["kill"].as_u64() {
+                c.kill(i as usize);
+                transcript.push_str(&format!("[harness] killed node {i}\n"));
+            }
+            stdin.write_all(b"ok\n").await.expect("answer the script");
+            stdin.flush().await.expect("flush");
+            continue;
+        }
+        println!("{line}");
+        transcript.push_str(&line);
+        transcript.push('\n');
+    }
+    let status = child.wait().await.expect("wait");
+    let stderr = err_task.await.unwrap_or_default();
+    if !status.success() {
+        let _ = c.save_logs(&out);
+        panic!(
+            "{script} failed ({status}); screenshots and node logs in {}\n{transcript}\n{stderr}",
+            out.display()
+        );
+    }
+}
+
+fn skip_reason() -> Option<String> {
+    let why = missing()?;
+    println!("SKIPPED: browser tests need Chromium, Node.js and web/node_modules: {why}");
+    Some(why)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_employees_chat_live_with_receipts_recall_mentions_groups_and_search() {
+    if skip_reason().is_some() {
+        return;
+    }
+    let mut c = enterprise().await;
+    run_script(&mut c, "chat.mjs", "chat").await;
+    run_script(&mut c, "features.mjs", "features").await;
+    run_script(&mut c, "a11y.mjs", "a11y").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_fails_over_when_its_node_dies_and_loses_nothing() {
+    if skip_reason().is_some() {
+        return;
+    }
+    let mut c = enterprise().await;
+    run_script(&mut c, "failover.mjs", "failover").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_each_role_only_what_it_may_do() {
+    if skip_reason().is_some() {
+        return;
+    }
+    if !web_dir().join("tests/console.mjs").exists() {
+        println!("SKIPPED: web/tests/console.mjs is not written yet");
+        return;
+    }
+    let mut c = enterprise().await;
+    run_script(&mut c, "console.mjs", "console").await;
+}
+
+/// Not a browser test: the pages and assets carry the protections a
+/// browser enforces, on both ports, and JSON routes are unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_a_strict_policy_and_api_paths_stay_json() {
+    let mut c = TestCluster::start(1, NodeSpec::default()).await;
+    let url = c.endpoints(0).api_url();
+    let ca = c.pki.ca_dir().join("ca.pem");
+    let api = Api::new(&url, &ca);
+    let client = enclave_ops::Client::anonymous(&url, &ca).expect("client");
+    let (s, headers, body) = client
+        .session()
+        .request_with_headers(Method::GET, "/", None, &[])
+        .await
+        .expect("GET /");
+    assert_eq!(s.as_u16(), 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("<html"), "{text}");
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    for part in [
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "default-src 'none'",
+    ] {
+        assert!(csp.contains(part), "CSP {csp:?} lacks {part}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(headers.get("strict-transport-security").is_some());
+    assert_eq!(
+        headers.get("x-frame-options").and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+    assert_eq!(
+        headers
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+    // Every script the page loads is served, as JavaScript, with the
+    // same protections.
+    for src in text.split("src=\"").skip(1) {
+        let path = src.split('"').next().unwrap_or_default();
+        if !path.starts_with("/assets/") {
+            continue;
+        }
+        let (s, h, _) = client
+            .session()
+            .request_with_headers(Method::GET, path, None, &[])
+            .await
+            .expect("asset");
+        assert_eq!(s.as_u16(), 200, "{path}");
+        assert!(
+            h.get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/javascript")),
+            "{path}: {h:?}"
+        );
+        assert!(h.get("content-security-policy").is_some());
+    }
+    // API clients see no change: unknown /v1 paths and missing assets are
+    // the JSON error.
+    let (s, v) = api.call(Method::GET, "/v1/no-such-thing", None, None).await;
+    assert_eq!(s, 404);
+    assert_eq!(v["error"]["code"], "not_found", "{v}");
+    let (s, v) = api
+        .call(Method::GET, "/assets/../../etc/passwd", None, None)
+        .await;
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = api.call(Method::GET, "/assets/nope.js", None, None).await;
+    assert_eq!(s, 404);
+    assert_eq!(v["error"]["code"], "not_found", "{v}");
+    // The node list is for members only.
+    let (s, _) = api.call(Method::GET, "/v1/nodes", None, None).await;
+    assert_eq!(s, 401);
+    // The console is on the admin port, for operators; a monitor
+    // certificate is refused.
+    let (s, b) = c
+        .admin(0)
+        .request(Method::GET, "/", None)
+        .await
+        .expect("console");
+    assert_eq!(s.as_u16(), 200, "{}", String::from_utf8_lossy(&b));
+    assert!(String::from_utf8_lossy(&b).contains("<html"));
+    let monitor = c.pki.operator("mon", Role::Monitor);
+    let m = enclave_ops::Client::with_cert_dir(&c.nodes[0].admin_url(), &monitor).expect("client");
+    let (s, _) = m.request(Method::GET, "/", None).await.expect("console");
+    assert_eq!(s.as_u16(), 403);
+}
+
+/// CORS: the cluster's own api origins may call, others get nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_clusters_own_origins_may_call_across_nodes() {
+    let mut c = TestCluster::start(2, NodeSpec::default()).await;
+    let a = c.endpoints(0).api_url();
+    let b = c.endpoints(1).api_url();
+    let ca = c.pki.ca_dir().join("ca.pem");
+    let client = enclave_ops::Client::anonymous(&a, &ca).expect("client");
+    let ask = |origin: String| {
+        let client = &client;
+        async move {
+            client
+                .session()
+                .request_with_headers(
+                    Method::OPTIONS,
+                    "/v1/login",
+                    None,
+                    &[
+                        ("origin", origin.as_str()),
+                        ("access-control-request-method", "POST"),
+                        ("access-control-request-headers", "content-type"),
+                    ],
+                )
+                .await
+                .expect("preflight")
+        }
+    };
+    let (s, h, _) = ask(b.clone()).await;
+    assert_eq!(s.as_u16(), 204);
+    assert_eq!(
+        h.get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some(b.as_str())
+    );
+    let (_, h, _) = ask("https://evil.example:8443".into()).await;
+    assert!(h.get("access-control-allow-origin").is_none(), "{h:?}");
+    let (_, h, _) = ask(b.replacen("https://", "http://", 1)).await;
+    assert!(h.get("access-control-allow-origin").is_none(), "{h:?}");
+    // And the list of nodes a client fails over to names both.
+    let api = Api::new(&a, &ca);
+    seed(&c).await;
+    let token = api.login("zhangsan", START_PW).await;
+    let (s, v) = api.call(Method::GET, "/v1/nodes", Some(&token), None).await;
+    assert_eq!(s, 200, "{v}");
+    let urls: Vec<&str> = v["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["api_url"].as_str())
+        .collect();
+    assert_eq!(urls.first(), Some(&a.as_str()), "{v}");
+    assert!(urls.contains(&b.as_str()), "{v}");
+}
+
+async fn seed(c: &TestCluster) {
+    let admin = c.admin(0);
+    let _ = admin
+        .request(
+            Method::PUT,
+            "/v1/directory/departments/1",
+            Some(json!({ "name": "总部" }).to_string().into_bytes()),
+        )
+        .await
+        .expect("dept");
+    let body =
+        json!({ "userid": "zhangsan", "name": "张三", "departments": [1], "password": START_PW });
+    let (s, _) = admin
+        .request(
+            Method::POST,
+            "/v1/directory/members",
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .expect("member");
+    assert!(s.is_success());
+}

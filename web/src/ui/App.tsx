@@ -1,0 +1,134 @@
+import { useEffect, useState } from 'preact/hooks';
+import { t } from '../i18n.ts';
+import { go, href } from '../router.ts';
+import { Login, ChangePassword } from './Login.tsx';
+import { ConversationList } from './ConversationList.tsx';
+import { Chat } from './Chat.tsx';
+import { Directory } from './Directory.tsx';
+import { Profile } from './Profile.tsx';
+import { LangSwitch } from './LangSwitch.tsx';
+import { Dialog } from './Dialog.tsx';
+import { ChatIcon, ContactsIcon } from './Icons.tsx';
+import { useLang, useNarrow, useRoute, useStore } from './hooks.ts';
+
+export function App() {
+  useLang();
+  const store = useStore();
+  const route = useRoute();
+  const narrow = useNarrow();
+  const [pwOpen, setPwOpen] = useState(false);
+
+  // The conversation on screen is the one marked read.
+  const openId = store.phase === 'ready' && route.name === 'chat' ? route.id : null;
+  useEffect(() => {
+    store.open(openId);
+  }, [openId, store]);
+
+  // A draft 1:1 chat becomes the real conversation once it exists.
+  useEffect(() => {
+    if (route.name === 'direct' && store.phase === 'ready') {
+      const cs = store.directWith(route.userid);
+      if (cs) go({ name: 'chat', id: cs.conv.id }, true);
+    }
+  });
+
+  if (store.phase === 'login') return <Login store={store} />;
+  if (store.phase === 'password') return <ChangePassword store={store} forced />;
+  if (store.phase === 'loading' || !store.me) {
+    return (
+      <div class="auth-page">
+        <main class="auth-card" id="main" aria-busy="true">
+          <h1 class="brand">{t('appName')}</h1>
+          <p role="status">{t('loading')}</p>
+        </main>
+      </div>
+    );
+  }
+
+  const section = route.name === 'contacts' || route.name === 'user' ? 'contacts' : 'chats';
+  const detail = route.name === 'chat' || route.name === 'direct' || route.name === 'user';
+  const status = store.streamStatus;
+  const node = store.streamNode ? store.pool.label(store.streamNode) : '';
+  const statusText =
+    status === 'live'
+      ? t('connLive', { node })
+      : status === 'syncing'
+        ? t('connSyncing', { node })
+        : status === 'connecting'
+          ? t('connConnecting', { node })
+          : t('connOffline');
+
+  return (
+    <div class={`shell ${narrow ? (detail ? 'narrow show-detail' : 'narrow show-list') : 'wide'}`}>
+      <header class="topbar">
+        <h1 class="brand-small">{t('appName')}</h1>
+        <span class={`conn conn-${status}`} role="status" data-testid="conn-status" data-state={status} data-node={node}>
+          <span class="dot" aria-hidden="true" />
+          <span class="conn-text">{statusText}</span>
+        </span>
+        <span class="spacer" />
+        <LangSwitch />
+        <button type="button" class="link-btn" onClick={() => setPwOpen(true)} data-testid="open-password">
+          {t('changePasswordTitle')}
+        </button>
+        <span class="whoami" data-testid="whoami">
+          {store.me.name}
+        </span>
+        <button type="button" class="link-btn" onClick={() => store.logout()} data-testid="logout">
+          {t('logout')}
+        </button>
+      </header>
+      <nav class="rail" aria-label={t('mainNav')}>
+        <a href={href({ name: 'chats' })} aria-current={section === 'chats' ? 'page' : undefined} data-testid="nav-chats">
+          <ChatIcon />
+          <span>{t('chats')}</span>
+          <TotalUnread />
+        </a>
+        <a
+          href={href({ name: 'contacts' })}
+          aria-current={section === 'contacts' ? 'page' : undefined}
+          data-testid="nav-contacts"
+        >
+          <ContactsIcon />
+          <span>{t('contacts')}</span>
+        </a>
+      </nav>
+      <main class="main-wrap" id="main">
+      <section class="sidebar" aria-label={section === 'chats' ? t('conversations') : t('directory')}>
+        {section === 'chats' ? <ConversationList route={route} /> : <Directory route={route} />}
+      </section>
+      <div class="content">
+        {route.name === 'chat' ? (
+          <Chat key={route.id} convId={route.id} />
+        ) : route.name === 'direct' ? (
+          <Chat key={`direct:${route.userid}`} convId={null} direct={route.userid} />
+        ) : route.name === 'user' ? (
+          <Profile key={route.userid} userid={route.userid} />
+        ) : (
+          <div class="empty-main">
+            <p>{t('selectConversation')}</p>
+          </div>
+        )}
+      </div>
+      </main>
+      {pwOpen && (
+        <Dialog title={t('changePasswordTitle')} onClose={() => setPwOpen(false)}>
+          <ChangePassword store={store} forced={false} />
+        </Dialog>
+      )}
+    </div>
+  );
+}
+
+function TotalUnread() {
+  const store = useStore();
+  let n = 0;
+  for (const cs of store.conversations.values()) n += store.unread(cs);
+  if (!n) return null;
+  return (
+    <span class="badge" data-testid="total-unread">
+      <span class="sr-only">{t('unreadCount', { n })}</span>
+      <span aria-hidden="true">{n > 99 ? '99+' : n}</span>
+    </span>
+  );
+}

@@ -1,0 +1,386 @@
+import { memo } from './memo.ts';
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { fullTime, messageTime, t } from '../i18n.ts';
+import { go } from '../router.ts';
+import { RECALL_WINDOW_MS, errorText, type ConvState, type OutboxItem, type Store } from '../state.ts';
+import type { Message } from '../logic/messages.ts';
+import { Avatar } from './Avatar.tsx';
+import { Composer } from './Composer.tsx';
+import { ReceiptsDialog } from './ReceiptsDialog.tsx';
+import { GroupSettings } from './GroupSettings.tsx';
+import { VirtualList } from './VirtualList.tsx';
+import { useNarrow, useStore } from './hooks.ts';
+
+type Row = { key: string; kind: 'msg'; m: Message } | { key: string; kind: 'pending'; o: OutboxItem };
+
+/** How many other members have read `seq`, from a sorted list of their markers. */
+function countAtLeast(sorted: readonly number[], seq: number): number {
+  let a = 0;
+  let b = sorted.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (sorted[m] >= seq) b = m;
+    else a = m + 1;
+  }
+  return sorted.length - a;
+}
+
+export function Chat({ convId, direct }: { convId: string | null; direct?: string }) {
+  const store = useStore();
+  const narrow = useNarrow();
+  const cs = convId ? store.conversations.get(convId) : undefined;
+  const [replyTo, setReplyTo] = useState<Message | null>(null);
+  const [receiptsFor, setReceiptsFor] = useState<number | null>(null);
+  const [settings, setSettings] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [sentSignal, setSentSignal] = useState(0);
+  const [now, setNow] = useState(Date.now());
+  const me = store.api.userid ?? '';
+
+  // Recall buttons disappear when the window has passed.
+  useEffect(() => {
+    const i = setInterval(() => setNow(Date.now()), 10000);
+    return () => clearInterval(i);
+  }, []);
+
+  const version = cs?.version ?? 0;
+  const pending = convId ? store.pending(convId) : store.pending(null, direct);
+  const rows: Row[] = useMemo(() => {
+    const out: Row[] = [];
+    if (cs) for (const m of cs.log.all()) out.push({ key: `m${m.seq}`, kind: 'msg', m });
+    for (const o of pending) {
+      if (o.matchedSeq !== null && cs?.log.get(o.matchedSeq)) continue;
+      out.push({ key: `p${o.id}`, kind: 'pending', o });
+    }
+    return out;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [version, cs, pending.map((o) => `${o.id}:${o.state}:${o.matchedSeq}`).join(',')]);
+
+  // Sorted read markers of the other members (receipts of my messages).
+  const othersRead = useMemo(() => {
+    if (!cs?.members) return null;
+    const list: number[] = [];
+    for (const [u, m] of cs.members) if (u !== me) list.push(m.read_seq);
+    return list.sort((a, b) => a - b);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [version, cs, me]);
+
+  if (convId && !cs) {
+    return (
+      <section class="chat">
+        <p class="empty" role="status">
+          {t('loading')}
+        </p>
+      </section>
+    );
+  }
+
+  const title = cs ? store.convTitle(cs) : store.name(direct ?? '');
+  const isGroup = cs?.conv.kind === 'group';
+  const dissolved = !!cs?.conv.dissolved;
+  const target = cs ? { conv: cs.conv.id } : { direct: direct! };
+
+  const receiptLabel = (m: Message): { text: string; state: string } | null => {
+    if (m.sender !== me || m.recalled || !othersRead) return null;
+    const total = othersRead.length;
+    if (!total) return null;
+    const read = countAtLeast(othersRead, m.seq);
+    if (!isGroup) return read >= total ? { text: t('read'), state: 'read' } : { text: t('unread'), state: 'unread' };
+    if (read >= total) return { text: t('allRead'), state: 'read' };
+    return { text: t('nUnread', { n: total - read }), state: 'unread' };
+  };
+
+  const doRecall = async (m: Message) => {
+    setError(null);
+    try {
+      await store.recall(m.conversation, m.seq);
+    } catch (e) {
+      setError(t('recallFailed', { msg: errorText(e) }));
+    }
+  };
+
+  const renderRow = (row: Row) => {
+    if (row.kind === 'pending') {
+      return <PendingRow key={row.key} rowKey={row.key} o={row.o} store={store} name={store.me?.name ?? me} />;
+    }
+    const m = row.m;
+    const quoted = m.reply_to ? cs?.log.get(m.reply_to) : undefined;
+    return (
+      <MessageRow
+        key={row.key}
+        rowKey={row.key}
+        m={m}
+        mine={m.sender === me}
+        showSender={isGroup}
+        senderName={store.name(m.sender)}
+        quotedName={quoted ? store.name(quoted.sender) : ''}
+        quoted={quoted}
+        mentionNames={m.mentions.map((u) => store.name(u))}
+        receipt={receiptLabel(m)}
+        canRecall={m.sender === me && !m.recalled && now - m.time_ms < RECALL_WINDOW_MS}
+        onReply={dissolved ? undefined : () => setReplyTo(m)}
+        onRecall={() => doRecall(m)}
+        onReceipts={() => setReceiptsFor(m.seq)}
+      />
+    );
+  };
+
+  const header = cs ? (
+    <div class="list-head">
+      {cs.loadingOlder || cs.loadingPage ? (
+        <p class="muted" role="status">
+          {t('loadingOlder')}
+        </p>
+      ) : cs.log.hasOlder ? (
+        <button type="button" class="link-btn" onClick={() => store.loadOlder(cs.conv.id)} data-testid="load-older">
+          {t('loadOlder')}
+        </button>
+      ) : cs.log.loaded ? (
+        <p class="muted">{t('beginning')}</p>
+      ) : null}
+    </div>
+  ) : null;
+
+  return (
+    <section class="chat" aria-labelledby="chat-title" data-testid="chat" data-conv={cs?.conv.id ?? ''}>
+      <header class="chat-head">
+        {narrow && (
+          <button type="button" class="icon-btn" aria-label={t('back')} onClick={() => go({ name: 'chats' })} data-testid="back">
+            ‹
+          </button>
+        )}
+        <Avatar name={title} group={isGroup} small />
+        <div class="chat-title-box">
+          <h2 id="chat-title" data-testid="chat-title">
+            {title}
+          </h2>
+          {isGroup && cs && <span class="muted">{t('memberCount', { n: cs.conv.member_count })}</span>}
+        </div>
+        {isGroup && cs && !dissolved && (
+          <button type="button" onClick={() => setSettings(true)} data-testid="group-settings">
+            {t('groupInfo')}
+          </button>
+        )}
+      </header>
+      {cs?.conv.announcement && (
+        <div class="announcement" data-testid="announcement">
+          <strong>{t('announcement')}：</strong>
+          {cs.conv.announcement}
+        </div>
+      )}
+      {error && (
+        <p class="form-error banner" role="alert">
+          {error}
+        </p>
+      )}
+      <VirtualList
+        rows={rows}
+        renderRow={renderRow}
+        header={header}
+        label={t('messages')}
+        testid="message-list"
+        onNearTop={() => cs && store.loadOlder(cs.conv.id)}
+        bottomSignal={sentSignal}
+      />
+      {dissolved ? (
+        <p class="muted composer-closed">{t('dissolved')}</p>
+      ) : (
+        <Composer
+          key={cs?.conv.id ?? direct}
+          store={store}
+          cs={cs}
+          replyTo={replyTo}
+          onCancelReply={() => setReplyTo(null)}
+          onSend={(text, mentions, mentionAll) => {
+            store.send(target, text, mentions, replyTo?.seq ?? null, mentionAll);
+            setReplyTo(null);
+            setSentSignal((x) => x + 1);
+          }}
+        />
+      )}
+      {receiptsFor !== null && cs && (
+        <ReceiptsDialog store={store} cs={cs} seq={receiptsFor} onClose={() => setReceiptsFor(null)} />
+      )}
+      {settings && cs && <GroupSettings cs={cs} onClose={() => setSettings(false)} />}
+    </section>
+  );
+}
+
+/** The text with mentions highlighted. */
+function Text({ text, names }: { text: string; names: string[] }) {
+  if (!names.length) return <>{text}</>;
+  const marks = names.map((n) => `@${n}`).sort((a, b) => b.length - a.length);
+  const parts: (string | { m: string })[] = [];
+  let rest = text;
+  while (rest) {
+    let best = -1;
+    let which = '';
+    for (const mk of marks) {
+      const i = rest.indexOf(mk);
+      if (i >= 0 && (best < 0 || i < best)) {
+        best = i;
+        which = mk;
+      }
+    }
+    if (best < 0) {
+      parts.push(rest);
+      break;
+    }
+    if (best > 0) parts.push(rest.slice(0, best));
+    parts.push({ m: which });
+    rest = rest.slice(best + which.length);
+  }
+  return (
+    <>
+      {parts.map((p, i) =>
+        typeof p === 'string' ? (
+          p
+        ) : (
+          <span key={i} class="mention" data-testid="mention">
+            {p.m}
+          </span>
+        ),
+      )}
+    </>
+  );
+}
+
+interface RowProps {
+  rowKey: string;
+  m: Message;
+  mine: boolean;
+  showSender: boolean;
+  senderName: string;
+  quoted: Message | undefined;
+  quotedName: string;
+  mentionNames: string[];
+  receipt: { text: string; state: string } | null;
+  canRecall: boolean;
+  onReply?: () => void;
+  onRecall: () => void;
+  onReceipts: () => void;
+}
+
+const MessageRow = memo(
+  function MessageRow(p: RowProps) {
+    const m = p.m;
+    if (m.recalled) {
+      return (
+        <div class="msg-system" data-key={p.rowKey} data-testid="message-recalled" data-seq={m.seq}>
+          {p.mine ? t('youRecalled') : t('recalled', { name: p.senderName })}
+        </div>
+      );
+    }
+    return (
+      <article
+        class={p.mine ? 'msg mine' : 'msg'}
+        data-key={p.rowKey}
+        data-testid="message"
+        data-seq={m.seq}
+        data-sender={m.sender}
+        data-mentions={m.mentions.join(',')}
+        aria-label={`${p.senderName} ${fullTime(m.time_ms)}`}
+      >
+        <Avatar name={p.senderName} small />
+        <div class="msg-body">
+          <div class="msg-meta">
+            {p.showSender && !p.mine && <span class="msg-sender">{p.senderName}</span>}
+            <time dateTime={new Date(m.time_ms).toISOString()} title={fullTime(m.time_ms)}>
+              {messageTime(m.time_ms)}
+            </time>
+          </div>
+          {m.reply_to ? (
+            <blockquote class="quote" data-testid="quote" aria-label={t('quoted')}>
+              {p.quoted ? (
+                <>
+                  <span class="quote-who">{p.quotedName}: </span>
+                  {p.quoted.recalled ? t('recalledPreview') : p.quoted.text}
+                </>
+              ) : (
+                `#${m.reply_to} ${t('notLoaded')}`
+              )}
+            </blockquote>
+          ) : null}
+          <div class="bubble" data-testid="message-text">
+            <Text text={m.text} names={p.mentionNames} />
+          </div>
+          <div class="msg-foot">
+            {p.receipt && (
+              <button
+                type="button"
+                class={`receipt ${p.receipt.state}`}
+                data-testid="receipt"
+                data-state={p.receipt.state}
+                onClick={p.onReceipts}
+              >
+                {p.receipt.text}
+              </button>
+            )}
+            <span class="msg-actions">
+              {p.onReply && (
+                <button type="button" class="link-btn" onClick={p.onReply} data-testid="reply">
+                  {t('reply')}
+                </button>
+              )}
+              {p.canRecall && (
+                <button type="button" class="link-btn" onClick={p.onRecall} data-testid="recall">
+                  {t('recall')}
+                </button>
+              )}
+            </span>
+          </div>
+        </div>
+      </article>
+    );
+  },
+  (a, b) =>
+    a.m === b.m &&
+    a.senderName === b.senderName &&
+    a.quoted === b.quoted &&
+    a.quotedName === b.quotedName &&
+    a.receipt?.text === b.receipt?.text &&
+    a.canRecall === b.canRecall &&
+    a.mentionNames.join() === b.mentionNames.join() &&
+    !!a.onReply === !!b.onReply &&
+    a.showSender === b.showSender,
+);
+
+function PendingRow({ rowKey, o, store, name }: { rowKey: string; o: OutboxItem; store: Store; name: string }) {
+  return (
+    <article
+      class={`msg mine pending ${o.state}`}
+      data-key={rowKey}
+      data-testid="message"
+      data-pending={o.state}
+      aria-label={name}
+    >
+      <Avatar name={name} small />
+      <div class="msg-body">
+        <div class="bubble" data-testid="message-text">
+          {o.body.text}
+        </div>
+        <div class="msg-foot">
+          {o.state === 'sending' ? (
+            <span class="muted" role="status" data-testid="pending-state">
+              {o.attempts > 1 ? t('pending') : t('sending')}…
+            </span>
+          ) : (
+            <>
+              <span class="warn" data-testid="pending-state" title={o.error ?? ''}>
+                {t('sendFailed')}
+              </span>
+              <button type="button" class="link-btn" onClick={() => store.resend(o.id)} data-testid="resend">
+                {t('resend')}
+              </button>
+              <button type="button" class="link-btn" onClick={() => store.discard(o.id)}>
+                {t('discard')}
+              </button>
+            </>
+          )}
+        </div>
+      </div>
+    </article>
+  );
+}
+
+export type { ConvState };

@@ -1,0 +1,16 @@
+// Inline SVG icons (part of the DOM: no image requests, CSP-safe).
+export function ChatIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">
+      <path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm0 2v10h2v2l2.5-2H20V6H4zm3 3h10v2H7V9zm0 3h7v2H7v-2z" />
+    </svg>
+  );
+}
+
+export function ContactsIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">
+      <path fill="currentColor" d="M9 4a4 4 0 1 1 0 8 4 4 0 0 1 0-8zm0 2a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm8 1a3 3 0 1 1 0 6 3 3 0 0 1 0-6zm0 2a1 1 0 1 0 0 2 1 1 0 0 0 0-2zM9 13c3.3 0 6 1.6 6 4v3H3v-3c0-2.4 2.7-4 6-4zm0 2c-2.3 0-4 1-4 2v1h8v-1c0-1-1.7-2-4-2zm8-1c2.8 0 5 1.3 5 3.2V20h-5v-2h3v-.8c0-.6-1.3-1.2-3-1.2-.4 0-.8 0-1.2.1l-.6-1.9c.6-.1 1.2-.2 1.8-.2z" />
+    </svg>
+  );
+}
