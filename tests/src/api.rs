@@ -107,6 +107,35 @@ impl Api {
         v
     }
 
+    /// A raw TLS connection to the api port (server-authenticated, as a
+    /// browser or SDK connects), for tests that control every byte.
+    pub async fn raw_tls(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let addr = self.url.trim_start_matches("https://").to_string();
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(&self.ca).expect("ca");
+        for c in rustls_pemfile_certs(&pem) {
+            roots.add(c).expect("root");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("tls13")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").expect("name"),
+                tcp,
+            )
+            .await
+            .expect("tls")
+    }
+
     /// Open the live stream from `since`.
     pub async fn stream(&self, token: &str, since: Option<&str>) -> Stream {
         let addr = self.url.trim_start_matches("https://").to_string();

@@ -534,3 +534,78 @@ async fn enclavectl_manages_the_directory_and_only_secadmin_sets_policy() {
     let (code, _, err) = ctl(&["directory", "member", "status", "ann", "active"]);
     assert_eq!(code, 1, "{err}");
 }
+
+/// Read one HTTP/1.1 response (headers and a Content-Length body) from a
+/// raw connection; None if the connection closed or failed first.
+async fn read_response<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Option<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match r.read(&mut byte).await {
+            Ok(1) => buf.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.ok()?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A request the server refuses before looking at its body (here: no
+/// token) still gets its refusal intact when the body arrives in pieces,
+/// and the connection stays usable. Before the server read whole bodies
+/// first, it answered at once and closed with the rest unread, and the
+/// client could get a TCP reset instead of the answer (seen by
+/// schemathesis on a loaded CI machine as "EOF occurred in violation of
+/// protocol").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_refusal_arrives_intact_while_the_body_is_still_coming() {
+    use tokio::io::AsyncWriteExt;
+    let mut c = TestCluster::start(1, NodeSpec::default()).await;
+    let a = api(&mut c, 0);
+    let text = "x".repeat(30_000);
+    let body = serde_json::to_vec(&json!({ "text": text })).expect("json");
+    let mut conn = a.raw_tls().await;
+    let head = format!(
+        "POST /v1/conversations/g1/messages HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    conn.write_all(&body[..1000]).await.expect("first part");
+    conn.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server must not have closed: the rest of the body goes through.
+    conn.write_all(&body[1000..])
+        .await
+        .expect("rest of the body");
+    conn.flush().await.expect("flush");
+    let (status, text) = read_response(&mut conn)
+        .await
+        .expect("the refusal arrives, not a reset");
+    assert_eq!(status, 401, "{text}");
+    assert!(
+        text.contains("unauthorized") || text.contains("token"),
+        "{text}"
+    );
+    // Same connection, next request.
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("second request");
+    conn.flush().await.expect("flush");
+    let (status, text) = read_response(&mut conn)
+        .await
+        .expect("the connection was kept open");
+    assert_eq!(status, 200, "{text}");
+}

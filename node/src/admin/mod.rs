@@ -202,6 +202,11 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .fallback(not_found)
+        // axum's default body limit (2 MiB) applies on this port.
+        .layer(middleware::from_fn_with_state(
+            2usize << 20,
+            crate::http::body::read_whole_body,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             audit::audit_layer,

@@ -13,6 +13,7 @@ use serde_json::json;
 pub mod v1;
 
 use crate::http::NodeState;
+use crate::http::body::read_whole_body;
 use crate::http::cors::cors;
 use crate::http::{ApiError, assets, not_found, trace_request};
 
@@ -25,6 +26,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .merge(assets::routes(assets::Page::Client))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.config.max_body_bytes,
+            read_whole_body,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

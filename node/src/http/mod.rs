@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod assets;
+pub mod body;
 pub mod cors;
 pub mod error;
 pub mod extract;
