@@ -180,3 +180,37 @@ pub fn verify_checkpoint(ca_ders: &[Vec<u8>], cp: &Checkpoint) -> Result<String,
     }
     Ok(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chain hash of a fixed record. The web console computes the same
+    /// value in TypeScript (`web/tests/unit/audit.test.ts`) to verify the
+    /// chain in the browser: if the canonical encoding changes, both tests
+    /// must change together.
+    #[test]
+    fn chain_hash_of_a_fixed_record_is_stable() {
+        let r = Record {
+            v: FORMAT_VERSION,
+            seq: 300,
+            time_ms: 1_796_280_114_521,
+            origin: Origin {
+                kind: ActorKind::Operator,
+                id: "张三-ops".into(),
+                role: "sysadmin".into(),
+                source: "10.0.0.7".into(),
+                node: "node-1".into(),
+                request_id: "r-1".into(),
+            },
+            action: "directory.member.create".into(),
+            target: "lisi".into(),
+            outcome: "ok".into(),
+        };
+        let prev = [7u8; 32];
+        assert_eq!(
+            hex::encode(chain_hash(&prev, &r)),
+            "1f282b5ced624e26b635db50b90aeed90393e3170a4ef18c7f83dbf51d26c184"
+        );
+    }
+}

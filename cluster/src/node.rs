@@ -89,6 +89,30 @@ pub struct NodeStatus {
     /// Committed index recorded in the durability watermark.
     pub watermark_committed: Option<u64>,
     pub cluster_id: Option<String>,
+    /// When this node's own TLS certificate expires (RFC 3339), as the
+    /// process set it at start and after each reload.
+    #[serde(default)]
+    pub cert_not_after: Option<String>,
+    /// The leader changes this process has seen, newest last (at most
+    /// [`LEADER_HISTORY`]).
+    #[serde(default)]
+    pub leader_changes: Vec<LeaderChange>,
+}
+
+/// How many leader changes a node remembers for its status.
+pub const LEADER_HISTORY: usize = 20;
+
+/// A change of leader seen by this node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeaderChange {
+    /// Wall-clock time of the observation, ms since the Unix epoch.
+    pub at_ms: u64,
+    pub term: u64,
+    /// The new leader, or none while an election is under way.
+    pub leader: Option<NodeId>,
+    /// The new leader's name (ids do not fit a JavaScript number).
+    #[serde(default)]
+    pub leader_name: Option<String>,
 }
 
 /// A running cluster member.
@@ -109,6 +133,8 @@ pub struct ClusterNode<A: Application> {
     /// Until when (ms since `epoch`) a leadership transfer holds off
     /// other candidates; 0 when none.
     transfer_until: std::sync::atomic::AtomicU64,
+    cert_not_after: std::sync::RwLock<Option<String>>,
+    leader_changes: std::sync::Mutex<std::collections::VecDeque<LeaderChange>>,
 }
 
 impl<A: Application> std::fmt::Debug for ClusterNode<A> {
@@ -229,8 +255,48 @@ impl<A: Application> ClusterNode<A> {
             last_contact: std::sync::atomic::AtomicU64::new(0),
             transfer_until: std::sync::atomic::AtomicU64::new(0),
             epoch: Instant::now(),
+            cert_not_after: std::sync::RwLock::new(None),
+            leader_changes: std::sync::Mutex::default(),
         });
         campaign::spawn(&node);
+        // Remember leader changes for the status (the console's history).
+        let weak = Arc::downgrade(&node);
+        let mut metrics = node.raft.metrics();
+        tokio::spawn(async move {
+            let mut last: Option<Option<NodeId>> = None;
+            loop {
+                let (leader, term, leader_name) = {
+                    let m = metrics.borrow_and_update();
+                    let name = m.current_leader.and_then(|l| {
+                        m.membership_config
+                            .membership()
+                            .get_node(&l)
+                            .map(|n| n.name.clone())
+                    });
+                    (m.current_leader, m.current_term, name)
+                };
+                if last != Some(leader) {
+                    let Some(node) = weak.upgrade() else { return };
+                    let mut h = node
+                        .leader_changes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    h.push_back(LeaderChange {
+                        at_ms: crate::fault::now_ms(),
+                        term,
+                        leader,
+                        leader_name,
+                    });
+                    while h.len() > LEADER_HISTORY {
+                        h.pop_front();
+                    }
+                    last = Some(leader);
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
         // Keep the durability watermark close behind what sled has flushed.
         let weak = Arc::downgrade(&node);
         tokio::spawn(async move {
@@ -715,7 +781,27 @@ impl<A: Application> ClusterNode<A> {
             store_bytes: self.log.size_on_disk(),
             watermark_committed: self.log.watermark().get().committed,
             cluster_id: self.cluster_id(),
+            cert_not_after: self
+                .cert_not_after
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            leader_changes: self
+                .leader_changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
         }
+    }
+
+    /// Record when this node's certificate expires, for its status.
+    pub fn set_cert_not_after(&self, not_after: String) {
+        *self
+            .cert_not_after
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(not_after);
     }
 
     pub async fn shutdown(&self) {

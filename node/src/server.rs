@@ -196,7 +196,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             serial: cert_info.serial.clone(),
             not_after: cert_info.not_after.clone(),
         }),
-        cluster: cluster.clone(),
+        cluster: {
+            cluster.set_cert_not_after(cert_info.not_after.clone());
+            cluster.clone()
+        },
         peer_tls,
         denials: Default::default(),
         app_calls: Default::default(),

@@ -12,7 +12,7 @@ use super::OperatorOrigin;
 use crate::domain::{self, Command, Department, Done, Member, MemberPatch, MemberStatus, Policy};
 use crate::http::accounts::{check_password_rules, hash_password};
 use crate::http::views::member_json;
-use crate::http::{ApiError, Body, S, store_error, submit};
+use crate::http::{ApiError, Body, Params, S, page_limit, store_error, submit};
 
 fn dept_id(s: &str) -> Result<u64, ApiError> {
     s.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -130,6 +130,62 @@ pub async fn create_member(
         )
         .await?,
     )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only members of this department (not its sub-departments).
+    pub department: Option<u64>,
+    /// Members whose name, full pinyin or pinyin initials start with this.
+    pub q: Option<String>,
+    /// The last userid of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/directory/members?department=&q=&cursor=&limit=` (operators):
+/// the whole directory, whatever the employees' visibility policy, with
+/// every member's status (departed members included).
+pub async fn list_members(
+    State(state): State<S>,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page_limit(q.limit, 100, 1000)?;
+    let view = state.view();
+    let (list, next) = if let Some(prefix) = q.q.as_deref() {
+        if prefix.is_empty() || prefix.chars().count() > 64 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "q must be 1-64 characters",
+            ));
+        }
+        (
+            domain::query::search_members(&view, prefix, limit).map_err(store_error)?,
+            None,
+        )
+    } else {
+        let list = match q.department {
+            Some(d) => {
+                if domain::query::department(&view, d)
+                    .map_err(store_error)?
+                    .is_none()
+                {
+                    return Err(ApiError::not_found(format!("no department {d}")));
+                }
+                domain::query::department_members(&view, d, q.cursor.as_deref(), limit)
+            }
+            None => domain::query::members(&view, q.cursor.as_deref(), limit),
+        }
+        .map_err(store_error)?;
+        let next = (list.len() == limit)
+            .then(|| list.last().map(|m| m.userid.clone()))
+            .flatten();
+        (list, next)
+    };
+    let out: Vec<Value> = list.iter().map(member_json).collect();
+    Ok(Json(json!({ "members": out, "next_cursor": next })))
 }
 
 /// `GET /v1/directory/members/{userid}`

@@ -110,6 +110,11 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
+            "/v1/directory/members",
+            get(directory::list_members)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
             "/v1/directory/members/{userid}",
             patch(directory::update_member)
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),

@@ -66,6 +66,7 @@ impl NodeState {
 
     /// Replace the certificate facts shown by `/v1/status` (after a reload).
     pub fn set_cert_status(&self, status: CertStatus) {
+        self.cluster.set_cert_not_after(status.not_after.clone());
         *self.cert.write().unwrap_or_else(|p| p.into_inner()) = status;
     }
 

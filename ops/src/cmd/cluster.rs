@@ -260,8 +260,16 @@ fn print_status(v: &Value) {
     };
     println!("leader: {}   term: {}", opt(&v["leader"]), opt(&v["term"]));
     println!(
-        "{:<16} {:<8} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}  PEER",
-        "NODE", "MEMBER", "STATE", "TERM", "LAST LOG", "COMMITTED", "APPLIED", "LAG"
+        "{:<16} {:<8} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}  {:<12} PEER",
+        "NODE",
+        "MEMBER",
+        "STATE",
+        "TERM",
+        "LAST LOG",
+        "COMMITTED",
+        "APPLIED",
+        "LAG",
+        "CERT EXPIRES"
     );
     for m in v["members"].as_array().into_iter().flatten() {
         let s = &m["status"];
@@ -281,7 +289,7 @@ fn print_status(v: &Value) {
             continue;
         }
         println!(
-            "{:<16} {:<8} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}  {}",
+            "{:<16} {:<8} {:<10} {:>6} {:>10} {:>10} {:>10} {:>8}  {:<12} {}",
             opt(&m["name"]),
             member,
             opt(&s["state"]),
@@ -290,6 +298,10 @@ fn print_status(v: &Value) {
             opt(&s["committed_index"]),
             opt(&s["applied_index"]),
             opt(&m["lag"]),
+            opt(&s["cert_not_after"])
+                .chars()
+                .take(10)
+                .collect::<String>(),
             opt(&m["peer"])
         );
     }

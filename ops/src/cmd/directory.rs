@@ -99,6 +99,18 @@ pub enum MemberCommand {
         #[command(flatten)]
         password: PasswordSource,
     },
+    /// List members: of one department (`--dept`), by name, full pinyin
+    /// or initials (`--q`), or all; one page (`--limit`, `--cursor`).
+    List {
+        #[arg(long = "dept")]
+        department: Option<u64>,
+        #[arg(long)]
+        q: Option<String>,
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Show a member, with lockout state.
     Show { userid: String },
     /// Change a member's fields (only those given).
@@ -265,6 +277,44 @@ pub async fn run(cmd: DirectoryCommand, client: &Client, output: Output) -> anyh
             )
             .await?;
             show(&v, output, |v| format!("added {}", member_line(v)))
+        }
+        DirectoryCommand::Member(MemberCommand::List {
+            department,
+            q,
+            cursor,
+            limit,
+        }) => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("limit", &limit.to_string());
+            if let Some(d) = department {
+                query.append_pair("department", &d.to_string());
+            }
+            if let Some(q) = q {
+                query.append_pair("q", &q);
+            }
+            if let Some(c) = cursor {
+                query.append_pair("cursor", &c);
+            }
+            let v = call(
+                client,
+                Method::GET,
+                &format!("/v1/directory/members?{}", query.finish()),
+                None,
+            )
+            .await?;
+            show(&v, output, |v| {
+                let mut out: Vec<String> = v["members"]
+                    .as_array()
+                    .map(|a| a.iter().map(member_line).collect())
+                    .unwrap_or_default();
+                if out.is_empty() {
+                    out.push("no members".into());
+                }
+                if let Some(c) = v["next_cursor"].as_str() {
+                    out.push(format!("more: --cursor {c}"));
+                }
+                out.join("\n")
+            })
         }
         DirectoryCommand::Member(MemberCommand::Show { userid }) => {
             let v = call(
