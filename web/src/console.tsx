@@ -1,15 +1,10 @@
-// The admin console (served at / on the admin port). A placeholder until
-// it is built; kept so the build has both entries.
+// The admin console (served at / on the admin port, for operator
+// certificates). See console/App.tsx.
 import { render } from 'preact';
+import './styles.css';
 import './console.css';
+import { getLang, setLang } from './i18n.ts';
+import { ConsoleApp } from './console/App.tsx';
 
-function Console() {
-  return (
-    <main class="console">
-      <h1>Console</h1>
-      <p>Enclave 管理控制台 / Enclave admin console</p>
-    </main>
-  );
-}
-
-render(<Console />, document.getElementById('console')!);
+setLang(getLang());
+render(<ConsoleApp />, document.getElementById('console')!);

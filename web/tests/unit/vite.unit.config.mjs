@@ -19,6 +19,7 @@ export default defineConfig({
         cursor: here('./cursor.test.ts'),
         messages: here('./messages.test.ts'),
         virtual: here('./virtual.test.ts'),
+        audit: here('./audit.test.ts'),
       },
       output: { entryFileNames: '[name].test.mjs' },
     },

@@ -1,1 +1,0 @@
-import{r as e,t}from"./jsxRuntime-CLr7Xb78.js";function n(){return t(`main`,{class:`console`,children:[t(`h1`,{children:`Console`}),t(`p`,{children:`Enclave 管理控制台 / Enclave admin console`})]})}e(t(n,{}),document.getElementById(`console`));

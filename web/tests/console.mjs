@@ -1,0 +1,261 @@
+// The admin console in Chromium, on the admin port, with operator
+// certificates presented by the browser (playwright's clientCertificates):
+// each role sees only its duties, the server refuses the rest, a member the
+// sysadmin adds logs in on the web client, the secadmin edits the policy,
+// the auditor searches, verifies and exports the chain (the harness then
+// checks the export with `enclavectl audit verify`).
+//
+// Extra contract with the harness: ENCLAVE_ADMINS (admin URLs) and
+// ENCLAVE_CERTS ({role: {cert, key}}).
+
+import { join } from 'node:path';
+import { ARTIFACTS, NODES, assert, log, run, screenshot } from './lib.mjs';
+
+const ADMINS = JSON.parse(process.env.ENCLAVE_ADMINS || '["https://127.0.0.1:9443"]');
+const CERTS = JSON.parse(process.env.ENCLAVE_CERTS || '{}');
+const NEW_PW = 'Initial-pass-1';
+const OWN_PW = 'sunqi own password 1';
+
+/** A browser context presenting `role`'s certificate to every admin port. */
+async function asRole(browser, role, { width = 1360, height = 860 } = {}) {
+  const c = CERTS[role];
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width, height },
+    locale: 'zh-CN',
+    timezoneId: 'Asia/Shanghai',
+    acceptDownloads: true,
+    clientCertificates: c ? ADMINS.map((origin) => ({ origin, certPath: c.cert, keyPath: c.key })) : [],
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => log('  [page error]', e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') log('  [page console]', m.text());
+  });
+  // Confirmation prompts (disable, depart, rotate) are accepted.
+  page.on('dialog', (d) => d.accept());
+  page.setDefaultTimeout(20000);
+  return { context, page };
+}
+
+async function tabs(page) {
+  return page.$$eval('[role="tab"]', (els) => els.map((e) => e.getAttribute('data-testid')));
+}
+
+async function flash(page, pattern) {
+  await page.waitForFunction(
+    (p) => [...document.querySelectorAll('[data-testid="flash"]')].some((e) => new RegExp(p).test(e.textContent)),
+    pattern.source,
+  );
+}
+
+/** Wait until the audit table shows rows and every row's `attr` matches `re`. */
+async function rowsAll(page, attr, re) {
+  await page.waitForFunction(
+    ([a, r]) => {
+      const rows = [...document.querySelectorAll('[data-testid="audit-row"]')];
+      return rows.length > 0 && rows.every((e) => new RegExp(r).test(e.getAttribute(a)));
+    },
+    [attr, re],
+  );
+}
+
+/** A call from inside the page, as the page's certificate; returns the status. */
+async function pageCall(page, method, path, body) {
+  return page.evaluate(
+    async ([m, p, b]) => (await fetch(p, { method: m, headers: { 'content-type': 'application/json' }, body: b ? JSON.stringify(b) : undefined })).status,
+    [method, path, body],
+  );
+}
+
+await run('console', async ({ browser, track }) => {
+  // ---------------------------------------------------------- refusals
+  {
+    const { context, page } = await asRole(browser, 'monitor');
+    track(page);
+    const resp = await page.goto(`${ADMINS[0]}/`);
+    assert(resp && resp.status() === 403, `a monitor certificate gets 403 for the console, got ${resp && resp.status()}`);
+    await context.close();
+    log('monitor certificate refused (403)');
+  }
+  {
+    const { context, page } = await asRole(browser, 'none');
+    track(page);
+    let failed = false;
+    try {
+      await page.goto(`${ADMINS[0]}/`, { timeout: 15000 });
+    } catch (e) {
+      failed = true;
+      log(`no certificate: ${String(e.message).split('\n')[0]}`);
+    }
+    assert(failed, 'without a certificate the admin port does not serve the console');
+    await context.close();
+  }
+
+  // ---------------------------------------------------------- sysadmin
+  const sys = await asRole(browser, 'sysadmin');
+  const page = track(sys.page);
+  await page.goto(`${ADMINS[0]}/`);
+  await page.waitForSelector('[data-testid="console-who"][data-role="sysadmin"]');
+  let t = await tabs(page);
+  assert(JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-directory', 'tab-apps', 'tab-policy']), `sysadmin tabs: ${t}`);
+
+  // Cluster: three members, a leader, certificate expiry per node.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="cluster-row"]').length === 3);
+  const leader = await page.textContent('[data-testid="cluster-leader"]');
+  assert(leader && leader.startsWith('node-'), `a leader is shown: ${leader}`);
+  const expiries = await page.$$eval('[data-testid="cert-expiry"]', (els) => els.map((e) => e.textContent));
+  assert(expiries.length === 3 && expiries.every((e) => /^\d{4}-\d{2}-\d{2}/.test(e)), `cert expiry per node: ${expiries}`);
+  await page.waitForSelector('[data-testid="leader-changes"] li');
+  await screenshot(page, 'console-cluster');
+
+  // Directory: a new department and a member in it.
+  await page.click('[data-testid="tab-directory"]');
+  await page.waitForSelector('[data-testid="dept"][data-dept="1"]');
+  await page.click('[data-testid="dept-add"]');
+  await page.fill('[data-testid="dept-name"]', '研发部');
+  await page.click('[data-testid="dept-save"]');
+  await page.waitForSelector('[data-testid="dept"]:has-text("研发部")');
+  await page.click('[data-testid="dept"]:has-text("研发部")');
+  await page.click('[data-testid="member-add"]');
+  await page.fill('[data-testid="new-userid"]', 'sunqi');
+  await page.fill('[data-testid="new-name"]', '孙七');
+  await page.fill('[data-testid="new-password"]', NEW_PW);
+  await page.click('[data-testid="new-member-save"]');
+  await flash(page, /孙七/);
+  await page.waitForSelector('[data-testid="member-row"][data-userid="sunqi"]');
+  log('sysadmin added department 研发部 and member 孙七 (sunqi)');
+
+  // Search by pinyin initials.
+  await page.fill('[data-testid="member-search"]', 'sq');
+  await page.press('[data-testid="member-search"]', 'Enter');
+  await page.waitForSelector('[data-testid="member-row"][data-userid="sunqi"]');
+  await page.fill('[data-testid="member-search"]', '');
+  await page.press('[data-testid="member-search"]', 'Enter');
+
+  // Manage lisi: disable, activate again, reset the password.
+  await page.click('[data-testid="dept"][data-dept="1"]');
+  await page.click('[data-testid="member-row"][data-userid="lisi"] [data-testid="member-manage"]');
+  await page.waitForSelector('[data-testid="member-dialog"] [data-testid="member-disable"]');
+  await page.click('[data-testid="member-disable"]');
+  await page.waitForSelector('[data-testid="member-activate"]');
+  await page.click('[data-testid="member-activate"]');
+  await page.waitForSelector('[data-testid="member-disable"]');
+  await page.fill('[data-testid="reset-password"]', 'lisi reset pw 1');
+  await page.click('[data-testid="reset-password-submit"]');
+  await flash(page, /李四/);
+  await screenshot(page, 'console-member');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid="member-row"][data-userid="lisi"][data-status="active"]');
+  log('sysadmin disabled, re-activated and reset the password of 李四');
+  await screenshot(page, 'console-directory');
+
+  // Apps: register one; its secret is shown once.
+  await page.click('[data-testid="tab-apps"]');
+  await page.click('[data-testid="app-register"]');
+  await page.fill('[data-testid="app-name"]', 'HR-sync');
+  await page.check('[data-testid="scope-directory:write"]');
+  await page.click('[data-testid="app-create"]');
+  const secret = await page.textContent('[data-testid="shown-secret"]');
+  assert(secret && secret.trim().length >= 32, `the secret is shown once: ${secret}`);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="true"]');
+  await page.click('[data-testid="app-row"][data-name="HR-sync"] [data-testid="app-disable"]');
+  await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="false"]');
+  log('sysadmin registered HR-sync and disabled it');
+
+  // Policy: the sysadmin may read it, not change it.
+  await page.click('[data-testid="tab-policy"]');
+  await page.waitForSelector('[data-testid="policy-readonly"]');
+  assert(await page.isDisabled('[data-testid="policy-recall_window_ms"]'), 'policy fields are read-only for the sysadmin');
+  assert((await page.$('[data-testid="policy-save"]')) === null, 'no save button for the sysadmin');
+  assert((await pageCall(page, 'PUT', '/v1/policy', {})) === 403, 'the server refuses a policy change by the sysadmin');
+
+  // The new member logs in on the web client (another node) and must
+  // change the initial password first.
+  const emp = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 760 }, locale: 'zh-CN' });
+  const ep = track(await emp.newPage());
+  await ep.goto(`${NODES[1]}/`);
+  await ep.fill('[data-testid="login-userid"]', 'sunqi');
+  await ep.fill('[data-testid="login-password"]', NEW_PW);
+  await ep.click('[data-testid="login-submit"]');
+  await ep.waitForSelector('[data-testid="password-form"]');
+  await ep.fill('#pw-old', NEW_PW);
+  await ep.fill('#pw-new', OWN_PW);
+  await ep.fill('#pw-confirm', OWN_PW);
+  await ep.click('[data-testid="password-submit"]');
+  await ep.waitForSelector('[data-testid="conn-status"][data-state="live"]', { timeout: 60000 });
+  log('孙七 logged in on the web client of node 1 and set their own password');
+  await emp.close();
+
+  // ---------------------------------------------------------- secadmin
+  const sec = await asRole(browser, 'secadmin');
+  const sp = track(sec.page);
+  await sp.goto(`${ADMINS[1]}/`);
+  await sp.waitForSelector('[data-testid="console-who"][data-role="secadmin"]');
+  t = await tabs(sp);
+  assert(JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-policy']), `secadmin tabs: ${t}`);
+  await sp.click('[data-testid="tab-policy"]');
+  await sp.waitForSelector('[data-testid="policy-save"]');
+  await sp.fill('[data-testid="policy-recall_window_ms"]', '300000');
+  await sp.click('[data-testid="policy-save"]');
+  await flash(sp, /安全策略已保存/);
+  await sp.reload();
+  await sp.waitForSelector('[data-testid="policy-save"]');
+  assert((await sp.inputValue('[data-testid="policy-recall_window_ms"]')) === '300000', 'the policy change is kept');
+  await screenshot(sp, 'console-policy');
+  assert(
+    (await pageCall(sp, 'POST', '/v1/directory/members', { userid: 'x1', name: 'x', departments: [1] })) === 403,
+    'the server refuses a directory change by the secadmin',
+  );
+  log('secadmin changed recall_window_ms; directory writes refused');
+
+  // ---------------------------------------------------------- auditor
+  const aud = await asRole(browser, 'auditor');
+  const ap = track(aud.page);
+  await ap.goto(`${ADMINS[2]}/`);
+  await ap.waitForSelector('[data-testid="console-who"][data-role="auditor"]');
+  t = await tabs(ap);
+  assert(JSON.stringify(t) === JSON.stringify(['tab-audit', 'tab-cluster']), `auditor tabs: ${t}`);
+  assert((await ap.$('[data-testid="member-add"]')) === null, 'no directory controls for the auditor');
+  await ap.waitForSelector('[data-testid="audit-row"]');
+  // What the others just did is on the trail.
+  await ap.fill('[data-testid="audit-action"]', 'directory.');
+  await ap.click('[data-testid="audit-search"]');
+  await rowsAll(ap, 'data-action', '^directory\\.');
+  const actions = await ap.$$eval('[data-testid="audit-row"]', (els) => els.map((e) => e.getAttribute('data-action')));
+  assert(actions.length > 0 && actions.every((a) => a.startsWith('directory.')), `search by action prefix: ${actions}`);
+  assert(actions.includes('directory.member.create'), `the member creation is recorded: ${actions}`);
+  await ap.fill('[data-testid="audit-action"]', '');
+  await ap.fill('[data-testid="audit-actor"]', 'web-secadmin');
+  await ap.click('[data-testid="audit-search"]');
+  await rowsAll(ap, 'data-actor', '^web-secadmin$');
+  const secActions = await ap.$$eval('[data-testid="audit-row"]', (els) => els.map((e) => e.getAttribute('data-action')));
+  assert(secActions.includes('policy.set'), `the policy change is recorded: ${secActions}`);
+  await ap.fill('[data-testid="audit-actor"]', '');
+  await ap.click('[data-testid="audit-search"]');
+  await ap.waitForSelector('[data-testid="audit-row"]');
+
+  await ap.click('[data-testid="audit-verify"]');
+  await flash(ap, /校验通过/);
+  log(`verify: ${await ap.textContent('[data-testid="audit"] [data-testid="flash"]')}`);
+  await screenshot(ap, 'console-audit');
+
+  const [download] = await Promise.all([ap.waitForEvent('download'), ap.click('[data-testid="audit-export"]')]);
+  const file = join(ARTIFACTS, 'audit-export.jsonl');
+  await download.saveAs(file);
+  await flash(ap, /已导出/);
+  log(`export saved to ${file}`);
+  assert(
+    (await pageCall(ap, 'PUT', '/v1/directory/members/lisi/status', { status: 'disabled' })) === 403,
+    'the server refuses a directory change by the auditor',
+  );
+
+  // Narrow screen: the console still works at 360 px.
+  await ap.setViewportSize({ width: 360, height: 740 });
+  await ap.click('[data-testid="tab-cluster"]');
+  await ap.waitForFunction(() => document.querySelectorAll('[data-testid="cluster-row"]').length === 3);
+  const overflow = await ap.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 1, `no horizontal page scroll at 360 px (overflow ${overflow}px)`);
+  await screenshot(ap, 'console-narrow');
+});
