@@ -349,6 +349,86 @@ async fn pages_carry_a_strict_policy_and_api_paths_stay_json() {
     let m = enclave_ops::Client::with_cert_dir(&c.nodes[0].admin_url(), &monitor).expect("client");
     let (s, _) = m.request(Method::GET, "/", None).await.expect("console");
     assert_eq!(s.as_u16(), 403);
+    // The operator's browser attaches the certificate to every request to
+    // the admin port, whichever page asks: requests made by another site's
+    // page (Fetch Metadata), and writes from another origin, are refused;
+    // tools (no such headers) and the console's own calls are not.
+    let admin_url = c.nodes[0].admin_url();
+    let own_origin = admin_url.trim_end_matches('/').to_string();
+    let sys = c.pki.operator("csrf-sys", Role::Sysadmin);
+    let s_client = enclave_ops::Client::with_cert_dir(&admin_url, &sys).expect("client");
+    let mut session = s_client.session();
+    async fn ask(
+        session: &mut enclave_ops::client::Session,
+        method: Method,
+        path: &str,
+        headers: Vec<(&str, String)>,
+    ) -> u16 {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = (method == Method::POST).then(|| b"{}".to_vec());
+        session
+            .request_with_headers(method, path, body, &h)
+            .await
+            .expect("request")
+            .0
+            .as_u16()
+    }
+    let cross = |site: &str| {
+        vec![
+            ("sec-fetch-site", site.to_string()),
+            ("sec-fetch-mode", "cors".to_string()),
+        ]
+    };
+    assert_eq!(
+        ask(
+            &mut session,
+            Method::POST,
+            "/v1/audit/checkpoint",
+            cross("cross-site")
+        )
+        .await,
+        403
+    );
+    // The api port is the same site (same host, other port): refused too.
+    assert_eq!(
+        ask(&mut session, Method::GET, "/v1/backup", cross("same-site")).await,
+        403
+    );
+    let evil = vec![("origin", "https://evil.example".to_string())];
+    assert_eq!(
+        ask(
+            &mut session,
+            Method::POST,
+            "/v1/cluster/transfer-leader",
+            evil
+        )
+        .await,
+        403
+    );
+    // A link from elsewhere may still open the console page itself.
+    let nav = vec![
+        ("sec-fetch-site", "cross-site".to_string()),
+        ("sec-fetch-mode", "navigate".to_string()),
+    ];
+    assert_eq!(ask(&mut session, Method::GET, "/", nav).await, 200);
+    // The console's own calls: same origin.
+    let own = vec![
+        ("sec-fetch-site", "same-origin".to_string()),
+        ("origin", own_origin.clone()),
+    ];
+    assert_eq!(
+        ask(&mut session, Method::GET, "/v1/policy", own.clone()).await,
+        200
+    );
+    // (transfer to a node that does not exist: refused by the route, not the guard)
+    let s = ask(
+        &mut session,
+        Method::POST,
+        "/v1/cluster/transfer-leader",
+        own,
+    )
+    .await;
+    assert_ne!(s, 403, "a same-origin write reaches its route");
 }
 
 /// CORS: the cluster's own api origins may call, others get nothing.

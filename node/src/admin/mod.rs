@@ -207,6 +207,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .fallback(not_found)
+        .layer(middleware::from_fn(same_origin_only))
         // axum's default body limit (2 MiB) applies on this port.
         .layer(middleware::from_fn_with_state(
             2usize << 20,
@@ -254,6 +255,55 @@ pub(crate) fn operator_origin(ext: &http::Extensions, node: &str) -> Option<crat
         id.role.as_str(),
         node,
     ))
+}
+
+/// Refuse requests a browser makes on another site's behalf.
+///
+/// A browser presents the operator's client certificate on every request
+/// to the admin port, whichever page asked — like a cookie. Without this
+/// guard, a page elsewhere (including the employees' client on the api
+/// port: same site, other port) could make the operator's browser POST to
+/// a body-less route (`/v1/apps/{id}/disable`, `/v1/audit/checkpoint`) or
+/// start a backup with an `<img>`. So: a request a browser marks as coming
+/// from another origin (`Sec-Fetch-Site: cross-site|same-site`) is refused,
+/// except a top-level navigation to the console page itself; a write whose
+/// `Origin` is not this port's origin is refused too (browsers without
+/// Fetch Metadata). `enclavectl` and scripts send neither header.
+async fn same_origin_only(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let value = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let site = value("sec-fetch-site");
+    let navigation = req.method() == http::Method::GET
+        && value("sec-fetch-mode") == "navigate"
+        && matches!(req.uri().path(), "/" | "/index.html" | "/console.html");
+    if matches!(site, "cross-site" | "same-site") && !navigation {
+        return ApiError::forbidden(
+            "the admin port accepts requests only from its own pages and from tools \
+             (this one came from another site's page)",
+        )
+        .into_response();
+    }
+    let safe = matches!(
+        *req.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    if !safe && let Some(origin) = h.get(http::header::ORIGIN) {
+        // HTTP/1.1 carries the host in `Host`, HTTP/2 in the URI's authority.
+        let host = match req.uri().authority() {
+            Some(a) => a.as_str(),
+            None => value("host"),
+        };
+        let own = !host.is_empty() && origin.as_bytes() == format!("https://{host}").as_bytes();
+        if !own {
+            return ApiError::forbidden(format!(
+                "a write from the page at {:?} is refused: the admin port accepts writes only \
+                 from its own pages and from tools",
+                origin.to_str().unwrap_or("?")
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Route guard admitting only the roles in its state. Use as
