@@ -3,27 +3,13 @@
 // and 360 px wide); a message can be sent with the keyboard alone; Escape
 // closes dialogs and gives focus back. Screenshots of the main screens at
 // both sizes go to ENCLAVE_ARTIFACTS.
-import AxeBuilderModule from '@axe-core/playwright';
 import {
-  NODES, assert, log, login, newPage, openDirect, run, screenshot, sendText, user, waitForRows,
+  NODES, assert, axeCheck, log, login, newPage, openDirect, run, screenshot, sendText, user, waitForRows,
 } from './lib.mjs';
 
-const AxeBuilder = AxeBuilderModule.default ?? AxeBuilderModule;
 const nonce = Math.random().toString(36).slice(2, 7);
 const problems = [];
-
-async function axe(page, screen) {
-  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
-  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  for (const v of r.violations) {
-    log(`  axe ${screen}: ${v.impact} ${v.id} (${v.nodes.length}) ${v.help}`);
-    if (v.impact === 'serious' || v.impact === 'critical') {
-      for (const n of v.nodes.slice(0, 3)) log(`     ${n.target.join(' ')} — ${n.failureSummary?.split('\n')[1] ?? ''}`);
-    }
-  }
-  if (bad.length) problems.push(`${screen}: ${bad.map((v) => `${v.impact} ${v.id}`).join(', ')}`);
-  log(`axe ${screen}: ${r.violations.length} violations, ${bad.length} serious/critical`);
-}
+const axe = (page, screen) => axeCheck(page, screen, problems);
 
 /** Press Tab until `selector` has focus (at most `max` times). */
 async function tabTo(page, selector, max = 60) {

@@ -9,12 +9,14 @@
 // ENCLAVE_CERTS ({role: {cert, key}}).
 
 import { join } from 'node:path';
-import { ARTIFACTS, NODES, assert, log, run, screenshot } from './lib.mjs';
+import { ARTIFACTS, NODES, assert, axeCheck, log, run, screenshot } from './lib.mjs';
 
 const ADMINS = JSON.parse(process.env.ENCLAVE_ADMINS || '["https://127.0.0.1:9443"]');
 const CERTS = JSON.parse(process.env.ENCLAVE_CERTS || '{}');
 const NEW_PW = 'Initial-pass-1';
 const OWN_PW = 'sunqi own password 1';
+const problems = [];
+const axe = (page, screen) => axeCheck(page, screen, problems);
 
 /** A browser context presenting `role`'s certificate to every admin port. */
 async function asRole(browser, role, { width = 1360, height = 860 } = {}) {
@@ -39,7 +41,7 @@ async function asRole(browser, role, { width = 1360, height = 860 } = {}) {
 }
 
 async function tabs(page) {
-  return page.$$eval('[role="tab"]', (els) => els.map((e) => e.getAttribute('data-testid')));
+  return page.$$eval('nav.console-tabs a', (els) => els.map((e) => e.getAttribute('data-testid')));
 }
 
 async function flash(page, pattern) {
@@ -108,6 +110,7 @@ await run('console', async ({ browser, track }) => {
   assert(expiries.length === 3 && expiries.every((e) => /^\d{4}-\d{2}-\d{2}/.test(e)), `cert expiry per node: ${expiries}`);
   await page.waitForSelector('[data-testid="leader-changes"] li');
   await screenshot(page, 'console-cluster');
+  await axe(page, 'console cluster');
 
   // Directory: a new department and a member in it.
   await page.click('[data-testid="tab-directory"]');
@@ -145,10 +148,12 @@ await run('console', async ({ browser, track }) => {
   await page.click('[data-testid="reset-password-submit"]');
   await flash(page, /李四/);
   await screenshot(page, 'console-member');
+  await axe(page, 'console member dialog');
   await page.keyboard.press('Escape');
   await page.waitForSelector('[data-testid="member-row"][data-userid="lisi"][data-status="active"]');
   log('sysadmin disabled, re-activated and reset the password of 李四');
   await screenshot(page, 'console-directory');
+  await axe(page, 'console directory');
 
   // Apps: register one; its secret is shown once.
   await page.click('[data-testid="tab-apps"]');
@@ -158,8 +163,10 @@ await run('console', async ({ browser, track }) => {
   await page.click('[data-testid="app-create"]');
   const secret = await page.textContent('[data-testid="shown-secret"]');
   assert(secret && secret.trim().length >= 32, `the secret is shown once: ${secret}`);
+  await axe(page, 'console app secret');
   await page.keyboard.press('Escape');
   await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="true"]');
+  await axe(page, 'console apps');
   await page.click('[data-testid="app-row"][data-name="HR-sync"] [data-testid="app-disable"]');
   await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="false"]');
   log('sysadmin registered HR-sync and disabled it');
@@ -204,6 +211,7 @@ await run('console', async ({ browser, track }) => {
   await sp.waitForSelector('[data-testid="policy-save"]');
   assert((await sp.inputValue('[data-testid="policy-recall_window_ms"]')) === '300000', 'the policy change is kept');
   await screenshot(sp, 'console-policy');
+  await axe(sp, 'console policy');
   assert(
     (await pageCall(sp, 'POST', '/v1/directory/members', { userid: 'x1', name: 'x', departments: [1] })) === 403,
     'the server refuses a directory change by the secadmin',
@@ -240,6 +248,7 @@ await run('console', async ({ browser, track }) => {
   await flash(ap, /校验通过/);
   log(`verify: ${await ap.textContent('[data-testid="audit"] [data-testid="flash"]')}`);
   await screenshot(ap, 'console-audit');
+  await axe(ap, 'console audit');
 
   const [download] = await Promise.all([ap.waitForEvent('download'), ap.click('[data-testid="audit-export"]')]);
   const file = join(ARTIFACTS, 'audit-export.jsonl');
@@ -258,4 +267,6 @@ await run('console', async ({ browser, track }) => {
   const overflow = await ap.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert(overflow <= 1, `no horizontal page scroll at 360 px (overflow ${overflow}px)`);
   await screenshot(ap, 'console-narrow');
+  await axe(ap, 'console cluster 360');
+  assert(!problems.length, `serious/critical axe violations:\n  ${problems.join('\n  ')}`);
 });

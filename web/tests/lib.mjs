@@ -12,6 +12,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import AxeBuilderModule from '@axe-core/playwright';
+
+const AxeBuilder = AxeBuilderModule.default ?? AxeBuilderModule;
 
 export const NODES = JSON.parse(process.env.ENCLAVE_NODES || '["https://127.0.0.1:8443"]');
 export const USERS = JSON.parse(process.env.ENCLAVE_USERS || '{}');
@@ -164,6 +167,23 @@ export async function screenshot(page, name) {
   const file = join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: false });
   log(`screenshot ${file}`);
+}
+
+/**
+ * Run axe-core (WCAG 2.1 A/AA and best practices) on the page; log every
+ * violation and add the serious or critical ones to `problems`.
+ */
+export async function axeCheck(page, screen, problems) {
+  const r = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']).analyze();
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of r.violations) {
+    log(`  axe ${screen}: ${v.impact} ${v.id} (${v.nodes.length}) ${v.help}`);
+    {
+      for (const n of v.nodes.slice(0, 3)) log(`     ${n.target.join(' ')} — ${n.failureSummary?.split('\n')[1] ?? ''}`);
+    }
+  }
+  if (bad.length) problems.push(`${screen}: ${bad.map((v) => `${v.impact} ${v.id}`).join(', ')}`);
+  log(`axe ${screen}: ${r.violations.length} violations, ${bad.length} serious/critical`);
 }
 
 export function assert(cond, msg) {

@@ -80,13 +80,11 @@ export function ConsoleApp() {
         </p>
         <LangSwitch />
       </header>
-      <nav aria-label={ct('nav')} class="console-tabs" role="tablist">
+      <nav aria-label={ct('nav')} class="console-tabs">
         {tabs.map((t) => (
           <a
             key={t}
             href={`#/${t}`}
-            role="tab"
-            aria-selected={t === current}
             aria-current={t === current ? 'page' : undefined}
             class={t === current ? 'tab active' : 'tab'}
             data-testid={`tab-${t}`}

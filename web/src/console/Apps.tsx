@@ -105,7 +105,7 @@ export function Apps() {
       ) : apps.length === 0 ? (
         <p class="muted">{ct('noApps')}</p>
       ) : (
-        <div class="table-wrap">
+        <div class="table-wrap" tabIndex={0} role="region" aria-label={ct('scrollTable')}>
           <table class="grid" data-testid="app-table">
             <thead>
               <tr>

@@ -48,7 +48,7 @@ async function allCheckpoints(): Promise<Checkpoint[]> {
 
 function Rows(props: { rows: Linked[] }) {
   return (
-    <div class="table-wrap">
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={ct('scrollTable')}>
       <table class="grid audit" data-testid="audit-table">
         <thead>
           <tr>

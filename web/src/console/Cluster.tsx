@@ -101,7 +101,7 @@ export function Cluster(props: { role: string }) {
               <strong>{ct('leader')}:</strong> <span data-testid="cluster-leader">{st.leader ?? ct('noLeader')}</span> ·{' '}
               <strong>{ct('term')}:</strong> {st.term}
             </p>
-            <div class="table-wrap">
+            <div class="table-wrap" tabIndex={0} role="region" aria-label={ct('scrollTable')}>
               <table class="grid" data-testid="cluster-table">
                 <thead>
                   <tr>

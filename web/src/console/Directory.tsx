@@ -504,7 +504,7 @@ export function Directory() {
         ) : members.length === 0 ? (
           <p class="muted">{ct('noMembers')}</p>
         ) : (
-          <div class="table-wrap">
+          <div class="table-wrap" tabIndex={0} role="region" aria-label={ct('scrollTable')}>
             <table class="grid" data-testid="member-table">
               <thead>
                 <tr>
