@@ -333,6 +333,16 @@ async fn pages_carry_a_strict_policy_and_api_paths_stay_json() {
     let (s, v) = api.call(Method::GET, "/assets/nope.js", None, None).await;
     assert_eq!(s, 404);
     assert_eq!(v["error"]["code"], "not_found", "{v}");
+    // A known path with the wrong method: the JSON error, with Allow.
+    let (s, h, b) = client
+        .session()
+        .request_with_headers(Method::DELETE, "/v1/login", None, &[])
+        .await
+        .expect("DELETE /v1/login");
+    assert_eq!(s.as_u16(), 405);
+    assert_eq!(h.get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+    let v: Value = serde_json::from_slice(&b).expect("JSON 405");
+    assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
     // The node list is for members only.
     let (s, _) = api.call(Method::GET, "/v1/nodes", None, None).await;
     assert_eq!(s, 401);

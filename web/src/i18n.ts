@@ -153,6 +153,8 @@ const zh = {
   skipToContent: '跳到主要内容',
   error: '出错了：{msg}',
   moreActions: '更多操作',
+  details: '详情',
+  confidential: '保密消息，请勿转发',
 } as const;
 
 export type Key = keyof typeof zh;
@@ -300,6 +302,8 @@ const en: Dict = {
   skipToContent: 'Skip to content',
   error: 'Error: {msg}',
   moreActions: 'More actions',
+  details: 'Details',
+  confidential: 'Confidential: do not forward',
 };
 
 export type Lang = 'zh' | 'en';

@@ -8,6 +8,8 @@
 // Extra contract with the harness: ENCLAVE_ADMINS (admin URLs) and
 // ENCLAVE_CERTS ({role: {cert, key}}).
 
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { join } from 'node:path';
 import { ARTIFACTS, NODES, assert, axeCheck, log, run, screenshot } from './lib.mjs';
 
@@ -49,6 +51,32 @@ async function flash(page, pattern) {
     (p) => [...document.querySelectorAll('[data-testid="flash"]')].some((e) => new RegExp(p).test(e.textContent)),
     pattern.source,
   );
+}
+
+/** A WeCom-API call to node 0's api port, as an integration makes it. */
+function wecom(method, path, body) {
+  const url = new URL(path, NODES[0]);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      { method, ca: readFileSync(process.env.ENCLAVE_CA), headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (data += c));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(data));
+          } catch (e) {
+            reject(new Error(`${path}: ${res.statusCode} ${data}`));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    if (body) req.write(JSON.stringify(body));
+    req.end();
+  });
 }
 
 /** Wait until the audit table shows rows and every row's `attr` matches `re`. */
@@ -160,17 +188,17 @@ await run('console', async ({ browser, track }) => {
   await page.click('[data-testid="app-register"]');
   await page.fill('[data-testid="app-name"]', 'HR-sync');
   await page.check('[data-testid="scope-directory:write"]');
+  await page.check('[data-testid="scope-message:send"]');
   await page.click('[data-testid="app-create"]');
-  const secret = await page.textContent('[data-testid="shown-secret"]');
-  assert(secret && secret.trim().length >= 32, `the secret is shown once: ${secret}`);
+  const secret = (await page.textContent('[data-testid="shown-secret"]')).trim();
+  const corpid = (await page.textContent('[data-testid="shown-corpid"]')).trim();
+  const agentid = Number((await page.textContent('[data-testid="shown-agentid"]')).trim());
+  assert(secret.length >= 32 && corpid && agentid > 0, `corpid, agentid and the secret are shown once: ${corpid} ${agentid} ${secret}`);
   await axe(page, 'console app secret');
   await page.keyboard.press('Escape');
   await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="true"]');
   await axe(page, 'console apps');
-  await page.click('[data-testid="app-row"][data-name="HR-sync"] [data-testid="app-disable"]');
-  await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="false"]');
-  log('sysadmin registered HR-sync and disabled it');
-
+  log('sysadmin registered HR-sync');
   // Policy: the sysadmin may read it, not change it.
   await page.click('[data-testid="tab-policy"]');
   await page.waitForSelector('[data-testid="policy-readonly"]');
@@ -193,7 +221,33 @@ await run('console', async ({ browser, track }) => {
   await ep.click('[data-testid="password-submit"]');
   await ep.waitForSelector('[data-testid="conn-status"][data-state="live"]', { timeout: 60000 });
   log('孙七 logged in on the web client of node 1 and set their own password');
+
+  // The app just registered sends 孙七 a card; it arrives live, with its link.
+  const tok = await wecom('GET', `/cgi-bin/gettoken?corpid=${encodeURIComponent(corpid)}&corpsecret=${encodeURIComponent(secret)}`);
+  assert(tok.errcode === 0 && tok.access_token, `gettoken with the console's secret: ${JSON.stringify(tok)}`);
+  const sent = await wecom('POST', `/cgi-bin/message/send?access_token=${encodeURIComponent(tok.access_token)}`, {
+    touser: 'sunqi',
+    msgtype: 'textcard',
+    agentid,
+    textcard: { title: '入职手续', description: '请完成入职登记', url: 'https://hr.corp.internal/onboard', btntxt: '去登记' },
+  });
+  assert(sent.errcode === 0, `message/send: ${JSON.stringify(sent)}`);
+  await ep.click('[data-testid="conversation"][data-title="HR-sync"]');
+  await ep.waitForSelector('[data-testid="rich-links"] a:has-text("去登记")');
+  const href = await ep.getAttribute('[data-testid="rich-links"] a', 'href');
+  const rel = await ep.getAttribute('[data-testid="rich-links"] a', 'rel');
+  assert(href === 'https://hr.corp.internal/onboard' && rel.includes('noopener'), `the card's link: ${href} ${rel}`);
+  await screenshot(ep, 'client-app-card');
+  log('the app sent 孙七 a card; it arrived live with its link');
   await emp.close();
+
+  // Disabled at once: the app's token stops working.
+  await page.click('[data-testid="tab-apps"]');
+  await page.click('[data-testid="app-row"][data-name="HR-sync"] [data-testid="app-disable"]');
+  await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="false"]');
+  const refused = await wecom('GET', `/cgi-bin/user/get?access_token=${encodeURIComponent(tok.access_token)}&userid=sunqi`);
+  assert(refused.errcode !== 0, `a disabled app's token is refused: ${JSON.stringify(refused)}`);
+  log(`sysadmin disabled HR-sync; its token is refused (errcode ${refused.errcode})`);
 
   // ---------------------------------------------------------- secadmin
   const sec = await asRole(browser, 'secadmin');

@@ -322,6 +322,9 @@ pub async fn kv_put(
             "Idempotency-Key must be 1..=128 characters",
         ));
     }
+    // Scoped to this store, so an operator's key can never collide with
+    // (and replay) a member's send or a job step that uses the same text.
+    let idem = idem.map(|k| format!("kv:{k}"));
     let value = body.to_vec();
     let cmd = crate::messaging::encode_kv(&if opts.prev {
         KvCommand::Put { key, value }

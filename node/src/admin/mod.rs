@@ -207,6 +207,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::http::method_not_allowed_json))
         .layer(middleware::from_fn(same_origin_only))
         // axum's default body limit (2 MiB) applies on this port.
         .layer(middleware::from_fn_with_state(

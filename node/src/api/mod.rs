@@ -15,7 +15,7 @@ pub mod v1;
 use crate::http::NodeState;
 use crate::http::body::read_whole_body;
 use crate::http::cors::cors;
-use crate::http::{ApiError, assets, not_found, trace_request};
+use crate::http::{ApiError, assets, method_not_allowed_json, not_found, trace_request};
 
 pub fn router(state: Arc<NodeState>) -> Router {
     Router::new()
@@ -25,6 +25,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .merge(crate::wecom::router(state.clone()))
         .merge(assets::routes(assets::Page::Client))
         .fallback(not_found)
+        .layer(middleware::from_fn(method_not_allowed_json))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.config.max_body_bytes,

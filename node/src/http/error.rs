@@ -69,6 +69,36 @@ pub async fn not_found(req: Request) -> ApiError {
     ))
 }
 
+/// Middleware: axum answers a known path with the wrong method with an
+/// empty 405; give it the one error shape (keeping `Allow`).
+pub async fn method_not_allowed_json(req: Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED
+        || resp.headers().contains_key(http::header::CONTENT_TYPE)
+    {
+        return resp;
+    }
+    let allow = resp.headers().get(http::header::ALLOW).cloned();
+    let mut out = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on {path} (allowed: {})",
+            allow
+                .as_ref()
+                .and_then(|a| a.to_str().ok())
+                .unwrap_or("none")
+        ),
+    )
+    .into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(http::header::ALLOW, a);
+    }
+    out
+}
+
 pub fn store_error(e: domain::StoreFault) -> ApiError {
     tracing::error!(error = %e, "reading the state failed");
     ApiError::new(

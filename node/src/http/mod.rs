@@ -19,7 +19,9 @@ pub mod submit;
 pub mod trace;
 pub mod views;
 
-pub use error::{ApiError, cluster_error, not_found, refusal, store_error};
+pub use error::{
+    ApiError, cluster_error, method_not_allowed_json, not_found, refusal, store_error,
+};
 pub use extract::{Body, Params, header_key, page_limit, scoped_key};
 pub use limits::Limits;
 pub use state::{CertStatus, ListenStatus, NodeState, now_ms};

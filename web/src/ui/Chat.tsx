@@ -112,7 +112,7 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
         m={m}
         mine={m.sender === me}
         showSender={isGroup}
-        senderName={store.name(m.sender)}
+        senderName={m.sender.startsWith('app:') && cs ? title : store.name(m.sender)}
         quotedName={quoted ? store.name(quoted.sender) : ''}
         quoted={quoted}
         mentionNames={m.mentions.map((u) => store.name(u))}
@@ -207,6 +207,47 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
 }
 
 /** The text with mentions highlighted. */
+/** A link an app sent, if it is one a browser may open (http/https only). */
+function safeUrl(u: string | undefined): string | null {
+  if (!u) return null;
+  try {
+    const url = new URL(u);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The links of an app's card or news message (its text is already the
+ * plain rendering above). Links open in a new tab without a referrer.
+ */
+function RichLinks({ m }: { m: Message }) {
+  const r = m.rich;
+  if (!r || m.recalled) return null;
+  const links: { href: string; label: string }[] = [];
+  if (r.type === 'textcard') {
+    const href = safeUrl(r.url);
+    if (href) links.push({ href, label: r.btntxt || t('details') });
+  } else if (r.type === 'news') {
+    for (const a of r.articles ?? []) {
+      const href = safeUrl(a.url);
+      if (href) links.push({ href, label: a.title || href });
+    }
+  }
+  if (!links.length && !m.safe) return null;
+  return (
+    <div class="rich-links" data-testid="rich-links">
+      {m.safe ? <span class="tag-safe">{t('confidential')}</span> : null}
+      {links.map((l) => (
+        <a key={l.href + l.label} href={l.href} target="_blank" rel="noopener noreferrer">
+          {l.label}
+        </a>
+      ))}
+    </div>
+  );
+}
+
 function Text({ text, names }: { text: string; names: string[] }) {
   if (!names.length) return <>{text}</>;
   const marks = names.map((n) => `@${n}`).sort((a, b) => b.length - a.length);
@@ -304,6 +345,7 @@ const MessageRow = memo(
           <div class="bubble" data-testid="message-text">
             <Text text={m.text} names={p.mentionNames} />
           </div>
+          <RichLinks m={m} />
           <div class="msg-foot">
             {p.receipt && (
               <button
