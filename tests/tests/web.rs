@@ -321,6 +321,40 @@ async fn pages_carry_a_strict_policy_and_api_paths_stay_json() {
         );
         assert!(h.get("content-security-policy").is_some());
     }
+    // Browsers that take gzip get the build's precompressed copy; others
+    // (no Accept-Encoding, or gzip;q=0) the file itself; `.gz` names are
+    // not addressable.
+    let (s, h, gz) = client
+        .session()
+        .request_with_headers(Method::GET, "/", None, &[("accept-encoding", "gzip, br")])
+        .await
+        .expect("GET / gzip");
+    assert_eq!(s.as_u16(), 200);
+    assert_eq!(
+        h.get("content-encoding").and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "a gzip stream");
+    assert!(gz.len() < body.len(), "{} >= {}", gz.len(), body.len());
+    let (_, h, plain) = client
+        .session()
+        .request_with_headers(Method::GET, "/", None, &[("accept-encoding", "gzip;q=0")])
+        .await
+        .expect("GET / no gzip");
+    assert!(h.get("content-encoding").is_none(), "{h:?}");
+    assert_eq!(plain, body);
+    let first_js = text
+        .split("src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let (s, _, _) = client
+        .session()
+        .request_with_headers(Method::GET, &format!("{first_js}.gz"), None, &[])
+        .await
+        .expect("GET .gz");
+    assert_eq!(s.as_u16(), 404);
     // API clients see no change: unknown /v1 paths and missing assets are
     // the JSON error.
     let (s, v) = api.call(Method::GET, "/v1/no-such-thing", None, None).await;
@@ -516,4 +550,27 @@ async fn seed(c: &TestCluster) {
         .await
         .expect("member");
     assert!(s.is_success());
+}
+
+/// The front end's unit tests (pure logic: resume cursor, message merge,
+/// virtual list, the console's audit-chain encoder) under Node, so the
+/// README's one test command runs them too.
+#[test]
+fn the_web_unit_tests_pass() {
+    if !web_dir().join("node_modules/vite").exists() {
+        println!("SKIPPED: web/node_modules is missing (cd web && npm ci)");
+        return;
+    }
+    let out = std::process::Command::new("npm")
+        .args(["run", "--silent", "test:unit"])
+        .current_dir(web_dir())
+        .output()
+        .expect("run npm");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "npm run test:unit failed:\n{text}");
+    assert!(text.contains("# fail 0"), "{text}");
 }

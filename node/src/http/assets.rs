@@ -42,7 +42,11 @@ impl Page {
 /// The routes of one page: `/`, `/index.html` or `/console.html`, and
 /// `/assets/*`.
 pub fn routes(page: Page) -> Router<S> {
-    let root = get(move |State(state): State<S>| async move { html(&state, page) });
+    let root = get(
+        move |State(state): State<S>, headers: http::HeaderMap| async move {
+            html(&state, page, &headers)
+        },
+    );
     Router::new()
         .route("/", root.clone())
         .route(&format!("/{}", page.file()), root)
@@ -50,17 +54,60 @@ pub fn routes(page: Page) -> Router<S> {
         .route(
             "/assets/{*path}",
             get(
-                move |State(state): State<S>, Path(path): Path<String>| async move {
-                    asset(&state, page, &path)
+                move |State(state): State<S>,
+                      Path(path): Path<String>,
+                      headers: http::HeaderMap| async move {
+                    asset(&state, page, &path, &headers)
                 },
             ),
         )
 }
 
-fn html(state: &S, page: Page) -> Response {
-    match DIST.get_file(page.file()) {
-        Some(f) => {
-            let mut r = f.contents().into_response();
+/// Whether the client takes gzip (`Accept-Encoding`, without `q=0`).
+fn takes_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut it = part.split(';');
+            let coding = it.next().unwrap_or_default().trim();
+            let refused = it.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+/// A file of the build as the client takes it: its gzip copy (written by
+/// `web/scripts/precompress.mjs`) when there is one and the client
+/// accepts gzip, else the file itself.
+fn respond(path: &str, headers: &http::HeaderMap) -> Option<Response> {
+    let plain = DIST.get_file(path)?;
+    let gz = takes_gzip(headers)
+        .then(|| DIST.get_file(format!("{path}.gz")))
+        .flatten();
+    let mut r = match gz {
+        Some(g) => {
+            let mut r = g.contents().into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        }
+        None => plain.contents().into_response(),
+    };
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Some(r)
+}
+
+fn html(state: &S, page: Page, headers: &http::HeaderMap) -> Response {
+    match respond(page.file(), headers) {
+        Some(mut r) => {
             let h = r.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
@@ -79,11 +126,12 @@ fn html(state: &S, page: Page) -> Response {
     }
 }
 
-fn asset(state: &S, page: Page, path: &str) -> Response {
-    let file = (!path.contains("..")).then(|| DIST.get_file(format!("assets/{path}")));
+fn asset(state: &S, page: Page, path: &str, headers: &http::HeaderMap) -> Response {
+    // `.gz` copies are served only through `Accept-Encoding`.
+    let file = (!path.contains("..") && !path.ends_with(".gz"))
+        .then(|| respond(&format!("assets/{path}"), headers));
     match file.flatten() {
-        Some(f) => {
-            let mut r = f.contents().into_response();
+        Some(mut r) => {
             let h = r.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime(path)));
             // File names carry a hash of their content.
@@ -214,6 +262,48 @@ mod tests {
                 assert!(head.contains("src="), "inline script in {}", page.file());
             }
             assert!(!text.contains("<style"), "inline style in {}", page.file());
+        }
+    }
+
+    fn accept(v: &str) -> http::HeaderMap {
+        let mut m = http::HeaderMap::new();
+        m.insert(header::ACCEPT_ENCODING, v.parse().expect("header"));
+        m
+    }
+
+    #[test]
+    fn gzip_only_when_the_client_takes_it() {
+        assert!(takes_gzip(&accept("gzip, deflate, br, zstd")));
+        assert!(takes_gzip(&accept("br;q=1.0, GZIP;q=0.5")));
+        assert!(takes_gzip(&accept("*")));
+        assert!(!takes_gzip(&accept("gzip;q=0")));
+        assert!(!takes_gzip(&accept("br, deflate")));
+        assert!(!takes_gzip(&http::HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_gzip_copy_is_the_file_compressed() {
+        // The copies are made by the web build; a stale one would serve
+        // another file's bytes. Check each names a file that exists and
+        // starts with the gzip magic.
+        fn walk(d: &'static Dir<'static>, out: &mut Vec<&'static include_dir::File<'static>>) {
+            out.extend(d.files());
+            for sub in d.dirs() {
+                walk(sub, out);
+            }
+        }
+        let mut files = Vec::new();
+        walk(&DIST, &mut files);
+        let gz: Vec<_> = files
+            .iter()
+            .filter(|f| f.path().to_string_lossy().ends_with(".gz"))
+            .collect();
+        assert!(!gz.is_empty(), "the build has gzip copies");
+        for g in gz {
+            let name = g.path().to_string_lossy();
+            let plain = name.trim_end_matches(".gz");
+            assert!(DIST.get_file(plain).is_some(), "{name} has no {plain}");
+            assert_eq!(&g.contents()[..2], &[0x1f, 0x8b], "{name}");
         }
     }
 }
