@@ -129,6 +129,18 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
             userid, agentid, ..
         } => ("auth.oauth.code", format!("{userid}->{agentid}")),
         Command::RedeemOAuthCode { agentid, .. } => ("auth.oauth.redeem", agentid.to_string()),
+        Command::SetPermission {
+            userid,
+            permission,
+            granted,
+        } => (
+            if *granted {
+                "permission.grant"
+            } else {
+                "permission.revoke"
+            },
+            format!("{userid}:{}", permission.as_str()),
+        ),
         _ => return None,
     })
 }

@@ -494,6 +494,41 @@ async fn enclavectl_manages_the_directory_and_only_secadmin_sets_policy() {
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["members"][0]["userid"], "ann", "{v}");
+    // Member list by department and by pinyin initials (安妮 = an ni).
+    let (code, out, err) = ctl(&["directory", "member", "list", "--dept", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ann"), "{out}");
+    let (code, out, _) = ctl(&["directory", "member", "list", "--q", "an"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("ann"), "{out}");
+    // Permissions: granted and revoked by the sysadmin, shown to the member.
+    let (code, out, err) = ctl(&["directory", "permission", "grant", "ann", "notice:urgent"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = ctl(&["directory", "permission", "holders", "notice:urgent"]);
+    assert_eq!((code, out.trim()), (0, "ann"), "{out}");
+    let (code, out, _) = ctl(&["directory", "member", "show", "ann"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("permissions: notice:urgent"), "{out}");
+    let (s, v) = a.call(Method::GET, "/v1/me", Some(token), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["permissions"], json!(["notice:urgent"]), "{v}");
+    let (code, _, err) = ctl(&["directory", "permission", "grant", "ann", "notice:all"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown permission"), "{err}");
+    let (code, _, err) = ctl(&[
+        "directory",
+        "permission",
+        "grant",
+        "nobody",
+        "notice:urgent",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not_found"), "{err}");
+    let (code, out, err) = ctl(&["directory", "permission", "revoke", "ann", "notice:urgent"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = ctl(&["directory", "permission", "holders", "notice:urgent"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("nobody holds"), "{out}");
     // A department with members cannot be deleted; the error names why.
     let (code, _, err) = ctl(&["directory", "dept", "delete", "2"]);
     assert_eq!(code, 1);

@@ -172,6 +172,9 @@ await run('console', async ({ browser, track }) => {
   await page.waitForSelector('[data-testid="member-activate"]');
   await page.click('[data-testid="member-activate"]');
   await page.waitForSelector('[data-testid="member-disable"]');
+  await page.check('[data-testid="perm-notice-urgent"]');
+  await flash(page, /紧急通知/);
+  await page.waitForSelector('[data-testid="perm-notice-urgent"]:checked');
   await page.fill('[data-testid="reset-password"]', 'lisi reset pw 1');
   await page.click('[data-testid="reset-password-submit"]');
   await flash(page, /李四/);
@@ -179,7 +182,7 @@ await run('console', async ({ browser, track }) => {
   await axe(page, 'console member dialog');
   await page.keyboard.press('Escape');
   await page.waitForSelector('[data-testid="member-row"][data-userid="lisi"][data-status="active"]');
-  log('sysadmin disabled, re-activated and reset the password of 李四');
+  log('sysadmin disabled, re-activated, granted notice:urgent to and reset the password of 李四');
   await screenshot(page, 'console-directory');
   await axe(page, 'console directory');
 

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::OperatorOrigin;
-use crate::domain::{self, Command, Department, Done, Member, MemberPatch, MemberStatus, Policy};
+use crate::domain::{
+    self, Command, Department, Done, Member, MemberPatch, MemberStatus, Permission, Policy,
+};
 use crate::http::accounts::{check_password_rules, hash_password};
 use crate::http::views::member_json;
 use crate::http::{ApiError, Body, Params, S, page_limit, store_error, submit};
@@ -202,6 +204,13 @@ pub async fn get_member(
         .unwrap_or_default();
     let mut v = member_json(&m);
     v["has_password"] = json!(acct.password_hash.is_some());
+    v["permissions"] = json!(
+        domain::query::permissions_of(&view, &userid)
+            .map_err(store_error)?
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+    );
     v["locked_until_ms"] = json!(acct.locked_until_ms);
     v["failed_logins"] = json!(acct.failed_logins);
     Ok(Json(v))
@@ -315,6 +324,91 @@ pub async fn unlock(
     )
     .await?;
     Ok(Json(json!({ "status": "unlocked", "userid": userid })))
+}
+
+fn permission(p: &str) -> Result<Permission, ApiError> {
+    Permission::parse(p).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!(
+                "unknown permission {p:?} (known: {})",
+                Permission::ALL.map(Permission::as_str).join(", ")
+            ),
+        )
+    })
+}
+
+async fn set_permission(
+    state: &S,
+    op: &OperatorOrigin,
+    userid: String,
+    perm: &str,
+    granted: bool,
+) -> Result<Json<Value>, ApiError> {
+    let permission = permission(perm)?;
+    submit(
+        state,
+        &op.0,
+        &Command::SetPermission {
+            userid: userid.clone(),
+            permission,
+            granted,
+        },
+        None,
+    )
+    .await?;
+    Ok(Json(json!({
+        "userid": userid,
+        "permission": permission.as_str(),
+        "granted": granted,
+    })))
+}
+
+/// `PUT /v1/directory/members/{userid}/permissions/{perm}` (sysadmin).
+pub async fn grant_permission(
+    State(state): State<S>,
+    op: OperatorOrigin,
+    Path((userid, perm)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    set_permission(&state, &op, userid, &perm, true).await
+}
+
+/// `DELETE /v1/directory/members/{userid}/permissions/{perm}` (sysadmin).
+pub async fn revoke_permission(
+    State(state): State<S>,
+    op: OperatorOrigin,
+    Path((userid, perm)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    set_permission(&state, &op, userid, &perm, false).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldersQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/permissions/{perm}?cursor=&limit=` (operators): who holds it.
+pub async fn permission_holders(
+    State(state): State<S>,
+    Path(perm): Path<String>,
+    Params(q): Params<HoldersQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let permission = permission(&perm)?;
+    let limit = page_limit(q.limit, 100, 1000)?;
+    let holders =
+        domain::query::permission_holders(&state.view(), permission, q.cursor.as_deref(), limit)
+            .map_err(store_error)?;
+    let next = (holders.len() == limit)
+        .then(|| holders.last().cloned())
+        .flatten();
+    Ok(Json(json!({
+        "permission": permission.as_str(),
+        "holders": holders,
+        "next_cursor": next,
+    })))
 }
 
 /// `GET /v1/policy`

@@ -134,6 +134,17 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
+            "/v1/directory/members/{userid}/permissions/{perm}",
+            put(directory::grant_permission)
+                .delete(directory::revoke_permission)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/permissions/{perm}",
+            get(directory::permission_holders)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
             "/v1/directory/members/{userid}/unlock",
             post(directory::unlock).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )

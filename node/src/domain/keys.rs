@@ -21,6 +21,14 @@
 //! `oauthx/<expires><code sha256>` · `cbst/<agentid>` ·
 //! `cbq/<agentid><seq>`.
 //!
+//! Permissions: `perm/<permission>\0<userid>` (a grant).
+//!
+//! Urgent notices: `ctr/notice` · `ntc/<id>` notice · `ntb/<id>` body ·
+//! `ntt/<id>` targets · `ntr/<id><userid>` recipient ·
+//! `ntu/<userid>\0<!id>` inbox (newest first) · `nts/<sender>\0<!id>` sent ·
+//! `nte/<id><leader>\0<userid>` escalated to · `ntec/<id><leader>` count ·
+//! `ndue/<due ms><id>` the leader's schedule (one per notice not done).
+//!
 //! Numbers are big-endian so keys sort numerically.
 
 pub const POLICY: &[u8] = b"cfg";
@@ -33,6 +41,8 @@ pub const JOB_CTR: &[u8] = b"ctr/job";
 pub const WORK_CTR: &[u8] = b"ctr/work";
 pub const DEPT_CTR: &[u8] = b"ctr/dept";
 pub const CHAT_CTR: &[u8] = b"ctr/chat";
+pub const NOTICE_CTR: &[u8] = b"ctr/notice";
+pub const NOTICE_DUE: &[u8] = b"ndue/";
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -52,6 +62,76 @@ pub fn dept_member(dept: u64, userid: &str) -> Vec<u8> {
 }
 pub fn dept_members(dept: u64) -> Vec<u8> {
     cat(&[b"deptm/", &dept.to_be_bytes()])
+}
+pub fn permission(perm: &str, userid: &str) -> Vec<u8> {
+    cat(&[b"perm/", perm.as_bytes(), b"\0", userid.as_bytes()])
+}
+pub fn permission_holders(perm: &str) -> Vec<u8> {
+    cat(&[b"perm/", perm.as_bytes(), b"\0"])
+}
+pub fn notice(id: u64) -> Vec<u8> {
+    cat(&[b"ntc/", &id.to_be_bytes()])
+}
+pub const NOTICES: &[u8] = b"ntc/";
+pub fn notice_body(id: u64) -> Vec<u8> {
+    cat(&[b"ntb/", &id.to_be_bytes()])
+}
+pub fn notice_targets(id: u64) -> Vec<u8> {
+    cat(&[b"ntt/", &id.to_be_bytes()])
+}
+pub fn notice_recipient(id: u64, userid: &str) -> Vec<u8> {
+    cat(&[b"ntr/", &id.to_be_bytes(), userid.as_bytes()])
+}
+pub fn notice_recipients(id: u64) -> Vec<u8> {
+    cat(&[b"ntr/", &id.to_be_bytes()])
+}
+/// Newest first: the id is stored inverted.
+pub fn notice_inbox(userid: &str, id: u64) -> Vec<u8> {
+    cat(&[
+        b"ntu/",
+        userid.as_bytes(),
+        b"\0",
+        &(u64::MAX - id).to_be_bytes(),
+    ])
+}
+pub fn notice_inbox_of(userid: &str) -> Vec<u8> {
+    cat(&[b"ntu/", userid.as_bytes(), b"\0"])
+}
+pub fn notice_sent(userid: &str, id: u64) -> Vec<u8> {
+    cat(&[
+        b"nts/",
+        userid.as_bytes(),
+        b"\0",
+        &(u64::MAX - id).to_be_bytes(),
+    ])
+}
+pub fn notice_sent_by(userid: &str) -> Vec<u8> {
+    cat(&[b"nts/", userid.as_bytes(), b"\0"])
+}
+pub fn notice_escalation(id: u64, leader: &str, userid: &str) -> Vec<u8> {
+    cat(&[
+        b"nte/",
+        &id.to_be_bytes(),
+        leader.as_bytes(),
+        b"\0",
+        userid.as_bytes(),
+    ])
+}
+pub fn notice_escalation_of(id: u64, leader: &str) -> Vec<u8> {
+    cat(&[b"nte/", &id.to_be_bytes(), leader.as_bytes(), b"\0"])
+}
+pub fn notice_escalation_count(id: u64, leader: &str) -> Vec<u8> {
+    cat(&[b"ntec/", &id.to_be_bytes(), leader.as_bytes()])
+}
+pub fn notice_escalation_counts(id: u64) -> Vec<u8> {
+    cat(&[b"ntec/", &id.to_be_bytes()])
+}
+pub fn notice_due(due_ms: u64, id: u64) -> Vec<u8> {
+    cat(&[b"ndue/", &due_ms.to_be_bytes(), &id.to_be_bytes()])
+}
+/// A member's notice inbox conversation.
+pub fn notice_conv_id(userid: &str) -> String {
+    format!("n.{userid}")
 }
 pub fn user(userid: &str) -> Vec<u8> {
     cat(&[b"user/", userid.as_bytes()])

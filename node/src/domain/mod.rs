@@ -16,12 +16,15 @@ pub mod integration;
 pub mod keys;
 pub mod model;
 pub mod names;
+pub mod notices;
 pub mod query;
 pub mod store;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_apps;
+#[cfg(test)]
+mod tests_notices;
 
 pub use apply::apply;
 pub use model::*;

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use super::integration::*;
+pub use super::notices::*;
 
 /// Replicated limits and policy (changed with [`Command::SetPolicy`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +130,10 @@ pub enum ConvKind {
     /// A member's conversation with an integrated app (its messages to
     /// them, their replies to it). Id `a<agentid>.<userid>`.
     App,
+    /// A member's notice inbox: the urgent notices sent to them, their
+    /// reminders, and escalations they are told of. Id `n.<userid>`;
+    /// takes no messages.
+    Notice,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,6 +254,44 @@ pub enum EventBody {
     Read {
         userid: String,
         seq: u64,
+    },
+    // --- urgent notices (in the notice inbox `n.<userid>`) ---
+    /// An urgent notice for the inbox's owner, to acknowledge.
+    Notice {
+        notice: NoticeCard,
+    },
+    /// Reminder round `round` of a notice not yet acknowledged.
+    NoticeReminder {
+        id: u64,
+        round: u32,
+        deadline_ms: u64,
+    },
+    NoticeWithdrawn {
+        id: u64,
+    },
+    /// The owner read or acknowledged it (for their other devices).
+    NoticeMarked {
+        id: u64,
+        read_ms: u64,
+        acked_ms: u64,
+    },
+    /// To a leader: `count` of their members had not acknowledged a
+    /// notice by its deadline (`sample`: up to 100 of them).
+    NoticeEscalation {
+        id: u64,
+        title: String,
+        sender: String,
+        deadline_ms: u64,
+        count: u64,
+        sample: Vec<String>,
+    },
+    /// To the sender: the notice's counts changed (`by` did `action`).
+    NoticeProgress {
+        id: u64,
+        counts: NoticeCounts,
+        phase: String,
+        by: String,
+        action: String,
     },
 }
 
@@ -494,6 +537,77 @@ pub enum Command {
         seq: u64,
         error: String,
     },
+    // --- permissions (sysadmin) ---
+    SetPermission {
+        userid: String,
+        permission: Permission,
+        granted: bool,
+    },
+    // --- urgent notices ---
+    SendNotice {
+        actor: String,
+        draft: NoticeDraft,
+    },
+    /// Leader: the next expansion step of notice `id` at step `step`.
+    NoticeExpand {
+        id: u64,
+        step: u64,
+    },
+    /// Leader: start or continue reminder round `round`.
+    NoticeRemind {
+        id: u64,
+        round: u32,
+        step: u64,
+    },
+    /// Leader: start or continue the escalation.
+    NoticeEscalate {
+        id: u64,
+        step: u64,
+    },
+    /// The sender withdraws it (or an operator: `actor` None).
+    WithdrawNotice {
+        actor: Option<String>,
+        id: u64,
+    },
+    /// Leader: tell the next recipients of a withdrawal.
+    NoticeWithdrawStep {
+        id: u64,
+        step: u64,
+    },
+    AckNotice {
+        actor: String,
+        id: u64,
+    },
+    ReadNotice {
+        actor: String,
+        id: u64,
+    },
+    /// A client got these notices (at most 100 ids).
+    NoticeDelivered {
+        actor: String,
+        ids: Vec<u64>,
+    },
+}
+
+/// A right a sysadmin grants to a member, beyond what every member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    /// Send urgent notices (紧急通知) to users, departments or everyone.
+    NoticeUrgent,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 1] = [Permission::NoticeUrgent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::NoticeUrgent => "notice:urgent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == s.trim())
+    }
 }
 
 /// Stable error codes: clients and tests match on these.
@@ -523,6 +637,10 @@ pub enum Code {
     AppDisabled,
     /// The app lacks the scope.
     ScopeDenied,
+    /// A deadline that has already passed.
+    DeadlinePassed,
+    /// The notice was withdrawn.
+    Withdrawn,
 }
 
 impl Code {
@@ -546,6 +664,8 @@ impl Code {
             Code::Stale => "stale",
             Code::AppDisabled => "app_disabled",
             Code::ScopeDenied => "scope_denied",
+            Code::DeadlinePassed => "deadline_passed",
+            Code::Withdrawn => "withdrawn",
         }
     }
 }
@@ -592,6 +712,13 @@ pub enum Done {
     /// The id of what was created (a department, a chat, a file).
     Created {
         id: String,
+    },
+    Notice(Notice),
+    /// A recipient's marks after a read, ack or delivery.
+    NoticeMark {
+        id: u64,
+        mark: NoticeRecipient,
+        changed: bool,
     },
 }
 

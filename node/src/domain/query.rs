@@ -483,3 +483,41 @@ pub fn conversation<S: Store + ?Sized>(
 ) -> Result<Option<Conversation>, StoreFault> {
     s.get_as(&keys::conv(id))
 }
+
+/// Whether `userid` holds `perm`.
+pub fn has_permission<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+    perm: Permission,
+) -> Result<bool, StoreFault> {
+    Ok(s.get(&keys::permission(perm.as_str(), userid))?.is_some())
+}
+
+/// The permissions `userid` holds.
+pub fn permissions_of<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+) -> Result<Vec<Permission>, StoreFault> {
+    let mut out = Vec::new();
+    for p in Permission::ALL {
+        if has_permission(s, userid, p)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Who holds `perm`, by userid, after `cursor`.
+pub fn permission_holders<S: Store + ?Sized>(
+    s: &S,
+    perm: Permission,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, StoreFault> {
+    let prefix = keys::permission_holders(perm.as_str());
+    let after = cursor.map(|c| keys::permission(perm.as_str(), c));
+    Ok(s.scan(&prefix, after.as_deref(), limit)?
+        .into_iter()
+        .map(|(k, _)| keys::tail_str(&k))
+        .collect())
+}

@@ -9,14 +9,14 @@ use super::*;
 
 const USERS: [&str; 6] = ["ann", "bob", "cai", "dan", "eve", "fay"];
 
-fn ctx(t: u64) -> Ctx {
+pub(super) fn ctx(t: u64) -> Ctx {
     Ctx {
         time_ms: t,
         app: None,
     }
 }
 
-fn member(userid: &str, dept: u64) -> Member {
+pub(super) fn member(userid: &str, dept: u64) -> Member {
     Member {
         userid: userid.into(),
         name: format!("Name {userid}"),
@@ -28,7 +28,7 @@ fn member(userid: &str, dept: u64) -> Member {
     }
 }
 
-fn dept(id: u64, parent: Option<u64>) -> Department {
+pub(super) fn dept(id: u64, parent: Option<u64>) -> Department {
     Department {
         id,
         parent,
@@ -38,14 +38,14 @@ fn dept(id: u64, parent: Option<u64>) -> Department {
     }
 }
 
-fn ok(s: &mut MemStore, t: u64, cmd: Command) -> Done {
+pub(super) fn ok(s: &mut MemStore, t: u64, cmd: Command) -> Done {
     match apply(s, &ctx(t), &cmd).expect("storage") {
         (Ok(d), _) => d,
         (Err(r), _) => panic!("{cmd:?} refused: {r:?}"),
     }
 }
 
-fn refused(s: &mut MemStore, t: u64, cmd: Command) -> Code {
+pub(super) fn refused(s: &mut MemStore, t: u64, cmd: Command) -> Code {
     let before = s.hash();
     match apply(s, &ctx(t), &cmd).expect("storage") {
         (Ok(d), _) => panic!("{cmd:?} should be refused, got {d:?}"),
@@ -57,7 +57,7 @@ fn refused(s: &mut MemStore, t: u64, cmd: Command) -> Code {
     }
 }
 
-fn seeded() -> MemStore {
+pub(super) fn seeded() -> MemStore {
     let mut s = MemStore::default();
     ok(
         &mut s,
@@ -543,6 +543,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (1u64..8).prop_map(|upto| Command::CallbackDelivered { agentid: APP, upto }),
         1 => (1u64..8).prop_map(|seq| Command::CallbackFailed { agentid: APP, seq, error: "down".into() }),
         1 => (1u64..3, 0u64..3).prop_map(|(work, cursor)| Command::Continue { work, cursor }),
+        1 => (arb_user(), any::<bool>())
+            .prop_map(|(u, granted)| Command::SetPermission { userid: u, permission: Permission::NoticeUrgent, granted }),
     ]
 }
 
@@ -581,7 +583,27 @@ fn seeded_with_app() -> MemStore {
 }
 
 /// Every invariant the domain promises, checked over the whole state.
-fn check_invariants(s: &MemStore) {
+pub(super) fn check_invariants(s: &MemStore) {
+    super::tests_notices::check_notice_invariants(s);
+    // Only members who have not departed hold permissions.
+    for p in Permission::ALL {
+        for (k, _) in s
+            .scan(&keys::permission_holders(p.as_str()), None, usize::MAX)
+            .expect("scan")
+        {
+            let u = keys::tail_str(&k);
+            let m: Member = s
+                .get_as(&keys::user(&u))
+                .expect("get")
+                .expect("holder is a member");
+            assert_ne!(
+                m.status,
+                MemberStatus::Departed,
+                "departed {u} holds {}",
+                p.as_str()
+            );
+        }
+    }
     let head = query::head(s).expect("head");
     // Global events: numbers 1..=head, each exactly once.
     let mut numbers = BTreeSet::new();
@@ -633,11 +655,11 @@ fn check_invariants(s: &MemStore) {
                     c.id
                 );
             }
-        } else if c.kind == ConvKind::App {
+        } else if c.kind == ConvKind::App || c.kind == ConvKind::Notice {
             assert_eq!(
                 members.len(),
                 1,
-                "{}: an app conversation has its member only",
+                "{}: an app conversation or notice inbox has its member only",
                 c.id
             );
         } else {
@@ -726,4 +748,55 @@ proptest! {
             prop_assert_eq!(got, want);
         }
     }
+}
+
+#[test]
+fn permissions_are_granted_revoked_and_dropped_on_departure() {
+    let mut s = seeded();
+    let grant = |u: &str, granted: bool| Command::SetPermission {
+        userid: u.into(),
+        permission: Permission::NoticeUrgent,
+        granted,
+    };
+    assert_eq!(refused(&mut s, 2, grant("nobody", true)), Code::NotFound);
+    ok(&mut s, 2, grant("ann", true));
+    ok(&mut s, 2, grant("bob", true));
+    assert!(query::has_permission(&s, "ann", Permission::NoticeUrgent).expect("read"));
+    assert_eq!(
+        query::permission_holders(&s, Permission::NoticeUrgent, None, 10).expect("read"),
+        vec!["ann".to_string(), "bob".to_string()]
+    );
+    assert_eq!(
+        query::permission_holders(&s, Permission::NoticeUrgent, Some("ann"), 10).expect("read"),
+        vec!["bob".to_string()]
+    );
+    // Granting twice, revoking what is not held: no error, no change.
+    let h = s.hash();
+    ok(&mut s, 3, grant("ann", true));
+    ok(&mut s, 3, grant("cai", false));
+    assert_eq!(h, s.hash());
+    ok(&mut s, 3, grant("bob", false));
+    assert_eq!(
+        query::permissions_of(&s, "bob").expect("read"),
+        Vec::<Permission>::new()
+    );
+    // A departed member loses every grant and cannot be given one.
+    ok(
+        &mut s,
+        4,
+        Command::SetMemberStatus {
+            userid: "ann".into(),
+            status: MemberStatus::Departed,
+        },
+    );
+    assert!(!query::has_permission(&s, "ann", Permission::NoticeUrgent).expect("read"));
+    assert_eq!(
+        refused(&mut s, 5, grant("ann", true)),
+        Code::AccountInactive
+    );
+    assert_eq!(
+        Permission::parse(" notice:urgent "),
+        Some(Permission::NoticeUrgent)
+    );
+    assert_eq!(Permission::parse("notice"), None);
 }

@@ -123,6 +123,8 @@ pub fn refusal(r: Refusal) -> ApiError {
         Code::Expired => StatusCode::GONE,
         Code::Stale => StatusCode::CONFLICT,
         Code::AppDisabled | Code::ScopeDenied => StatusCode::FORBIDDEN,
+        Code::DeadlinePassed => StatusCode::UNPROCESSABLE_ENTITY,
+        Code::Withdrawn => StatusCode::GONE,
     };
     ApiError::new(status, r.code.as_str(), r.message)
 }

@@ -24,6 +24,19 @@ pub enum DirectoryCommand {
     /// Members.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Permissions granted to members (e.g. `notice:urgent`).
+    #[command(subcommand)]
+    Permission(PermissionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PermissionCommand {
+    /// Grant a permission to a member (sysadmin).
+    Grant { userid: String, permission: String },
+    /// Revoke a permission (sysadmin).
+    Revoke { userid: String, permission: String },
+    /// Who holds a permission.
+    Holders { permission: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +207,29 @@ fn show(v: &Value, output: Output, text: impl FnOnce(&Value) -> String) -> anyho
     }
 }
 
+async fn set_permission(
+    client: &Client,
+    output: Output,
+    userid: &str,
+    permission: &str,
+    grant: bool,
+) -> anyhow::Result<()> {
+    let v = call(
+        client,
+        if grant { Method::PUT } else { Method::DELETE },
+        &format!("/v1/directory/members/{userid}/permissions/{permission}"),
+        None,
+    )
+    .await?;
+    show(&v, output, |_| {
+        if grant {
+            format!("{userid} now holds {permission}")
+        } else {
+            format!("{userid} no longer holds {permission}")
+        }
+    })
+}
+
 fn member_line(m: &Value) -> String {
     format!(
         "{}  {}  status={}  departments={}  title={:?}",
@@ -239,6 +275,49 @@ pub async fn run(cmd: DirectoryCommand, client: &Client, output: Output) -> anyh
             )
             .await?;
             show(&v, output, |_| format!("department {id} deleted"))
+        }
+        DirectoryCommand::Permission(PermissionCommand::Grant { userid, permission }) => {
+            set_permission(client, output, &userid, &permission, true).await
+        }
+        DirectoryCommand::Permission(PermissionCommand::Revoke { userid, permission }) => {
+            set_permission(client, output, &userid, &permission, false).await
+        }
+        DirectoryCommand::Permission(PermissionCommand::Holders { permission }) => {
+            let mut holders: Vec<Value> = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                q.append_pair("limit", "1000");
+                if let Some(c) = &cursor {
+                    q.append_pair("cursor", c);
+                }
+                let v = call(
+                    client,
+                    Method::GET,
+                    &format!("/v1/permissions/{permission}?{}", q.finish()),
+                    None,
+                )
+                .await?;
+                holders.extend(v["holders"].as_array().cloned().unwrap_or_default());
+                match v["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            let v = json!({ "permission": permission, "holders": holders });
+            show(&v, output, |v| {
+                let list: Vec<&str> = v["holders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| h.as_str())
+                    .collect();
+                if list.is_empty() {
+                    format!("nobody holds {permission}")
+                } else {
+                    list.join("\n")
+                }
+            })
         }
         DirectoryCommand::Dept(DeptCommand::List) => {
             let v = call(client, Method::GET, "/v1/directory/departments", None).await?;
@@ -326,11 +405,20 @@ pub async fn run(cmd: DirectoryCommand, client: &Client, output: Output) -> anyh
             .await?;
             show(&v, output, |v| {
                 format!(
-                    "{}\n  password set: {}  failed logins: {}  locked until (ms): {}",
+                    "{}\n  password set: {}  failed logins: {}  locked until (ms): {}\n  permissions: {}",
                     member_line(v),
                     v["has_password"],
                     v["failed_logins"],
-                    v["locked_until_ms"]
+                    v["locked_until_ms"],
+                    v["permissions"]
+                        .as_array()
+                        .filter(|a| !a.is_empty())
+                        .map(|a| a
+                            .iter()
+                            .filter_map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_else(|| "none".into())
                 )
             })
         }

@@ -24,6 +24,7 @@ interface Member {
   has_password?: boolean;
   locked_until_ms?: number;
   failed_logins?: number;
+  permissions?: string[];
 }
 
 function statusName(s: string): string {
@@ -353,6 +354,24 @@ function MemberDialog(props: { userid: string; depts: Dept[]; onClose: () => voi
           </button>
         ) : null}
       </div>
+      {m.status !== 'departed' ? (
+        <label class="check">
+          <input
+            type="checkbox"
+            checked={(m.permissions ?? []).includes('notice:urgent')}
+            disabled={act.busy}
+            data-testid="perm-notice-urgent"
+            onChange={(e) => {
+              const on = (e.target as HTMLInputElement).checked;
+              void act.run(async () => {
+                await call(on ? 'PUT' : 'DELETE', `${path}/permissions/notice:urgent`);
+                return after(on ? ct('permGranted', { name: m.name }) : ct('permRevoked', { name: m.name }));
+              });
+            }}
+          />{' '}
+          {ct('permNoticeUrgent')}
+        </label>
+      ) : null}
       {m.status !== 'departed' ? (
         <form
           class="row wrap"

@@ -111,6 +111,11 @@ pub async fn me(State(state): State<S>, caller: Caller) -> Result<Json<Value>, A
         "session_expires_at_ms": caller.session.expires_ms,
         "must_change_password": must_change,
         "sync_head": domain::query::head(&view).map_err(store_error)?,
+        "permissions": domain::query::permissions_of(&view, &caller.userid)
+            .map_err(store_error)?
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>(),
     })))
 }
 

@@ -157,6 +157,11 @@ pub(super) fn send<S: Store>(
             }
         }
     };
+    ensure!(
+        conv.kind != ConvKind::Notice,
+        Code::Forbidden,
+        "a notice inbox takes no messages"
+    );
     if let Some(r) = reply_to {
         ensure!(
             r >= 1 && r <= conv.last_seq,

@@ -252,6 +252,12 @@ pub(super) fn set_status<S: Store>(
     if status != MemberStatus::Active {
         revoke_sessions(s, userid, None)?;
     }
+    if status == MemberStatus::Departed {
+        // A departed member holds no rights.
+        for p in Permission::ALL {
+            s.delete(&keys::permission(p.as_str(), userid));
+        }
+    }
     s.put_as(&keys::user(userid), &m)?;
     if status == MemberStatus::Departed {
         callbacks::contact_changed(
@@ -262,6 +268,32 @@ pub(super) fn set_status<S: Store>(
         )?;
     } else {
         callbacks::contact_changed(s, ctx, "update_user", callbacks::user_fields(&m))?;
+    }
+    Ok(Ok(Done::Member(m)))
+}
+
+/// Grant or revoke a permission (sysadmin). Granting to a departed member
+/// is refused; revoking what was never granted is not an error.
+pub(super) fn set_permission<S: Store>(
+    s: &mut Overlay<'_, S>,
+    userid: &str,
+    permission: Permission,
+    granted: bool,
+) -> R<Done> {
+    let m: Option<Member> = s.get_as(&keys::user(userid))?;
+    let Some(m) = m else {
+        return Ok(refuse(Code::NotFound, format!("no member {userid:?}")));
+    };
+    let key = keys::permission(permission.as_str(), userid);
+    if granted {
+        ensure!(
+            m.status != MemberStatus::Departed,
+            Code::AccountInactive,
+            "member {userid:?} has departed"
+        );
+        s.put(&key, Vec::new());
+    } else {
+        s.delete(&key);
     }
     Ok(Ok(Done::Member(m)))
 }

@@ -117,6 +117,7 @@ mod callbacks;
 mod conversations;
 mod directory;
 pub mod jobs;
+pub mod notices;
 mod sessions;
 mod users;
 
@@ -460,6 +461,20 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             seq,
             error,
         } => callbacks::failed(s, ctx, *agentid, *seq, error),
+        Command::SetPermission {
+            userid,
+            permission,
+            granted,
+        } => directory::set_permission(s, userid, *permission, *granted),
+        Command::SendNotice { actor, draft } => notices::send_notice(s, ctx, actor, draft),
+        Command::NoticeExpand { id, step } => notices::notice_expand(s, ctx, *id, *step),
+        Command::NoticeRemind { id, round, step } => notices::remind(s, ctx, *id, *round, *step),
+        Command::NoticeEscalate { id, step } => notices::escalate(s, ctx, *id, *step),
+        Command::WithdrawNotice { actor, id } => notices::withdraw(s, ctx, actor.as_deref(), *id),
+        Command::NoticeWithdrawStep { id, step } => notices::withdraw_step(s, ctx, *id, *step),
+        Command::AckNotice { actor, id } => notices::mark(s, ctx, actor, *id, NoticeLevel::Acked),
+        Command::ReadNotice { actor, id } => notices::mark(s, ctx, actor, *id, NoticeLevel::Read),
+        Command::NoticeDelivered { actor, ids } => notices::delivered(s, ctx, actor, ids),
     }
 }
 
