@@ -129,6 +129,21 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
             userid, agentid, ..
         } => ("auth.oauth.code", format!("{userid}->{agentid}")),
         Command::RedeemOAuthCode { agentid, .. } => ("auth.oauth.redeem", agentid.to_string()),
+        Command::SendNotice { draft, .. } => (
+            "notice.send",
+            format!(
+                "users={};depts={:?};all={}",
+                draft.to.users.len(),
+                draft.to.parties,
+                draft.to.all
+            ),
+        ),
+        Command::WithdrawNotice { id, .. } => ("notice.withdraw", format!("notice:{id}")),
+        Command::AckNotice { id, .. } => ("notice.ack", format!("notice:{id}")),
+        Command::NoticeRemind { id, round, .. } => {
+            ("notice.remind", format!("notice:{id}:round:{round}"))
+        }
+        Command::NoticeEscalate { id, .. } => ("notice.escalate", format!("notice:{id}")),
         Command::SetPermission {
             userid,
             permission,
@@ -271,6 +286,12 @@ impl Application for NodeApp {
                                     } else {
                                         "failed".into()
                                     }
+                                }
+                                (Ok(domain::Done::Notice(n)), Command::SendNotice { .. }) => {
+                                    format!("ok,notice:{}", n.id)
+                                }
+                                (Ok(domain::Done::NoticeMark { changed: false, .. }), _) => {
+                                    "ok,already".into()
                                 }
                                 (Ok(_), _) => "ok".into(),
                             };

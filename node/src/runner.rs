@@ -13,6 +13,13 @@
 //!   leader change the next leader starts at the first unacknowledged
 //!   event (at-least-once; receivers dedup by `EnclaveEventId`).
 //!
+//! - **Urgent notices.** Expansion to a large audience, reminder rounds,
+//!   escalation to leaders and telling recipients of a withdrawal are
+//!   steps the leader proposes when a notice's `due_ms` has come
+//!   (`domain::apply::notices::next_step`). Each names the notice's step
+//!   counter, so a repeat or a deposed leader's copy is stale: a leader
+//!   change neither drops nor doubles a round.
+//!
 //! Nothing here runs on the messaging path: a member's send never waits
 //! for a job or a callback.
 
@@ -92,6 +99,17 @@ async fn round(state: &NodeState) -> Result<bool, String> {
             .map_err(|e| e.message)?;
         count(state, "work", &out);
         moved = true;
+    }
+    let now = crate::http::now_ms();
+    for n in domain::query::notices_due(&view, now, 64).map_err(|e| e.to_string())? {
+        let Some(cmd) = domain::apply::notices::next_step(&n) else {
+            continue;
+        };
+        // The step counter makes a step apply at most once; a repeat (the
+        // view lagging the log) is stale and harmless.
+        let out = propose(state, &cmd, None).await.map_err(|e| e.message)?;
+        count(state, "notice", &out);
+        moved |= out.is_ok();
     }
     for job in domain::query::running_jobs(&view).map_err(|e| e.to_string())? {
         // Row steps depend only on the file: the next few are proposed

@@ -44,7 +44,7 @@ export interface Department {
 
 export interface Conversation {
   id: string;
-  kind: 'direct' | 'group' | 'app';
+  kind: 'direct' | 'group' | 'app' | 'notice';
   name: string;
   owner: string;
   admins: string[];

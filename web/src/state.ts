@@ -315,9 +315,9 @@ export class Store {
     return cs;
   }
 
-  /** Conversations, newest activity first. */
+  /** Conversations, newest activity first (the notice inbox is not a chat). */
   sortedConversations(): ConvState[] {
-    return [...this.conversations.values()].sort((a, b) => activity(b) - activity(a) || (a.conv.id < b.conv.id ? -1 : 1));
+    return [...this.conversations.values()].filter((cs) => cs.conv.kind !== 'notice').sort((a, b) => activity(b) - activity(a) || (a.conv.id < b.conv.id ? -1 : 1));
   }
 
   unread(cs: ConvState): number {

@@ -521,3 +521,136 @@ pub fn permission_holders<S: Store + ?Sized>(
         .map(|(k, _)| keys::tail_str(&k))
         .collect())
 }
+
+/// Notices whose next step is due at `now` (the leader's schedule), the
+/// earliest first.
+pub fn notices_due<S: Store + ?Sized>(
+    s: &S,
+    now: u64,
+    limit: usize,
+) -> Result<Vec<Notice>, StoreFault> {
+    let mut out = Vec::new();
+    for (k, _) in s.scan(keys::NOTICE_DUE, None, limit)? {
+        let Some(due) = k
+            .get(5..13)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+        else {
+            continue;
+        };
+        if due > now {
+            break;
+        }
+        let id = keys::tail_u64(&k);
+        if let Some(n) = s.get_as::<Notice>(&keys::notice(id))? {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+pub fn notice<S: Store + ?Sized>(s: &S, id: u64) -> Result<Option<Notice>, StoreFault> {
+    s.get_as(&keys::notice(id))
+}
+
+pub fn notice_recipient<S: Store + ?Sized>(
+    s: &S,
+    id: u64,
+    userid: &str,
+) -> Result<Option<NoticeRecipient>, StoreFault> {
+    s.get_as(&keys::notice_recipient(id, userid))
+}
+
+pub fn notice_card<S: Store + ?Sized>(s: &S, n: &Notice) -> Result<NoticeCard, StoreFault> {
+    Ok(NoticeCard {
+        id: n.id,
+        sender: n.sender.clone(),
+        title: n.title.clone(),
+        body: s.get_as(&keys::notice_body(n.id))?.unwrap_or_default(),
+        sent_ms: n.sent_ms,
+        deadline_ms: n.deadline_ms,
+    })
+}
+
+/// A member's notices, newest first: received (`sent` false) or sent.
+pub fn notices_of<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+    sent: bool,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Notice>, StoreFault> {
+    let (prefix, start) = if sent {
+        (
+            keys::notice_sent_by(userid),
+            before.map(|b| keys::notice_sent(userid, b)),
+        )
+    } else {
+        (
+            keys::notice_inbox_of(userid),
+            before.map(|b| keys::notice_inbox(userid, b)),
+        )
+    };
+    let mut out = Vec::new();
+    for (k, _) in s.scan(&prefix, start.as_deref(), limit)? {
+        let id = u64::MAX - keys::tail_u64(&k);
+        if let Some(n) = notice(s, id)? {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+/// A page of a notice's recipients and the cursor of the next page.
+pub type RecipientPage = (Vec<(String, NoticeRecipient)>, Option<String>);
+
+/// Recipients of a notice after `cursor`, by userid, with their state;
+/// `filter` keeps some of them. At most `budget` records are looked at,
+/// so a sparse filter may return a short page with a next cursor.
+pub fn notice_recipients<S: Store + ?Sized>(
+    s: &S,
+    id: u64,
+    filter: impl Fn(&NoticeRecipient) -> bool,
+    cursor: Option<&str>,
+    limit: usize,
+    budget: usize,
+) -> Result<RecipientPage, StoreFault> {
+    let prefix = keys::notice_recipients(id);
+    let mut after = cursor.map(|c| keys::notice_recipient(id, c));
+    let mut out = Vec::new();
+    let mut looked = 0;
+    loop {
+        let page = s.scan_as::<NoticeRecipient>(&prefix, after.as_deref(), 1000)?;
+        let Some((last, _)) = page.last() else {
+            return Ok((out, None));
+        };
+        let last = last.clone();
+        for (k, r) in page {
+            looked += 1;
+            let u = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if filter(&r) {
+                out.push((u.clone(), r));
+            }
+            if out.len() == limit || looked == budget {
+                return Ok((out, Some(u)));
+            }
+        }
+        after = Some(last);
+    }
+}
+
+/// Who a leader was told about for notice `id`, after `cursor`.
+pub fn notice_escalation_of<S: Store + ?Sized>(
+    s: &S,
+    id: u64,
+    leader: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, StoreFault> {
+    let prefix = keys::notice_escalation_of(id, leader);
+    let after = cursor.map(|c| keys::notice_escalation(id, leader, c));
+    Ok(s.scan(&prefix, after.as_deref(), limit)?
+        .into_iter()
+        .map(|(k, _)| keys::tail_str(&k))
+        .collect())
+}

@@ -99,6 +99,8 @@ pub enum KeyScope {
     Send,
     /// Creating a group.
     CreateGroup,
+    /// Sending an urgent notice.
+    Notice,
 }
 
 /// A client's idempotency key, scoped to the caller so two members can
@@ -118,6 +120,7 @@ pub fn scoped_key(
         Some(k) => Ok(Some(match scope {
             KeyScope::Send => format!("u:{userid}:{k}"),
             KeyScope::CreateGroup => format!("ug:{userid}:{k}"),
+            KeyScope::Notice => format!("un:{userid}:{k}"),
         })),
     }
 }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod conversations;
 pub mod directory;
+pub mod notices;
 pub mod stream;
 
 use axum::Router;
@@ -126,6 +127,23 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
             "/v1/direct/{userid}/messages",
             post(conversations::send_direct),
         ),
+        ("post", "/v1/notices", post(notices::send)),
+        ("get", "/v1/notices", get(notices::list)),
+        ("post", "/v1/notices/delivered", post(notices::delivered)),
+        ("get", "/v1/notices/{id}", get(notices::show)),
+        (
+            "get",
+            "/v1/notices/{id}/recipients",
+            get(notices::recipients),
+        ),
+        (
+            "get",
+            "/v1/notices/{id}/escalation",
+            get(notices::escalation),
+        ),
+        ("post", "/v1/notices/{id}/ack", post(notices::ack)),
+        ("post", "/v1/notices/{id}/read", post(notices::read)),
+        ("post", "/v1/notices/{id}/withdraw", post(notices::withdraw)),
         ("get", "/v1/sync", get(stream::sync)),
         ("get", "/v1/stream", get(stream::websocket)),
         ("get", "/v1/openapi.json", get(openapi)),
