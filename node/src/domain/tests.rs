@@ -545,6 +545,24 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (1u64..3, 0u64..3).prop_map(|(work, cursor)| Command::Continue { work, cursor }),
         1 => (arb_user(), any::<bool>())
             .prop_map(|(u, granted)| Command::SetPermission { userid: u, permission: Permission::NoticeUrgent, granted }),
+        // Urgent notices (ann may send: see the proptest's seed). Deadlines
+        // and intervals around the 1 s spacing of the commands.
+        4 => (prop::sample::select(vec!["ann", "ann", "ann", "bob"]), prop::collection::vec(arb_user(), 1..3), prop::collection::vec(1u64..6, 0..2), any::<bool>(), 0u64..50, prop::sample::select(vec![0u64, 5_000, 10_000, 10_000]), 0u32..4)
+            .prop_map(|(a, users, parties, all, secs, every, rounds)| Command::SendNotice { actor: a.into(), draft: NoticeDraft {
+                to: Recipients { users, parties, all: all && secs % 5 == 0 },
+                title: "N".into(), body: "B".into(), deadline_ms: 12_000 + secs * 2_000, remind_every_ms: every, max_rounds: rounds } }),
+        3 => (arb_user(), 1u64..4).prop_map(|(a, id)| Command::AckNotice { actor: a, id }),
+        1 => (arb_user(), 1u64..4).prop_map(|(a, id)| Command::ReadNotice { actor: a, id }),
+        1 => (arb_user(), prop::collection::vec(1u64..4, 0..3)).prop_map(|(a, ids)| Command::NoticeDelivered { actor: a, ids }),
+        1 => (prop::option::of(prop::sample::select(vec!["ann".to_string(), "bob".to_string()])), 1u64..4)
+            .prop_map(|(actor, id)| Command::WithdrawNotice { actor, id }),
+        // Raw leader steps at arbitrary step numbers: mostly stale.
+        1 => (1u64..4, 0u64..6, 1u32..4, 0u8..4).prop_map(|(id, step, round, k)| match k {
+            0 => Command::NoticeExpand { id, step },
+            1 => Command::NoticeRemind { id, round, step },
+            2 => Command::NoticeEscalate { id, step },
+            _ => Command::NoticeWithdrawStep { id, step },
+        }),
     ]
 }
 
@@ -714,22 +732,45 @@ proptest! {
 
     #[test]
     fn random_commands_keep_every_invariant_and_replay_identically(
-        cmds in prop::collection::vec(arb_command(), 1..80)
+        cmds in prop::collection::vec((arb_command(), any::<bool>()), 1..80)
     ) {
         let mut s = seeded_with_app();
-        for (i, cmd) in cmds.iter().enumerate() {
-            let before = s.hash();
-            let (outcome, events) = apply(&mut s, &ctx(100 + i as u64 * 1000), cmd).expect("storage");
-            if outcome.is_err() {
-                prop_assert_eq!(&before, &s.hash(), "refused {:?} changed state", cmd);
-                prop_assert!(events.is_empty());
+        ok(&mut s, 1, Command::SetPermission { userid: "ann".into(), permission: Permission::NoticeUrgent, granted: true });
+        // Every command applied, the leader's notice steps included, with
+        // its time: the log to replay.
+        let mut log: Vec<(u64, Command)> = Vec::new();
+        for (i, (cmd, lead)) in cmds.iter().enumerate() {
+            let t = 100 + i as u64 * 1000;
+            let mut batch = vec![cmd.clone()];
+            if *lead {
+                // The leader's turn: the step of every notice due now,
+                // proposed twice (the second must be stale).
+                for n in query::notices_due(&s, t, 16).expect("due") {
+                    if let Some(step) = apply::notices::next_step(&n) {
+                        batch.push(step.clone());
+                        batch.push(step);
+                    }
+                }
             }
-            check_invariants(&s);
+            for (j, c) in batch.iter().enumerate() {
+                let before = s.hash();
+                let (outcome, events) = apply(&mut s, &ctx(t), c).expect("storage");
+                if outcome.is_err() {
+                    prop_assert_eq!(&before, &s.hash(), "refused {:?} changed state", c);
+                    prop_assert!(events.is_empty());
+                }
+                if j >= 2 && j % 2 == 0 {
+                    prop_assert!(outcome.is_err(), "a leader step applied twice: {:?}", c);
+                }
+                log.push((t, c.clone()));
+                check_invariants(&s);
+            }
         }
         // Same log, fresh store: byte-identical state.
         let mut again = seeded_with_app();
-        for (i, cmd) in cmds.iter().enumerate() {
-            let _ = apply(&mut again, &ctx(100 + i as u64 * 1000), cmd).expect("storage");
+        ok(&mut again, 1, Command::SetPermission { userid: "ann".into(), permission: Permission::NoticeUrgent, granted: true });
+        for (t, cmd) in &log {
+            let _ = apply(&mut again, &ctx(*t), cmd).expect("storage");
         }
         prop_assert_eq!(s.hash(), again.hash());
         // Every user's sync, paged, returns each of their events once, in order.

@@ -650,6 +650,29 @@ fn withdrawal_stops_the_rounds_and_tells_every_recipient() {
 
 /// What must hold for every notice after every command.
 pub(super) fn check_notice_invariants(s: &MemStore) {
+    // Over every stored event: no reminder round twice for anyone, no
+    // leader told twice of one notice.
+    let mut rounds = std::collections::BTreeSet::new();
+    let mut told = std::collections::BTreeSet::new();
+    for (_, e) in s.scan_as::<Event>(b"ev/", None, usize::MAX).expect("scan") {
+        match e.body {
+            EventBody::NoticeReminder { id, round, .. } => {
+                assert!(
+                    rounds.insert((e.conv.clone(), id, round)),
+                    "{} reminded twice of {id} round {round}",
+                    e.conv
+                );
+            }
+            EventBody::NoticeEscalation { id, .. } => {
+                assert!(
+                    told.insert((e.conv.clone(), id)),
+                    "{} told twice of {id}",
+                    e.conv
+                );
+            }
+            _ => {}
+        }
+    }
     for (_, n) in s
         .scan_as::<Notice>(keys::NOTICES, None, usize::MAX)
         .expect("scan")
