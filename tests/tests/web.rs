@@ -99,6 +99,16 @@ async fn enterprise() -> TestCluster {
             .expect("member");
         assert!(s.is_success(), "{u}: {s} {}", String::from_utf8_lossy(&b));
     }
+    // zhangsan may send urgent notices.
+    let (s, b) = admin
+        .request(
+            Method::PUT,
+            "/v1/directory/members/zhangsan/permissions/notice:urgent",
+            None,
+        )
+        .await
+        .expect("grant");
+    assert!(s.is_success(), "{s} {}", String::from_utf8_lossy(&b));
     let url = c.endpoints(0).api_url();
     let api = Api::new(&url, &c.pki.ca_dir().join("ca.pem"));
     for (u, _) in PEOPLE {
@@ -216,6 +226,15 @@ async fn two_employees_chat_live_with_receipts_recall_mentions_groups_and_search
     run_script(&mut c, "chat.mjs", "chat").await;
     run_script(&mut c, "features.mjs", "features").await;
     run_script(&mut c, "a11y.mjs", "a11y").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urgent_notices_pop_up_are_acknowledged_reminded_and_withdrawn() {
+    if skip_reason().is_some() {
+        return;
+    }
+    let mut c = enterprise().await;
+    run_script(&mut c, "notices.mjs", "notices").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,7 @@ export interface Me {
   session_expires_at_ms: number;
   must_change_password: boolean;
   sync_head: number;
+  permissions?: string[];
 }
 
 export interface NodeInfo {

@@ -1,12 +1,15 @@
 // A tiny hash router: #/chats, #/chat/<id>, #/direct/<userid>,
-// #/contacts, #/user/<userid>.
+// #/contacts, #/user/<userid>, #/notices, #/notices/<id>, #/notices/new.
 
 export type Route =
   | { name: 'chats' }
   | { name: 'chat'; id: string }
   | { name: 'direct'; userid: string }
   | { name: 'contacts' }
-  | { name: 'user'; userid: string };
+  | { name: 'user'; userid: string }
+  | { name: 'notices' }
+  | { name: 'notice'; id: number }
+  | { name: 'notice-new' };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -25,6 +28,9 @@ export function parseRoute(hash: string): Route {
       return { name: 'contacts' };
     case 'user':
       return parts[1] ? { name: 'user', userid: parts[1] } : { name: 'contacts' };
+    case 'notices':
+      if (parts[1] === 'new') return { name: 'notice-new' };
+      return parts[1] && /^\d+$/.test(parts[1]) ? { name: 'notice', id: Number(parts[1]) } : { name: 'notices' };
     default:
       return { name: 'chats' };
   }
@@ -42,6 +48,12 @@ export function href(r: Route): string {
       return '#/contacts';
     case 'user':
       return `#/user/${encodeURIComponent(r.userid)}`;
+    case 'notices':
+      return '#/notices';
+    case 'notice':
+      return `#/notices/${r.id}`;
+    case 'notice-new':
+      return '#/notices/new';
   }
 }
 

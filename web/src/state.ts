@@ -18,6 +18,7 @@ import {
   type Tokens,
 } from './api.ts';
 import { EventStream, type StreamStatus } from './stream.ts';
+import { Notices } from './notices.ts';
 import type { EventFrame } from './logic/cursor.ts';
 import { MessageLog, latestPage, olderPage } from './logic/messages.ts';
 
@@ -92,6 +93,8 @@ export class Store {
   outbox: OutboxItem[] = [];
   /** Directory entries by userid (names for display). */
   people = new Map<string, Member>();
+  /** Urgent notices (the notice inbox `n.<me>`). */
+  urgent: Notices;
   streamStatus: StreamStatus = 'stopped';
   streamNode = '';
   /** The conversation on screen (marked read while visible). */
@@ -112,6 +115,7 @@ export class Store {
     this.api = new Api(this.pool, new Session(storage));
     this.api.onSessionEnded = () => this.reset('session');
     this.pool.onChange(() => this.changed());
+    this.urgent = new Notices(this.api, () => this.changed());
   }
 
   // ---------------------------------------------------------- plumbing
@@ -193,6 +197,7 @@ export class Store {
     this.stream = null;
     this.api.setTokens(null);
     this.conversations.clear();
+    this.urgent.reset();
     this.outbox = [];
     this.saveOutbox();
     this.me = null;
@@ -238,6 +243,10 @@ export class Store {
       /* shown empty; the stream still fills it in */
     }
     this.loadOutbox();
+    this.urgent.canSend = (me.permissions ?? []).includes('notice:urgent');
+    this.urgent.load().catch(() => {
+      /* the stream still brings new ones */
+    });
     this.phase = 'ready';
     this.changed();
     this.stream = new EventStream(
@@ -496,6 +505,10 @@ export class Store {
 
   /** One live event (already deduplicated by the stream's cursor). */
   applyEvent(ev: EventFrame): void {
+    if (ev.type.startsWith('notice')) {
+      this.urgent.onEvent(ev);
+      return;
+    }
     const id = ev.conversation;
     const cs = this.conversations.get(id);
     const me = this.api.userid;

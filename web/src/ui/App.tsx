@@ -8,7 +8,8 @@ import { Directory } from './Directory.tsx';
 import { Profile } from './Profile.tsx';
 import { LangSwitch } from './LangSwitch.tsx';
 import { Dialog } from './Dialog.tsx';
-import { ChatIcon, ContactsIcon } from './Icons.tsx';
+import { ChatIcon, ContactsIcon, NoticeIcon } from './Icons.tsx';
+import { NoticeCompose, NoticeList, NoticePage, UrgentDialog } from './Notices.tsx';
 import { useLang, useNarrow, useRoute, useStore } from './hooks.ts';
 
 export function App() {
@@ -45,8 +46,14 @@ export function App() {
     );
   }
 
-  const section = route.name === 'contacts' || route.name === 'user' ? 'contacts' : 'chats';
-  const detail = route.name === 'chat' || route.name === 'direct' || route.name === 'user';
+  const section =
+    route.name === 'contacts' || route.name === 'user'
+      ? 'contacts'
+      : route.name === 'notices' || route.name === 'notice' || route.name === 'notice-new'
+        ? 'notices'
+        : 'chats';
+  const detail =
+    route.name === 'chat' || route.name === 'direct' || route.name === 'user' || route.name === 'notice' || route.name === 'notice-new';
   const status = store.streamStatus;
   const node = store.streamNode ? store.pool.label(store.streamNode) : '';
   const statusText =
@@ -92,10 +99,24 @@ export function App() {
           <ContactsIcon />
           <span>{t('contacts')}</span>
         </a>
+        <a href={href({ name: 'notices' })} aria-current={section === 'notices' ? 'page' : undefined} data-testid="nav-notices">
+          <NoticeIcon />
+          <span>{t('notices')}</span>
+          <UnackedBadge />
+        </a>
       </nav>
       <main class="main-wrap" id="main">
-      <section class="sidebar" aria-label={section === 'chats' ? t('conversations') : t('directory')}>
-        {section === 'chats' ? <ConversationList route={route} /> : <Directory route={route} />}
+      <section
+        class="sidebar"
+        aria-label={section === 'chats' ? t('conversations') : section === 'notices' ? t('urgentNotice') : t('directory')}
+      >
+        {section === 'chats' ? (
+          <ConversationList route={route} />
+        ) : section === 'notices' ? (
+          <NoticeList selected={route.name === 'notice' ? route.id : null} />
+        ) : (
+          <Directory route={route} />
+        )}
       </section>
       <div class="content">
         {route.name === 'chat' ? (
@@ -104,6 +125,10 @@ export function App() {
           <Chat key={`direct:${route.userid}`} convId={null} direct={route.userid} />
         ) : route.name === 'user' ? (
           <Profile key={route.userid} userid={route.userid} />
+        ) : route.name === 'notice' ? (
+          <NoticePage key={route.id} id={route.id} />
+        ) : route.name === 'notice-new' ? (
+          <NoticeCompose />
         ) : (
           <div class="empty-main">
             <p>{t('selectConversation')}</p>
@@ -111,12 +136,25 @@ export function App() {
         )}
       </div>
       </main>
+      <UrgentDialog />
       {pwOpen && (
         <Dialog title={t('changePasswordTitle')} onClose={() => setPwOpen(false)}>
           <ChangePassword store={store} forced={false} />
         </Dialog>
       )}
     </div>
+  );
+}
+
+function UnackedBadge() {
+  const store = useStore();
+  const n = store.urgent.unacked().length;
+  if (!n) return null;
+  return (
+    <span class="badge" data-testid="unacked-notices">
+      <span class="sr-only">{t('unackedCount', { n })}</span>
+      <span aria-hidden="true">{n > 99 ? '99+' : n}</span>
+    </span>
   );
 }
 

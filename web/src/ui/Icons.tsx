@@ -14,3 +14,11 @@ export function ContactsIcon() {
     </svg>
   );
 }
+
+export function NoticeIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">
+      <path fill="currentColor" d="M12 2a1 1 0 0 1 1 1v1.1A7 7 0 0 1 19 11v4.6l1.7 2.6A1 1 0 0 1 19.9 20H4.1a1 1 0 0 1-.8-1.8L5 15.6V11a7 7 0 0 1 6-6.9V3a1 1 0 0 1 1-1zm0 4a5 5 0 0 0-5 5v5a1 1 0 0 1-.2.6l-.8 1.4h12l-.8-1.4A1 1 0 0 1 17 16v-5a5 5 0 0 0-5-5zm-2 15h4a2 2 0 0 1-4 0z" />
+    </svg>
+  );
+}
