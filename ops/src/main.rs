@@ -49,6 +49,11 @@ enum BenchCommand {
     /// concurrent clients, (c) `message/send` to a department whose members
     /// are all connected. Replaces the directory: benchmark clusters only.
     Wecom(enclave_ops::cmd::wecombench::WecomBench),
+    /// Urgent notices: (a) delivery to members who are all connected,
+    /// send→last-member p50/p99, (b) every member acknowledging at once,
+    /// (c) with --all, a notice to the whole directory: accept time and
+    /// Raft entries.
+    Notice(enclave_ops::cmd::noticebench::NoticeBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +134,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             let dir = cli.cert_dir.clone().unwrap_or_default();
             multi_runtime()?.block_on(cmd::wecombench::run(args, &client, &dir, cli.output))
+        }
+        Command::Bench(BenchCommand::Notice(args)) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            multi_runtime()?.block_on(cmd::noticebench::run(args, &client, &dir, cli.output))
         }
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

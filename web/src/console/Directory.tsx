@@ -363,10 +363,17 @@ function MemberDialog(props: { userid: string; depts: Dept[]; onClose: () => voi
             data-testid="perm-notice-urgent"
             onChange={(e) => {
               const on = (e.target as HTMLInputElement).checked;
-              void act.run(async () => {
-                await call(on ? 'PUT' : 'DELETE', `${path}/permissions/notice:urgent`);
-                return after(on ? ct('permGranted', { name: m.name }) : ct('permRevoked', { name: m.name }));
-              });
+              // Shown at once; put back as it was if the server refuses.
+              const was = m.permissions ?? [];
+              setM({ ...m, permissions: on ? [...was, 'notice:urgent'] : was.filter((p) => p !== 'notice:urgent') });
+              void act
+                .run(async () => {
+                  await call(on ? 'PUT' : 'DELETE', `${path}/permissions/notice:urgent`);
+                  return after(on ? ct('permGranted', { name: m.name }) : ct('permRevoked', { name: m.name }));
+                })
+                .then((ok) => {
+                  if (!ok) setM({ ...m, permissions: was });
+                });
             }}
           />{' '}
           {ct('permNoticeUrgent')}
