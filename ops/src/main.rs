@@ -94,6 +94,10 @@ enum Command {
     /// enable/disable, rotate secrets, scopes, callbacks (sysadmin).
     #[command(subcommand)]
     App(enclave_ops::cmd::app::AppCommand),
+    /// Urgent notices: list, show, recipients by state (sysadmin,
+    /// auditor); withdraw (sysadmin).
+    #[command(subcommand)]
+    Notice(enclave_ops::cmd::notice::NoticeCommand),
 }
 
 fn main() -> ExitCode {
@@ -171,6 +175,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::App(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::app::run(c, &client, cli.output))
+        }
+        Command::Notice(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::notice::run(c, &client, cli.output))
         }
         Command::Cluster(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

@@ -598,4 +598,48 @@ async fn bad_notice_input_gets_a_specific_error_and_changes_nothing() {
         (410, Some("withdrawn")),
         "{v}"
     );
+
+    // Operators: the sysadmin and the auditor list and read notices; only
+    // the sysadmin withdraws; the secadmin has no business here.
+    let (s, n2) = send(json!({"to": {"users": ["bob"]}, "title": "第二条", "body": "B", "deadline_ms": now + 600_000})).await;
+    assert_eq!(s, 200, "{n2}");
+    let id2 = n2["id"].as_u64().expect("id");
+    let url = c.nodes[0].admin_url();
+    let sys = c.admin_dir.display().to_string();
+    let ctl = |dir: &str, args: &[&str]| {
+        let mut all = vec!["--cert-dir", dir, "--endpoint", url.as_str()];
+        all.extend_from_slice(args);
+        enclave_tests::proc::enclavectl(&all)
+    };
+    let (code, out, err) = ctl(&sys, &["notice", "list"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("第二条") && out.contains("WITHDRAWN"), "{out}");
+    let (code, out, err) = ctl(&sys, &["notice", "recipients", &id2.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("bob"), "{out}");
+    let aud = c.pki.operator("aud", Role::Auditor).display().to_string();
+    let (code, out, err) = ctl(&aud, &["notice", "show", &id2.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("recipients=1"), "{out}");
+    let (code, _, err) = ctl(&aud, &["notice", "withdraw", &id2.to_string()]);
+    assert_eq!(code, 1, "{err}");
+    let sec = c.pki.operator("sec", Role::Secadmin).display().to_string();
+    let (code, _, err) = ctl(&sec, &["notice", "list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("403") || err.contains("forbidden"), "{err}");
+    let (code, out, err) = ctl(&sys, &["notice", "withdraw", &id2.to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (s, v) = a
+        .call(
+            Method::POST,
+            &format!("/v1/notices/{id2}/ack"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (410, Some("withdrawn")),
+        "{v}"
+    );
 }

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod backup;
 pub mod cluster;
 pub mod directory;
+pub mod notices;
 
 use crate::http::NodeState;
 use crate::http::{ApiError, CertStatus, ListenStatus, not_found, trace_request};
@@ -30,6 +31,8 @@ pub const SYSADMIN: &[Role] = &[Role::Sysadmin];
 pub const SECADMIN: &[Role] = &[Role::Secadmin];
 /// The auditor: reads and exports the audit trail, nothing else.
 pub const AUDITOR: &[Role] = &[Role::Auditor];
+/// Who may read notices: the sysadmin runs them, the auditor audits them.
+pub const NOTICE_READERS: &[Role] = &[Role::Sysadmin, Role::Auditor];
 /// Anyone allowed on the admin port, monitor included.
 pub const ANY_ADMIN: &[Role] = &[Role::Sysadmin, Role::Secadmin, Role::Auditor, Role::Monitor];
 
@@ -138,6 +141,23 @@ pub fn router(state: Arc<NodeState>) -> Router {
             put(directory::grant_permission)
                 .delete(directory::revoke_permission)
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/notices",
+            get(notices::list).route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/notices/{id}",
+            get(notices::show).route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/notices/{id}/recipients",
+            get(notices::recipients)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/notices/{id}/withdraw",
+            post(notices::withdraw).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
             "/v1/permissions/{perm}",

@@ -654,3 +654,8 @@ pub fn notice_escalation_of<S: Store + ?Sized>(
         .map(|(k, _)| keys::tail_str(&k))
         .collect())
 }
+
+/// The newest notice id (ids are 1, 2, 3, ...).
+pub fn notice_count<S: Store + ?Sized>(s: &S) -> Result<u64, StoreFault> {
+    Ok(s.get_as::<u64>(keys::NOTICE_CTR)?.unwrap_or(0))
+}

@@ -2,7 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::Member;
+use http::StatusCode;
+
+use super::ApiError;
+use crate::domain::{Member, Notice, NoticePhase, NoticeRecipient};
 
 /// A member as the native API and the admin API show it.
 pub fn member_json(m: &Member) -> Value {
@@ -14,5 +17,56 @@ pub fn member_json(m: &Member) -> Value {
         "email": m.email,
         "mobile": m.mobile,
         "status": m.status,
+    })
+}
+
+/// The notice as its sender (or an operator) sees it.
+pub fn notice_json(n: &Notice) -> Value {
+    json!({
+        "id": n.id,
+        "sender": n.sender,
+        "title": n.title,
+        "sent_ms": n.sent_ms,
+        "deadline_ms": n.deadline_ms,
+        "remind_every_ms": n.remind_every_ms,
+        "max_rounds": n.max_rounds,
+        "phase": n.phase.name(),
+        "rounds_done": n.rounds_done,
+        "next_due_ms": (n.phase != NoticePhase::Done).then_some(n.due_ms),
+        "withdrawn": n.withdrawn_ms != 0,
+        "withdrawn_ms": (n.withdrawn_ms != 0).then_some(n.withdrawn_ms),
+        "counts": n.counts,
+    })
+}
+
+pub fn mark_json(r: &NoticeRecipient) -> Value {
+    json!({
+        "delivered_ms": (r.delivered_ms != 0).then_some(r.delivered_ms),
+        "read_ms": (r.read_ms != 0).then_some(r.read_ms),
+        "acked_ms": (r.acked_ms != 0).then_some(r.acked_ms),
+        "reminded": r.reminded,
+        "escalated": r.escalated,
+    })
+}
+
+/// A recipient filter by name (`state=` of the recipient lists).
+pub fn recipient_filter(state: Option<&str>) -> Result<fn(&NoticeRecipient) -> bool, ApiError> {
+    Ok(match state.unwrap_or("all") {
+        "all" => |_| true,
+        "unacked" => |r| r.acked_ms == 0,
+        "acked" => |r| r.acked_ms != 0,
+        "read" => |r| r.read_ms != 0,
+        "unread" => |r| r.read_ms == 0,
+        "reminded" => |r| r.reminded > 0,
+        "escalated" => |r| r.escalated,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!(
+                    "state must be all, unacked, acked, read, unread, reminded or escalated, not {other:?}"
+                ),
+            ));
+        }
     })
 }

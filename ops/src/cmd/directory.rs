@@ -197,7 +197,11 @@ pub(crate) async fn call(
     Ok(v)
 }
 
-fn show(v: &Value, output: Output, text: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
+pub(crate) fn show(
+    v: &Value,
+    output: Output,
+    text: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
     match output {
         Output::Json => print_json(v),
         Output::Text => {

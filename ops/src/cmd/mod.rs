@@ -9,6 +9,7 @@ pub mod cert;
 pub mod cluster;
 pub mod directory;
 pub mod msgbench;
+pub mod notice;
 pub mod noticebench;
 pub mod status;
 pub mod wecombench;

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Caller;
-use crate::domain::{self, Command, Done, Notice, NoticeDraft, NoticeRecipient, Recipients};
+use crate::domain::{self, Command, Done, NoticeDraft, Recipients};
 use crate::http::ApiError;
 use crate::http::extract::{KeyScope, PathArgs};
+use crate::http::views::{mark_json, notice_json, recipient_filter};
 use crate::http::{Body, Params, S, header_key, page_limit, scoped_key, store_error, submit};
 
 #[derive(Debug, Deserialize)]
@@ -36,35 +37,6 @@ pub struct SendReq {
     pub remind_every_ms: u64,
     #[serde(default)]
     pub max_rounds: u32,
-}
-
-/// The notice as its sender (or an operator) sees it.
-pub fn notice_json(n: &Notice) -> Value {
-    json!({
-        "id": n.id,
-        "sender": n.sender,
-        "title": n.title,
-        "sent_ms": n.sent_ms,
-        "deadline_ms": n.deadline_ms,
-        "remind_every_ms": n.remind_every_ms,
-        "max_rounds": n.max_rounds,
-        "phase": n.phase.name(),
-        "rounds_done": n.rounds_done,
-        "next_due_ms": (n.phase != domain::NoticePhase::Done).then_some(n.due_ms),
-        "withdrawn": n.withdrawn_ms != 0,
-        "withdrawn_ms": (n.withdrawn_ms != 0).then_some(n.withdrawn_ms),
-        "counts": n.counts,
-    })
-}
-
-fn mark_json(r: &NoticeRecipient) -> Value {
-    json!({
-        "delivered_ms": (r.delivered_ms != 0).then_some(r.delivered_ms),
-        "read_ms": (r.read_ms != 0).then_some(r.read_ms),
-        "acked_ms": (r.acked_ms != 0).then_some(r.acked_ms),
-        "reminded": r.reminded,
-        "escalated": r.escalated,
-    })
 }
 
 fn unexpected() -> ApiError {
@@ -237,24 +209,7 @@ pub async fn recipients(
         .map_err(store_error)?
         .filter(|n| n.sender == caller.userid)
         .ok_or_else(|| ApiError::not_found(format!("no notice {id}")))?;
-    let filter: fn(&NoticeRecipient) -> bool = match q.state.as_deref().unwrap_or("all") {
-        "all" => |_| true,
-        "unacked" => |r| r.acked_ms == 0,
-        "acked" => |r| r.acked_ms != 0,
-        "read" => |r| r.read_ms != 0,
-        "unread" => |r| r.read_ms == 0,
-        "reminded" => |r| r.reminded > 0,
-        "escalated" => |r| r.escalated,
-        other => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!(
-                    "state must be all, unacked, acked, read, unread, reminded or escalated, not {other:?}"
-                ),
-            ));
-        }
-    };
+    let filter = recipient_filter(q.state.as_deref())?;
     let (list, next) =
         domain::query::notice_recipients(&view, n.id, filter, q.cursor.as_deref(), limit, 10_000)
             .map_err(store_error)?;
