@@ -76,6 +76,10 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
         Command::SetPassword { userid, .. } => ("account.password.reset", userid.clone()),
         Command::UnlockAccount { userid } => ("account.unlock", userid.clone()),
         Command::SetPolicy { .. } => ("policy.set", "policy".into()),
+        Command::SetNoticePolicy { policy } => (
+            "policy.set",
+            format!("notices:leaders_may_send={}", policy.leaders_may_send),
+        ),
         Command::LoginSucceeded { userid, .. } => ("auth.login", userid.clone()),
         Command::LoginFailed { userid } => ("auth.login", userid.clone()),
         Command::Logout { .. } => ("auth.logout", String::new()),

@@ -261,12 +261,15 @@ await run('console', async ({ browser, track }) => {
   assert(JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-policy']), `secadmin tabs: ${t}`);
   await sp.click('[data-testid="tab-policy"]');
   await sp.waitForSelector('[data-testid="policy-save"]');
+  await sp.check('[data-testid="policy-leaders-may-send"]');
+  await flash(sp, /安全策略已保存/);
   await sp.fill('[data-testid="policy-recall_window_ms"]', '300000');
   await sp.click('[data-testid="policy-save"]');
   await flash(sp, /安全策略已保存/);
   await sp.reload();
   await sp.waitForSelector('[data-testid="policy-save"]');
   assert((await sp.inputValue('[data-testid="policy-recall_window_ms"]')) === '300000', 'the policy change is kept');
+  assert(await sp.isChecked('[data-testid="policy-leaders-may-send"]'), 'the notice policy change is kept');
   await screenshot(sp, 'console-policy');
   await axe(sp, 'console policy');
   assert(

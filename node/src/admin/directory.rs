@@ -435,3 +435,21 @@ pub async fn put_policy(
     .await?;
     Ok(Json(json!(policy)))
 }
+
+/// `GET /v1/policy/notices` (operators): who besides `notice:urgent`
+/// holders may send urgent notices.
+pub async fn get_notice_policy(State(state): State<S>) -> Result<Json<Value>, ApiError> {
+    let p: domain::NoticePolicy =
+        domain::query::notice_policy(&state.view()).map_err(store_error)?;
+    Ok(Json(json!(p)))
+}
+
+/// `PUT /v1/policy/notices` (secadmin).
+pub async fn put_notice_policy(
+    State(state): State<S>,
+    op: OperatorOrigin,
+    Body(policy): Body<domain::NoticePolicy>,
+) -> Result<Json<Value>, ApiError> {
+    submit(&state, &op.0, &Command::SetNoticePolicy { policy }, None).await?;
+    Ok(Json(json!(policy)))
+}

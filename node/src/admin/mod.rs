@@ -143,6 +143,16 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
+            "/v1/policy/notices",
+            get(directory::get_notice_policy)
+                .route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/policy/notices",
+            put(directory::put_notice_policy)
+                .route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
+        )
+        .route(
             "/v1/notices",
             get(notices::list).route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
         )

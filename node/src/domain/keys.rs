@@ -43,6 +43,7 @@ pub const DEPT_CTR: &[u8] = b"ctr/dept";
 pub const CHAT_CTR: &[u8] = b"ctr/chat";
 pub const NOTICE_CTR: &[u8] = b"ctr/notice";
 pub const NOTICE_DUE: &[u8] = b"ndue/";
+pub const NOTICE_POLICY: &[u8] = b"cfg/notices";
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()

@@ -587,6 +587,10 @@ pub enum Command {
         actor: String,
         ids: Vec<u64>,
     },
+    /// Secadmin: who besides `notice:urgent` holders may send.
+    SetNoticePolicy {
+        policy: NoticePolicy,
+    },
 }
 
 /// A right a sysadmin grants to a member, beyond what every member may do.

@@ -154,3 +154,14 @@ pub enum NoticeLevel {
     Read,
     Acked,
 }
+
+/// Who besides holders of `notice:urgent` may send (`cfg/notices`, set by
+/// the security administrator). Kept apart from `Policy` so a stored
+/// policy record keeps its shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticePolicy {
+    /// Department leaders may send to the departments they lead (with
+    /// everything below them) and to the members there.
+    pub leaders_may_send: bool,
+}

@@ -659,3 +659,7 @@ pub fn notice_escalation_of<S: Store + ?Sized>(
 pub fn notice_count<S: Store + ?Sized>(s: &S) -> Result<u64, StoreFault> {
     Ok(s.get_as::<u64>(keys::NOTICE_CTR)?.unwrap_or(0))
 }
+
+pub fn notice_policy<S: Store + ?Sized>(s: &S) -> Result<NoticePolicy, StoreFault> {
+    Ok(s.get_as(keys::NOTICE_POLICY)?.unwrap_or_default())
+}

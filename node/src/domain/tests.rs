@@ -556,6 +556,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (arb_user(), prop::collection::vec(1u64..4, 0..3)).prop_map(|(a, ids)| Command::NoticeDelivered { actor: a, ids }),
         1 => (prop::option::of(prop::sample::select(vec!["ann".to_string(), "bob".to_string()])), 1u64..4)
             .prop_map(|(actor, id)| Command::WithdrawNotice { actor, id }),
+        1 => any::<bool>().prop_map(|on| Command::SetNoticePolicy { policy: NoticePolicy { leaders_may_send: on } }),
         // Raw leader steps at arbitrary step numbers: mostly stale.
         1 => (1u64..4, 0u64..6, 1u32..4, 0u8..4).prop_map(|(id, step, round, k)| match k {
             0 => Command::NoticeExpand { id, step },

@@ -648,6 +648,79 @@ fn withdrawal_stops_the_rounds_and_tells_every_recipient() {
     );
 }
 
+#[test]
+fn leaders_may_send_to_what_they_lead_when_the_policy_says_so() {
+    let mut s = org();
+    let send = |to: Recipients| Command::SendNotice {
+        actor: "bob".into(),
+        draft: draft(to, T0 + 30 * MIN, 0, 0),
+    };
+    // bob leads 2 (and 3 below it) but holds no grant: off by default.
+    assert_eq!(refused(&mut s, T0, send(to_depts(&[2]))), Code::Forbidden);
+    ok(
+        &mut s,
+        T0,
+        Command::SetNoticePolicy {
+            policy: NoticePolicy {
+                leaders_may_send: true,
+            },
+        },
+    );
+    let id = sent_id(ok(&mut s, T0, send(to_depts(&[2]))));
+    // eve in 2, cai and fay in 3.
+    assert_eq!(notice(&s, id).counts.recipients, 3);
+    ok(&mut s, T0, send(to_depts(&[3])));
+    ok(&mut s, T0, send(to_users(&["fay"])));
+    assert_eq!(refused(&mut s, T0, send(to_depts(&[1]))), Code::Forbidden);
+    assert_eq!(
+        refused(&mut s, T0, send(to_users(&["dan"]))),
+        Code::Forbidden
+    );
+    assert_eq!(
+        refused(
+            &mut s,
+            T0,
+            send(Recipients {
+                users: vec![],
+                parties: vec![],
+                all: true
+            })
+        ),
+        Code::Forbidden
+    );
+    // dan leads the root: everyone.
+    let id = sent_id(ok(
+        &mut s,
+        T0,
+        Command::SendNotice {
+            actor: "dan".into(),
+            draft: draft(
+                Recipients {
+                    users: vec![],
+                    parties: vec![],
+                    all: true,
+                },
+                T0 + 30 * MIN,
+                0,
+                0,
+            ),
+        },
+    ));
+    assert_eq!(notice(&s, id).counts.recipients, 5);
+    // eve leads nothing.
+    assert_eq!(
+        refused(
+            &mut s,
+            T0,
+            Command::SendNotice {
+                actor: "eve".into(),
+                draft: draft(to_users(&["fay"]), T0 + 30 * MIN, 0, 0),
+            }
+        ),
+        Code::Forbidden
+    );
+}
+
 /// What must hold for every notice after every command.
 pub(super) fn check_notice_invariants(s: &MemStore) {
     // Over every stored event: no reminder round twice for anyone, no

@@ -165,6 +165,12 @@ pub enum PolicyCommand {
         #[arg(required = true)]
         settings: Vec<String>,
     },
+    /// Who besides `notice:urgent` holders may send urgent notices: show,
+    /// or set with `--leaders-may-send true|false` (secadmin).
+    Notices {
+        #[arg(long)]
+        leaders_may_send: Option<bool>,
+    },
 }
 
 pub(crate) async fn call(
@@ -503,6 +509,26 @@ pub async fn run(cmd: DirectoryCommand, client: &Client, output: Output) -> anyh
 }
 
 pub async fn run_policy(cmd: PolicyCommand, client: &Client, output: Output) -> anyhow::Result<()> {
+    if let PolicyCommand::Notices { leaders_may_send } = cmd {
+        let v = match leaders_may_send {
+            Some(on) => {
+                call(
+                    client,
+                    Method::PUT,
+                    "/v1/policy/notices",
+                    Some(json!({ "leaders_may_send": on })),
+                )
+                .await?
+            }
+            None => call(client, Method::GET, "/v1/policy/notices", None).await?,
+        };
+        return show(&v, output, |v| {
+            format!(
+                "leaders_may_send = {} (department leaders may send urgent notices to their own departments)",
+                v["leaders_may_send"]
+            )
+        });
+    }
     let mut policy = call(client, Method::GET, "/v1/policy", None).await?;
     if let PolicyCommand::Set { settings } = cmd {
         for s in settings {

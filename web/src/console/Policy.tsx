@@ -20,9 +20,11 @@ const NUMERIC = [
 export function PolicyView(props: { role: string }) {
   const [policy, setPolicy] = useState<Policy | null>(null);
   const [form, setForm] = useState<Record<string, string>>({});
+  const [leaders, setLeaders] = useState<boolean | null>(null);
   const act = useAction();
   const editable = props.role === 'secadmin';
   const load = async () => {
+    setLeaders((await get<{ leaders_may_send: boolean }>('/v1/policy/notices')).leaders_may_send);
     const p = await get<Policy>('/v1/policy');
     setPolicy(p);
     setForm(Object.fromEntries(Object.entries(p).map(([k, v]) => [k, String(v)])));
@@ -65,6 +67,26 @@ export function PolicyView(props: { role: string }) {
                 />
               </Field>
             ))}
+            <label class="check">
+              <input
+                type="checkbox"
+                checked={leaders ?? false}
+                data-testid="policy-leaders-may-send"
+                onChange={(e) => {
+                  const on = (e.target as HTMLInputElement).checked;
+                  setLeaders(on);
+                  void act
+                    .run(async () => {
+                      await call('PUT', '/v1/policy/notices', { leaders_may_send: on });
+                      return ct('policySaved');
+                    })
+                    .then((ok) => {
+                      if (!ok) setLeaders(!on);
+                    });
+                }}
+              />{' '}
+              {ct('p_leaders_may_send')}
+            </label>
             <Field label={ct('p_directory_visibility')} hint="directory_visibility">
               <select
                 value={form.directory_visibility}

@@ -138,6 +138,7 @@ const zh = {
   p_directory_visibility: '通讯录可见范围',
   p_max_announcement_chars: '群公告最大字数',
   p_audit_retention_days: '审计记录至少保留天数',
+  p_leaders_may_send: '部门负责人可向本部门发送紧急通知（无需 notice:urgent 权限）',
   visAll: '全部（all）',
   visOwn: '仅本部门（own_departments）',
   // audit
@@ -305,6 +306,7 @@ const en: Record<Key, string> = {
   p_directory_visibility: 'Directory visibility',
   p_max_announcement_chars: 'Longest announcement (characters)',
   p_audit_retention_days: 'Keep audit records at least (days)',
+  p_leaders_may_send: 'Department leaders may send urgent notices to their own departments (without notice:urgent)',
   visAll: 'everyone (all)',
   visOwn: 'own departments (own_departments)',
   auditRecent: 'Newest records',

@@ -475,6 +475,10 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         Command::AckNotice { actor, id } => notices::mark(s, ctx, actor, *id, NoticeLevel::Acked),
         Command::ReadNotice { actor, id } => notices::mark(s, ctx, actor, *id, NoticeLevel::Read),
         Command::NoticeDelivered { actor, ids } => notices::delivered(s, ctx, actor, ids),
+        Command::SetNoticePolicy { policy } => {
+            s.put_as(keys::NOTICE_POLICY, policy)?;
+            Ok(Ok(Done::Ok))
+        }
     }
 }
 

@@ -227,6 +227,17 @@ fn subtree<S: Store>(
     Ok(())
 }
 
+/// The departments `userid` leads, with everything below them.
+fn led_subtrees<S: Store>(s: &Overlay<'_, S>, userid: &str) -> Result<BTreeSet<u64>, StoreFault> {
+    let mut out = BTreeSet::new();
+    for (_, d) in s.scan_as::<Department>(b"dept/", None, usize::MAX)? {
+        if d.leaders.iter().any(|l| l == userid) {
+            subtree(s, d.id, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
 /// Whether anyone but `sender` would receive a notice to `t` (stops at
 /// the first).
 fn anyone<S: Store>(
@@ -282,9 +293,17 @@ pub(super) fn send_notice<S: Store>(
     d: &NoticeDraft,
 ) -> R<Done> {
     let _ = check!(active_member(s, actor, true));
+    let granted = s
+        .get(&keys::permission(Permission::NoticeUrgent.as_str(), actor))?
+        .is_some();
+    let leaders_may: NoticePolicy = s.get_as(keys::NOTICE_POLICY)?.unwrap_or_default();
+    let led = if granted || !leaders_may.leaders_may_send {
+        BTreeSet::new()
+    } else {
+        led_subtrees(s, actor)?
+    };
     ensure!(
-        s.get(&keys::permission(Permission::NoticeUrgent.as_str(), actor))?
-            .is_some(),
+        granted || !led.is_empty(),
         Code::Forbidden,
         "sending urgent notices needs the notice:urgent permission (granted by the system administrator)"
     );
@@ -371,6 +390,27 @@ pub(super) fn send_notice<S: Store>(
             "no department {dept}"
         );
         subtree(s, *dept, &mut depts)?;
+    }
+    if !granted {
+        // A leader without the grant: only within what they lead.
+        ensure!(
+            !d.to.all || led.contains(&ROOT_DEPARTMENT),
+            Code::Forbidden,
+            "department leaders may notify only their own departments (everyone needs the root department)"
+        );
+        ensure!(
+            depts.iter().all(|x| led.contains(x)),
+            Code::Forbidden,
+            "department leaders may notify only their own departments"
+        );
+        for u in &users {
+            let m: Option<Member> = s.get_as(&keys::user(u))?;
+            ensure!(
+                m.is_some_and(|m| m.departments.iter().any(|x| led.contains(x))),
+                Code::Forbidden,
+                "department leaders may notify only members of their own departments ({u} is not)"
+            );
+        }
     }
     if !targets.all {
         // Sent to everyone, the listed ones are already in.
