@@ -155,37 +155,13 @@ pub async fn list_members(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 1000)?;
     let view = state.view();
-    let (list, next) = if let Some(prefix) = q.q.as_deref() {
-        if prefix.is_empty() || prefix.chars().count() > 64 {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "q must be 1-64 characters",
-            ));
-        }
-        (
-            domain::query::search_members(&view, prefix, limit).map_err(store_error)?,
-            None,
-        )
-    } else {
-        let list = match q.department {
-            Some(d) => {
-                if domain::query::department(&view, d)
-                    .map_err(store_error)?
-                    .is_none()
-                {
-                    return Err(ApiError::not_found(format!("no department {d}")));
-                }
-                domain::query::department_members(&view, d, q.cursor.as_deref(), limit)
-            }
-            None => domain::query::members(&view, q.cursor.as_deref(), limit),
-        }
-        .map_err(store_error)?;
-        let next = (list.len() == limit)
-            .then(|| list.last().map(|m| m.userid.clone()))
-            .flatten();
-        (list, next)
-    };
+    let (list, next) = crate::http::views::member_page(
+        &view,
+        q.q.as_deref(),
+        q.department,
+        q.cursor.as_deref(),
+        limit,
+    )?;
     let out: Vec<Value> = list.iter().map(member_json).collect();
     Ok(Json(json!({ "members": out, "next_cursor": next })))
 }

@@ -5,7 +5,10 @@ use serde_json::{Value, json};
 use http::StatusCode;
 
 use super::ApiError;
-use crate::domain::{Member, Notice, NoticePhase, NoticeRecipient};
+use crate::domain::{self, Member, Notice, NoticePhase, NoticeRecipient};
+use crate::messaging::ViewStore;
+
+use super::store_error;
 
 /// A member as the native API and the admin API show it.
 pub fn member_json(m: &Member) -> Value {
@@ -69,4 +72,44 @@ pub fn recipient_filter(state: Option<&str>) -> Result<fn(&NoticeRecipient) -> b
             ));
         }
     })
+}
+
+/// One page of the directory, as both the employees' and the operators'
+/// member lists take it: by name/pinyin prefix `q` (one page, no cursor),
+/// one department, or everyone; with the next page's cursor.
+pub fn member_page(
+    view: &ViewStore,
+    q: Option<&str>,
+    department: Option<u64>,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<Member>, Option<String>), ApiError> {
+    if let Some(prefix) = q {
+        if prefix.is_empty() || prefix.chars().count() > 64 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "q must be 1-64 characters",
+            ));
+        }
+        let list = domain::query::search_members(view, prefix, limit).map_err(store_error)?;
+        return Ok((list, None));
+    }
+    let list = match department {
+        Some(d) => {
+            if domain::query::department(view, d)
+                .map_err(store_error)?
+                .is_none()
+            {
+                return Err(ApiError::not_found(format!("no department {d}")));
+            }
+            domain::query::department_members(view, d, cursor, limit)
+        }
+        None => domain::query::members(view, cursor, limit),
+    }
+    .map_err(store_error)?;
+    let next = (list.len() == limit)
+        .then(|| list.last().map(|m| m.userid.clone()))
+        .flatten();
+    Ok((list, next))
 }

@@ -50,37 +50,13 @@ pub async fn members(
         .map_err(store_error)?
         .ok_or_else(|| ApiError::unauthenticated("the account is gone"))?;
     let visible = domain::query::visible_departments(&view, &me).map_err(store_error)?;
-    let (list, next) = if let Some(prefix) = q.q.as_deref() {
-        if prefix.is_empty() || prefix.chars().count() > 64 {
-            return Err(ApiError::new(
-                http::StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "q must be 1-64 characters",
-            ));
-        }
-        (
-            domain::query::search_members(&view, prefix, limit).map_err(store_error)?,
-            None,
-        )
-    } else {
-        let list = match q.department {
-            Some(d) => {
-                if domain::query::department(&view, d)
-                    .map_err(store_error)?
-                    .is_none()
-                {
-                    return Err(ApiError::not_found(format!("no department {d}")));
-                }
-                domain::query::department_members(&view, d, q.cursor.as_deref(), limit)
-            }
-            None => domain::query::members(&view, q.cursor.as_deref(), limit),
-        }
-        .map_err(store_error)?;
-        let next = (list.len() == limit)
-            .then(|| list.last().map(|m| m.userid.clone()))
-            .flatten();
-        (list, next)
-    };
+    let (list, next) = crate::http::views::member_page(
+        &view,
+        q.q.as_deref(),
+        q.department,
+        q.cursor.as_deref(),
+        limit,
+    )?;
     let out: Vec<Value> = list
         .iter()
         .filter(|m| domain::query::can_see(&visible, m))

@@ -113,36 +113,15 @@ fn app_conv<S: Store>(
     app: &App,
     userid: &str,
 ) -> Result<Conversation, StoreFault> {
-    let id = keys::app_conv_id(app.agentid, userid);
-    if let Some(c) = s.get_as::<Conversation>(&keys::conv(&id))? {
-        return Ok(c);
-    }
-    let mut c = Conversation {
-        id: id.clone(),
-        kind: ConvKind::App,
-        name: app.name.clone(),
-        owner: String::new(),
-        admins: Vec::new(),
-        announcement: String::new(),
-        member_count: 1,
-        last_seq: 0,
-        last_event: 0,
-        created_ms: ctx.time_ms,
-        dissolved: false,
-    };
-    let no = emit(
+    own_conv(
         s,
         ctx,
-        &mut c,
+        keys::app_conv_id(app.agentid, userid),
+        ConvKind::App,
+        &app.name,
         &sender(app.agentid),
-        EventBody::Created {
-            kind: ConvKind::App,
-            name: app.name.clone(),
-            members: vec![userid.to_string()],
-        },
-    )?;
-    join(s, &id, userid, no, 0)?;
-    Ok(c)
+        userid,
+    )
 }
 
 /// Post `content` from app `agentid` into `conv` (saved with it).

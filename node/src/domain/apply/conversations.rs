@@ -550,3 +550,45 @@ pub(super) fn mark<S: Store>(
     }
     Ok(Ok(Done::Ok))
 }
+
+/// A one-member conversation (`kind` App or Notice), created on first use
+/// with its `created` event from `actor`.
+pub(super) fn own_conv<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    id: String,
+    kind: ConvKind,
+    name: &str,
+    actor: &str,
+    userid: &str,
+) -> Result<Conversation, StoreFault> {
+    if let Some(c) = s.get_as::<Conversation>(&keys::conv(&id))? {
+        return Ok(c);
+    }
+    let mut c = Conversation {
+        id: id.clone(),
+        kind,
+        name: name.to_string(),
+        owner: String::new(),
+        admins: Vec::new(),
+        announcement: String::new(),
+        member_count: 1,
+        last_seq: 0,
+        last_event: 0,
+        created_ms: ctx.time_ms,
+        dissolved: false,
+    };
+    let no = emit(
+        s,
+        ctx,
+        &mut c,
+        actor,
+        EventBody::Created {
+            kind,
+            name: name.to_string(),
+            members: vec![userid.to_string()],
+        },
+    )?;
+    join(s, &id, userid, no, 0)?;
+    Ok(c)
+}

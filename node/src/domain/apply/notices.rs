@@ -137,36 +137,15 @@ fn inbox<S: Store>(
     ctx: &Ctx,
     userid: &str,
 ) -> Result<Conversation, StoreFault> {
-    let id = keys::notice_conv_id(userid);
-    if let Some(c) = s.get_as::<Conversation>(&keys::conv(&id))? {
-        return Ok(c);
-    }
-    let mut c = Conversation {
-        id: id.clone(),
-        kind: ConvKind::Notice,
-        name: String::new(),
-        owner: String::new(),
-        admins: Vec::new(),
-        announcement: String::new(),
-        member_count: 1,
-        last_seq: 0,
-        last_event: 0,
-        created_ms: ctx.time_ms,
-        dissolved: false,
-    };
-    let no = emit(
+    own_conv(
         s,
         ctx,
-        &mut c,
+        keys::notice_conv_id(userid),
+        ConvKind::Notice,
+        "",
         "system",
-        EventBody::Created {
-            kind: ConvKind::Notice,
-            name: String::new(),
-            members: vec![userid.to_string()],
-        },
-    )?;
-    join(s, &id, userid, no, 0)?;
-    Ok(c)
+        userid,
+    )
 }
 
 fn tell<S: Store>(
