@@ -558,21 +558,7 @@ async fn fanout(
         // message is measured on its own.
         await_all(&mut rx, seq, connected, &mut last).await;
     }
-    let mut lat: Vec<f64> = sent_at
-        .iter()
-        .filter_map(|(seq, t)| {
-            let (count, at) = last.get(seq)?;
-            (*count >= connected).then(|| at.duration_since(*t).as_secs_f64() * 1000.0)
-        })
-        .collect();
-    if lat.len() < sent_at.len() {
-        eprintln!(
-            "  {} of {} messages did not reach every connected member",
-            sent_at.len() - lat.len(),
-            sent_at.len()
-        );
-    }
-    lat.sort_by(f64::total_cmp);
+    let lat = reach_latencies(&sent_at, &last, connected, "messages");
     Ok(Fanout {
         members: n,
         connected,
@@ -661,6 +647,33 @@ pub(crate) async fn connect_members(
         }
     }
     Ok((connected, rx))
+}
+
+/// Sorted latencies (ms) from each send to the last of `connected`
+/// members having it; sends that did not reach everyone are left out and
+/// counted on stderr.
+pub(crate) fn reach_latencies(
+    sent_at: &HashMap<u64, Instant>,
+    last: &HashMap<u64, (usize, Instant)>,
+    connected: usize,
+    what: &str,
+) -> Vec<f64> {
+    let mut lat: Vec<f64> = sent_at
+        .iter()
+        .filter_map(|(k, t)| {
+            let (count, at) = last.get(k)?;
+            (*count >= connected).then(|| at.duration_since(*t).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    if lat.len() < sent_at.len() {
+        eprintln!(
+            "  {} of {} {what} did not reach every connected member",
+            sent_at.len() - lat.len(),
+            sent_at.len()
+        );
+    }
+    lat.sort_by(f64::total_cmp);
+    lat
 }
 
 /// Collect reports until `connected` members have `key` (at most 30 s):

@@ -25,7 +25,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::msgbench::{
-    api_endpoints, await_all, connect_members, ensure_users, login_all, percentile, user,
+    api_endpoints, await_all, connect_members, ensure_users, login_all, percentile,
+    reach_latencies, user,
 };
 use super::{Output, print_json};
 use crate::client::Client;
@@ -215,21 +216,7 @@ pub async fn run(
         sent_at.insert(k, t);
         await_all(&mut rx, k, connected, &mut last).await;
     }
-    let mut lat: Vec<f64> = sent_at
-        .iter()
-        .filter_map(|(k, t)| {
-            let (count, at) = last.get(k)?;
-            (*count >= connected).then(|| at.duration_since(*t).as_secs_f64() * 1000.0)
-        })
-        .collect();
-    if lat.len() < sent_at.len() {
-        eprintln!(
-            "  {} of {} notices did not reach every connected member",
-            sent_at.len() - lat.len(),
-            sent_at.len()
-        );
-    }
-    lat.sort_by(f64::total_cmp);
+    let lat = reach_latencies(&sent_at, &last, connected, "notices");
     let delivery = Delivery {
         members: n,
         connected,
