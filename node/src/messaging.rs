@@ -148,6 +148,34 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
             ("notice.remind", format!("notice:{id}:round:{round}"))
         }
         Command::NoticeEscalate { id, .. } => ("notice.escalate", format!("notice:{id}")),
+        Command::PublishAnnouncement { draft, .. } => (
+            "announcement.publish",
+            format!("depts={:?};all={}", draft.to.parties, draft.to.all),
+        ),
+        Command::WithdrawAnnouncement { id, .. } => {
+            ("announcement.withdraw", format!("announcement:{id}"))
+        }
+        Command::PutApprovalTemplate { template } => ("approval.template.put", template.id.clone()),
+        Command::SetApprovalTemplateDisabled { id, disabled } => (
+            if *disabled {
+                "approval.template.disable"
+            } else {
+                "approval.template.enable"
+            },
+            id.clone(),
+        ),
+        Command::SubmitApproval { template, .. } => {
+            ("approval.submit", format!("template:{template}"))
+        }
+        Command::ActOnApproval { id, action, .. } => (
+            match action {
+                domain::ApprovalAction::Approve { .. } => "approval.approve",
+                domain::ApprovalAction::Reject { .. } => "approval.reject",
+                domain::ApprovalAction::Comment { .. } => "approval.comment",
+                domain::ApprovalAction::Withdraw => "approval.withdraw",
+            },
+            format!("approval:{id}"),
+        ),
         Command::SetPermission {
             userid,
             permission,
@@ -293,6 +321,16 @@ impl Application for NodeApp {
                                 }
                                 (Ok(domain::Done::Notice(n)), Command::SendNotice { .. }) => {
                                     format!("ok,notice:{}", n.id)
+                                }
+                                (
+                                    Ok(domain::Done::Announcement(a)),
+                                    Command::PublishAnnouncement { .. },
+                                ) => format!("ok,announcement:{}", a.id),
+                                (Ok(domain::Done::Approval(r)), Command::SubmitApproval { .. }) => {
+                                    format!("ok,approval:{},{}", r.id, r.status.as_str())
+                                }
+                                (Ok(domain::Done::Approval(r)), _) => {
+                                    format!("ok,{}", r.status.as_str())
                                 }
                                 (Ok(domain::Done::NoticeMark { changed: false, .. }), _) => {
                                     "ok,already".into()

@@ -111,6 +111,15 @@ async fn round(state: &NodeState) -> Result<bool, String> {
         count(state, "notice", &out);
         moved |= out.is_ok();
     }
+    for a in domain::query::announcements_due(&view, 64).map_err(|e| e.to_string())? {
+        let cmd = Command::AnnouncementExpand {
+            id: a.id,
+            step: a.steps,
+        };
+        let out = propose(state, &cmd, None).await.map_err(|e| e.message)?;
+        count(state, "announcement", &out);
+        moved |= out.is_ok();
+    }
     for job in domain::query::running_jobs(&view).map_err(|e| e.to_string())? {
         // Row steps depend only on the file: the next few are proposed
         // together (the leader batches them), each still applying only at

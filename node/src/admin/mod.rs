@@ -19,6 +19,7 @@ pub mod backup;
 pub mod cluster;
 pub mod directory;
 pub mod notices;
+pub mod office;
 
 use crate::http::NodeState;
 use crate::http::{ApiError, CertStatus, ListenStatus, not_found, trace_request};
@@ -168,6 +169,59 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(
             "/v1/notices/{id}/withdraw",
             post(notices::withdraw).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/announcements",
+            get(office::announcements)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/announcements/{id}",
+            get(office::announcement_show)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/announcements/{id}/readers",
+            get(office::announcement_readers)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/announcements/{id}/readers.csv",
+            get(office::announcement_export)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/announcements/{id}/withdraw",
+            post(office::announcement_withdraw)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/approvals/templates",
+            get(office::templates)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/approvals/templates/{id}",
+            put(office::put_template).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/approvals/templates/{id}/disable",
+            post(office::disable_template)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/approvals/templates/{id}/enable",
+            post(office::enable_template)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/approvals/export.csv",
+            get(office::export).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/approvals/{id}",
+            get(office::approval)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
         )
         .route(
             "/v1/permissions/{perm}",

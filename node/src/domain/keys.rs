@@ -29,6 +29,17 @@
 //! `nte/<id><leader>\0<userid>` escalated to · `ntec/<id><leader>` count ·
 //! `ndue/<due ms><id>` the leader's schedule (one per notice not done).
 //!
+//! Announcements: `ctr/announcement` · `anc/<id>` · `anb/<id>` body ·
+//! `ant/<id>` targets · `anr/<id><userid>` reader · `anl/<!id>` all ·
+//! `anu/<userid>\0<!id>` inbox · `ans/<sender>\0<!id>` sent ·
+//! `adue/<id>` being sent out.
+//!
+//! Approvals: `ctr/approval` · `apt/<template id>` · `apr/<id>` request ·
+//! `apa/<applicant>\0<!id>` mine · `apw/<userid>\0<!id>` waiting ·
+//! `aph/<userid>\0<!id>` acted on · `apc/<userid>\0<!id>` copied ·
+//! `apd/<dept><id>` a leader step pending at that department ·
+//! `apf/<finished ms><id>` finished.
+//!
 //! Numbers are big-endian so keys sort numerically.
 
 pub const POLICY: &[u8] = b"cfg";
@@ -44,6 +55,12 @@ pub const CHAT_CTR: &[u8] = b"ctr/chat";
 pub const NOTICE_CTR: &[u8] = b"ctr/notice";
 pub const NOTICE_DUE: &[u8] = b"ndue/";
 pub const NOTICE_POLICY: &[u8] = b"cfg/notices";
+pub const ANNOUNCEMENT_CTR: &[u8] = b"ctr/announcement";
+pub const ANNOUNCEMENTS_LISTED: &[u8] = b"anl/";
+pub const ANNOUNCEMENT_DUE: &[u8] = b"adue/";
+pub const APPROVAL_CTR: &[u8] = b"ctr/approval";
+pub const APPROVAL_TEMPLATES: &[u8] = b"apt/";
+pub const APPROVALS_FINISHED: &[u8] = b"apf/";
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -129,6 +146,76 @@ pub fn notice_escalation_counts(id: u64) -> Vec<u8> {
 }
 pub fn notice_due(due_ms: u64, id: u64) -> Vec<u8> {
     cat(&[b"ndue/", &due_ms.to_be_bytes(), &id.to_be_bytes()])
+}
+pub fn announcement(id: u64) -> Vec<u8> {
+    cat(&[b"anc/", &id.to_be_bytes()])
+}
+pub fn announcement_body(id: u64) -> Vec<u8> {
+    cat(&[b"anb/", &id.to_be_bytes()])
+}
+pub fn announcement_targets(id: u64) -> Vec<u8> {
+    cat(&[b"ant/", &id.to_be_bytes()])
+}
+pub fn announcement_reader(id: u64, userid: &str) -> Vec<u8> {
+    cat(&[b"anr/", &id.to_be_bytes(), userid.as_bytes()])
+}
+pub fn announcement_readers(id: u64) -> Vec<u8> {
+    cat(&[b"anr/", &id.to_be_bytes()])
+}
+/// Every announcement, newest first.
+pub fn announcement_listed(id: u64) -> Vec<u8> {
+    cat(&[b"anl/", &(u64::MAX - id).to_be_bytes()])
+}
+pub fn announcement_inbox(userid: &str, id: u64) -> Vec<u8> {
+    newest_first(b"anu/", userid, id)
+}
+pub fn announcement_inbox_of(userid: &str) -> Vec<u8> {
+    cat(&[b"anu/", userid.as_bytes(), b"\0"])
+}
+pub fn announcement_sent(userid: &str, id: u64) -> Vec<u8> {
+    newest_first(b"ans/", userid, id)
+}
+pub fn announcement_sent_by(userid: &str) -> Vec<u8> {
+    cat(&[b"ans/", userid.as_bytes(), b"\0"])
+}
+pub fn announcement_due(id: u64) -> Vec<u8> {
+    cat(&[b"adue/", &id.to_be_bytes()])
+}
+pub fn approval_template(id: &str) -> Vec<u8> {
+    cat(&[b"apt/", id.as_bytes()])
+}
+pub fn approval(id: u64) -> Vec<u8> {
+    cat(&[b"apr/", &id.to_be_bytes()])
+}
+/// An approval list of `userid`: `apa` mine, `apw` waiting for them,
+/// `aph` acted on, `apc` copied to them.
+pub fn approval_listed(list: &[u8; 4], userid: &str, id: u64) -> Vec<u8> {
+    newest_first(list, userid, id)
+}
+pub fn approval_list_of(list: &[u8; 4], userid: &str) -> Vec<u8> {
+    cat(&[list, userid.as_bytes(), b"\0"])
+}
+pub const APPROVALS_MINE: &[u8; 4] = b"apa/";
+pub const APPROVALS_WAITING: &[u8; 4] = b"apw/";
+pub const APPROVALS_DONE: &[u8; 4] = b"aph/";
+pub const APPROVALS_CC: &[u8; 4] = b"apc/";
+pub fn approval_at_dept(dept: u64, id: u64) -> Vec<u8> {
+    cat(&[b"apd/", &dept.to_be_bytes(), &id.to_be_bytes()])
+}
+pub fn approvals_at_dept(dept: u64) -> Vec<u8> {
+    cat(&[b"apd/", &dept.to_be_bytes()])
+}
+pub fn approval_finished(ms: u64, id: u64) -> Vec<u8> {
+    cat(&[b"apf/", &ms.to_be_bytes(), &id.to_be_bytes()])
+}
+/// `<prefix><userid>\0<!id>`: a per-user list, newest first.
+fn newest_first(prefix: &[u8], userid: &str, id: u64) -> Vec<u8> {
+    cat(&[
+        prefix,
+        userid.as_bytes(),
+        b"\0",
+        &(u64::MAX - id).to_be_bytes(),
+    ])
 }
 /// A member's notice inbox conversation.
 pub fn notice_conv_id(userid: &str) -> String {

@@ -11,7 +11,9 @@
 //! Everything a client may be told (errors included) is decided here, so
 //! every node gives the same answer to the same command.
 
+pub mod announcements;
 pub mod apply;
+pub mod approvals;
 pub mod integration;
 pub mod keys;
 pub mod model;
@@ -25,6 +27,8 @@ mod tests;
 mod tests_apps;
 #[cfg(test)]
 mod tests_notices;
+#[cfg(test)]
+mod tests_office;
 
 pub use apply::apply;
 pub use model::*;

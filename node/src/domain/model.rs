@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::announcements::*;
+pub use super::approvals::*;
 pub use super::integration::*;
 pub use super::notices::*;
 
@@ -293,6 +295,32 @@ pub enum EventBody {
         by: String,
         action: String,
     },
+    // --- announcements and approvals (also in the notice inbox) ---
+    AnnouncementPublished {
+        announcement: AnnouncementCard,
+    },
+    /// An approval request moved: `waiting` when it now waits for the
+    /// inbox's owner.
+    ApprovalUpdate {
+        id: u64,
+        template_name: String,
+        applicant: String,
+        status: String,
+        /// The step it is at (0-based).
+        step: u32,
+        action: String,
+        actor: String,
+        waiting: bool,
+    },
+}
+
+/// What a member does to an approval request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApprovalAction {
+    Approve { comment: String },
+    Reject { reason: String },
+    Comment { text: String },
+    Withdraw,
 }
 
 /// Every change to the domain. The API layer builds these after checking
@@ -591,6 +619,47 @@ pub enum Command {
     SetNoticePolicy {
         policy: NoticePolicy,
     },
+    PublishAnnouncement {
+        actor: String,
+        draft: AnnouncementDraft,
+    },
+    /// Leader: send it out to the next part of its audience.
+    AnnouncementExpand {
+        id: u64,
+        step: u64,
+    },
+    ReadAnnouncement {
+        actor: String,
+        id: u64,
+    },
+    /// The sender withdraws it (or an operator: `actor` None).
+    WithdrawAnnouncement {
+        actor: Option<String>,
+        id: u64,
+    },
+    /// Sysadmin: create or replace a template.
+    PutApprovalTemplate {
+        template: ApprovalTemplate,
+    },
+    SetApprovalTemplateDisabled {
+        id: String,
+        disabled: bool,
+    },
+    /// File a request: raw values by field key, checked against the
+    /// template at apply.
+    SubmitApproval {
+        actor: String,
+        template: String,
+        values: Vec<(String, String)>,
+    },
+    /// Approve, reject, comment or withdraw; `step` is the step the actor
+    /// saw (refused if it has moved on).
+    ActOnApproval {
+        actor: String,
+        id: u64,
+        step: Option<u32>,
+        action: ApprovalAction,
+    },
 }
 
 /// A right a sysadmin grants to a member, beyond what every member may do.
@@ -598,14 +667,17 @@ pub enum Command {
 pub enum Permission {
     /// Send urgent notices (紧急通知) to users, departments or everyone.
     NoticeUrgent,
+    /// Publish announcements (公告) to departments or everyone.
+    AnnouncementPublish,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 1] = [Permission::NoticeUrgent];
+    pub const ALL: [Permission; 2] = [Permission::NoticeUrgent, Permission::AnnouncementPublish];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::NoticeUrgent => "notice:urgent",
+            Permission::AnnouncementPublish => "announcement:publish",
         }
     }
 
@@ -643,8 +715,10 @@ pub enum Code {
     ScopeDenied,
     /// A deadline that has already passed.
     DeadlinePassed,
-    /// The notice was withdrawn.
+    /// The notice, announcement or approval request was withdrawn.
     Withdrawn,
+    /// The step or request was already decided.
+    AlreadyDecided,
 }
 
 impl Code {
@@ -670,6 +744,7 @@ impl Code {
             Code::ScopeDenied => "scope_denied",
             Code::DeadlinePassed => "deadline_passed",
             Code::Withdrawn => "withdrawn",
+            Code::AlreadyDecided => "already_decided",
         }
     }
 }
@@ -724,6 +799,14 @@ pub enum Done {
         mark: NoticeRecipient,
         changed: bool,
     },
+    Announcement(Announcement),
+    AnnouncementRead {
+        id: u64,
+        read_ms: u64,
+        changed: bool,
+    },
+    ApprovalTemplate(ApprovalTemplate),
+    Approval(Box<ApprovalRequest>),
 }
 
 pub type Outcome = Result<Done, Refusal>;

@@ -557,6 +557,29 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (prop::option::of(prop::sample::select(vec!["ann".to_string(), "bob".to_string()])), 1u64..4)
             .prop_map(|(actor, id)| Command::WithdrawNotice { actor, id }),
         1 => any::<bool>().prop_map(|on| Command::SetNoticePolicy { policy: NoticePolicy { leaders_may_send: on } }),
+        // Announcements (ann may publish) and approvals (template "t":
+        // leaders two levels up, then any of eve/fay; see the seed).
+        2 => (prop::sample::select(vec!["ann", "ann", "dan"]), prop::collection::vec(1u64..5, 0..2), any::<bool>())
+            .prop_map(|(a, parties, all)| Command::PublishAnnouncement { actor: a.into(), draft: AnnouncementDraft {
+                to: Recipients { users: vec![], parties, all },
+                title: "A".into(), body: vec![Block::Paragraph(vec![Run { text: "b".into(), bold: false, link: None }])],
+                attachment: None, pinned_until_ms: 0 } }),
+        2 => (arb_user(), 1u64..4).prop_map(|(a, id)| Command::ReadAnnouncement { actor: a, id }),
+        1 => (prop::option::of(prop::sample::select(vec!["ann".to_string(), "bob".to_string()])), 1u64..4)
+            .prop_map(|(actor, id)| Command::WithdrawAnnouncement { actor, id }),
+        3 => (arb_user(), prop::sample::select(vec!["1", "2.5", "x", ""]))
+            .prop_map(|(a, days)| Command::SubmitApproval { actor: a, template: "t".into(),
+                values: vec![("days".into(), days.into())] }),
+        4 => (arb_user(), 1u64..5, prop::option::of(0u32..4), 0u8..5).prop_map(|(a, id, step, k)| Command::ActOnApproval {
+            actor: a, id, step, action: match k {
+                0 | 1 => ApprovalAction::Approve { comment: String::new() },
+                2 => ApprovalAction::Reject { reason: "no".into() },
+                3 => ApprovalAction::Comment { text: "c".into() },
+                _ => ApprovalAction::Withdraw,
+            } }),
+        2 => (1u64..4, prop::option::of(1u64..4), prop::collection::vec(arb_user(), 0..3))
+            .prop_map(|(id, p, leaders)| Command::UpsertDepartment { dept: Department { leaders, ..dept(id, p) } }),
+        1 => any::<bool>().prop_map(|d| Command::SetApprovalTemplateDisabled { id: "t".into(), disabled: d }),
         // Raw leader steps at arbitrary step numbers: mostly stale.
         1 => (1u64..4, 0u64..6, 1u32..4, 0u8..4).prop_map(|(id, step, round, k)| match k {
             0 => Command::NoticeExpand { id, step },
@@ -564,6 +587,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
             2 => Command::NoticeEscalate { id, step },
             _ => Command::NoticeWithdrawStep { id, step },
         }),
+        1 => (1u64..4, 0u64..3).prop_map(|(id, step)| Command::AnnouncementExpand { id, step }),
     ]
 }
 
@@ -604,6 +628,7 @@ fn seeded_with_app() -> MemStore {
 /// Every invariant the domain promises, checked over the whole state.
 pub(super) fn check_invariants(s: &MemStore) {
     super::tests_notices::check_notice_invariants(s);
+    super::tests_office::check_office_invariants(s);
     // Only members who have not departed hold permissions.
     for p in Permission::ALL {
         for (k, _) in s
@@ -728,6 +753,46 @@ pub(super) fn check_invariants(s: &MemStore) {
     }
 }
 
+/// The proptest's seed: ann sends notices and publishes announcements;
+/// template "t" goes two levels of leaders up, then to eve or fay.
+fn office_seed(s: &mut MemStore) {
+    for p in [Permission::NoticeUrgent, Permission::AnnouncementPublish] {
+        ok(
+            s,
+            1,
+            Command::SetPermission {
+                userid: "ann".into(),
+                permission: p,
+                granted: true,
+            },
+        );
+    }
+    ok(
+        s,
+        1,
+        Command::PutApprovalTemplate {
+            template: ApprovalTemplate {
+                id: "t".into(),
+                name: "T".into(),
+                fields: vec![FieldDef {
+                    key: "days".into(),
+                    label: "Days".into(),
+                    kind: FieldKind::Number,
+                    required: true,
+                    options: vec![],
+                }],
+                flow: vec![
+                    FlowStep::Leaders(2),
+                    FlowStep::AnyOf(vec!["eve".into(), "fay".into()]),
+                ],
+                cc: vec!["bob".into()],
+                disabled: false,
+                version: 0,
+            },
+        },
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -736,7 +801,7 @@ proptest! {
         cmds in prop::collection::vec((arb_command(), any::<bool>()), 1..80)
     ) {
         let mut s = seeded_with_app();
-        ok(&mut s, 1, Command::SetPermission { userid: "ann".into(), permission: Permission::NoticeUrgent, granted: true });
+        office_seed(&mut s);
         // Every command applied, the leader's notice steps included, with
         // its time: the log to replay.
         let mut log: Vec<(u64, Command)> = Vec::new();
@@ -751,6 +816,11 @@ proptest! {
                         batch.push(step.clone());
                         batch.push(step);
                     }
+                }
+                for a in query::announcements_due(&s, 16).expect("due") {
+                    let step = Command::AnnouncementExpand { id: a.id, step: a.steps };
+                    batch.push(step.clone());
+                    batch.push(step);
                 }
             }
             for (j, c) in batch.iter().enumerate() {
@@ -769,7 +839,7 @@ proptest! {
         }
         // Same log, fresh store: byte-identical state.
         let mut again = seeded_with_app();
-        ok(&mut again, 1, Command::SetPermission { userid: "ann".into(), permission: Permission::NoticeUrgent, granted: true });
+        office_seed(&mut again);
         for (t, cmd) in &log {
             let _ = apply(&mut again, &ctx(*t), cmd).expect("storage");
         }

@@ -125,6 +125,7 @@ pub fn refusal(r: Refusal) -> ApiError {
         Code::AppDisabled | Code::ScopeDenied => StatusCode::FORBIDDEN,
         Code::DeadlinePassed => StatusCode::UNPROCESSABLE_ENTITY,
         Code::Withdrawn => StatusCode::GONE,
+        Code::AlreadyDecided => StatusCode::CONFLICT,
     };
     ApiError::new(status, r.code.as_str(), r.message)
 }

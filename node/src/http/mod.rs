@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod membership;
+pub mod office;
 pub mod state;
 pub mod submit;
 pub mod trace;

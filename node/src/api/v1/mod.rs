@@ -5,6 +5,8 @@
 //! Every route is listed once in [`ROUTES`]; the router is built from that
 //! table and a test checks it against `docs/api/openapi.json`.
 
+pub mod announcements;
+pub mod approvals;
 pub mod auth;
 pub mod conversations;
 pub mod directory;
@@ -144,6 +146,49 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
         ("post", "/v1/notices/{id}/ack", post(notices::ack)),
         ("post", "/v1/notices/{id}/read", post(notices::read)),
         ("post", "/v1/notices/{id}/withdraw", post(notices::withdraw)),
+        ("post", "/v1/announcements", post(announcements::publish)),
+        ("get", "/v1/announcements", get(announcements::list)),
+        ("get", "/v1/announcements/{id}", get(announcements::show)),
+        (
+            "post",
+            "/v1/announcements/{id}/read",
+            post(announcements::read),
+        ),
+        (
+            "get",
+            "/v1/announcements/{id}/readers",
+            get(announcements::readers),
+        ),
+        (
+            "get",
+            "/v1/announcements/{id}/readers.csv",
+            get(announcements::readers_export),
+        ),
+        (
+            "post",
+            "/v1/announcements/{id}/withdraw",
+            post(announcements::withdraw),
+        ),
+        ("get", "/v1/approvals/templates", get(approvals::templates)),
+        ("post", "/v1/approvals", post(approvals::file)),
+        ("get", "/v1/approvals", get(approvals::list)),
+        ("get", "/v1/approvals/{id}", get(approvals::show)),
+        (
+            "post",
+            "/v1/approvals/{id}/approve",
+            post(approvals::approve),
+        ),
+        ("post", "/v1/approvals/{id}/reject", post(approvals::reject)),
+        (
+            "post",
+            "/v1/approvals/{id}/comment",
+            post(approvals::comment),
+        ),
+        (
+            "post",
+            "/v1/approvals/{id}/withdraw",
+            post(approvals::withdraw),
+        ),
         ("get", "/v1/sync", get(stream::sync)),
         ("get", "/v1/stream", get(stream::websocket)),
         ("get", "/v1/openapi.json", get(openapi)),

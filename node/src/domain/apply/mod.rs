@@ -20,6 +20,9 @@ pub fn apply<S: Store>(
         events: Vec::new(),
     };
     let outcome = run(&mut tx, ctx, cmd)?;
+    if outcome.is_ok() {
+        follow_directory(&mut tx, ctx)?;
+    }
     let Overlay { writes, events, .. } = tx;
     if outcome.is_ok() {
         for (k, v) in writes {
@@ -111,8 +114,11 @@ macro_rules! ensure {
     };
 }
 
+pub mod announcements;
 mod appmsg;
+pub mod approvals;
 mod apps;
+mod audience;
 mod callbacks;
 mod conversations;
 mod directory;
@@ -479,7 +485,57 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             s.put_as(keys::NOTICE_POLICY, policy)?;
             Ok(Ok(Done::Ok))
         }
+        Command::PublishAnnouncement { actor, draft } => {
+            announcements::publish(s, ctx, actor, draft)
+        }
+        Command::AnnouncementExpand { id, step } => announcements::expand_step(s, ctx, *id, *step),
+        Command::ReadAnnouncement { actor, id } => announcements::read(s, ctx, actor, *id),
+        Command::WithdrawAnnouncement { actor, id } => {
+            announcements::withdraw(s, ctx, actor.as_deref(), *id)
+        }
+        Command::PutApprovalTemplate { template } => approvals::put_template(s, template),
+        Command::SetApprovalTemplateDisabled { id, disabled } => {
+            approvals::set_template_disabled(s, id, *disabled)
+        }
+        Command::SubmitApproval {
+            actor,
+            template,
+            values,
+        } => approvals::submit(s, ctx, actor, template, values),
+        Command::ActOnApproval {
+            actor,
+            id,
+            step,
+            action,
+        } => approvals::act(s, ctx, actor, *id, *step, action),
     }
+}
+
+/// After a command that changed departments or members: pending approval
+/// steps follow the directory.
+fn follow_directory<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx) -> Result<(), StoreFault> {
+    let mut depts = std::collections::BTreeSet::new();
+    let mut users = std::collections::BTreeSet::new();
+    for k in s
+        .writes
+        .range(b"dept/".to_vec()..b"dept0".to_vec())
+        .map(|(k, _)| k)
+    {
+        if k.len() == 13 {
+            depts.insert(keys::tail_u64(k));
+        }
+    }
+    for k in s
+        .writes
+        .range(b"user/".to_vec()..b"user0".to_vec())
+        .map(|(k, _)| k)
+    {
+        users.insert(String::from_utf8_lossy(&k[5..]).into_owned());
+    }
+    if depts.is_empty() && users.is_empty() {
+        return Ok(());
+    }
+    approvals::directory_changed(s, ctx, &depts, &users)
 }
 
 // ---------------------------------------------------------------- helpers

@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::audience::{self, is_active};
 use super::*;
 
 /// Candidates looked at per expansion step (the sending command runs the
@@ -148,7 +149,7 @@ fn inbox<S: Store>(
     )
 }
 
-fn tell<S: Store>(
+pub(super) fn tell<S: Store>(
     s: &mut Overlay<'_, S>,
     ctx: &Ctx,
     userid: &str,
@@ -183,119 +184,19 @@ fn progress<S: Store>(
     )
 }
 
-fn is_active<S: Store>(s: &Overlay<'_, S>, userid: &str) -> Result<bool, StoreFault> {
-    Ok(s.get_as::<Member>(&keys::user(userid))?
-        .is_some_and(|m| m.status == MemberStatus::Active))
-}
-
-/// `d` and every department below it.
-fn subtree<S: Store>(
-    s: &Overlay<'_, S>,
-    d: u64,
-    out: &mut BTreeSet<u64>,
-) -> Result<(), StoreFault> {
-    let mut todo = vec![d];
-    while let Some(cur) = todo.pop() {
-        if !out.insert(cur) {
-            continue;
-        }
-        for (k, _) in s.scan(&keys::dept_children(cur), None, usize::MAX)? {
-            todo.push(keys::tail_u64(&k));
-        }
-    }
-    Ok(())
-}
-
-/// The departments `userid` leads, with everything below them.
-fn led_subtrees<S: Store>(s: &Overlay<'_, S>, userid: &str) -> Result<BTreeSet<u64>, StoreFault> {
-    let mut out = BTreeSet::new();
-    for (_, d) in s.scan_as::<Department>(b"dept/", None, usize::MAX)? {
-        if d.leaders.iter().any(|l| l == userid) {
-            subtree(s, d.id, &mut out)?;
-        }
-    }
-    Ok(out)
-}
-
-/// Whether anyone but `sender` would receive a notice to `t` (stops at
-/// the first).
-fn anyone<S: Store>(
-    s: &Overlay<'_, S>,
-    t: &NoticeTargets,
-    sender: &str,
-) -> Result<bool, StoreFault> {
-    for u in &t.users {
-        if u != sender && is_active(s, u)? {
-            return Ok(true);
-        }
-    }
-    let mut after: Option<Vec<u8>> = None;
-    if t.all {
-        loop {
-            let page = s.scan_as::<Member>(keys::USERS, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else {
-                return Ok(false);
-            };
-            if page
-                .iter()
-                .any(|(_, m)| m.userid != sender && m.status == MemberStatus::Active)
-            {
-                return Ok(true);
-            }
-            after = Some(last.clone());
-        }
-    }
-    for d in &t.depts {
-        let prefix = keys::dept_members(*d);
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = s.scan(&prefix, after.as_deref(), 256)?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            for (k, _) in &page {
-                let u = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                if u != sender && is_active(s, &u)? {
-                    return Ok(true);
-                }
-            }
-            after = Some(last.clone());
-        }
-    }
-    Ok(false)
-}
-
 pub(super) fn send_notice<S: Store>(
     s: &mut Overlay<'_, S>,
     ctx: &Ctx,
     actor: &str,
     d: &NoticeDraft,
 ) -> R<Done> {
-    let _ = check!(active_member(s, actor, true));
-    let granted = s
-        .get(&keys::permission(Permission::NoticeUrgent.as_str(), actor))?
-        .is_some();
-    let leaders_may: NoticePolicy = s.get_as(keys::NOTICE_POLICY)?.unwrap_or_default();
-    let led = if granted || !leaders_may.leaders_may_send {
-        BTreeSet::new()
-    } else {
-        led_subtrees(s, actor)?
-    };
-    ensure!(
-        granted || !led.is_empty(),
-        Code::Forbidden,
-        "sending urgent notices needs the notice:urgent permission (granted by the system administrator)"
-    );
-    ensure!(
-        !d.to.users.is_empty() || !d.to.parties.is_empty() || d.to.all,
-        Code::NoRecipients,
-        "give users, departments or all"
-    );
-    ensure!(
-        d.to.users.len() <= MAX_LISTED_USERS && d.to.parties.len() <= MAX_LISTED_DEPTS,
-        Code::LimitExceeded,
-        "at most {MAX_LISTED_USERS} users and {MAX_LISTED_DEPTS} departments: send to departments or to all"
-    );
+    let targets = check!(audience::resolve(
+        s,
+        actor,
+        Permission::NoticeUrgent,
+        &d.to,
+        "urgent notices"
+    ));
     let title_len = d.title.chars().count();
     ensure!(
         (1..=MAX_TITLE_CHARS).contains(&title_len)
@@ -348,59 +249,6 @@ pub(super) fn send_notice<S: Store>(
         Code::LimitExceeded,
         "at most {MAX_ROUNDS} reminder rounds"
     );
-    let mut targets = NoticeTargets {
-        all: d.to.all,
-        ..Default::default()
-    };
-    let mut users = BTreeSet::new();
-    for u in &d.to.users {
-        match s.get_as::<Member>(&keys::user(u))? {
-            Some(m) if m.status != MemberStatus::Departed => {
-                users.insert(m.userid);
-            }
-            _ => return Ok(refuse(Code::NotFound, format!("no member {u:?}"))),
-        }
-    }
-    let mut depts = BTreeSet::new();
-    for dept in &d.to.parties {
-        ensure!(
-            s.get(&keys::dept(*dept))?.is_some(),
-            Code::NotFound,
-            "no department {dept}"
-        );
-        subtree(s, *dept, &mut depts)?;
-    }
-    if !granted {
-        // A leader without the grant: only within what they lead.
-        ensure!(
-            !d.to.all || led.contains(&ROOT_DEPARTMENT),
-            Code::Forbidden,
-            "department leaders may notify only their own departments (everyone needs the root department)"
-        );
-        ensure!(
-            depts.iter().all(|x| led.contains(x)),
-            Code::Forbidden,
-            "department leaders may notify only their own departments"
-        );
-        for u in &users {
-            let m: Option<Member> = s.get_as(&keys::user(u))?;
-            ensure!(
-                m.is_some_and(|m| m.departments.iter().any(|x| led.contains(x))),
-                Code::Forbidden,
-                "department leaders may notify only members of their own departments ({u} is not)"
-            );
-        }
-    }
-    if !targets.all {
-        // Sent to everyone, the listed ones are already in.
-        targets.users = users.into_iter().collect();
-        targets.depts = depts.into_iter().collect();
-    }
-    ensure!(
-        anyone(s, &targets, actor)?,
-        Code::NoRecipients,
-        "no active member other than the sender is among the recipients"
-    );
     let id = s.get_as::<u64>(keys::NOTICE_CTR)?.unwrap_or(0) + 1;
     s.put_as(keys::NOTICE_CTR, &id)?;
     s.put_as(&keys::notice_body(id), &d.body)?;
@@ -448,32 +296,10 @@ fn expand<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, n: &mut Notice) -> Result
         sent_ms: n.sent_ms,
         deadline_ms: n.deadline_ms,
     };
-    let parts = 1 + targets.depts.len() as u32;
+    let parts = audience::parts(&targets);
     let mut budget = EXPAND_STEP;
     while budget > 0 && part < parts {
-        let batch: Vec<String> = if part == 0 && targets.all {
-            let start = (!after.is_empty()).then(|| keys::user(&after));
-            s.scan(keys::USERS, start.as_deref(), budget)?
-                .into_iter()
-                .map(|(k, _)| String::from_utf8_lossy(&k[keys::USERS.len()..]).into_owned())
-                .collect()
-        } else if part == 0 {
-            targets
-                .users
-                .iter()
-                .filter(|u| after.is_empty() || u.as_str() > after.as_str())
-                .take(budget)
-                .cloned()
-                .collect()
-        } else {
-            let dept = targets.depts[part as usize - 1];
-            let prefix = keys::dept_members(dept);
-            let start = (!after.is_empty()).then(|| keys::dept_member(dept, &after));
-            s.scan(&prefix, start.as_deref(), budget)?
-                .into_iter()
-                .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-                .collect()
-        };
+        let batch = audience::batch(s, &targets, part, &after, budget)?;
         let short = batch.len() < budget;
         budget -= batch.len();
         for u in &batch {
