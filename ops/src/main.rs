@@ -98,6 +98,14 @@ enum Command {
     /// auditor); withdraw (sysadmin).
     #[command(subcommand)]
     Notice(enclave_ops::cmd::notice::NoticeCommand),
+    /// Announcements: list, show, readers by state, CSV export of readers
+    /// (sysadmin, auditor); withdraw (sysadmin).
+    #[command(subcommand)]
+    Announcement(enclave_ops::cmd::office::AnnouncementCommand),
+    /// Approvals: templates (sysadmin), a request with its trail, CSV
+    /// export of finished approvals (sysadmin).
+    #[command(subcommand)]
+    Approval(enclave_ops::cmd::office::ApprovalCommand),
 }
 
 fn main() -> ExitCode {
@@ -179,6 +187,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Notice(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::notice::run(c, &client, cli.output))
+        }
+        Command::Announcement(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::office::run_announcement(c, &client, cli.output))
+        }
+        Command::Approval(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::office::run_approval(c, &client, cli.output))
         }
         Command::Cluster(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

@@ -232,3 +232,10 @@ pub struct ApprovalRequest {
     pub finished_ms: u64,
     pub trail: Vec<TrailEntry>,
 }
+
+/// Steps and CCs given with a request instead of the template's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRoute {
+    pub steps: Vec<StepRule>,
+    pub cc: Vec<String>,
+}

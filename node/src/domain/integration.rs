@@ -30,15 +30,18 @@ pub enum Scope {
     MessageSend,
     AppChat,
     OAuth,
+    /// File approval requests for members and read approvals (`oa/*`).
+    Approval,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::DirectoryRead,
         Scope::DirectoryWrite,
         Scope::MessageSend,
         Scope::AppChat,
         Scope::OAuth,
+        Scope::Approval,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Scope {
             Scope::MessageSend => "message:send",
             Scope::AppChat => "appchat",
             Scope::OAuth => "oauth",
+            Scope::Approval => "approval",
         }
     }
 

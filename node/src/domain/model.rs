@@ -651,6 +651,9 @@ pub enum Command {
         actor: String,
         template: String,
         values: Vec<(String, String)>,
+        /// Approvers chosen by the caller instead of the template's flow
+        /// (WeCom's `use_template_approver: 0`).
+        route: Option<ApprovalRoute>,
     },
     /// Approve, reject, comment or withdraw; `step` is the step the actor
     /// saw (refused if it has moved on).

@@ -602,7 +602,10 @@ pub fn notices_of<S: Store + ?Sized>(
 }
 
 /// A page of a notice's recipients and the cursor of the next page.
-pub type RecipientPage = (Vec<(String, NoticeRecipient)>, Option<String>);
+pub type RecipientPage = Page<NoticeRecipient>;
+
+/// Records by userid and the cursor of the next page.
+pub type Page<T> = (Vec<(String, T)>, Option<String>);
 
 /// Recipients of a notice after `cursor`, by userid, with their state;
 /// `filter` keeps some of them. At most `budget` records are looked at,
@@ -627,7 +630,6 @@ pub fn notice_recipients<S: Store + ?Sized>(
 
 /// Records `<prefix><userid>` after `cursor` kept by `filter` (at most
 /// `limit`, looking at most at `budget`), and the next cursor.
-#[allow(clippy::type_complexity)]
 fn by_userid<S: Store + ?Sized, T: serde::de::DeserializeOwned>(
     s: &S,
     prefix: &[u8],
@@ -635,7 +637,7 @@ fn by_userid<S: Store + ?Sized, T: serde::de::DeserializeOwned>(
     cursor: Option<&str>,
     limit: usize,
     budget: usize,
-) -> Result<(Vec<(String, T)>, Option<String>), StoreFault> {
+) -> Result<Page<T>, StoreFault> {
     let mut after = cursor.map(|c| [prefix, c.as_bytes()].concat());
     let mut out = Vec::new();
     let mut looked = 0;
@@ -719,7 +721,7 @@ pub fn announcement_readers<S: Store + ?Sized>(
     cursor: Option<&str>,
     limit: usize,
     budget: usize,
-) -> Result<(Vec<(String, AnnouncementReader)>, Option<String>), StoreFault> {
+) -> Result<Page<AnnouncementReader>, StoreFault> {
     by_userid(
         s,
         &keys::announcement_readers(id),
@@ -897,4 +899,37 @@ pub fn approvals_finished<S: Store + ?Sized>(
         }
     }
     Ok(out)
+}
+
+/// Requests filed between `from_ms` and `to_ms` with id above `after`,
+/// kept by `filter`: at most `limit`, looking at no more than 10,000
+/// records; the next cursor (an id) when there may be more.
+pub fn approvals_filed<S: Store + ?Sized>(
+    s: &S,
+    from_ms: u64,
+    to_ms: u64,
+    after: u64,
+    limit: usize,
+    filter: impl Fn(&ApprovalRequest) -> bool,
+) -> Result<(Vec<ApprovalRequest>, Option<u64>), StoreFault> {
+    let mut out = Vec::new();
+    let mut at = keys::approval(after);
+    let mut looked = 0;
+    loop {
+        let page = s.scan_as::<ApprovalRequest>(b"apr/", Some(&at), 500)?;
+        let Some((last, _)) = page.last() else {
+            return Ok((out, None));
+        };
+        at = last.clone();
+        for (_, r) in page {
+            looked += 1;
+            let id = r.id;
+            if (from_ms..=to_ms).contains(&r.submitted_ms) && filter(&r) {
+                out.push(r);
+            }
+            if out.len() == limit || looked == 10_000 {
+                return Ok((out, Some(id)));
+            }
+        }
+    }
 }

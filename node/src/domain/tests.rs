@@ -569,7 +569,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
             .prop_map(|(actor, id)| Command::WithdrawAnnouncement { actor, id }),
         3 => (arb_user(), prop::sample::select(vec!["1", "2.5", "x", ""]))
             .prop_map(|(a, days)| Command::SubmitApproval { actor: a, template: "t".into(),
-                values: vec![("days".into(), days.into())] }),
+                values: vec![("days".into(), days.into())],
+                route: (days == "1").then(|| ApprovalRoute { steps: vec![StepRule::User("eve".into()), StepRule::Leader(1)], cc: vec!["fay".into()] }) }),
         4 => (arb_user(), 1u64..5, prop::option::of(0u32..4), 0u8..5).prop_map(|(a, id, step, k)| Command::ActOnApproval {
             actor: a, id, step, action: match k {
                 0 | 1 => ApprovalAction::Approve { comment: String::new() },

@@ -412,6 +412,7 @@ fn file(s: &mut MemStore, actor: &str, vals: Vec<(String, String)>) -> ApprovalR
             actor: actor.into(),
             template: "leave".into(),
             values: vals,
+            route: None,
         },
     ) {
         Done::Approval(r) => *r,
@@ -761,6 +762,7 @@ fn bad_templates_and_bad_values_are_refused_and_change_nothing() {
         actor: "cai".into(),
         template: "leave".into(),
         values: vals,
+        route: None,
     };
     for (vals, what) in [
         (values(&[("amount", "一千元")]), "money with text"),
@@ -805,7 +807,8 @@ fn bad_templates_and_bad_values_are_refused_and_change_nothing() {
             Command::SubmitApproval {
                 actor: "cai".into(),
                 template: "nope".into(),
-                values: values(&[])
+                values: values(&[]),
+                route: None,
             }
         ),
         Code::NotFound

@@ -15,6 +15,7 @@ pub mod directory;
 pub mod errors;
 pub mod extract;
 pub mod message;
+pub mod oa;
 pub mod oauth;
 pub mod token;
 
@@ -102,6 +103,17 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
         ("get", "/cgi-bin/appchat/get", get(message::chat_get)),
         ("post", "/cgi-bin/appchat/send", post(message::chat_send)),
         ("get", "/cgi-bin/auth/getuserinfo", get(oauth::getuserinfo)),
+        ("post", "/cgi-bin/oa/applyevent", post(oa::applyevent)),
+        (
+            "post",
+            "/cgi-bin/oa/getapprovalinfo",
+            post(oa::getapprovalinfo),
+        ),
+        (
+            "post",
+            "/cgi-bin/oa/getapprovaldetail",
+            post(oa::getapprovaldetail),
+        ),
         (
             "get",
             "/cgi-bin/user/getuserinfo",

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod msgbench;
 pub mod notice;
 pub mod noticebench;
+pub mod office;
 pub mod status;
 pub mod wecombench;
 

@@ -84,6 +84,7 @@ pub async fn file(
             actor: caller.userid.clone(),
             template: req.template,
             values,
+            route: None,
         },
         None,
     )

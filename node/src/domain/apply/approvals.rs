@@ -250,7 +250,7 @@ fn date(raw: &str) -> Option<(u32, u32, u32)> {
     let y: u32 = raw.get(0..4)?.parse().ok()?;
     let m: u32 = raw.get(5..7)?.parse().ok()?;
     let d: u32 = raw.get(8..10)?.parse().ok()?;
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -627,8 +627,45 @@ pub(super) fn submit<S: Store>(
     actor: &str,
     template: &str,
     values: &[(String, String)],
+    route: Option<&ApprovalRoute>,
 ) -> R<Done> {
     let m = check!(active_member(s, actor, true));
+    if let Some(route) = route {
+        ensure!(
+            !route.steps.is_empty() && route.steps.len() <= MAX_STEPS,
+            Code::InvalidArgument,
+            "give 1-{MAX_STEPS} approval steps"
+        );
+        ensure!(
+            route.cc.len() <= MAX_CC,
+            Code::LimitExceeded,
+            "at most {MAX_CC} CC recipients"
+        );
+        for st in &route.steps {
+            let users: &[String] = match st {
+                StepRule::Leader(n) => {
+                    ensure!(
+                        (1..=MAX_LEVELS).contains(n),
+                        Code::InvalidArgument,
+                        "leader levels are 1-{MAX_LEVELS}"
+                    );
+                    &[]
+                }
+                StepRule::User(u) => std::slice::from_ref(u),
+                StepRule::AnyOf(g) => {
+                    ensure!(
+                        !g.is_empty() && g.len() <= MAX_GROUP,
+                        Code::InvalidArgument,
+                        "a group of approvers has 1-{MAX_GROUP} members"
+                    );
+                    g
+                }
+            };
+            for u in users.iter().chain(route.cc.iter()) {
+                let _ = check!(active_member(s, u, true));
+            }
+        }
+    }
     let Some(t) = s.get_as::<ApprovalTemplate>(&keys::approval_template(template))? else {
         return Ok(refuse(
             Code::NotFound,
@@ -677,15 +714,19 @@ pub(super) fn submit<S: Store>(
     } else {
         m.departments.first().copied().unwrap_or(ROOT_DEPARTMENT)
     };
-    let plan = t
-        .flow
-        .iter()
-        .flat_map(|st| match st {
-            FlowStep::Leaders(k) => (1..=*k).map(StepRule::Leader).collect::<Vec<_>>(),
-            FlowStep::User(u) => vec![StepRule::User(u.clone())],
-            FlowStep::AnyOf(g) => vec![StepRule::AnyOf(g.clone())],
-        })
-        .collect();
+    let plan = match route {
+        Some(r) => r.steps.clone(),
+        None => t
+            .flow
+            .iter()
+            .flat_map(|st| match st {
+                FlowStep::Leaders(k) => (1..=*k).map(StepRule::Leader).collect::<Vec<_>>(),
+                FlowStep::User(u) => vec![StepRule::User(u.clone())],
+                FlowStep::AnyOf(g) => vec![StepRule::AnyOf(g.clone())],
+            })
+            .collect(),
+    };
+    let cc = route.map_or(&t.cc, |r| &r.cc);
     let id = s.get_as::<u64>(keys::APPROVAL_CTR)?.unwrap_or(0) + 1;
     s.put_as(keys::APPROVAL_CTR, &id)?;
     let mut r = ApprovalRequest {
@@ -700,7 +741,13 @@ pub(super) fn submit<S: Store>(
         current: 0,
         approvers: Vec::new(),
         approver_dept: 0,
-        cc: t.cc.iter().filter(|u| *u != actor).cloned().collect(),
+        cc: cc
+            .iter()
+            .filter(|u| *u != actor)
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         status: ApprovalStatus::Pending,
         finished_ms: 0,
         trail: Vec::new(),

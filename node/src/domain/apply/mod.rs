@@ -152,6 +152,7 @@ fn app_scope(cmd: &Command) -> Option<Scope> {
         | Command::AppChatUpdate { .. }
         | Command::AppChatSend { .. } => Scope::AppChat,
         Command::RedeemOAuthCode { .. } => Scope::OAuth,
+        Command::SubmitApproval { .. } => Scope::Approval,
         _ => return None,
     })
 }
@@ -501,7 +502,8 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             actor,
             template,
             values,
-        } => approvals::submit(s, ctx, actor, template, values),
+            route,
+        } => approvals::submit(s, ctx, actor, template, values, route.as_ref()),
         Command::ActOnApproval {
             actor,
             id,
