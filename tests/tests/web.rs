@@ -237,6 +237,63 @@ async fn urgent_notices_pop_up_are_acknowledged_reminded_and_withdrawn() {
     run_script(&mut c, "notices.mjs", "notices").await;
 }
 
+/// An admin-port call that must succeed.
+async fn admin_ok(c: &TestCluster, method: Method, path: &str, body: Option<Value>) {
+    let (s, b) = c
+        .admin(0)
+        .request(method, path, body.map(|v| v.to_string().into_bytes()))
+        .await
+        .expect(path);
+    assert!(
+        s.is_success(),
+        "{path}: {s} {}",
+        String::from_utf8_lossy(&b)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcements_are_read_counted_and_approvals_walk_the_chain() {
+    if skip_reason().is_some() {
+        return;
+    }
+    let mut c = enterprise().await;
+    // zhangsan may publish announcements; lisi leads the head office
+    // (everyone's department); the leave form goes to the applicant's
+    // leader, then to wangwu, and is copied to zhaoliu.
+    admin_ok(
+        &c,
+        Method::PUT,
+        "/v1/directory/members/zhangsan/permissions/announcement:publish",
+        None,
+    )
+    .await;
+    admin_ok(
+        &c,
+        Method::PUT,
+        "/v1/directory/departments/1",
+        Some(json!({ "name": "总部", "leaders": ["lisi"] })),
+    )
+    .await;
+    admin_ok(
+        &c,
+        Method::PUT,
+        "/v1/approvals/templates/leave",
+        Some(json!({
+            "name": "请假",
+            "fields": [
+                { "key": "days", "label": "天数", "type": "number", "required": true },
+                { "key": "kind", "label": "类型", "type": "choice", "required": true, "options": ["年假", "病假"] },
+                { "key": "dates", "label": "日期", "type": "date_range", "required": true },
+                { "key": "amount", "label": "金额", "type": "money", "required": false },
+            ],
+            "flow": [{ "leaders": 1 }, { "user": "wangwu" }],
+            "cc": ["zhaoliu"],
+        })),
+    )
+    .await;
+    run_script(&mut c, "office.mjs", "office").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_fails_over_when_its_node_dies_and_loses_nothing() {
     if skip_reason().is_some() {

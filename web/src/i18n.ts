@@ -195,6 +195,11 @@ const zh = {
   confirmWithdraw: '撤回这条紧急通知？所有接收人都会看到已撤回，不再提醒。',
   escalatedToYou: '你负责的 {n} 人未在截止前确认',
   unackedCount: '{n} 条待确认',
+  // announcements and approvals (the rest of their strings load with their views)
+  announcements: '公告',
+  approvals: '审批',
+  unreadAnnouncements: '{n} 条未读公告',
+  waitingApprovals: '{n} 条待我审批',
   confidential: '保密消息，请勿转发',
 } as const;
 
@@ -385,6 +390,10 @@ const en: Dict = {
   confirmWithdraw: 'Withdraw this urgent notice? Every recipient sees it withdrawn; no more reminders.',
   escalatedToYou: '{n} of your members had not acknowledged by the deadline',
   unackedCount: '{n} to acknowledge',
+  announcements: 'Announcements',
+  approvals: 'Approvals',
+  unreadAnnouncements: '{n} unread announcements',
+  waitingApprovals: '{n} waiting for you',
   confidential: 'Confidential: do not forward',
 };
 

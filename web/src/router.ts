@@ -1,5 +1,7 @@
 // A tiny hash router: #/chats, #/chat/<id>, #/direct/<userid>,
-// #/contacts, #/user/<userid>, #/notices, #/notices/<id>, #/notices/new.
+// #/contacts, #/user/<userid>, #/notices, #/notices/<id>, #/notices/new,
+// #/announcements, #/announcements/<id>, #/announcements/new,
+// #/approvals, #/approvals/<id>, #/approvals/new[/<template>].
 
 export type Route =
   | { name: 'chats' }
@@ -9,7 +11,13 @@ export type Route =
   | { name: 'user'; userid: string }
   | { name: 'notices' }
   | { name: 'notice'; id: number }
-  | { name: 'notice-new' };
+  | { name: 'notice-new' }
+  | { name: 'announcements' }
+  | { name: 'announcement'; id: number }
+  | { name: 'announcement-new' }
+  | { name: 'approvals' }
+  | { name: 'approval'; id: number }
+  | { name: 'approval-new'; template?: string };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -31,6 +39,12 @@ export function parseRoute(hash: string): Route {
     case 'notices':
       if (parts[1] === 'new') return { name: 'notice-new' };
       return parts[1] && /^\d+$/.test(parts[1]) ? { name: 'notice', id: Number(parts[1]) } : { name: 'notices' };
+    case 'announcements':
+      if (parts[1] === 'new') return { name: 'announcement-new' };
+      return parts[1] && /^\d+$/.test(parts[1]) ? { name: 'announcement', id: Number(parts[1]) } : { name: 'announcements' };
+    case 'approvals':
+      if (parts[1] === 'new') return parts[2] ? { name: 'approval-new', template: parts[2] } : { name: 'approval-new' };
+      return parts[1] && /^\d+$/.test(parts[1]) ? { name: 'approval', id: Number(parts[1]) } : { name: 'approvals' };
     default:
       return { name: 'chats' };
   }
@@ -54,6 +68,18 @@ export function href(r: Route): string {
       return `#/notices/${r.id}`;
     case 'notice-new':
       return '#/notices/new';
+    case 'announcements':
+      return '#/announcements';
+    case 'announcement':
+      return `#/announcements/${r.id}`;
+    case 'announcement-new':
+      return '#/announcements/new';
+    case 'approvals':
+      return '#/approvals';
+    case 'approval':
+      return `#/approvals/${r.id}`;
+    case 'approval-new':
+      return r.template ? `#/approvals/new/${encodeURIComponent(r.template)}` : '#/approvals/new';
   }
 }
 

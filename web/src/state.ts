@@ -19,6 +19,7 @@ import {
 } from './api.ts';
 import { EventStream, type StreamStatus } from './stream.ts';
 import { Notices } from './notices.ts';
+import { Office } from './office.ts';
 import type { EventFrame } from './logic/cursor.ts';
 import { MessageLog, latestPage, olderPage } from './logic/messages.ts';
 
@@ -95,6 +96,8 @@ export class Store {
   people = new Map<string, Member>();
   /** Urgent notices (the notice inbox `n.<me>`). */
   urgent: Notices;
+  /** Announcements and approvals (their events also arrive in `n.<me>`). */
+  office: Office;
   streamStatus: StreamStatus = 'stopped';
   streamNode = '';
   /** The conversation on screen (marked read while visible). */
@@ -116,6 +119,7 @@ export class Store {
     this.api.onSessionEnded = () => this.reset('session');
     this.pool.onChange(() => this.changed());
     this.urgent = new Notices(this.api, () => this.changed());
+    this.office = new Office(this.api, () => this.changed());
   }
 
   // ---------------------------------------------------------- plumbing
@@ -198,6 +202,7 @@ export class Store {
     this.api.setTokens(null);
     this.conversations.clear();
     this.urgent.reset();
+    this.office.reset();
     this.outbox = [];
     this.saveOutbox();
     this.me = null;
@@ -245,6 +250,10 @@ export class Store {
     this.loadOutbox();
     this.urgent.canSend = (me.permissions ?? []).includes('notice:urgent');
     this.urgent.load().catch(() => {
+      /* the stream still brings new ones */
+    });
+    this.office.canPublish = (me.permissions ?? []).includes('announcement:publish');
+    this.office.load().catch(() => {
       /* the stream still brings new ones */
     });
     this.phase = 'ready';
@@ -509,6 +518,7 @@ export class Store {
       this.urgent.onEvent(ev);
       return;
     }
+    if (this.office.onEvent(ev)) return;
     const id = ev.conversation;
     const cs = this.conversations.get(id);
     const me = this.api.userid;

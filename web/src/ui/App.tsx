@@ -8,9 +8,47 @@ import { Directory } from './Directory.tsx';
 import { Profile } from './Profile.tsx';
 import { LangSwitch } from './LangSwitch.tsx';
 import { Dialog } from './Dialog.tsx';
-import { ChatIcon, ContactsIcon, NoticeIcon } from './Icons.tsx';
+import { AnnouncementIcon, ApprovalIcon, ChatIcon, ContactsIcon, NoticeIcon } from './Icons.tsx';
 import { NoticeCompose, NoticeList, NoticePage, UrgentDialog } from './Notices.tsx';
 import { useLang, useNarrow, useRoute, useStore } from './hooks.ts';
+import { prefetchOffice, useOffice } from './lazy.ts';
+import type { Route } from '../router.ts';
+
+type Section = 'chats' | 'contacts' | 'notices' | 'announcements' | 'approvals';
+
+function sectionOf(r: Route): Section {
+  switch (r.name) {
+    case 'contacts':
+    case 'user':
+      return 'contacts';
+    case 'notices':
+    case 'notice':
+    case 'notice-new':
+      return 'notices';
+    case 'announcements':
+    case 'announcement':
+    case 'announcement-new':
+      return 'announcements';
+    case 'approvals':
+    case 'approval':
+    case 'approval-new':
+      return 'approvals';
+    default:
+      return 'chats';
+  }
+}
+
+const DETAIL = new Set<Route['name']>([
+  'chat',
+  'direct',
+  'user',
+  'notice',
+  'notice-new',
+  'announcement',
+  'announcement-new',
+  'approval',
+  'approval-new',
+]);
 
 export function App() {
   useLang();
@@ -18,6 +56,12 @@ export function App() {
   const route = useRoute();
   const narrow = useNarrow();
   const [pwOpen, setPwOpen] = useState(false);
+  const section = sectionOf(route);
+  const office = useOffice(store.phase === 'ready' && (section === 'announcements' || section === 'approvals'));
+  const ready = store.phase === 'ready';
+  useEffect(() => {
+    if (ready) prefetchOffice();
+  }, [ready]);
 
   // The conversation on screen is the one marked read.
   const openId = store.phase === 'ready' && route.name === 'chat' ? route.id : null;
@@ -46,14 +90,22 @@ export function App() {
     );
   }
 
-  const section =
-    route.name === 'contacts' || route.name === 'user'
-      ? 'contacts'
-      : route.name === 'notices' || route.name === 'notice' || route.name === 'notice-new'
-        ? 'notices'
-        : 'chats';
-  const detail =
-    route.name === 'chat' || route.name === 'direct' || route.name === 'user' || route.name === 'notice' || route.name === 'notice-new';
+  const detail = DETAIL.has(route.name);
+  const V = office.views;
+  const viewLoading = office.failed ? (
+    <div class="empty-main">
+      <p role="alert">
+        {t('loadFailed')}{' '}
+        <button type="button" class="link-btn" onClick={office.retry}>
+          {t('retry')}
+        </button>
+      </p>
+    </div>
+  ) : (
+    <div class="empty-main">
+      <p role="status">{t('loading')}</p>
+    </div>
+  );
   const status = store.streamStatus;
   const node = store.streamNode ? store.pool.label(store.streamNode) : '';
   const statusText =
@@ -104,16 +156,61 @@ export function App() {
           <span>{t('notices')}</span>
           <UnackedBadge />
         </a>
+        <a
+          href={href({ name: 'announcements' })}
+          aria-current={section === 'announcements' ? 'page' : undefined}
+          data-testid="nav-announcements"
+        >
+          <AnnouncementIcon />
+          <span>{t('announcements')}</span>
+          <CountBadge n={store.office.unreadAnnouncements()} label="unreadAnnouncements" testid="unread-announcements" />
+        </a>
+        <a
+          href={href({ name: 'approvals' })}
+          aria-current={section === 'approvals' ? 'page' : undefined}
+          data-testid="nav-approvals"
+        >
+          <ApprovalIcon />
+          <span>{t('approvals')}</span>
+          <CountBadge
+            n={store.office.waitingCount()}
+            more={store.office.waitingMore()}
+            label="waitingApprovals"
+            testid="waiting-approvals"
+          />
+        </a>
       </nav>
       <main class="main-wrap" id="main">
       <section
         class="sidebar"
-        aria-label={section === 'chats' ? t('conversations') : section === 'notices' ? t('urgentNotice') : t('directory')}
+        aria-label={
+          section === 'chats'
+            ? t('conversations')
+            : section === 'notices'
+              ? t('urgentNotice')
+              : section === 'announcements'
+                ? t('announcements')
+                : section === 'approvals'
+                  ? t('approvals')
+                  : t('directory')
+        }
       >
         {section === 'chats' ? (
           <ConversationList route={route} />
         ) : section === 'notices' ? (
           <NoticeList selected={route.name === 'notice' ? route.id : null} />
+        ) : section === 'announcements' ? (
+          V ? (
+            <V.AnnouncementList selected={route.name === 'announcement' ? route.id : null} />
+          ) : (
+            viewLoading
+          )
+        ) : section === 'approvals' ? (
+          V ? (
+            <V.ApprovalList selected={route.name === 'approval' ? route.id : null} />
+          ) : (
+            viewLoading
+          )
         ) : (
           <Directory route={route} />
         )}
@@ -129,6 +226,22 @@ export function App() {
           <NoticePage key={route.id} id={route.id} />
         ) : route.name === 'notice-new' ? (
           <NoticeCompose />
+        ) : section === 'announcements' || section === 'approvals' ? (
+          !V ? (
+            viewLoading
+          ) : route.name === 'announcement' ? (
+            <V.AnnouncementPage key={route.id} id={route.id} />
+          ) : route.name === 'announcement-new' ? (
+            <V.AnnouncementCompose />
+          ) : route.name === 'approval' ? (
+            <V.ApprovalPage key={route.id} id={route.id} />
+          ) : route.name === 'approval-new' ? (
+            <V.ApprovalNew key={route.template ?? ''} template={route.template ?? null} />
+          ) : (
+            <div class="empty-main">
+              <p>{V.emptyText(section)}</p>
+            </div>
+          )
         ) : (
           <div class="empty-main">
             <p>{t('selectConversation')}</p>
@@ -154,6 +267,17 @@ function UnackedBadge() {
     <span class="badge" data-testid="unacked-notices">
       <span class="sr-only">{t('unackedCount', { n })}</span>
       <span aria-hidden="true">{n > 99 ? '99+' : n}</span>
+    </span>
+  );
+}
+
+function CountBadge({ n, more, label, testid }: { n: number; more?: boolean; label: 'unreadAnnouncements' | 'waitingApprovals'; testid: string }) {
+  if (!n) return null;
+  const shown = n > 99 || more ? '99+' : String(n);
+  return (
+    <span class="badge" data-testid={testid} data-count={n}>
+      <span class="sr-only">{t(label, { n: more ? `${n}+` : n })}</span>
+      <span aria-hidden="true">{shown}</span>
     </span>
   );
 }

@@ -22,3 +22,19 @@ export function NoticeIcon() {
     </svg>
   );
 }
+
+export function AnnouncementIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">
+      <path fill="currentColor" d="M19 3a1 1 0 0 1 1 1v14a1 1 0 0 1-1.5.9L13.7 16H11l.9 4.2a1 1 0 0 1-1 1.2H8.6a1 1 0 0 1-1-.8L6.7 16H5a3 3 0 0 1-3-3V9a3 3 0 0 1 3-3h8.7l4.8-2.9A1 1 0 0 1 19 3zm-1 2.8-3.5 2.1a1 1 0 0 1-.5.1H5a1 1 0 0 0-1 1v4a1 1 0 0 0 1 1h9a1 1 0 0 1 .5.1l3.5 2.1V5.8zM8.8 16l.6 3.4h.3L9 16h-.2zM21.5 9a1 1 0 0 1 1 1v2a1 1 0 1 1-2 0v-2a1 1 0 0 1 1-1z" />
+    </svg>
+  );
+}
+
+export function ApprovalIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">
+      <path fill="currentColor" d="M9 2h6a2 2 0 0 1 2 2h1a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H6a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2h1a2 2 0 0 1 2-2zm0 2v2h6V4H9zM7 6H6v14h12V6h-1a2 2 0 0 1-2 2H9a2 2 0 0 1-2-2zm8.3 4.3 1.4 1.4-5.7 5.7-3.2-3.2 1.4-1.4 1.8 1.8 4.3-4.3z" />
+    </svg>
+  );
+}
