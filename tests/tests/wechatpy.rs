@@ -82,7 +82,13 @@ async fn wechatpy_drives_the_whole_api() {
         &c,
         0,
         "HR-sync",
-        &["directory:write", "message:send", "appchat", "oauth"],
+        &[
+            "directory:write",
+            "message:send",
+            "appchat",
+            "oauth",
+            "approval",
+        ],
         &["oa.example.internal"],
     )
     .await;

@@ -271,6 +271,37 @@ assert "<ChangeType><![CDATA[create_user]]></ChangeType>" in change and "wangwu"
 reply = next(x for x in got if "<MsgType><![CDATA[text]]></MsgType>" in x)
 assert "收到，谢谢" in reply and "<FromUserName><![CDATA[e0002]]></FromUserName>" in reply, reply
 
+# --- approvals (oa) ---------------------------------------------------------
+import tempfile
+
+with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    json.dump({"name": "请假", "fields": [
+        {"key": "days", "label": "天数", "type": "number", "required": True},
+        {"key": "kind", "label": "类型", "type": "choice", "required": True, "options": ["年假", "病假"]},
+        {"key": "note", "label": "说明", "type": "text"}],
+        "flow": [{"user": "wangwu"}], "cc": []}, f)
+ctl("approval", "template", "put", "leave", f.name)
+contents = [
+    {"control": "Number", "id": "days", "title": [{"text": "天数", "lang": "zh_CN"}], "value": {"new_number": "2"}},
+    {"control": "Selector", "id": "kind", "value": {"selector": {"type": "single", "options": [{"key": "年假"}]}}},
+    {"control": "Textarea", "id": "note", "value": {"text": "回家"}},
+]
+r = c.OA.apply_event("e0002", "leave", 1, None, {"contents": contents}, [{"summary_info": [{"text": "请假2天", "lang": "zh_CN"}]}])
+sp_no = r["sp_no"]
+d = c.OA.get_approval_detail(sp_no)["info"]
+assert d["sp_status"] == 1 and d["applyer"]["userid"] == "e0002" and d["template_id"] == "leave", d
+assert d["sp_record"][0]["details"][0]["approver"]["userid"] == "wangwu", d
+assert {x["id"]: x["value"] for x in d["apply_data"]["contents"]}["days"] == {"new_number": "2"}, d
+now = int(time.time())
+info = c.OA.get_approval_info(now - 600, now + 600, 0, 100, [{"key": "creator", "value": "e0002"}])
+assert info["sp_no_list"] == [sp_no], info
+# An explicit approver list (use_template_approver 0); a number with text.
+r = c.OA.apply_event("e0002", "leave", 0, [{"attr": 1, "userid": ["wangwu"]}], {"contents": contents}, [], notifyer=["lisi"])
+assert c.OA.get_approval_detail(r["sp_no"])["info"]["notifyer"] == [{"userid": "lisi"}]
+bad = [dict(contents[0], value={"new_number": "两天"})] + contents[1:]
+e = expect_error(40058, c.OA.apply_event, "e0002", "leave", 1, None, {"contents": bad}, [])
+assert "days" in e.errmsg, e.errmsg
+
 # --- token errors ----------------------------------------------------------
 bad = Client(CORPID, SECRET, access_token="not-a-token", auto_retry=False)
 expect_error(40014, bad.user.get, "lisi")

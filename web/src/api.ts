@@ -574,35 +574,6 @@ export class Api {
     return this.call('GET', `/v1/conversations/${encodeURIComponent(id)}/messages/${seq}/receipts`);
   }
 
-  /**
-   * A file the API serves (a CSV export): fetched with the token, from the
-   * current node, failing over like a read.
-   */
-  async blob(path: string): Promise<Blob> {
-    let last: unknown = null;
-    for (let attempt = 0; attempt < Math.max(2, this.pool.all.length); attempt++) {
-      await this.ensureFresh();
-      const node = this.pool.current;
-      let res: Response;
-      try {
-        res = await fetch(new URL(path, node), {
-          headers: this.accessToken ? { Authorization: `Bearer ${this.accessToken}` } : {},
-          credentials: 'omit',
-          cache: 'no-store',
-          mode: 'cors',
-        });
-      } catch (e) {
-        last = new NetworkError(node, e instanceof Error ? e.message : String(e));
-        this.pool.failover(node);
-        continue;
-      }
-      if (res.ok) return res.blob();
-      const err = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
-      throw new ApiError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? res.statusText);
-    }
-    throw last;
-  }
-
   markRead(id: string, seq: number): Promise<unknown> {
     return this.call('POST', `/v1/conversations/${encodeURIComponent(id)}/read`, {
       body: { seq },

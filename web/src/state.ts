@@ -271,6 +271,7 @@ export class Store {
           // Caught up after a (re)connect: fill what a gap may have skipped.
           if (this.openConv) this.fillGap(this.openConv);
           this.pumpAll();
+          this.office.synced();
         },
       },
       head,

@@ -201,8 +201,9 @@ pub struct InfoReq {
     cursor: Option<Value>,
     #[serde(default)]
     size: Option<u32>,
-    #[serde(default)]
-    filters: Vec<Filter>,
+    /// wechatpy sends `filter`.
+    #[serde(default, alias = "filter")]
+    filters: Option<Vec<Filter>>,
 }
 
 fn secs(v: &Value, what: &str) -> Result<u64, super::errors::WeErr> {
@@ -247,7 +248,8 @@ pub async fn getapprovalinfo(
         (_, Some(Value::Number(n))) => n.as_u64().unwrap_or(0),
         _ => 0,
     };
-    for f in &req.filters {
+    let filters = req.filters.unwrap_or_default();
+    for f in &filters {
         if !["template_id", "creator", "department", "sp_status"].contains(&f.key.as_str()) {
             return Err(invalid(format!(
                 "filters: key {:?} is not supported (template_id, creator, department, sp_status)",
@@ -258,7 +260,7 @@ pub async fn getapprovalinfo(
     let view = state.view();
     let (list, next) =
         domain::query::approvals_filed(&view, start * 1000, end * 1000 + 999, cursor, size, |r| {
-            req.filters.iter().all(|f| match f.key.as_str() {
+            filters.iter().all(|f| match f.key.as_str() {
                 "template_id" => r.template == f.value,
                 "creator" => r.applicant == f.value,
                 "department" => r.department.to_string() == f.value,

@@ -20,7 +20,7 @@ export default defineConfig({
         messages: here('./messages.test.ts'),
         virtual: here('./virtual.test.ts'),
         audit: here('./audit.test.ts'),
-        richtext: here('./richtext.test.ts'),
+        office: here('./office.test.ts'),
       },
       output: { entryFileNames: '[name].test.mjs' },
     },
