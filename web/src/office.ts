@@ -1,7 +1,7 @@
 // Announcements (公告) and approvals (审批) in the client: the lists, the
 // nav badges (unread announcements, requests waiting for me) and live
 // updates. Their events arrive in the notice inbox conversation `n.<me>`
-// (`announcement_published`, `approval_update`). The views and the
+// (`announcement_published`, `announcement_read`, `approval_update`). The views and the
 // actions (publish, read, approve, …: ui/office/actions.ts) load on demand.
 
 import type { Api, EventFrame } from './api.ts';
@@ -268,6 +268,15 @@ export class Office {
         }, 300);
       }
       this.changed();
+      return true;
+    }
+    if (ev.type === 'announcement_read') {
+      // Read on another device or tab: the badge follows.
+      const a = this.inbox.get(Number(ev.id));
+      if (a && !a.read_ms) {
+        a.read_ms = Number(ev.read_ms) || Date.now();
+        this.changed();
+      }
       return true;
     }
     if (ev.type === 'approval_update') {

@@ -64,7 +64,7 @@ export type Phase = 'login' | 'password' | 'loading' | 'ready';
 
 const OUTBOX_KEY = 'enclave.outbox';
 
-function uuid(): string {
+export function uuid(): string {
   const c = globalThis.crypto;
   if (c && typeof c.randomUUID === 'function') return c.randomUUID();
   const b = new Uint8Array(16);

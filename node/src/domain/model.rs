@@ -299,6 +299,11 @@ pub enum EventBody {
     AnnouncementPublished {
         announcement: AnnouncementCard,
     },
+    /// The owner read it (for their other devices).
+    AnnouncementRead {
+        id: u64,
+        read_ms: u64,
+    },
     /// An approval request moved: `waiting` when it now waits for the
     /// inbox's owner.
     ApprovalUpdate {
@@ -306,7 +311,7 @@ pub enum EventBody {
         template_name: String,
         applicant: String,
         status: String,
-        /// The step it is at (0-based).
+        /// The step it is at (from 1, as in the API).
         step: u32,
         action: String,
         actor: String,

@@ -101,6 +101,10 @@ pub enum KeyScope {
     CreateGroup,
     /// Sending an urgent notice.
     Notice,
+    /// Publishing an announcement.
+    Announcement,
+    /// Filing an approval request.
+    Approval,
 }
 
 /// A client's idempotency key, scoped to the caller so two members can
@@ -121,6 +125,8 @@ pub fn scoped_key(
             KeyScope::Send => format!("u:{userid}:{k}"),
             KeyScope::CreateGroup => format!("ug:{userid}:{k}"),
             KeyScope::Notice => format!("un:{userid}:{k}"),
+            KeyScope::Announcement => format!("ua:{userid}:{k}"),
+            KeyScope::Approval => format!("up:{userid}:{k}"),
         })),
     }
 }

@@ -5,15 +5,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Caller;
 use crate::domain::{self, AnnouncementDraft, Attachment, Block, Command, Done, Recipients};
-use crate::http::extract::PathArgs;
+use crate::http::extract::{KeyScope, PathArgs};
 use crate::http::office::{announcement_json, readers_csv, readers_page};
-use crate::http::{ApiError, Body, Params, S, now_ms, page_limit, store_error, submit};
+use crate::http::{
+    ApiError, Body, Params, S, header_key, now_ms, page_limit, scoped_key, store_error, submit,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,8 +51,14 @@ pub fn unexpected() -> ApiError {
 pub async fn publish(
     State(state): State<S>,
     caller: Caller,
+    headers: HeaderMap,
     Body(req): Body<PublishReq>,
 ) -> Result<Json<Value>, ApiError> {
+    let key = scoped_key(
+        &caller.userid,
+        KeyScope::Announcement,
+        header_key(&headers)?.as_deref(),
+    )?;
     let draft = AnnouncementDraft {
         to: Recipients {
             users: Vec::new(),
@@ -69,7 +77,7 @@ pub async fn publish(
             actor: caller.userid.clone(),
             draft,
         },
-        None,
+        key,
     )
     .await?;
     state.runner_wake.notify_one();

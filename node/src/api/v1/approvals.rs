@@ -5,16 +5,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::Caller;
 use super::announcements::unexpected;
 use crate::domain::{self, ApprovalAction, Command, Done, keys};
-use crate::http::extract::PathArgs;
+use crate::http::extract::{KeyScope, PathArgs};
 use crate::http::office::{approval_json, template_json};
-use crate::http::{ApiError, Body, Params, S, page_limit, store_error, submit};
+use crate::http::{
+    ApiError, Body, Params, S, header_key, page_limit, scoped_key, store_error, submit,
+};
 
 /// `GET /v1/approvals/templates`: the templates a member can file against.
 pub async fn templates(State(state): State<S>, _caller: Caller) -> Result<Json<Value>, ApiError> {
@@ -74,8 +76,14 @@ pub struct SubmitReq {
 pub async fn file(
     State(state): State<S>,
     caller: Caller,
+    headers: HeaderMap,
     Body(req): Body<SubmitReq>,
 ) -> Result<Json<Value>, ApiError> {
+    let key = scoped_key(
+        &caller.userid,
+        KeyScope::Approval,
+        header_key(&headers)?.as_deref(),
+    )?;
     let values = raw_values(req.values)?;
     let done = submit(
         &state,
@@ -86,7 +94,7 @@ pub async fn file(
             values,
             route: None,
         },
-        None,
+        key,
     )
     .await?;
     match done {

@@ -39,8 +39,15 @@ fn load<S: Store>(s: &Overlay<'_, S>, id: u64) -> R<Announcement> {
 /// An http(s) address without spaces or control characters.
 pub fn valid_link(url: &str, what: &str) -> Result<(), Refusal> {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    if !(lower.starts_with("https://") || lower.starts_with("http://"))
-        || url.len() <= "http://".len()
+    let rest = if lower.starts_with("https://") {
+        url.get(8..).unwrap_or("")
+    } else if lower.starts_with("http://") {
+        url.get(7..).unwrap_or("")
+    } else {
+        ""
+    };
+    if rest.is_empty()
+        || rest.starts_with('/')
         || url.chars().count() > MAX_LINK_CHARS
         || url.chars().any(|c| c.is_control() || c.is_whitespace())
     {
@@ -310,6 +317,16 @@ pub(super) fn read<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, actor: &str, id:
     }
     r.read_ms = ctx.time_ms;
     s.put_as(&key, &r)?;
+    notices::tell(
+        s,
+        ctx,
+        actor,
+        actor,
+        EventBody::AnnouncementRead {
+            id,
+            read_ms: r.read_ms,
+        },
+    )?;
     if r.late {
         a.counts.late_read += 1;
     } else {

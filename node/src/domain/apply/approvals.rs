@@ -545,7 +545,8 @@ fn trail(r: &mut ApprovalRequest, ctx: &Ctx, actor: &str, action: TrailAction) {
     });
 }
 
-/// Tell the applicant, the CCs and (`to`) others what happened.
+/// Tell the applicant, the CCs and `also` what happened, and `waiting`
+/// that it now waits for them.
 fn notify<S: Store>(
     s: &mut Overlay<'_, S>,
     ctx: &Ctx,
@@ -553,13 +554,14 @@ fn notify<S: Store>(
     actor: &str,
     action: &str,
     waiting: &[String],
+    also: &[String],
 ) -> Result<(), StoreFault> {
     let body = |waiting: bool| EventBody::ApprovalUpdate {
         id: r.id,
         template_name: r.template_name.clone(),
         applicant: r.applicant.clone(),
         status: r.status.as_str().into(),
-        step: r.current,
+        step: (r.current + 1).min(r.plan.len() as u32),
         action: action.into(),
         actor: actor.into(),
         waiting,
@@ -570,7 +572,10 @@ fn notify<S: Store>(
             notices::tell(s, ctx, u, actor, body(true))?;
         }
     }
-    for u in std::iter::once(&r.applicant).chain(r.cc.iter()) {
+    for u in std::iter::once(&r.applicant)
+        .chain(r.cc.iter())
+        .chain(also.iter())
+    {
         if told.insert(u.clone()) && is_active(s, u)? {
             notices::tell(s, ctx, u, actor, body(false))?;
         }
@@ -758,7 +763,7 @@ pub(super) fn submit<S: Store>(
         list(s, keys::APPROVALS_CC, &c, id, true);
     }
     let waiting = start_step(s, ctx, &mut r)?;
-    notify(s, ctx, &r, actor, "submitted", &waiting)?;
+    notify(s, ctx, &r, actor, "submitted", &waiting, &[])?;
     s.put_as(&keys::approval(id), &r)?;
     Ok(Ok(Done::Approval(Box::new(r))))
 }
@@ -804,7 +809,7 @@ pub(super) fn act<S: Store>(
             actor,
             TrailAction::Commented { text: text.clone() },
         );
-        notify(s, ctx, &r, actor, "commented", &r.approvers.clone())?;
+        notify(s, ctx, &r, actor, "commented", &[], &r.approvers.clone())?;
         s.put_as(&keys::approval(id), &r)?;
         return Ok(Ok(Done::Approval(Box::new(r))));
     }
@@ -829,7 +834,7 @@ pub(super) fn act<S: Store>(
         );
         finish(s, ctx, &mut r, ApprovalStatus::Withdrawn);
         trail(&mut r, ctx, actor, TrailAction::Withdrawn);
-        notify(s, ctx, &r, actor, "withdrawn", &[])?;
+        notify(s, ctx, &r, actor, "withdrawn", &[], &[])?;
         s.put_as(&keys::approval(id), &r)?;
         return Ok(Ok(Done::Approval(Box::new(r))));
     }
@@ -883,7 +888,7 @@ pub(super) fn act<S: Store>(
             unassign(s, &mut r);
             r.current += 1;
             let waiting = start_step(s, ctx, &mut r)?;
-            notify(s, ctx, &r, actor, "approved", &waiting)?;
+            notify(s, ctx, &r, actor, "approved", &waiting, &[])?;
         }
         ApprovalAction::Reject { reason } => {
             ensure!(
@@ -902,7 +907,7 @@ pub(super) fn act<S: Store>(
             );
             list(s, keys::APPROVALS_DONE, actor, id, true);
             finish(s, ctx, &mut r, ApprovalStatus::Rejected);
-            notify(s, ctx, &r, actor, "rejected", &[])?;
+            notify(s, ctx, &r, actor, "rejected", &[], &[])?;
         }
         ApprovalAction::Comment { .. } | ApprovalAction::Withdraw => {}
     }
@@ -985,7 +990,7 @@ pub(super) fn directory_changed<S: Store>(
                 start_step(s, ctx, &mut r)?
             }
         };
-        notify(s, ctx, &r, "system", "reassigned", &waiting)?;
+        notify(s, ctx, &r, "system", "reassigned", &waiting, &[])?;
         s.put_as(&keys::approval(id), &r)?;
     }
     Ok(())

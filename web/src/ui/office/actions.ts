@@ -3,6 +3,7 @@
 import { ApiError, NetworkError, type Api } from '../../api.ts';
 import type { SubmitValue } from '../../logic/approvals.ts';
 import type { AnnDraft, Announcement, Approval, Office, Reader, ReaderState, Template } from '../../office.ts';
+import { uuid } from '../../state.ts';
 
 // ----------------------------------------------------------- announcements
 
@@ -63,7 +64,12 @@ export async function publish(o: Office, d: AnnDraft): Promise<Announcement> {
   };
   if (d.attachment) body.attachment = d.attachment;
   if (d.pinned_until_ms) body.pinned_until_ms = d.pinned_until_ms;
-  const a = await o.api.call<Announcement>('POST', '/v1/announcements', { body });
+  // One key per publish: a retry after a failover publishes it once.
+  const a = await o.api.call<Announcement>('POST', '/v1/announcements', {
+    body,
+    headers: { 'Idempotency-Key': uuid() },
+    retry: 'safe',
+  });
   o.sent.set(a.id, a);
   o.details.set(a.id, a);
   o.changed();
@@ -126,7 +132,11 @@ export async function loadTemplates(o: Office): Promise<Template[]> {
 }
 
 export async function file(o: Office, template: string, values: Record<string, SubmitValue>): Promise<Approval> {
-  const r = await o.api.call<Approval>('POST', '/v1/approvals', { body: { template, values } });
+  const r = await o.api.call<Approval>('POST', '/v1/approvals', {
+    body: { template, values },
+    headers: { 'Idempotency-Key': uuid() },
+    retry: 'safe',
+  });
   o.requests.set(r.id, r);
   o.refreshBoxes();
   return r;
