@@ -23,7 +23,10 @@ await run('notices', async ({ browser, track }) => {
   await z.page.click('[data-testid="notice-new"]');
   await z.page.fill('[data-testid="nt-title"]', '台风紧急通知');
   await z.page.fill('[data-testid="nt-body"]', '今晚台风登陆，请确认收到并留在室内。');
-  await z.page.fill('[data-testid="nt-users"]', 'lisi, wangwu');
+  for (const [q, u] of [['李', 'lisi'], ['王', 'wangwu']]) {
+    await z.page.fill('[data-testid="nt-users"] [data-testid="picker-search"]', q);
+    await z.page.locator(`[data-testid="nt-users"] [data-testid="picker-item"][data-userid="${u}"] input`).check();
+  }
   await z.page.fill('[data-testid="nt-deadline"]', '5');
   await z.page.fill('[data-testid="nt-every"]', '0.17');
   await axeCheck(z.page, 'notice composer', problems);

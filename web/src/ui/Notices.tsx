@@ -5,9 +5,10 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { fullTime, shortTime, t } from '../i18n.ts';
 import { href, go } from '../router.ts';
-import type { Department } from '../api.ts';
+import type { Department, Member } from '../api.ts';
 import { needsAck, type NoticeItem, type RecipientRow } from '../notices.ts';
 import { Dialog } from './Dialog.tsx';
+import { MemberPicker } from './MemberPicker.tsx';
 import { useStore } from './hooks.ts';
 
 function phaseName(p: string | undefined): string {
@@ -207,7 +208,8 @@ export function NoticePage({ id }: { id: number }) {
 export function NoticeCompose() {
   const store = useStore();
   const [depts, setDepts] = useState<Department[]>([]);
-  const [f, setF] = useState({ title: '', body: '', users: '', all: false, minutes: '30', every: '5', rounds: '6' });
+  const [f, setF] = useState({ title: '', body: '', all: false, minutes: '30', every: '5', rounds: '6' });
+  const [people, setPeople] = useState<Member[]>([]);
   const [chosen, setChosen] = useState<number[]>([]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -224,10 +226,7 @@ export function NoticeCompose() {
     try {
       const n = await store.urgent.send(
         {
-          users: f.users
-            .split(/[,，\s]+/)
-            .map((x) => x.trim())
-            .filter(Boolean),
+          users: people.map((m) => m.userid),
           departments: chosen,
           all: f.all,
           title: f.title.trim(),
@@ -280,8 +279,10 @@ export function NoticeCompose() {
                 </label>
               ))}
             </div>
-            <label for="nt-users">{t('noticeUsers')}</label>
-            <input id="nt-users" value={f.users} onInput={set('users')} data-testid="nt-users" />
+            <div class="field" data-testid="nt-users">
+              <span>{t('noticeUsers')}</span>
+              <MemberPicker store={store} selected={people} onChange={setPeople} exclude={new Set(store.me ? [store.me.userid] : [])} idPrefix="nt" />
+            </div>
           </>
         )}
       </fieldset>
