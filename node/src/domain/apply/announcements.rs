@@ -130,6 +130,14 @@ pub(super) fn publish<S: Store>(
         Code::InvalidArgument,
         "announcements go to departments or to everyone, not to listed people (send them a notice or a message)"
     );
+    // Who may publish, and to whom, before the content.
+    let targets = check!(audience::resolve(
+        s,
+        actor,
+        Permission::AnnouncementPublish,
+        &d.to,
+        "announcements"
+    ));
     let title_len = d.title.chars().count();
     ensure!(
         (1..=MAX_TITLE_CHARS).contains(&title_len)
@@ -151,13 +159,6 @@ pub(super) fn publish<S: Store>(
         "pinned_until_ms must be 0 (not pinned) or a time within the next year (now {} ms)",
         ctx.time_ms
     );
-    let targets = check!(audience::resolve(
-        s,
-        actor,
-        Permission::AnnouncementPublish,
-        &d.to,
-        "announcements"
-    ));
     let id = s.get_as::<u64>(keys::ANNOUNCEMENT_CTR)?.unwrap_or(0) + 1;
     s.put_as(keys::ANNOUNCEMENT_CTR, &id)?;
     s.put_as(&keys::announcement_body(id), &d.body)?;
