@@ -594,9 +594,9 @@ async fn announcements_count_readers_on_every_node_and_approvals_walk_the_direct
     assert_eq!(v["sp_no_list"], json!([sp_no]), "{v}");
     // An app without the scope gets 48002.
     let other = create_app(&c, 0, "HR", &["directory:read"], &[]).await;
-    let t2 = w.token(&other).await;
+    let t2 = token(&w0, &other).await;
     assert_eq!(
-        w.post("oa/getapprovaldetail", &t2, json!({"sp_no": sp_no}))
+        w0.post("oa/getapprovaldetail", &t2, json!({"sp_no": sp_no}))
             .await["errcode"],
         48002
     );
