@@ -3,10 +3,17 @@
 // each role sees only its duties, the server refuses the rest, a member the
 // sysadmin adds logs in on the web client, the secadmin edits the policy,
 // the auditor searches, verifies and exports the chain (the harness then
-// checks the export with `enclavectl audit verify`).
+// checks the export with `enclavectl audit verify`). On 公告与审批 the
+// sysadmin reads an announcement's statistics and readers, downloads the
+// readers' CSV and withdraws it, creates an approval template (after a
+// refusal whose message the page shows), disables and enables it, looks a
+// request up and exports finished approvals; the auditor sees it all
+// read-only; the secadmin has no such page.
 //
-// Extra contract with the harness: ENCLAVE_ADMINS (admin URLs) and
-// ENCLAVE_CERTS ({role: {cert, key}}).
+// Extra contract with the harness: ENCLAVE_ADMINS (admin URLs),
+// ENCLAVE_CERTS ({role: {cert, key}}) and ENCLAVE_ARTIFACTS/setup.json
+// ({announcement, approval}: an announcement zhangsan published to
+// everyone that lisi has read; a `leave` request lisi approved).
 
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -19,6 +26,21 @@ const NEW_PW = 'Initial-pass-1';
 const OWN_PW = 'sunqi own password 1';
 const problems = [];
 const axe = (page, screen) => axeCheck(page, screen, problems);
+const SETUP = JSON.parse(readFileSync(join(ARTIFACTS, 'setup.json'), 'utf8'));
+const ANN_ROW = `[data-testid="ann-row"][data-id="${SETUP.announcement}"]`;
+
+/** Click `selector`, save the download it starts under ARTIFACTS/`name`; its text and suggested name. */
+async function saveDownload(page, selector, name) {
+  const [d] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  const file = join(ARTIFACTS, name);
+  await d.saveAs(file);
+  return { text: readFileSync(file, 'utf8'), suggested: d.suggestedFilename() };
+}
+
+/** The statistics of the announcement's row: {audience, read, unread, late_read}. */
+async function rowCounts(page) {
+  return page.$$eval(`${ANN_ROW} [data-count]`, (els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-count'), Number(e.textContent)])));
+}
 
 /** A browser context presenting `role`'s certificate to every admin port. */
 async function asRole(browser, role, { width = 1360, height = 860 } = {}) {
@@ -128,7 +150,10 @@ await run('console', async ({ browser, track }) => {
   await page.goto(`${ADMINS[0]}/`);
   await page.waitForSelector('[data-testid="console-who"][data-role="sysadmin"]');
   let t = await tabs(page);
-  assert(JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-directory', 'tab-apps', 'tab-policy']), `sysadmin tabs: ${t}`);
+  assert(
+    JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-directory', 'tab-apps', 'tab-office', 'tab-policy']),
+    `sysadmin tabs: ${t}`,
+  );
 
   // Cluster: three members, a leader, certificate expiry per node.
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="cluster-row"]').length === 3);
@@ -175,6 +200,9 @@ await run('console', async ({ browser, track }) => {
   await page.check('[data-testid="perm-notice-urgent"]');
   await flash(page, /紧急通知/);
   await page.waitForSelector('[data-testid="perm-notice-urgent"]:checked');
+  await page.check('[data-testid="perm-announcement-publish"]');
+  await flash(page, /李四.*发布公告/);
+  await page.waitForSelector('[data-testid="perm-announcement-publish"]:checked');
   await page.fill('[data-testid="reset-password"]', 'lisi reset pw 1');
   await page.click('[data-testid="reset-password-submit"]');
   await flash(page, /李四/);
@@ -182,7 +210,7 @@ await run('console', async ({ browser, track }) => {
   await axe(page, 'console member dialog');
   await page.keyboard.press('Escape');
   await page.waitForSelector('[data-testid="member-row"][data-userid="lisi"][data-status="active"]');
-  log('sysadmin disabled, re-activated, granted notice:urgent to and reset the password of 李四');
+  log('sysadmin disabled, re-activated, granted notice:urgent and announcement:publish to and reset the password of 李四');
   await screenshot(page, 'console-directory');
   await axe(page, 'console directory');
 
@@ -192,6 +220,7 @@ await run('console', async ({ browser, track }) => {
   await page.fill('[data-testid="app-name"]', 'HR-sync');
   await page.check('[data-testid="scope-directory:write"]');
   await page.check('[data-testid="scope-message:send"]');
+  await page.check('[data-testid="scope-approval"]');
   await page.click('[data-testid="app-create"]');
   const secret = (await page.textContent('[data-testid="shown-secret"]')).trim();
   const corpid = (await page.textContent('[data-testid="shown-corpid"]')).trim();
@@ -199,9 +228,109 @@ await run('console', async ({ browser, track }) => {
   assert(secret.length >= 32 && corpid && agentid > 0, `corpid, agentid and the secret are shown once: ${corpid} ${agentid} ${secret}`);
   await axe(page, 'console app secret');
   await page.keyboard.press('Escape');
-  await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="true"]');
+  await page.waitForSelector('[data-testid="app-row"][data-name="HR-sync"][data-enabled="true"]:has-text("approval")');
   await axe(page, 'console apps');
-  log('sysadmin registered HR-sync');
+  log('sysadmin registered HR-sync (with the approval scope)');
+
+  // 公告与审批: the announcement's statistics, body, readers and CSV.
+  await page.click('[data-testid="tab-office"]');
+  await page.waitForSelector(ANN_ROW);
+  let counts = await rowCounts(page);
+  assert(
+    counts.audience === 3 && counts.read === 1 && counts.unread === 2 && counts.late_read === 0,
+    `statistics of the announcement: ${JSON.stringify(counts)}`,
+  );
+  await page.click(`${ANN_ROW} [data-testid="ann-open"]`);
+  await page.waitForSelector('[data-testid="ann-body"] strong:has-text("22:00")');
+  await page.waitForSelector('[data-testid="ann-body"] ul li:has-text("维护期间无法登录")');
+  const [lhref, lrel, ltarget] = await page.$eval('[data-testid="ann-body"] a', (a) => [a.getAttribute('href'), a.rel, a.target]);
+  assert(
+    lhref === 'https://intra.example/maintenance' && lrel.includes('noopener') && lrel.includes('noreferrer') && ltarget === '_blank',
+    `the body's link: ${lhref} ${lrel} ${ltarget}`,
+  );
+  await page.waitForSelector('[data-testid="readers"][data-state="unread"]');
+  const unread = await page.$$eval('[data-testid="reader"]', (els) => els.map((e) => e.getAttribute('data-userid')).sort());
+  assert(JSON.stringify(unread) === '["wangwu","zhaoliu"]', `the unread: ${unread}`);
+  await page.click('[data-testid="readers-read"]');
+  await page.waitForSelector('[data-testid="readers"][data-state="read"] [data-testid="reader"][data-userid="lisi"]');
+  const readers = await saveDownload(page, '[data-testid="ann-export"]', 'readers.csv');
+  assert(readers.suggested === `announcement-${SETUP.announcement}-readers.csv`, `CSV name: ${readers.suggested}`);
+  assert(
+    readers.text.includes('userid,name,departments,state,read_at') && /lisi,李四,1,read,\d{4}-/.test(readers.text) && /wangwu,王五,1,unread,/.test(readers.text),
+    `the readers' CSV:\n${readers.text}`,
+  );
+  await flash(page, /已下载/);
+  await screenshot(page, 'console-announcement');
+  await axe(page, 'console announcement');
+  await page.keyboard.press('Escape');
+  log(`sysadmin: announcement ${SETUP.announcement} read 1 / unread 2 (王五, 赵六), readers' CSV downloaded`);
+
+  // Approval templates: the server's refusal is shown; then created, disabled, enabled.
+  await page.waitForSelector('[data-testid="tpl-row"][data-id="leave"]');
+  await page.click('[data-testid="tpl-new"]');
+  await page.fill('[data-testid="tpl-id"]', 'expense');
+  await page.fill('[data-testid="tpl-json"]', '{"name": "报销",');
+  await page.click('[data-testid="tpl-save"]');
+  await flash(page, /不是有效的 JSON/);
+  const tpl = {
+    name: '报销',
+    fields: [
+      { key: 'amount', label: '金额', type: 'file', required: true },
+      { key: 'reason', label: '事由', type: 'text', required: true },
+    ],
+    flow: [{ leaders: 1 }, { user: 'wangwu' }],
+    cc: ['zhaoliu'],
+  };
+  await page.fill('[data-testid="tpl-json"]', JSON.stringify(tpl, null, 2));
+  await page.click('[data-testid="tpl-save"]');
+  await flash(page, /unknown field type "file"/);
+  log(`refused: ${await page.textContent('[data-testid="tpl-dialog"] [data-testid="flash"]')}`);
+  assert((await page.$('[data-testid="tpl-row"][data-id="expense"]')) === null, 'nothing was saved');
+  tpl.fields[0].type = 'money';
+  await page.fill('[data-testid="tpl-json"]', JSON.stringify(tpl, null, 2));
+  await page.click('[data-testid="tpl-save"]');
+  await flash(page, /已保存模板“报销”（版本 1）/);
+  const expense = '[data-testid="tpl-row"][data-id="expense"]';
+  await page.waitForSelector(`${expense}[data-disabled="false"]:has-text("金额 (money")`);
+  await page.click(`${expense} [data-testid="tpl-disable"]`);
+  await page.waitForSelector(`${expense}[data-disabled="true"]`);
+  await page.click(`${expense} [data-testid="tpl-enable"]`);
+  await page.waitForSelector(`${expense}[data-disabled="false"]`);
+  log('sysadmin created the template 报销 (after the refusal of type "file"), disabled and enabled it');
+
+  // A request by number, with its trail; one that does not exist.
+  await page.fill('[data-testid="approval-no"]', '99999');
+  await page.click('[data-testid="approval-find"]');
+  await flash(page, /no approval request 99999/);
+  await page.fill('[data-testid="approval-no"]', String(SETUP.approval));
+  await page.click('[data-testid="approval-find"]');
+  await page.waitForSelector(`[data-testid="approval-view"][data-id="${SETUP.approval}"][data-status="approved"]`);
+  const trail = await page.$$eval('[data-testid="trail-row"]', (els) => els.map((e) => e.getAttribute('data-action')));
+  assert(trail[0] === 'submitted' && trail.includes('assigned') && trail[trail.length - 1] === 'approved', `the trail: ${trail}`);
+  await page.waitForSelector('[data-testid="trail-row"][data-action="approved"]:has-text("同意，请做好交接")');
+
+  // Finished approvals as CSV, for a date range and one template.
+  const today = new Date().toLocaleDateString('sv-SE', { timeZone: 'Asia/Shanghai' });
+  await page.fill('[data-testid="export-from"]', '2020-01-01');
+  await page.fill('[data-testid="export-to"]', today);
+  await page.selectOption('[data-testid="export-template"]', 'leave');
+  const approvals = await saveDownload(page, '[data-testid="approvals-export-go"]', 'approvals.csv');
+  assert(
+    approvals.text.includes(`${SETUP.approval},leave,zhangsan,张三,approved,`) && approvals.text.includes('lisi:approved'),
+    `the approvals' CSV (to ${today}):\n${approvals.text}`,
+  );
+  await screenshot(page, 'console-office');
+  await axe(page, 'console office');
+  log(`sysadmin found request ${SETUP.approval} (trail ${trail.join(' → ')}) and exported finished approvals`);
+
+  // Withdrawn after a confirmation (accepted by the dialog handler).
+  await page.click(`${ANN_ROW} [data-testid="ann-open"]`);
+  await page.click('[data-testid="ann-withdraw"]');
+  await page.waitForSelector('[data-testid="ann-detail"][data-withdrawn="true"]');
+  await flash(page, /已撤回公告/);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector(`${ANN_ROW}[data-withdrawn="true"]`);
+  log('sysadmin withdrew the announcement');
   // Policy: the sysadmin may read it, not change it.
   await page.click('[data-testid="tab-policy"]');
   await page.waitForSelector('[data-testid="policy-readonly"]');
@@ -259,6 +388,8 @@ await run('console', async ({ browser, track }) => {
   await sp.waitForSelector('[data-testid="console-who"][data-role="secadmin"]');
   t = await tabs(sp);
   assert(JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-policy']), `secadmin tabs: ${t}`);
+  assert((await pageCall(sp, 'GET', '/v1/announcements')) === 403, 'the server refuses the announcements to the secadmin');
+  assert((await pageCall(sp, 'GET', '/v1/approvals/templates')) === 403, 'the server refuses the templates to the secadmin');
   await sp.click('[data-testid="tab-policy"]');
   await sp.waitForSelector('[data-testid="policy-save"]');
   await sp.check('[data-testid="policy-leaders-may-send"]');
@@ -284,7 +415,7 @@ await run('console', async ({ browser, track }) => {
   await ap.goto(`${ADMINS[2]}/`);
   await ap.waitForSelector('[data-testid="console-who"][data-role="auditor"]');
   t = await tabs(ap);
-  assert(JSON.stringify(t) === JSON.stringify(['tab-audit', 'tab-cluster']), `auditor tabs: ${t}`);
+  assert(JSON.stringify(t) === JSON.stringify(['tab-audit', 'tab-office', 'tab-cluster']), `auditor tabs: ${t}`);
   assert((await ap.$('[data-testid="member-add"]')) === null, 'no directory controls for the auditor');
   await ap.waitForSelector('[data-testid="audit-row"]');
   // What the others just did is on the trail.
@@ -319,6 +450,35 @@ await run('console', async ({ browser, track }) => {
     (await pageCall(ap, 'PUT', '/v1/directory/members/lisi/status', { status: 'disabled' })) === 403,
     'the server refuses a directory change by the auditor',
   );
+
+  // 公告与审批, read-only: statistics, readers and their CSV, templates, requests.
+  await ap.click('[data-testid="tab-office"]');
+  await ap.waitForSelector(`${ANN_ROW}[data-withdrawn="true"]`);
+  counts = await rowCounts(ap);
+  assert(counts.audience === 3 && counts.read === 1, `the auditor sees the statistics: ${JSON.stringify(counts)}`);
+  await ap.waitForSelector('[data-testid="tpl-row"][data-id="expense"] [data-testid="tpl-view"]');
+  for (const id of ['tpl-new', 'tpl-edit', 'tpl-disable', 'tpl-enable', 'approvals-export']) {
+    assert((await ap.$(`[data-testid="${id}"]`)) === null, `no ${id} for the auditor`);
+  }
+  await ap.click(`${ANN_ROW} [data-testid="ann-open"]`);
+  await ap.waitForSelector('[data-testid="ann-body"] strong:has-text("22:00")');
+  await ap.waitForSelector('[data-testid="readers"][data-state="unread"] [data-testid="reader"][data-userid="wangwu"]');
+  assert((await ap.$('[data-testid="ann-withdraw"]')) === null, 'no withdraw button for the auditor');
+  const audReaders = await saveDownload(ap, '[data-testid="ann-export"]', 'readers-auditor.csv');
+  assert(audReaders.text.includes('lisi,李四'), `the auditor's readers' CSV:\n${audReaders.text}`);
+  await ap.keyboard.press('Escape');
+  await ap.click('[data-testid="tpl-row"][data-id="expense"] [data-testid="tpl-view"]');
+  assert(await ap.$eval('[data-testid="tpl-json"]', (e) => e.readOnly && e.value.includes('"money"')), 'the template is shown read-only');
+  assert((await ap.$('[data-testid="tpl-save"]')) === null, 'no save button for the auditor');
+  await ap.keyboard.press('Escape');
+  await ap.fill('[data-testid="approval-no"]', String(SETUP.approval));
+  await ap.click('[data-testid="approval-find"]');
+  await ap.waitForSelector(`[data-testid="approval-view"][data-id="${SETUP.approval}"] [data-testid="trail-row"][data-action="approved"]`);
+  assert((await pageCall(ap, 'POST', '/v1/approvals/templates/expense/disable', {})) === 403, 'the server refuses a template change by the auditor');
+  assert((await pageCall(ap, 'GET', '/v1/approvals/export.csv')) === 403, 'the server refuses the approvals export to the auditor');
+  await screenshot(ap, 'console-office-auditor');
+  await axe(ap, 'console office (auditor)');
+  log('auditor: 公告与审批 read-only (statistics, readers, CSV, templates, request trail)');
 
   // Narrow screen: the console still works at 360 px.
   await ap.setViewportSize({ width: 360, height: 740 });

@@ -6,11 +6,12 @@ import { Apps } from './Apps.tsx';
 import { Audit } from './Audit.tsx';
 import { Cluster } from './Cluster.tsx';
 import { Directory } from './Directory.tsx';
+import { Office } from './Office.tsx';
 import { PolicyView } from './Policy.tsx';
 import { errorText } from './common.tsx';
 import { ct, roleName } from './strings.ts';
 
-type Tab = 'cluster' | 'directory' | 'apps' | 'policy' | 'audit';
+type Tab = 'cluster' | 'directory' | 'apps' | 'office' | 'policy' | 'audit';
 
 /**
  * What each role sees: the same split as the admin port's routes
@@ -18,9 +19,9 @@ type Tab = 'cluster' | 'directory' | 'apps' | 'policy' | 'audit';
  * refuses the calls of a role that may not make them.
  */
 export const TABS: Record<string, Tab[]> = {
-  sysadmin: ['cluster', 'directory', 'apps', 'policy'],
+  sysadmin: ['cluster', 'directory', 'apps', 'office', 'policy'],
   secadmin: ['cluster', 'policy'],
-  auditor: ['audit', 'cluster'],
+  auditor: ['audit', 'office', 'cluster'],
 };
 
 function tabName(t: Tab): string {
@@ -31,6 +32,8 @@ function tabName(t: Tab): string {
       return ct('tabDirectory');
     case 'apps':
       return ct('tabApps');
+    case 'office':
+      return ct('tabOffice');
     case 'policy':
       return ct('tabPolicy');
     case 'audit':
@@ -97,6 +100,7 @@ export function ConsoleApp() {
         {current === 'cluster' ? <Cluster role={me.caller.role} /> : null}
         {current === 'directory' ? <Directory /> : null}
         {current === 'apps' ? <Apps /> : null}
+        {current === 'office' ? <Office role={me.caller.role} /> : null}
         {current === 'policy' ? <PolicyView role={me.caller.role} /> : null}
         {current === 'audit' ? <Audit /> : null}
         {!current ? <p data-testid="console-denied">{ct('noAccess')}</p> : null}

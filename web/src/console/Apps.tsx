@@ -4,7 +4,11 @@ import { call, get } from './api.ts';
 import { Field, FlashLine, Section, errorText, useAction } from './common.tsx';
 import { ct } from './strings.ts';
 
-const SCOPES = ['directory:read', 'directory:write', 'message:send', 'appchat', 'oauth'];
+const SCOPES = ['directory:read', 'directory:write', 'message:send', 'appchat', 'oauth', 'approval'] as const;
+
+function scopeText(s: (typeof SCOPES)[number]): string {
+  return ct(`scope_${s.replace(':', '_')}` as Parameters<typeof ct>[0]);
+}
 
 interface App {
   corpid: string;
@@ -29,7 +33,7 @@ function ScopeChecks(props: { value: string[]; onChange: (v: string[]) => void }
             data-testid={`scope-${s}`}
             onChange={(e) => props.onChange((e.target as HTMLInputElement).checked ? [...props.value, s] : props.value.filter((x) => x !== s))}
           />{' '}
-          <code>{s}</code>
+          <code>{s}</code> <span class="muted small">{scopeText(s)}</span>
         </label>
       ))}
     </fieldset>

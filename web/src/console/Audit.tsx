@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { fullTime } from '../i18n.ts';
 import { call, get, query } from './api.ts';
 import { type Checkpoint, type Linked, exportLines, fromHex, verifyChain } from './audit.ts';
-import { Field, FlashLine, Section, errorText, useAction } from './common.tsx';
+import { Field, FlashLine, Section, errorText, saveBlob, useAction } from './common.tsx';
 import { ct } from './strings.ts';
 
 interface Page {
@@ -166,13 +166,7 @@ export function Audit() {
       const cps = (await allCheckpoints()).filter((c) => c.seq <= closing.seq);
       if (!cps.some((c) => c.seq === closing.seq)) cps.push(closing);
       const blob = new Blob([exportLines(base, kept, cps)], { type: 'application/x-ndjson' });
-      const a = document.createElement('a');
-      a.href = URL.createObjectURL(blob);
-      a.download = `enclave-audit-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '')}.jsonl`;
-      document.body.appendChild(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+      saveBlob(blob, `enclave-audit-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '')}.jsonl`);
       return ct('exported', { n: kept.length, seq: closing.seq, signer: closing.signer });
     });
 

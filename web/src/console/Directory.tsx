@@ -27,6 +27,14 @@ interface Member {
   permissions?: string[];
 }
 
+type Key = Parameters<typeof ct>[0];
+
+/** The members' permissions the sysadmin grants here: (permission, label, granted, revoked). */
+const PERMS: [string, Key, Key, Key][] = [
+  ['notice:urgent', 'permNoticeUrgent', 'permGranted', 'permRevoked'],
+  ['announcement:publish', 'permAnnouncePublish', 'permAnnGranted', 'permAnnRevoked'],
+];
+
 function statusName(s: string): string {
   return s === 'active' ? ct('statusActive') : s === 'disabled' ? ct('statusDisabled') : ct('statusDeparted');
 }
@@ -354,31 +362,33 @@ function MemberDialog(props: { userid: string; depts: Dept[]; onClose: () => voi
           </button>
         ) : null}
       </div>
-      {m.status !== 'departed' ? (
-        <label class="check">
-          <input
-            type="checkbox"
-            checked={(m.permissions ?? []).includes('notice:urgent')}
-            disabled={act.busy}
-            data-testid="perm-notice-urgent"
-            onChange={(e) => {
-              const on = (e.target as HTMLInputElement).checked;
-              // Shown at once; put back as it was if the server refuses.
-              const was = m.permissions ?? [];
-              setM({ ...m, permissions: on ? [...was, 'notice:urgent'] : was.filter((p) => p !== 'notice:urgent') });
-              void act
-                .run(async () => {
-                  await call(on ? 'PUT' : 'DELETE', `${path}/permissions/notice:urgent`);
-                  return after(on ? ct('permGranted', { name: m.name }) : ct('permRevoked', { name: m.name }));
-                })
-                .then((ok) => {
-                  if (!ok) setM({ ...m, permissions: was });
-                });
-            }}
-          />{' '}
-          {ct('permNoticeUrgent')}
-        </label>
-      ) : null}
+      {m.status !== 'departed'
+        ? PERMS.map(([perm, label, granted, revoked]) => (
+            <label key={perm} class="check">
+              <input
+                type="checkbox"
+                checked={(m.permissions ?? []).includes(perm)}
+                disabled={act.busy}
+                data-testid={`perm-${perm.replace(':', '-')}`}
+                onChange={(e) => {
+                  const on = (e.target as HTMLInputElement).checked;
+                  // Shown at once; put back as it was if the server refuses.
+                  const was = m.permissions ?? [];
+                  setM({ ...m, permissions: on ? [...was, perm] : was.filter((p) => p !== perm) });
+                  void act
+                    .run(async () => {
+                      await call(on ? 'PUT' : 'DELETE', `${path}/permissions/${perm}`);
+                      return after(ct(on ? granted : revoked, { name: m.name }));
+                    })
+                    .then((ok) => {
+                      if (!ok) setM({ ...m, permissions: was });
+                    });
+                }}
+              />{' '}
+              {ct(label)}
+            </label>
+          ))
+        : null}
       {m.status !== 'departed' ? (
         <form
           class="row wrap"

@@ -43,17 +43,38 @@ export async function call<T = unknown>(method: string, path: string, body?: unk
     throw new AdminError(0, 'network', e instanceof Error ? e.message : String(e));
   }
   const text = await resp.text();
-  let v: unknown = null;
+  const v = parse(text);
+  if (!resp.ok) throw refusal(resp, text, v);
+  return v as T;
+}
+
+function parse(text: string): unknown {
   try {
-    v = text ? JSON.parse(text) : null;
+    return text ? JSON.parse(text) : null;
   } catch {
-    /* not JSON */
+    return null; // not JSON
+  }
+}
+
+function refusal(resp: Response, text: string, v: unknown): AdminError {
+  const err = (v as { error?: { code?: string; message?: string } } | null)?.error;
+  return new AdminError(resp.status, err?.code ?? `http_${resp.status}`, err?.message ?? (text.slice(0, 200) || resp.statusText));
+}
+
+/** A file the server sends (a CSV export) and its name from Content-Disposition. */
+export async function fetchFile(path: string, fallbackName: string): Promise<{ blob: Blob; name: string }> {
+  let resp: Response;
+  try {
+    resp = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
+  } catch (e) {
+    throw new AdminError(0, 'network', e instanceof Error ? e.message : String(e));
   }
   if (!resp.ok) {
-    const err = (v as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new AdminError(resp.status, err?.code ?? `http_${resp.status}`, err?.message ?? (text.slice(0, 200) || resp.statusText));
+    const text = await resp.text();
+    throw refusal(resp, text, parse(text));
   }
-  return v as T;
+  const m = /filename="([^"/\\]+)"/.exec(resp.headers.get('content-disposition') ?? '');
+  return { blob: await resp.blob(), name: m ? m[1] : fallbackName };
 }
 
 export const get = <T = unknown>(path: string) => call<T>('GET', path);

@@ -21,6 +21,7 @@ export default defineConfig({
         virtual: here('./virtual.test.ts'),
         audit: here('./audit.test.ts'),
         office: here('./office.test.ts'),
+        'console-office': here('./console-office.test.ts'),
       },
       output: { entryFileNames: '[name].test.mjs' },
     },
