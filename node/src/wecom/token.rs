@@ -59,8 +59,14 @@ pub async fn gettoken(
         return Err(err(code::INVALID_SECRET, "invalid credential: corpsecret"));
     }
     // Looked up by SHA-256: the timing says nothing about the secret.
-    let app =
-        domain::query::app_by_secret(&view, &tokens::secret_hash(&secret)).map_err(store_error)?;
+    let hash = tokens::secret_hash(&secret);
+    let mut app = domain::query::app_by_secret(&view, &hash).map_err(store_error)?;
+    if app.is_none() && state.cluster.read_barrier().await.is_ok() {
+        // An app registered or a secret rotated a moment ago (through any
+        // node) is not yet applied here: catch up, look again.
+        view = state.view();
+        app = domain::query::app_by_secret(&view, &hash).map_err(store_error)?;
+    }
     let Some(app) = app else {
         state.limits.record_failure(ip);
         tracing::info!(source = %ip, "gettoken with an unknown secret");
