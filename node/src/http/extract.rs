@@ -151,6 +151,30 @@ pub fn header_key(headers: &http::HeaderMap) -> Result<Option<String>, ApiError>
     }
 }
 
+/// A `?box=` (or similar) choice: absent means the first; anything not
+/// listed is a 400 naming the choices.
+pub fn choose<T: Copy>(
+    param: &str,
+    given: Option<&str>,
+    choices: &[(&str, T)],
+) -> Result<T, ApiError> {
+    let Some(g) = given else {
+        return Ok(choices[0].1);
+    };
+    choices
+        .iter()
+        .find(|(name, _)| *name == g)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("{param} must be {}, not {g:?}", names.join(" or ")),
+            )
+        })
+}
+
 pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
     match limit {
         None => Ok(default),

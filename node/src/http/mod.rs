@@ -23,7 +23,7 @@ pub mod views;
 pub use error::{
     ApiError, cluster_error, method_not_allowed_json, not_found, refusal, store_error,
 };
-pub use extract::{Body, Params, header_key, page_limit, scoped_key};
+pub use extract::{Body, Params, choose, header_key, page_limit, scoped_key};
 pub use limits::Limits;
 pub use state::{CertStatus, ListenStatus, NodeState, now_ms};
 pub use submit::{record, submit, write_app};

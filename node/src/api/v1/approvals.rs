@@ -121,19 +121,16 @@ pub async fn list(
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 50, 200)?;
-    let which = match q.which.as_deref() {
-        None | Some("mine") => keys::APPROVALS_MINE,
-        Some("waiting") => keys::APPROVALS_WAITING,
-        Some("done") => keys::APPROVALS_DONE,
-        Some("cc") => keys::APPROVALS_CC,
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("box must be mine, waiting, done or cc, not {other:?}"),
-            ));
-        }
-    };
+    let which = crate::http::choose(
+        "box",
+        q.which.as_deref(),
+        &[
+            ("mine", keys::APPROVALS_MINE),
+            ("waiting", keys::APPROVALS_WAITING),
+            ("done", keys::APPROVALS_DONE),
+            ("cc", keys::APPROVALS_CC),
+        ],
+    )?;
     let view = state.view();
     let list = domain::query::approvals_of(&view, which, &caller.userid, q.cursor, limit)
         .map_err(store_error)?;

@@ -107,17 +107,11 @@ pub async fn list(
     Params(q): Params<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 50, 200)?;
-    let sent = match q.which.as_deref() {
-        None | Some("inbox") => false,
-        Some("sent") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("box must be inbox or sent, not {other:?}"),
-            ));
-        }
-    };
+    let sent = crate::http::choose(
+        "box",
+        q.which.as_deref(),
+        &[("inbox", false), ("sent", true)],
+    )?;
     let view = state.view();
     let list = domain::query::notices_of(&view, &caller.userid, sent, q.cursor, limit)
         .map_err(store_error)?;

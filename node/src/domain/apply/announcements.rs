@@ -19,7 +19,6 @@ use super::*;
 
 /// Candidates looked at per sending step.
 pub const SEND_STEP: usize = 2_000;
-pub const MAX_TITLE_CHARS: usize = 128;
 /// Characters of text in the whole body.
 pub const MAX_BODY_CHARS: usize = 20_000;
 pub const MAX_BLOCKS: usize = 200;
@@ -138,14 +137,7 @@ pub(super) fn publish<S: Store>(
         &d.to,
         "announcements"
     ));
-    let title_len = d.title.chars().count();
-    ensure!(
-        (1..=MAX_TITLE_CHARS).contains(&title_len)
-            && !d.title.trim().is_empty()
-            && !d.title.chars().any(char::is_control),
-        Code::InvalidArgument,
-        "the title must be 1-{MAX_TITLE_CHARS} characters without control characters"
-    );
+    valid!(audience::valid_title(&d.title));
     valid!(valid_body(&d.body));
     if let Some(a) = &d.attachment {
         valid!(valid_name(&a.name, "attachment name"));

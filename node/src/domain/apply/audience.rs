@@ -92,6 +92,25 @@ pub(super) fn anyone<S: Store>(
     Ok(false)
 }
 
+/// Titles of notices and announcements.
+pub const MAX_TITLE_CHARS: usize = 128;
+
+/// A notice's or announcement's title: 1-128 characters, not blank, no
+/// control characters.
+pub(super) fn valid_title(title: &str) -> Result<(), Refusal> {
+    let len = title.chars().count();
+    if !(1..=MAX_TITLE_CHARS).contains(&len)
+        || title.trim().is_empty()
+        || title.chars().any(char::is_control)
+    {
+        return refuse(
+            Code::InvalidArgument,
+            format!("the title must be 1-{MAX_TITLE_CHARS} characters without control characters"),
+        );
+    }
+    Ok(())
+}
+
 /// Check who `actor` may address and resolve `to` into targets. Holders
 /// of `perm` address anyone; without it, department leaders may address
 /// what they lead when the policy lets them. `what` names the thing for

@@ -45,7 +45,6 @@ pub const MAX_ROUNDS: u32 = 50;
 pub const MAX_NOTICE_MS: u64 = 30 * 24 * 3600 * 1000;
 pub const MAX_LISTED_USERS: usize = 1_000;
 pub const MAX_LISTED_DEPTS: usize = 100;
-pub const MAX_TITLE_CHARS: usize = 128;
 /// Names of unacknowledged members in an escalation event.
 pub const ESCALATION_SAMPLE: usize = 100;
 /// Ids per delivery receipt.
@@ -197,14 +196,7 @@ pub(super) fn send_notice<S: Store>(
         &d.to,
         "urgent notices"
     ));
-    let title_len = d.title.chars().count();
-    ensure!(
-        (1..=MAX_TITLE_CHARS).contains(&title_len)
-            && !d.title.trim().is_empty()
-            && !d.title.chars().any(char::is_control),
-        Code::InvalidArgument,
-        "the title must be 1-{MAX_TITLE_CHARS} characters without control characters"
-    );
+    valid!(audience::valid_title(&d.title));
     let policy = policy(s)?;
     let body_len = d.body.chars().count();
     ensure!(
