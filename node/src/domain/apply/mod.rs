@@ -116,6 +116,7 @@ macro_rules! ensure {
 
 pub mod announcements;
 mod appmsg;
+mod approval_templates;
 pub mod approvals;
 mod apps;
 mod audience;
@@ -494,9 +495,9 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         Command::WithdrawAnnouncement { actor, id } => {
             announcements::withdraw(s, ctx, actor.as_deref(), *id)
         }
-        Command::PutApprovalTemplate { template } => approvals::put_template(s, template),
+        Command::PutApprovalTemplate { template } => approval_templates::put_template(s, template),
         Command::SetApprovalTemplateDisabled { id, disabled } => {
-            approvals::set_template_disabled(s, id, *disabled)
+            approval_templates::set_template_disabled(s, id, *disabled)
         }
         Command::SubmitApproval {
             actor,
