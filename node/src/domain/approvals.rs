@@ -233,6 +233,20 @@ pub struct ApprovalRequest {
     pub trail: Vec<TrailEntry>,
 }
 
+impl ApprovalRequest {
+    /// Whether `userid` takes part: the applicant, a CC, a current
+    /// approver, or anyone who acted on or was assigned a step.
+    pub fn involves(&self, userid: &str) -> bool {
+        self.applicant == userid
+            || self.cc.iter().any(|c| c == userid)
+            || self.approvers.iter().any(|a| a == userid)
+            || self.trail.iter().any(|t| {
+                t.actor == userid
+                    || matches!(&t.action, TrailAction::Assigned { approvers } if approvers.iter().any(|a| a == userid))
+            })
+    }
+}
+
 /// Steps and CCs given with a request instead of the template's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRoute {

@@ -144,17 +144,6 @@ pub async fn list(
     Ok(Json(json!({ "approvals": out, "next_cursor": next })))
 }
 
-/// Whether `userid` takes part in `r` (may see it).
-pub fn party(r: &domain::ApprovalRequest, userid: &str) -> bool {
-    r.applicant == userid
-        || r.cc.iter().any(|c| c == userid)
-        || r.approvers.iter().any(|a| a == userid)
-        || r.trail.iter().any(|t| {
-            t.actor == userid
-                || matches!(&t.action, domain::TrailAction::Assigned { approvers } if approvers.iter().any(|a| a == userid))
-        })
-}
-
 /// `GET /v1/approvals/{id}`: applicant, approvers (past and present) and
 /// CCs.
 pub async fn show(
@@ -165,7 +154,7 @@ pub async fn show(
     let view = state.view();
     let r = domain::query::approval(&view, id)
         .map_err(store_error)?
-        .filter(|r| party(r, &caller.userid))
+        .filter(|r| r.involves(&caller.userid))
         .ok_or_else(|| ApiError::not_found(format!("no approval request {id}")))?;
     Ok(Json(approval_json(&view, &r)?))
 }

@@ -32,13 +32,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::approval_templates::{parse_value, valid_text};
+use super::audience::is_active;
 use super::*;
-
-/// Whether `userid` is an active member.
-fn is_active<T: Store + ?Sized>(s: &T, userid: &str) -> Result<bool, StoreFault> {
-    Ok(s.get_as::<Member>(&keys::user(userid))?
-        .is_some_and(|m| m.status == MemberStatus::Active))
-}
 
 pub const MAX_STEPS: usize = 20;
 pub const MAX_GROUP: usize = 50;
@@ -495,13 +490,7 @@ pub(super) fn act<S: Store>(
 ) -> R<Done> {
     let _ = check!(active_member(s, actor, true));
     let mut r = check!(load(s, id));
-    let is_party = r.applicant == actor
-        || r.cc.iter().any(|c| c == actor)
-        || r.approvers.iter().any(|a| a == actor)
-        || r.trail.iter().any(|t| {
-            t.actor == actor
-                || matches!(&t.action, TrailAction::Assigned { approvers } if approvers.iter().any(|a| a == actor))
-        });
+    let is_party = r.involves(actor);
     ensure!(
         is_party,
         Code::Forbidden,

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use super::notices::{MAX_LISTED_DEPTS, MAX_LISTED_USERS};
 use super::*;
 
-pub(super) fn is_active<S: Store>(s: &Overlay<'_, S>, userid: &str) -> Result<bool, StoreFault> {
+/// Whether `userid` is an active member.
+pub(super) fn is_active<T: Store + ?Sized>(s: &T, userid: &str) -> Result<bool, StoreFault> {
     Ok(s.get_as::<Member>(&keys::user(userid))?
         .is_some_and(|m| m.status == MemberStatus::Active))
 }
