@@ -203,6 +203,44 @@ pub(crate) async fn call(
     Ok(v)
 }
 
+/// One page of a listing: `GET path?params&limit=&cursor=`, a line per
+/// item of `key` (`empty` when there are none) and how to ask for the next
+/// page.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn page(
+    client: &Client,
+    output: Output,
+    path: &str,
+    params: &[(&str, &str)],
+    limit: usize,
+    cursor: Option<String>,
+    key: &str,
+    empty: &str,
+    line: impl Fn(&Value) -> String,
+) -> anyhow::Result<()> {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        q.append_pair(k, v);
+    }
+    q.append_pair("limit", &limit.to_string());
+    if let Some(c) = &cursor {
+        q.append_pair("cursor", c);
+    }
+    let v = call(client, Method::GET, &format!("{path}?{}", q.finish()), None).await?;
+    show(&v, output, |v| {
+        let mut out: Vec<String> = v[key].as_array().into_iter().flatten().map(line).collect();
+        if out.is_empty() {
+            out.push(empty.to_string());
+        }
+        match &v["next_cursor"] {
+            Value::String(c) => out.push(format!("more: --cursor {c}")),
+            Value::Number(c) => out.push(format!("more: --cursor {c}")),
+            _ => {}
+        }
+        out.join("\n")
+    })
+}
+
 pub(crate) fn show(
     v: &Value,
     output: Output,

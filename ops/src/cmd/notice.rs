@@ -6,7 +6,7 @@ use http::Method;
 use serde_json::Value;
 
 use super::Output;
-use super::directory::{call, show};
+use super::directory::{call, page, show};
 use crate::client::Client;
 
 #[derive(Debug, Subcommand)]
@@ -60,31 +60,19 @@ fn line(n: &Value) -> String {
 pub async fn run(cmd: NoticeCommand, client: &Client, output: Output) -> anyhow::Result<()> {
     match cmd {
         NoticeCommand::List { cursor, limit } => {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            q.append_pair("limit", &limit.to_string());
-            if let Some(c) = cursor {
-                q.append_pair("cursor", &c.to_string());
-            }
-            let v = call(
+            let cursor = cursor.map(|c| c.to_string());
+            page(
                 client,
-                Method::GET,
-                &format!("/v1/notices?{}", q.finish()),
-                None,
+                output,
+                "/v1/notices",
+                &[],
+                limit,
+                cursor,
+                "notices",
+                "no notices",
+                line,
             )
-            .await?;
-            show(&v, output, |v| {
-                let mut out: Vec<String> = v["notices"]
-                    .as_array()
-                    .map(|a| a.iter().map(line).collect())
-                    .unwrap_or_default();
-                if out.is_empty() {
-                    out.push("no notices".into());
-                }
-                if let Some(c) = v["next_cursor"].as_u64() {
-                    out.push(format!("more: --cursor {c}"));
-                }
-                out.join("\n")
-            })
+            .await
         }
         NoticeCommand::Show { id } => {
             let v = call(client, Method::GET, &format!("/v1/notices/{id}"), None).await?;
@@ -106,44 +94,28 @@ pub async fn run(cmd: NoticeCommand, client: &Client, output: Output) -> anyhow:
             cursor,
             limit,
         } => {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            q.append_pair("state", &state);
-            q.append_pair("limit", &limit.to_string());
-            if let Some(c) = &cursor {
-                q.append_pair("cursor", c);
-            }
-            let v = call(
+            page(
                 client,
-                Method::GET,
-                &format!("/v1/notices/{id}/recipients?{}", q.finish()),
-                None,
+                output,
+                &format!("/v1/notices/{id}/recipients"),
+                &[("state", &state)],
+                limit,
+                cursor,
+                "recipients",
+                &format!("nobody is {state}"),
+                |r| {
+                    format!(
+                        "{}  delivered={} read={} acked={} reminded={} escalated={}",
+                        r["userid"].as_str().unwrap_or_default(),
+                        r["delivered_ms"],
+                        r["read_ms"],
+                        r["acked_ms"],
+                        r["reminded"],
+                        r["escalated"]
+                    )
+                },
             )
-            .await?;
-            show(&v, output, |v| {
-                let mut out: Vec<String> = v["recipients"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|r| {
-                        format!(
-                            "{}  delivered={} read={} acked={} reminded={} escalated={}",
-                            r["userid"].as_str().unwrap_or_default(),
-                            r["delivered_ms"],
-                            r["read_ms"],
-                            r["acked_ms"],
-                            r["reminded"],
-                            r["escalated"]
-                        )
-                    })
-                    .collect();
-                if out.is_empty() {
-                    out.push(format!("nobody is {state}"));
-                }
-                if let Some(c) = v["next_cursor"].as_str() {
-                    out.push(format!("more: --cursor {c}"));
-                }
-                out.join("\n")
-            })
+            .await
         }
         NoticeCommand::Withdraw { id } => {
             let v = call(

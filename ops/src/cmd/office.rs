@@ -11,7 +11,7 @@ use http::Method;
 use serde_json::Value;
 
 use super::Output;
-use super::directory::{call, show};
+use super::directory::{call, page, show};
 use crate::client::Client;
 
 #[derive(Debug, Subcommand)]
@@ -194,31 +194,19 @@ pub async fn run_announcement(
 ) -> anyhow::Result<()> {
     match cmd {
         AnnouncementCommand::List { cursor, limit } => {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            q.append_pair("limit", &limit.to_string());
-            if let Some(c) = cursor {
-                q.append_pair("cursor", &c.to_string());
-            }
-            let v = call(
+            let cursor = cursor.map(|c| c.to_string());
+            page(
                 client,
-                Method::GET,
-                &format!("/v1/announcements?{}", q.finish()),
-                None,
+                output,
+                "/v1/announcements",
+                &[],
+                limit,
+                cursor,
+                "announcements",
+                "no announcements",
+                announcement_line,
             )
-            .await?;
-            show(&v, output, |v| {
-                let mut out: Vec<String> = v["announcements"]
-                    .as_array()
-                    .map(|a| a.iter().map(announcement_line).collect())
-                    .unwrap_or_default();
-                if out.is_empty() {
-                    out.push("no announcements".into());
-                }
-                if let Some(c) = v["next_cursor"].as_u64() {
-                    out.push(format!("more: --cursor {c}"));
-                }
-                out.join("\n")
-            })
+            .await
         }
         AnnouncementCommand::Show { id } => {
             let v = call(
@@ -246,42 +234,26 @@ pub async fn run_announcement(
             cursor,
             limit,
         } => {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            q.append_pair("state", &state);
-            q.append_pair("limit", &limit.to_string());
-            if let Some(c) = &cursor {
-                q.append_pair("cursor", c);
-            }
-            let v = call(
+            page(
                 client,
-                Method::GET,
-                &format!("/v1/announcements/{id}/readers?{}", q.finish()),
-                None,
+                output,
+                &format!("/v1/announcements/{id}/readers"),
+                &[("state", &state)],
+                limit,
+                cursor,
+                "readers",
+                &format!("nobody is {state}"),
+                |r| {
+                    format!(
+                        "{}  {}  read_ms={}{}",
+                        r["userid"].as_str().unwrap_or_default(),
+                        r["name"].as_str().unwrap_or_default(),
+                        r["read_ms"],
+                        if r["late"] == true { "  late" } else { "" }
+                    )
+                },
             )
-            .await?;
-            show(&v, output, |v| {
-                let mut out: Vec<String> = v["readers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|r| {
-                        format!(
-                            "{}  {}  read_ms={}{}",
-                            r["userid"].as_str().unwrap_or_default(),
-                            r["name"].as_str().unwrap_or_default(),
-                            r["read_ms"],
-                            if r["late"] == true { "  late" } else { "" }
-                        )
-                    })
-                    .collect();
-                if out.is_empty() {
-                    out.push(format!("nobody is {state}"));
-                }
-                if let Some(c) = v["next_cursor"].as_str() {
-                    out.push(format!("more: --cursor {c}"));
-                }
-                out.join("\n")
-            })
+            .await
         }
         AnnouncementCommand::Export { id, out } => {
             let bytes = raw_get(client, &format!("/v1/announcements/{id}/readers.csv")).await?;
