@@ -14,7 +14,7 @@ use enclave_ops::cmd::{self, Output, ca::CaCommand, cert::CertCommand, cluster::
 #[command(
     name = "enclavectl",
     version,
-    about = "Operate an Enclave cluster: PKI, status, membership, backups, audit"
+    about = "Operate an Enclave cluster: PKI, status, membership, backups, audit, files"
 )]
 struct Cli {
     /// Output format.
@@ -54,6 +54,11 @@ enum BenchCommand {
     /// (c) with --all, a notice to the whole directory: accept time and
     /// Raft entries.
     Notice(enclave_ops::cmd::noticebench::NoticeBench),
+    /// Files: upload MB/s and p50/p99 for small (1 MB) and large (100 MB,
+    /// chunked) files to the leader, next to the disk's own fsync'd
+    /// sequential write speed (dd, same run), then downloads from a
+    /// follower, each checked byte for byte.
+    Files(enclave_ops::cmd::filebench::FilesBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +111,13 @@ enum Command {
     /// export of finished approvals (sysadmin).
     #[command(subcommand)]
     Approval(enclave_ops::cmd::office::ApprovalCommand),
+    /// The blob store of files, images and voice notes: per-node status,
+    /// verify and repair (sysadmin).
+    #[command(subcommand)]
+    Blobs(enclave_ops::cmd::blobs::BlobsCommand),
+    /// Files: the file policy (show: operators; set: secadmin).
+    #[command(subcommand)]
+    Files(enclave_ops::cmd::files::FilesCommand),
 }
 
 fn main() -> ExitCode {
@@ -151,6 +163,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             let dir = cli.cert_dir.clone().unwrap_or_default();
             multi_runtime()?.block_on(cmd::noticebench::run(args, &client, &dir, cli.output))
+        }
+        Command::Bench(BenchCommand::Files(args)) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            multi_runtime()?.block_on(cmd::filebench::run(args, &client, &dir, cli.output))
+        }
+        Command::Blobs(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            runtime()?.block_on(cmd::blobs::run(c, &client, &dir, cli.output))
+        }
+        Command::Files(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::files::run(c, &client, cli.output))
         }
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
