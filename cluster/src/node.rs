@@ -366,6 +366,13 @@ impl<A: Application> ClusterNode<A> {
             .collect()
     }
 
+    /// The voters of the membership this node knows.
+    pub fn voter_ids(&self) -> Vec<NodeId> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config.membership().voter_ids().collect()
+    }
+
     /// Note that a live leader (or a candidate this node voted for) was
     /// heard from (called by the peer routes).
     pub fn note_leader_contact(&self) {

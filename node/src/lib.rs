@@ -6,6 +6,7 @@ pub mod api;
 pub mod apps;
 pub mod audit;
 pub mod backup;
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod dev;

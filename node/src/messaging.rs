@@ -80,6 +80,29 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
             "policy.set",
             format!("notices:leaders_may_send={}", policy.leaders_may_send),
         ),
+        Command::SetFilePolicy { policy } => (
+            "policy.set",
+            format!(
+                "files:max_file_bytes={};user_quota_bytes={};allowed_types={};retention_days={};unreferenced_hours={}",
+                policy.max_file_bytes,
+                policy.user_quota_bytes,
+                policy.allowed_types.join("|"),
+                policy.retention_days,
+                policy.unreferenced_hours
+            ),
+        ),
+        Command::RecordFile { file } => (
+            "file.upload",
+            format!(
+                "{}:{}:{}:{}:{}",
+                file.id,
+                file.uploader,
+                file.size,
+                file.mime,
+                hex::encode(file.sha256)
+            ),
+        ),
+        Command::SweepFiles => ("file.sweep", String::new()),
         Command::LoginSucceeded { userid, .. } => ("auth.login", userid.clone()),
         Command::LoginFailed { userid } => ("auth.login", userid.clone()),
         Command::Logout { .. } => ("auth.logout", String::new()),

@@ -66,6 +66,13 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     pub raft_voters: Gauge,
     pub store_bytes: Gauge,
+    /// Blob store (files): bytes and chunk files on this node, chunks
+    /// referenced but missing here, repairs and damaged copies found.
+    pub blob_bytes: Gauge,
+    pub blob_chunks: Gauge,
+    pub blob_missing: Gauge,
+    pub blob_repaired: Gauge,
+    pub blob_damaged: Gauge,
     /// Callback deliveries by app and result (`ok`, `failed`), on the
     /// leader that made them.
     pub app_callbacks: Family<AppResultLabels, Counter>,
@@ -156,6 +163,31 @@ impl Metrics {
             "enclave_store_bytes",
             "Bytes the sled store uses on disk",
         );
+        let blob_bytes = g(
+            &mut registry,
+            "enclave_blob_bytes",
+            "Bytes of file chunks stored on this node",
+        );
+        let blob_chunks = g(
+            &mut registry,
+            "enclave_blob_chunks",
+            "File chunks stored on this node",
+        );
+        let blob_missing = g(
+            &mut registry,
+            "enclave_blob_missing_chunks",
+            "Chunks recorded files need that this node lacked at its last repair pass",
+        );
+        let blob_repaired = g(
+            &mut registry,
+            "enclave_blob_repaired_chunks",
+            "Chunks this node fetched from peers since it started (missing or damaged copies)",
+        );
+        let blob_damaged = g(
+            &mut registry,
+            "enclave_blob_damaged_chunks",
+            "Damaged chunk copies this node found since it started (never served)",
+        );
         let app_callbacks = Family::<AppResultLabels, Counter>::default();
         registry.register(
             "enclave_app_callbacks",
@@ -191,6 +223,11 @@ impl Metrics {
             raft_applied_index,
             raft_voters,
             store_bytes,
+            blob_bytes,
+            blob_chunks,
+            blob_missing,
+            blob_repaired,
+            blob_damaged,
             registry,
             listeners,
             requests,

@@ -120,6 +120,15 @@ async fn round(state: &NodeState) -> Result<bool, String> {
         count(state, "announcement", &out);
         moved |= out.is_ok();
     }
+    // Files past retention and uploads never sent: one bounded step per
+    // round (not counted as movement, so a backlog drains a step a second
+    // without starving other work).
+    if domain::apply::files::sweep_due(&view, now).map_err(|e| e.to_string())? {
+        let out = propose(state, &Command::SweepFiles, None)
+            .await
+            .map_err(|e| e.message)?;
+        count(state, "files", &out);
+    }
     for job in domain::query::running_jobs(&view).map_err(|e| e.to_string())? {
         // Row steps depend only on the file: the next few are proposed
         // together (the leader batches them), each still applying only at

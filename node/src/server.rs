@@ -200,6 +200,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             cluster.set_cert_not_after(cert_info.not_after.clone());
             cluster.clone()
         },
+        blobs: crate::blobs::Blobs::open(
+            &config.data_dir,
+            enclave_cluster::peer::client::Peers::sharing_cluster_id(
+                peer_tls.clone(),
+                cluster.peers.cluster_id.clone(),
+            ),
+            config.clamd_socket.clone(),
+        )
+        .with_context(|| {
+            format!(
+                "opening the blob store in {}",
+                config.data_dir.join("blobs").display()
+            )
+        })?,
         peer_tls,
         denials: Default::default(),
         app_calls: Default::default(),
@@ -227,7 +241,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             peer_l,
             enclave_cluster::peer::hello::router(node_id.clone())
                 .merge(enclave_cluster::peer::server::routes(cluster.clone()))
-                .merge(crate::join::rejoin_router(state.clone())),
+                .merge(crate::join::rejoin_router(state.clone()))
+                .merge(crate::blobs::peer::router(state.clone())),
             Some(join_door),
         ),
         (&api, api_l, crate::api::router(state.clone()), None),
@@ -268,6 +283,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         shutdown_rx.clone(),
     )));
     tasks.push(tokio::spawn(crate::runner::work_loop(
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::blobs::repair::work_loop(
         state.clone(),
         shutdown_rx.clone(),
     )));
@@ -404,6 +423,7 @@ async fn reload_loop(
             match state.peer_tls.reload_if_changed() {
                 Ok(true) => {
                     state.cluster.peers.reset();
+                    state.blobs.reset_peers();
                     info!("peer client certificate reloaded");
                 }
                 Ok(false) => {}

@@ -236,6 +236,16 @@ impl Peers {
         })
     }
 
+    /// A second pool sharing another pool's cluster id (e.g. bulk
+    /// transfers on connections of their own, apart from Raft's).
+    pub fn sharing_cluster_id(tls: Arc<ReloadingClientConfig>, cluster_id: ClusterIdCell) -> Arc<Peers> {
+        Arc::new(Peers {
+            tls,
+            cluster_id,
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// The client for `id`, (re)created if the member's address changed.
     pub fn get(&self, id: NodeId, member: &Member) -> Arc<PeerClient> {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod backup;
 pub mod cluster;
 pub mod directory;
+pub mod files;
 pub mod notices;
 pub mod office;
 
@@ -142,6 +143,26 @@ pub fn router(state: Arc<NodeState>) -> Router {
             put(directory::grant_permission)
                 .delete(directory::revoke_permission)
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/blobs",
+            get(files::status).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/blobs/verify",
+            post(files::start_verify).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/blobs/verify",
+            get(files::verify_status).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/policy/files",
+            get(files::get_policy).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/policy/files",
+            put(files::put_policy).route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
         )
         .route(
             "/v1/policy/notices",
@@ -444,6 +465,15 @@ pub struct Status {
     pub listen: ListenStatus,
     /// Who asked, as read from the client certificate.
     pub caller: Caller,
+    /// This node's blob store (file chunks).
+    #[serde(default)]
+    pub blobs: BlobUsage,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, Default, PartialEq, Eq)]
+pub struct BlobUsage {
+    pub bytes: u64,
+    pub chunks: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
@@ -476,6 +506,10 @@ async fn status(
             name: id.name,
             role: id.role,
         },
+        blobs: {
+            let (bytes, chunks) = state.blobs.store.usage();
+            BlobUsage { bytes, chunks }
+        },
     }))
 }
 
@@ -490,6 +524,17 @@ async fn metrics(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
         .set(s.applied_index.unwrap_or(0) as i64);
     m.raft_voters.set(s.voters.len() as i64);
     m.store_bytes.set(s.store_bytes as i64);
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (bytes, chunks) = state.blobs.store.usage();
+        m.blob_bytes.set(bytes as i64);
+        m.blob_chunks.set(chunks as i64);
+        m.blob_missing.set(state.blobs.missing.load(Relaxed) as i64);
+        m.blob_repaired
+            .set(state.blobs.repaired_total.load(Relaxed) as i64);
+        m.blob_damaged
+            .set(state.blobs.damaged_total.load(Relaxed) as i64);
+    }
     (
         [(
             http::header::CONTENT_TYPE,

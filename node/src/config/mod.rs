@@ -89,6 +89,8 @@ pub struct Config {
     pub token_burst: u64,
     pub syslog: Option<SyslogTarget>,
     pub apps: AppsConfig,
+    /// `files.clamd_socket`.
+    pub clamd_socket: Option<PathBuf>,
     pub log_format: LogFormat,
     pub log_level: String,
     pub worker_threads: usize,

@@ -17,6 +17,18 @@ pub struct RawConfig {
     pub raft: RawRaft,
     pub audit: RawAudit,
     pub apps: RawApps,
+    pub files: RawFiles,
+}
+
+/// Files, images and voice notes (`[files]`). Size limits, quotas, allowed
+/// types and retention are cluster policy (`enclavectl files policy`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFiles {
+    /// Unix socket of a clamd malware scanner that checks every upload
+    /// before it is recorded (empty = no scanner). An upload is refused
+    /// while the scanner is configured but unreachable.
+    pub clamd_socket: String,
 }
 
 /// Integrated apps (the WeCom-compatible API).
@@ -183,6 +195,7 @@ impl Default for RawConfig {
             },
             audit: RawAudit::default(),
             apps: RawApps::default(),
+            files: RawFiles::default(),
             api: RawApi {
                 require_device_cert: false,
                 max_body_bytes: 1 << 20,

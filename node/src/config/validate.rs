@@ -232,9 +232,21 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             120,
         )?,
     };
+    let clamd_socket = if raw.files.clamd_socket.is_empty() {
+        None
+    } else if !raw.files.clamd_socket.starts_with('/') {
+        return Err(invalid(
+            "files.clamd_socket",
+            &format!("{:?}", raw.files.clamd_socket),
+            "must be an absolute path to clamd's Unix socket (e.g. /run/clamav/clamd.ctl)",
+        ));
+    } else {
+        Some(PathBuf::from(&raw.files.clamd_socket))
+    };
     Ok(Config {
         syslog,
         apps,
+        clamd_socket,
         ca_dir: (!raw.tls.ca_dir.is_empty()).then(|| PathBuf::from(&raw.tls.ca_dir)),
         advertise_host: raw.node.advertise_host.clone(),
         worker_threads: range("node.worker_threads", raw.node.worker_threads, 0, 256)? as usize,

@@ -408,3 +408,44 @@ pub fn callback_item(agentid: u32, seq: u64) -> Vec<u8> {
 pub fn callback_items(agentid: u32) -> Vec<u8> {
     cat(&[b"cbq/", &agentid.to_be_bytes()])
 }
+
+// --- files (issue 17): `file/<id>` record · `ctr/file` · `fileq/<n>`→id
+// in recording order (nodes follow it to fetch chunks) · `filez/<since
+// ms><id>` never referenced · `filet/<created ms><id>` (retention) ·
+// `filek/<chunk sha256><id>` which files use a chunk ·
+// `filer/<id>\0<conv>\0<seq>` messages that carry it · `fileu/<uploader>`
+// bytes held · `cfg/files` policy.
+pub const FILE_POLICY: &[u8] = b"cfg/files";
+pub const FILE_CTR: &[u8] = b"ctr/file";
+pub const FILES: &[u8] = b"file/";
+pub const FILES_IN_ORDER: &[u8] = b"fileq/";
+pub const FILES_UNREFERENCED: &[u8] = b"filez/";
+pub const FILES_BY_AGE: &[u8] = b"filet/";
+pub const CHUNK_USERS: &[u8] = b"filek/";
+pub fn file(id: &str) -> Vec<u8> {
+    cat(&[FILES, id.as_bytes()])
+}
+pub fn file_in_order(n: u64) -> Vec<u8> {
+    cat(&[FILES_IN_ORDER, &n.to_be_bytes()])
+}
+pub fn file_unreferenced(since_ms: u64, id: &str) -> Vec<u8> {
+    cat(&[FILES_UNREFERENCED, &since_ms.to_be_bytes(), id.as_bytes()])
+}
+pub fn file_by_age(created_ms: u64, id: &str) -> Vec<u8> {
+    cat(&[FILES_BY_AGE, &created_ms.to_be_bytes(), id.as_bytes()])
+}
+pub fn chunk_user(hash: &[u8; 32], id: &str) -> Vec<u8> {
+    cat(&[CHUNK_USERS, hash, id.as_bytes()])
+}
+pub fn chunk_users(hash: &[u8; 32]) -> Vec<u8> {
+    cat(&[CHUNK_USERS, hash])
+}
+pub fn file_ref(id: &str, conv: &str, seq: u64) -> Vec<u8> {
+    cat(&[b"filer/", id.as_bytes(), b"\0", conv.as_bytes(), b"\0", &seq.to_be_bytes()])
+}
+pub fn file_refs(id: &str) -> Vec<u8> {
+    cat(&[b"filer/", id.as_bytes(), b"\0"])
+}
+pub fn file_usage(uploader: &str) -> Vec<u8> {
+    cat(&[b"fileu/", uploader.as_bytes()])
+}

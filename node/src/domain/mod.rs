@@ -14,6 +14,7 @@
 pub mod announcements;
 pub mod apply;
 pub mod approvals;
+pub mod files;
 pub mod integration;
 pub mod keys;
 pub mod model;
@@ -31,6 +32,7 @@ mod tests_notices;
 mod tests_office;
 
 pub use apply::apply;
+pub use files::{BlobRecord, FileKind, FilePolicy, FileRef};
 pub use model::*;
 pub use store::{MemStore, Store, StoreFault};
 

@@ -192,6 +192,8 @@ pub struct Message {
     pub rich: Option<Rich>,
     /// Confidential (WeCom's `safe`): clients must not offer forwarding.
     pub safe: bool,
+    /// A file, image or voice note (cleared on recall).
+    pub file: Option<super::files::FileRef>,
 }
 
 /// Where a message goes.
@@ -394,6 +396,9 @@ pub enum Command {
         mentions: Vec<String>,
         mention_all: bool,
         reply_to: Option<u64>,
+        /// A recorded file (`file/<id>`) to carry; `text` is then a
+        /// caption and may be empty.
+        file: Option<String>,
     },
     Recall {
         actor: String,
@@ -624,6 +629,17 @@ pub enum Command {
     SetNoticePolicy {
         policy: NoticePolicy,
     },
+    // --- files (issue 17) ---
+    /// A file whose chunks a majority of nodes hold durably.
+    RecordFile {
+        file: super::files::BlobRecord,
+    },
+    /// Leader step: delete files past retention and uploads never sent
+    /// (bounded per step).
+    SweepFiles,
+    SetFilePolicy {
+        policy: super::files::FilePolicy,
+    },
     PublishAnnouncement {
         actor: String,
         draft: AnnouncementDraft,
@@ -727,6 +743,12 @@ pub enum Code {
     Withdrawn,
     /// The step or request was already decided.
     AlreadyDecided,
+    /// An uploader's files would exceed their quota.
+    QuotaExceeded,
+    /// A file type the policy does not allow.
+    TypeNotAllowed,
+    /// A file larger than the policy allows.
+    TooLarge,
 }
 
 impl Code {
@@ -753,6 +775,9 @@ impl Code {
             Code::DeadlinePassed => "deadline_passed",
             Code::Withdrawn => "withdrawn",
             Code::AlreadyDecided => "already_decided",
+            Code::QuotaExceeded => "quota_exceeded",
+            Code::TypeNotAllowed => "type_not_allowed",
+            Code::TooLarge => "too_large",
         }
     }
 }

@@ -933,3 +933,56 @@ pub fn approvals_filed<S: Store + ?Sized>(
         }
     }
 }
+
+// ---------------------------------------------------------------- files
+
+pub fn file<S: Store + ?Sized>(s: &S, id: &str) -> Result<Option<super::BlobRecord>, StoreFault> {
+    s.get_as(&keys::file(id))
+}
+
+/// Bytes of live files held by `uploader`.
+pub fn file_usage<S: Store + ?Sized>(s: &S, uploader: &str) -> Result<u64, StoreFault> {
+    Ok(s.get_as::<u64>(&keys::file_usage(uploader))?.unwrap_or(0))
+}
+
+pub fn file_policy<S: Store + ?Sized>(s: &S) -> Result<super::FilePolicy, StoreFault> {
+    super::apply::files::file_policy(s)
+}
+
+/// The file if `userid` may read it: `NotFound` when there is no such
+/// file (never recorded, recalled, past retention), `Forbidden` when it
+/// exists but no conversation of theirs carries it.
+pub fn file_for<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+    id: &str,
+) -> Result<Result<super::BlobRecord, Refusal>, StoreFault> {
+    let Some(f) = file(s, id)? else {
+        return Ok(refuse(Code::NotFound, format!("no file {id:?}")));
+    };
+    if super::apply::files::may_read(s, userid, &f)? {
+        Ok(Ok(f))
+    } else {
+        Ok(refuse(
+            Code::Forbidden,
+            format!("file {id:?} is not in any conversation of yours"),
+        ))
+    }
+}
+
+/// Recorded files and their bytes (the replicated view, same on every node).
+pub fn file_totals<S: Store + ?Sized>(s: &S) -> Result<(u64, u64), StoreFault> {
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = s.scan_as::<super::BlobRecord>(keys::FILES, after.as_deref(), 512)?;
+        for (_, f) in &page {
+            n += 1;
+            bytes += f.size;
+        }
+        match page.last() {
+            Some((k, _)) if page.len() == 512 => after = Some(k.clone()),
+            _ => return Ok((n, bytes)),
+        }
+    }
+}

@@ -101,6 +101,7 @@ fn send(actor: &str, target: Target, text: &str) -> Command {
         mentions: vec![],
         mention_all: false,
         reply_to: None,
+            file: None,
     }
 }
 
@@ -362,6 +363,7 @@ fn group_roles_receipts_and_sync_visibility() {
         mentions: vec![],
         mention_all: true,
         reply_to: None,
+            file: None,
     };
     assert_eq!(refused(&mut s, 3, all("bob")), Code::Forbidden);
     let Done::Message(m) = ok(&mut s, 3, all("ann")) else {
@@ -510,7 +512,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
         4 => (arb_user(), arb_user(), "[a-z]{0,5}").prop_map(|(a, b, t)| send(&a, Target::Direct(b), &t)),
         6 => (arb_user(), arb_conv(), "[a-z]{1,5}", prop::collection::vec(arb_user(), 0..2), any::<bool>(), prop::option::of(0u64..5))
             .prop_map(|(a, c, t, mentions, all, reply_to)| Command::Send {
-                actor: a, target: Target::Conv(c), text: t, mentions, mention_all: all, reply_to
+                actor: a, target: Target::Conv(c), text: t, mentions, mention_all: all, reply_to, file: None
             }),
         2 => (arb_user(), prop::collection::vec(arb_user(), 0..4))
             .prop_map(|(a, m)| Command::CreateGroup { actor: a, name: "G".into(), members: m }),

@@ -631,6 +631,7 @@ fn app_messages_reach_users_and_departments_with_subdepartments() {
             mentions: vec![],
             mention_all: false,
             reply_to: None,
+            file: None,
         },
     );
     // Recall reaches every copy.
@@ -927,6 +928,7 @@ fn directory_changes_and_replies_queue_callbacks_for_other_apps() {
             mentions: vec![],
             mention_all: false,
             reply_to: None,
+            file: None,
         },
     );
     let got = items(&s, listener.agentid);

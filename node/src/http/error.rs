@@ -126,6 +126,9 @@ pub fn refusal(r: Refusal) -> ApiError {
         Code::DeadlinePassed => StatusCode::UNPROCESSABLE_ENTITY,
         Code::Withdrawn => StatusCode::GONE,
         Code::AlreadyDecided => StatusCode::CONFLICT,
+        Code::QuotaExceeded => StatusCode::FORBIDDEN,
+        Code::TypeNotAllowed => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
     };
     ApiError::new(status, r.code.as_str(), r.message)
 }

@@ -12,6 +12,7 @@ pub mod body;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod limits;
 pub mod membership;
 pub mod office;

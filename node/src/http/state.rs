@@ -24,6 +24,8 @@ pub struct NodeState {
     pub(crate) cert: RwLock<CertStatus>,
     pub cluster: Arc<ClusterNode<NodeApp>>,
     pub peer_tls: Arc<ReloadingClientConfig>,
+    /// Files, images and voice notes: this node's chunks and transfers.
+    pub blobs: crate::blobs::Blobs,
     /// Per-token and per-source limits of the client API (this node only).
     pub limits: super::Limits,
     /// How callbacks reach integrated apps' servers.

@@ -57,6 +57,10 @@ pub fn message_json(m: &Message) -> Value {
     if let Some(r) = &m.rich {
         v["rich"] = rich_json(r);
     }
+    v["file"] = match &m.file {
+        Some(f) => crate::http::files::file_ref_json(f),
+        None => Value::Null,
+    };
     v
 }
 
@@ -466,7 +470,11 @@ pub async fn messages(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendReq {
+    /// The message, or a file's caption (may then be empty).
+    #[serde(default)]
     pub text: String,
+    /// A file id from `POST /v1/files` (or one received: forwarding).
+    pub file: Option<String>,
     #[serde(default)]
     pub mentions: Vec<String>,
     #[serde(default)]
@@ -499,6 +507,7 @@ async fn send(
             mentions: req.mentions,
             mention_all: req.mention_all,
             reply_to: req.reply_to,
+            file: req.file,
         },
         key,
     )

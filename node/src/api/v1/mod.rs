@@ -10,6 +10,7 @@ pub mod approvals;
 pub mod auth;
 pub mod conversations;
 pub mod directory;
+pub mod files;
 pub mod notices;
 pub mod stream;
 
@@ -188,6 +189,23 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
             "post",
             "/v1/approvals/{id}/withdraw",
             post(approvals::withdraw),
+        ),
+        ("post", "/v1/files", post(files::upload_whole)),
+        ("get", "/v1/files/{id}", get(files::download)),
+        ("get", "/v1/files/{id}/info", get(files::info)),
+        ("get", "/v1/files/{id}/thumbnail", get(files::thumbnail)),
+        ("post", "/v1/uploads", post(files::upload_start)),
+        ("get", "/v1/uploads/{id}", get(files::upload_status)),
+        ("delete", "/v1/uploads/{id}", delete(files::upload_cancel)),
+        (
+            "put",
+            "/v1/uploads/{id}/chunks/{index}",
+            put(files::upload_chunk),
+        ),
+        (
+            "post",
+            "/v1/uploads/{id}/finish",
+            post(files::upload_finish),
         ),
         ("get", "/v1/sync", get(stream::sync)),
         ("get", "/v1/stream", get(stream::websocket)),

@@ -146,6 +146,7 @@ pub(super) fn post<S: Store>(
         event: s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1,
         rich: content.rich.clone(),
         safe: content.safe,
+        file: None,
     };
     s.put_as(&keys::message(&conv.id, msg.seq), &msg)?;
     let body = EventBody::Message {

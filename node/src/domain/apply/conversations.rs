@@ -94,10 +94,15 @@ pub(super) fn send<S: Store>(
     mentions: &[String],
     mention_all: bool,
     reply_to: Option<u64>,
+    file: Option<&str>,
 ) -> R<Done> {
     let policy = policy(s)?;
     let len = text.chars().count();
-    ensure!(len > 0, Code::InvalidArgument, "text is empty");
+    ensure!(
+        len > 0 || file.is_some(),
+        Code::InvalidArgument,
+        "text is empty"
+    );
     ensure!(
         len <= policy.max_text_chars as usize,
         Code::LimitExceeded,
@@ -187,7 +192,14 @@ pub(super) fn send<S: Store>(
             "mentioned {m:?} is not in the conversation"
         );
     }
+    let attached = match file {
+        Some(id) => Some(check!(super::files::attach(s, actor, id))),
+        None => None,
+    };
     conv.last_seq += 1;
+    if let Some(f) = &attached {
+        super::files::add_ref(s, f, &conv.id, conv.last_seq)?;
+    }
     let mut msg = Message {
         conv: conv.id.clone(),
         seq: conv.last_seq,
@@ -201,6 +213,7 @@ pub(super) fn send<S: Store>(
         event: 0,
         rich: None,
         safe: false,
+        file: attached.map(|f| f.reference()),
     };
     // The event number is known before emitting: the counter is next.
     msg.event = s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1;
@@ -266,6 +279,9 @@ pub(super) fn recall<S: Store>(
         policy.recall_window_ms / 1000
     );
     msg.recalled = true;
+    if let Some(f) = msg.file.take() {
+        super::files::drop_ref(s, &f.id, conv, seq)?;
+    }
     msg.text.clear();
     msg.mentions.clear();
     msg.mention_all = false;

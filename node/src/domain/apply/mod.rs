@@ -123,6 +123,7 @@ mod audience;
 mod callbacks;
 mod conversations;
 mod directory;
+pub mod files;
 pub mod jobs;
 pub mod notices;
 mod sessions;
@@ -288,6 +289,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             mentions,
             mention_all,
             reply_to,
+            file,
         } => send(
             s,
             ctx,
@@ -297,6 +299,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             mentions,
             *mention_all,
             *reply_to,
+            file.as_deref(),
         ),
         Command::Recall { actor, conv, seq } => recall(s, ctx, actor, conv, *seq),
         Command::CreateGroup {
@@ -483,6 +486,9 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         Command::AckNotice { actor, id } => notices::mark(s, ctx, actor, *id, NoticeLevel::Acked),
         Command::ReadNotice { actor, id } => notices::mark(s, ctx, actor, *id, NoticeLevel::Read),
         Command::NoticeDelivered { actor, ids } => notices::delivered(s, ctx, actor, ids),
+        Command::RecordFile { file } => files::record(s, ctx, file),
+        Command::SweepFiles => files::sweep(s, ctx),
+        Command::SetFilePolicy { policy } => files::set_policy(s, policy),
         Command::SetNoticePolicy { policy } => {
             s.put_as(keys::NOTICE_POLICY, policy)?;
             Ok(Ok(Done::Ok))

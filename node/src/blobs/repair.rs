@@ -1,0 +1,267 @@
+//! Keeping every node's copy whole: the repair loop (fetch chunks that
+//! records need and this node lacks), the collector (delete chunks no
+//! record uses), the scrub (`enclavectl blobs verify`: re-hash every chunk)
+//! and the optional malware scanner.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::domain::files::BlobRecord;
+use crate::domain::keys;
+use crate::domain::store::{Store, StoreExt};
+use crate::http::NodeState;
+
+/// Chunk files younger than this are never collected (an upload may be
+/// about to record them).
+const GC_MIN_AGE_S: u64 = 3600;
+
+/// Progress of the last scrub on this node.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyStatus {
+    pub running: bool,
+    pub total: u64,
+    pub checked: u64,
+    pub ok: u64,
+    pub repaired: u64,
+    pub unrepairable: u64,
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub errors: Vec<String>,
+}
+
+/// Every chunk the recorded files need, with whether this node has it.
+fn needed(state: &NodeState) -> Vec<[u8; 32]> {
+    let view = state.view();
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let Ok(page) = view.scan_as::<BlobRecord>(keys::FILES, after.as_deref(), 512) else {
+            break;
+        };
+        for (_, f) in &page {
+            out.extend(f.all_chunks().copied());
+        }
+        match page.last() {
+            Some((k, _)) if page.len() == 512 => after = Some(k.clone()),
+            _ => break,
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// One repair pass: fetch every needed chunk this node lacks.
+/// Returns (missing before, repaired).
+pub async fn repair_pass(state: &Arc<NodeState>) -> (u64, u64) {
+    let s = state.clone();
+    let missing: Vec<[u8; 32]> = tokio::task::spawn_blocking(move || {
+        needed(&s)
+            .into_iter()
+            .filter(|h| !s.blobs.store.has(h))
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
+    let before = missing.len() as u64;
+    let mut repaired = 0u64;
+    for h in missing {
+        match super::fetch_from_peers(state, h).await {
+            Ok(bytes) => {
+                let s = state.clone();
+                let stored = tokio::task::spawn_blocking(move || s.blobs.store.put(&h, &bytes)).await;
+                if matches!(stored, Ok(Ok(()))) {
+                    repaired += 1;
+                    state.blobs.repaired_total.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "chunk not repaired yet"),
+        }
+    }
+    state
+        .blobs
+        .missing
+        .store(before - repaired, Ordering::Relaxed);
+    if repaired > 0 {
+        tracing::info!(repaired, still_missing = before - repaired, "blob repair pass");
+    }
+    (before, repaired)
+}
+
+/// Delete chunk files no record and no upload in progress uses (older
+/// than an hour), and expired upload sessions.
+pub fn gc(state: &NodeState) -> usize {
+    state.blobs.uploads.expire(crate::http::now_ms());
+    let Ok(files) = state.blobs.store.list() else {
+        return 0;
+    };
+    let view = state.view();
+    let in_uploads: HashSet<[u8; 32]> = state.blobs.uploads.chunks_in_use();
+    let mut removed = 0;
+    for (h, _, age) in files {
+        if age < GC_MIN_AGE_S || in_uploads.contains(&h) {
+            continue;
+        }
+        let used = view
+            .scan(&keys::chunk_users(&h), None, 1)
+            .map(|v| !v.is_empty())
+            .unwrap_or(true);
+        if !used {
+            state.blobs.store.remove(&h);
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "unused chunks collected");
+    }
+    removed
+}
+
+/// The node's background blob work: repair on start, after every recorded
+/// file (woken) and every 30 s; collect every 10 minutes.
+pub async fn work_loop(state: Arc<NodeState>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut last_gc = std::time::Instant::now();
+    // Let the node catch up with the log before the first pass.
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        _ = shutdown.changed() => return,
+    }
+    loop {
+        if state.cluster.is_initialized() {
+            repair_pass(&state).await;
+            if last_gc.elapsed() >= Duration::from_secs(600) {
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || gc(&s)).await;
+                last_gc = std::time::Instant::now();
+            }
+        }
+        tokio::select! {
+            _ = state.blobs.wake.notified() => {
+                // Give the record time to be applied here.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Start a scrub unless one runs: re-hash every chunk file, move damaged
+/// ones aside, then repair what the records need.
+pub fn start_verify(state: &Arc<NodeState>) -> bool {
+    {
+        let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());
+        if v.running {
+            return false;
+        }
+        *v = VerifyStatus {
+            running: true,
+            started_ms: crate::http::now_ms(),
+            ..Default::default()
+        };
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || scrub_files(&s)).await;
+        let (_, repaired) = repair_pass(&state).await;
+        let left = state.blobs.missing.load(Ordering::Relaxed);
+        let s = state.clone();
+        let _ = tokio::task::spawn_blocking(move || gc(&s)).await;
+        let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());
+        v.repaired = repaired;
+        v.unrepairable = left;
+        v.running = false;
+        v.finished_ms = Some(crate::http::now_ms());
+        tracing::info!(checked = v.checked, ok = v.ok, repaired, unrepairable = left, "blob scrub finished");
+    });
+    true
+}
+
+fn scrub_files(state: &NodeState) {
+    let files = match state.blobs.store.list() {
+        Ok(f) => f,
+        Err(e) => {
+            let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());
+            v.errors.push(e.to_string());
+            return;
+        }
+    };
+    let needed: HashSet<[u8; 32]> = needed(state).into_iter().collect();
+    {
+        let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());
+        v.total = files.len() as u64 + needed.iter().filter(|h| !state.blobs.store.has(h)).count() as u64;
+    }
+    for (h, _, _) in files {
+        let r = state.blobs.store.get(&h);
+        let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());
+        v.checked += 1;
+        match r {
+            Ok(Some(_)) => v.ok += 1,
+            Ok(None) => {}
+            Err(super::store::ChunkError::Damaged { hash }) => {
+                state.blobs.damaged_total.fetch_add(1, Ordering::Relaxed);
+                if v.errors.len() < 100 {
+                    v.errors.push(format!("chunk {hash} was damaged"));
+                }
+            }
+            Err(e) => {
+                if v.errors.len() < 100 {
+                    v.errors.push(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// Ask clamd (INSTREAM over its Unix socket) about the file's bytes:
+/// `Ok(None)` clean, `Ok(Some(signature))` infected.
+pub async fn scan(
+    state: &Arc<NodeState>,
+    socket: &Path,
+    chunks: &[[u8; 32]],
+) -> Result<Option<String>, String> {
+    let fut = async {
+        let mut s = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"zINSTREAM\0").await.map_err(|e| e.to_string())?;
+        for h in chunks {
+            let b = super::read_chunk(state, *h)
+                .await
+                .map_err(|e| e.to_string())?;
+            for piece in b.chunks(1 << 20) {
+                s.write_all(&(piece.len() as u32).to_be_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                s.write_all(piece).await.map_err(|e| e.to_string())?;
+            }
+        }
+        s.write_all(&0u32.to_be_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&answer)
+            .trim_end_matches(['\0', '\n'])
+            .to_string();
+        // "stream: OK" | "stream: <signature> FOUND" | "... ERROR"
+        let verdict = text.strip_prefix("stream: ").unwrap_or(&text);
+        if verdict == "OK" {
+            Ok(None)
+        } else if let Some(sig) = verdict.strip_suffix(" FOUND") {
+            Ok(Some(sig.to_string()))
+        } else {
+            Err(format!("scanner answered {text:?}"))
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), fut)
+        .await
+        .unwrap_or_else(|_| Err("no answer within 120 s".into()))
+}
