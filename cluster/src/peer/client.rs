@@ -238,7 +238,10 @@ impl Peers {
 
     /// A second pool sharing another pool's cluster id (e.g. bulk
     /// transfers on connections of their own, apart from Raft's).
-    pub fn sharing_cluster_id(tls: Arc<ReloadingClientConfig>, cluster_id: ClusterIdCell) -> Arc<Peers> {
+    pub fn sharing_cluster_id(
+        tls: Arc<ReloadingClientConfig>,
+        cluster_id: ClusterIdCell,
+    ) -> Arc<Peers> {
         Arc::new(Peers {
             tls,
             cluster_id,

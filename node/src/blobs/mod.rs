@@ -121,6 +121,15 @@ async fn put_local(state: &Arc<NodeState>, hash: [u8; 32], bytes: Bytes) -> Resu
 /// voters hold it durably (the other pushes carry on in the background).
 pub async fn replicate(state: &Arc<NodeState>, bytes: Bytes) -> Result<[u8; 32], ReplicateError> {
     let hash = sha256(&bytes);
+    replicate_hashed(state, hash, bytes).await
+}
+
+/// [`replicate`] for bytes whose SHA-256 the caller already has.
+pub async fn replicate_hashed(
+    state: &Arc<NodeState>,
+    hash: [u8; 32],
+    bytes: Bytes,
+) -> Result<[u8; 32], ReplicateError> {
     let voters = state.cluster.voter_ids();
     let needed = voters.len().max(1) / 2 + 1;
     let me = state.cluster.id;

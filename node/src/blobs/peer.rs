@@ -27,7 +27,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/blob/v1/get/{hash}", post(get))
         .route("/blob/v1/drop", post(drop_chunks))
         .layer(DefaultBodyLimit::max(CHUNK_SIZE as usize + 4096))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), members_only))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            members_only,
+        ))
         .with_state(state)
 }
 
@@ -55,8 +58,9 @@ async fn members_only(
 
 fn parse_hash(h: &str) -> Result<[u8; 32], Response> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(h, &mut out)
-        .map_err(|_| (StatusCode::BAD_REQUEST, "chunk name must be 64 hex digits").into_response())?;
+    hex::decode_to_slice(h, &mut out).map_err(|_| {
+        (StatusCode::BAD_REQUEST, "chunk name must be 64 hex digits").into_response()
+    })?;
     Ok(out)
 }
 
@@ -71,7 +75,11 @@ async fn put(State(state): State<Arc<NodeState>>, Path(h): Path<String>, body: B
         Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(ChunkError::DiskFull { path })) => {
             tracing::error!(path, "no space left for a chunk");
-            (StatusCode::INSUFFICIENT_STORAGE, format!("no space left on {path}")).into_response()
+            (
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!("no space left on {path}"),
+            )
+                .into_response()
         }
         Ok(Err(e @ ChunkError::Mismatch { .. })) => {
             (StatusCode::BAD_REQUEST, e.to_string()).into_response()

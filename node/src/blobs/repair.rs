@@ -75,7 +75,8 @@ pub async fn repair_pass(state: &Arc<NodeState>) -> (u64, u64) {
         match super::fetch_from_peers(state, h).await {
             Ok(bytes) => {
                 let s = state.clone();
-                let stored = tokio::task::spawn_blocking(move || s.blobs.store.put(&h, &bytes)).await;
+                let stored =
+                    tokio::task::spawn_blocking(move || s.blobs.store.put(&h, &bytes)).await;
                 if matches!(stored, Ok(Ok(()))) {
                     repaired += 1;
                     state.blobs.repaired_total.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +90,11 @@ pub async fn repair_pass(state: &Arc<NodeState>) -> (u64, u64) {
         .missing
         .store(before - repaired, Ordering::Relaxed);
     if repaired > 0 {
-        tracing::info!(repaired, still_missing = before - repaired, "blob repair pass");
+        tracing::info!(
+            repaired,
+            still_missing = before - repaired,
+            "blob repair pass"
+        );
     }
     (before, repaired)
 }
@@ -179,7 +184,13 @@ pub fn start_verify(state: &Arc<NodeState>) -> bool {
         v.unrepairable = left;
         v.running = false;
         v.finished_ms = Some(crate::http::now_ms());
-        tracing::info!(checked = v.checked, ok = v.ok, repaired, unrepairable = left, "blob scrub finished");
+        tracing::info!(
+            checked = v.checked,
+            ok = v.ok,
+            repaired,
+            unrepairable = left,
+            "blob scrub finished"
+        );
     });
     true
 }
@@ -196,7 +207,8 @@ fn scrub_files(state: &NodeState) {
     let needed: HashSet<[u8; 32]> = needed(state).into_iter().collect();
     {
         let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());
-        v.total = files.len() as u64 + needed.iter().filter(|h| !state.blobs.store.has(h)).count() as u64;
+        v.total =
+            files.len() as u64 + needed.iter().filter(|h| !state.blobs.store.has(h)).count() as u64;
     }
     for (h, _, _) in files {
         let r = state.blobs.store.get(&h);
@@ -231,7 +243,9 @@ pub async fn scan(
         let mut s = tokio::net::UnixStream::connect(socket)
             .await
             .map_err(|e| e.to_string())?;
-        s.write_all(b"zINSTREAM\0").await.map_err(|e| e.to_string())?;
+        s.write_all(b"zINSTREAM\0")
+            .await
+            .map_err(|e| e.to_string())?;
         for h in chunks {
             let b = super::read_chunk(state, *h)
                 .await
@@ -247,7 +261,9 @@ pub async fn scan(
             .await
             .map_err(|e| e.to_string())?;
         let mut answer = Vec::new();
-        s.read_to_end(&mut answer).await.map_err(|e| e.to_string())?;
+        s.read_to_end(&mut answer)
+            .await
+            .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&answer)
             .trim_end_matches(['\0', '\n'])
             .to_string();

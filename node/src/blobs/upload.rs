@@ -217,7 +217,8 @@ pub fn check_declared(state: &NodeState, owner: &str, d: &Declared) -> Result<()
         )));
     }
     let view = state.view();
-    let policy = crate::domain::apply::files::file_policy(&view).map_err(crate::http::store_error)?;
+    let policy =
+        crate::domain::apply::files::file_policy(&view).map_err(crate::http::store_error)?;
     if d.size > policy.max_file_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -300,7 +301,13 @@ async fn finish_inner(
         Some(h) => super::read_chunk(state, *h)
             .await
             .map_err(|e| internal(e.to_string()))?,
-        None => return Err(bad("invalid_argument", StatusCode::BAD_REQUEST, "the file is empty".into())),
+        None => {
+            return Err(bad(
+                "invalid_argument",
+                StatusCode::BAD_REQUEST,
+                "the file is empty".into(),
+            ));
+        }
     };
     let (mime, class) = sniff::sniff(&first[..first.len().min(8192)]);
     let mut rec = BlobRecord {
@@ -343,12 +350,16 @@ async fn finish_inner(
                 .await
                 .map_err(|e| internal(e.to_string()))?;
             let (w, h, thumb) = made.map_err(|e| match e {
-                sniff::ImageError::TooLarge { .. } => {
-                    bad("image_too_large", StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-                }
-                sniff::ImageError::Unreadable(_) => {
-                    bad("invalid_image", StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-                }
+                sniff::ImageError::TooLarge { .. } => bad(
+                    "image_too_large",
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    e.to_string(),
+                ),
+                sniff::ImageError::Unreadable(_) => bad(
+                    "invalid_image",
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    e.to_string(),
+                ),
             })?;
             let len = thumb.len() as u32;
             let th = super::replicate(state, Bytes::from(thumb))
@@ -386,12 +397,22 @@ async fn finish_inner(
                 return Err(bad(
                     "scanner_unavailable",
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("the malware scanner at {} could not check the file: {e}", sock.display()),
+                    format!(
+                        "the malware scanner at {} could not check the file: {e}",
+                        sock.display()
+                    ),
                 ));
             }
         }
     }
-    match crate::http::submit(state, origin, &Command::RecordFile { file: rec.clone() }, None).await? {
+    match crate::http::submit(
+        state,
+        origin,
+        &Command::RecordFile { file: rec.clone() },
+        None,
+    )
+    .await?
+    {
         Done::Created { .. } => {}
         _ => return Err(internal("unexpected outcome")),
     }

@@ -81,7 +81,9 @@ pub struct BlobRecord {
 impl BlobRecord {
     /// Every chunk this record needs on disk (the thumbnail included).
     pub fn all_chunks(&self) -> impl Iterator<Item = &[u8; 32]> {
-        self.chunks.iter().chain(self.thumb.as_ref().map(|(h, _)| h))
+        self.chunks
+            .iter()
+            .chain(self.thumb.as_ref().map(|(h, _)| h))
     }
 
     /// Byte length of chunk `i`.

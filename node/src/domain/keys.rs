@@ -441,7 +441,14 @@ pub fn chunk_users(hash: &[u8; 32]) -> Vec<u8> {
     cat(&[CHUNK_USERS, hash])
 }
 pub fn file_ref(id: &str, conv: &str, seq: u64) -> Vec<u8> {
-    cat(&[b"filer/", id.as_bytes(), b"\0", conv.as_bytes(), b"\0", &seq.to_be_bytes()])
+    cat(&[
+        b"filer/",
+        id.as_bytes(),
+        b"\0",
+        conv.as_bytes(),
+        b"\0",
+        &seq.to_be_bytes(),
+    ])
 }
 pub fn file_refs(id: &str) -> Vec<u8> {
     cat(&[b"filer/", id.as_bytes(), b"\0"])

@@ -101,7 +101,7 @@ fn send(actor: &str, target: Target, text: &str) -> Command {
         mentions: vec![],
         mention_all: false,
         reply_to: None,
-            file: None,
+        file: None,
     }
 }
 
@@ -363,7 +363,7 @@ fn group_roles_receipts_and_sync_visibility() {
         mentions: vec![],
         mention_all: true,
         reply_to: None,
-            file: None,
+        file: None,
     };
     assert_eq!(refused(&mut s, 3, all("bob")), Code::Forbidden);
     let Done::Message(m) = ok(&mut s, 3, all("ann")) else {

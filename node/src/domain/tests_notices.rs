@@ -190,7 +190,7 @@ fn a_notice_reaches_users_and_subdepartments_once_not_the_sender_nor_the_inactiv
                 mentions: vec![],
                 mention_all: false,
                 reply_to: None,
-            file: None,
+                file: None,
             }
         ),
         Code::Forbidden

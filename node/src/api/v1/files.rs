@@ -26,8 +26,9 @@ fn bad(msg: impl Into<String>) -> ApiError {
 fn parse_kind(k: Option<&str>) -> Result<FileKind, ApiError> {
     match k {
         None => Ok(FileKind::File),
-        Some(k) => FileKind::parse(k)
-            .ok_or_else(|| bad(format!("kind {k:?}: use file, image or voice"))),
+        Some(k) => {
+            FileKind::parse(k).ok_or_else(|| bad(format!("kind {k:?}: use file, image or voice")))
+        }
     }
 }
 
@@ -99,18 +100,21 @@ pub async fn upload_whole(
                 rest = &rest[take..];
                 if buf.len() == CHUNK_SIZE as usize {
                     let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_SIZE as usize));
-                    let h = crate::blobs::replicate(&state, Bytes::from(full))
+                    // Listed before it is stored: a failure drops it too.
+                    let h = upload::sha(&full);
+                    chunks.push(h);
+                    crate::blobs::replicate_hashed(&state, h, Bytes::from(full))
                         .await
                         .map_err(upload::replicate_error)?;
-                    chunks.push(h);
                 }
             }
         }
         if !buf.is_empty() {
-            let h = crate::blobs::replicate(&state, Bytes::from(std::mem::take(&mut buf)))
+            let h = upload::sha(&buf);
+            chunks.push(h);
+            crate::blobs::replicate_hashed(&state, h, Bytes::from(std::mem::take(&mut buf)))
                 .await
                 .map_err(upload::replicate_error)?;
-            chunks.push(h);
         }
         if total == 0 {
             return Err(bad("the file is empty"));
@@ -118,7 +122,9 @@ pub async fn upload_whole(
         if let Some(n) = declared_len
             && n != total
         {
-            return Err(bad(format!("Content-Length said {n} bytes, {total} arrived")));
+            return Err(bad(format!(
+                "Content-Length said {n} bytes, {total} arrived"
+            )));
         }
         Ok(())
     }
@@ -131,7 +137,10 @@ pub async fn upload_whole(
     let mut sha = [0u8; 32];
     sha.copy_from_slice(whole.finish().as_ref());
     let rec = upload::finish(&state, &caller.origin, &caller.userid, &d, chunks, sha).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "file": file_json(&rec) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "file": file_json(&rec) })),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,9 +240,11 @@ pub async fn upload_chunk(
             bytes.len()
         )));
     }
-    let h = crate::blobs::replicate(&state, bytes)
-        .await
-        .map_err(upload::replicate_error)?;
+    let h = upload::sha(&bytes);
+    if let Err(e) = crate::blobs::replicate_hashed(&state, h, bytes).await {
+        crate::blobs::drop_everywhere(&state, vec![h]).await;
+        return Err(upload::replicate_error(e));
+    }
     state.blobs.uploads.set_chunk(&id, index as usize, &h)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -246,7 +257,15 @@ pub async fn upload_finish(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let s = session(&state, &caller, &id)?;
     let (chunks, sha) = upload::whole_hash(&state, &s).await?;
-    let result = upload::finish(&state, &caller.origin, &caller.userid, &s.declared, chunks, sha).await;
+    let result = upload::finish(
+        &state,
+        &caller.origin,
+        &caller.userid,
+        &s.declared,
+        chunks,
+        sha,
+    )
+    .await;
     // Finished or refused for good: the session is over either way,
     // unless the cluster could not be reached (then the client retries).
     match &result {
@@ -254,7 +273,10 @@ pub async fn upload_finish(
         _ => state.blobs.uploads.remove(&id),
     }
     let rec = result?;
-    Ok((StatusCode::CREATED, Json(json!({ "file": file_json(&rec) }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "file": file_json(&rec) })),
+    ))
 }
 
 /// `DELETE /v1/uploads/{id}`: give up; the chunks are dropped.
@@ -278,15 +300,13 @@ pub async fn upload_cancel(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The file, if the caller may read it, on any node: a record not applied
-/// here yet is waited for (read barrier) before answering 404.
+/// The file, if the caller may read it, on any node: a record or message
+/// not applied here yet is waited for (read barrier) before refusing.
 pub async fn readable(state: &S, userid: &str, id: &str) -> Result<BlobRecord, ApiError> {
     let view = state.view();
     let first = crate::domain::query::file_for(&view, userid, id).map_err(store_error)?;
-    match first {
-        Ok(f) => return Ok(f),
-        Err(r) if r.code != crate::domain::Code::NotFound => return Err(refusal(r)),
-        Err(_) => {}
+    if let Ok(f) = first {
+        return Ok(f);
     }
     state
         .cluster
@@ -360,7 +380,13 @@ fn disposition(f: &BlobRecord) -> String {
     let ascii: String = f
         .name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded: String = form_urlencoded::byte_serialize(f.name.as_bytes())
         .collect::<String>()
@@ -400,8 +426,14 @@ async fn serve(state: S, f: BlobRecord, range: Option<&HeaderValue>) -> Result<R
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::ETAG, hv(&format!("\"{}\"", hex::encode(f.sha256))));
     h.insert(header::CONTENT_DISPOSITION, hv(&disposition(&f)));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("sandbox; default-src 'none'"),
@@ -427,32 +459,29 @@ fn chunk_stream(
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     let first = start / CHUNK_SIZE;
     let last = end / CHUNK_SIZE;
-    futures_util::stream::unfold(
-        (first, Some(first_bytes)),
-        move |(i, prefetched)| {
-            let state: Arc<NodeState> = state.clone();
-            let f = f.clone();
-            async move {
-                if i > last {
-                    return None;
-                }
-                let bytes = match prefetched {
-                    Some(b) => b,
-                    None => match crate::blobs::read_chunk(&state, f.chunks[i as usize]).await {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::error!(file = %f.id, chunk = i, error = %e, "download cut short");
-                            return Some((Err(std::io::Error::other(e.to_string())), (last + 1, None)));
-                        }
-                    },
-                };
-                let base = i * CHUNK_SIZE;
-                let from = start.saturating_sub(base) as usize;
-                let to = ((end - base + 1) as usize).min(bytes.len());
-                Some((Ok(bytes.slice(from..to)), (i + 1, None)))
+    futures_util::stream::unfold((first, Some(first_bytes)), move |(i, prefetched)| {
+        let state: Arc<NodeState> = state.clone();
+        let f = f.clone();
+        async move {
+            if i > last {
+                return None;
             }
-        },
-    )
+            let bytes = match prefetched {
+                Some(b) => b,
+                None => match crate::blobs::read_chunk(&state, f.chunks[i as usize]).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(file = %f.id, chunk = i, error = %e, "download cut short");
+                        return Some((Err(std::io::Error::other(e.to_string())), (last + 1, None)));
+                    }
+                },
+            };
+            let base = i * CHUNK_SIZE;
+            let from = start.saturating_sub(base) as usize;
+            let to = ((end - base + 1) as usize).min(bytes.len());
+            Some((Ok(bytes.slice(from..to)), (i + 1, None)))
+        }
+    })
 }
 
 /// `GET /v1/files/{id}/thumbnail`: a JPEG of at most 320 px a side.
@@ -470,7 +499,11 @@ pub async fn thumbnail(
         ));
     };
     let b = crate::blobs::read_chunk(&state, h).await.map_err(|e| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
     })?;
     Ok((
         [

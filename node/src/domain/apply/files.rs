@@ -3,7 +3,7 @@
 //! record names the chunks every node must hold (`crate::blobs`).
 
 use super::*;
-use crate::domain::files::{BlobRecord, CHUNK_SIZE, FilePolicy, FileKind, MAX_VOICE_MS};
+use crate::domain::files::{BlobRecord, CHUNK_SIZE, FileKind, FilePolicy, MAX_VOICE_MS};
 
 /// Files deleted per sweep step at most.
 pub const SWEEP_BATCH: usize = 256;
@@ -161,19 +161,11 @@ pub fn may_read<S: Store + ?Sized>(
 
 /// A message is about to carry file `id`: the sender must be able to read
 /// it (their own upload, or one they received: forwarding).
-pub(super) fn attach<S: Store>(
-    s: &mut Overlay<'_, S>,
-    actor: &str,
-    id: &str,
-) -> R<BlobRecord> {
+pub(super) fn attach<S: Store>(s: &mut Overlay<'_, S>, actor: &str, id: &str) -> R<BlobRecord> {
     let Some(f) = s.get_as::<BlobRecord>(&keys::file(id))? else {
         return Ok(refuse(Code::NotFound, format!("no file {id:?}")));
     };
-    ensure!(
-        may_read(s, actor, &f)?,
-        Code::NotFound,
-        "no file {id:?}"
-    );
+    ensure!(may_read(s, actor, &f)?, Code::NotFound, "no file {id:?}");
     Ok(Ok(f))
 }
 
