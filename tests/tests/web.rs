@@ -237,6 +237,19 @@ async fn urgent_notices_pop_up_are_acknowledged_reminded_and_withdrawn() {
     run_script(&mut c, "notices.mjs", "notices").await;
 }
 
+/// Attachments end to end: a picture's thumbnail and full size for the
+/// other member on another node, a document card and its download (same
+/// bytes), a 9 MiB file through the resumable upload, a refused type with
+/// the server's reason, and a recalled picture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pictures_and_files_are_sent_shown_and_downloaded() {
+    if skip_reason().is_some() {
+        return;
+    }
+    let mut c = enterprise().await;
+    run_script(&mut c, "files.mjs", "files").await;
+}
+
 /// An admin-port call that must succeed.
 async fn admin_ok(c: &TestCluster, method: Method, path: &str, body: Option<Value>) {
     let (s, b) = c

@@ -12,6 +12,7 @@
 
 import type { Message } from './logic/messages.ts';
 import type { EventFrame } from './logic/cursor.ts';
+import type { FileKind, FileView } from './logic/files.ts';
 
 // ------------------------------------------------------------------ types
 
@@ -96,11 +97,13 @@ export interface SendBody {
   mentions?: string[];
   mention_all?: boolean;
   reply_to?: number;
+  /** An uploaded file's id: the message carries it (`text` is then its caption, maybe empty). */
+  file?: string;
 }
 
 export type SendTarget = { conv: string } | { direct: string };
 
-export type { Message, EventFrame };
+export type { Message, EventFrame, FileKind, FileView };
 
 // ----------------------------------------------------------------- errors
 
@@ -129,6 +132,14 @@ export class NetworkError extends Error {
   ) {
     super(message);
     this.name = 'NetworkError';
+  }
+}
+
+/** The caller gave up (cancel button, view closed): not an error to show. */
+export class Cancelled extends Error {
+  constructor() {
+    super('cancelled');
+    this.name = 'Cancelled';
   }
 }
 
@@ -251,6 +262,12 @@ type Retry =
 
 interface CallOptions {
   body?: unknown;
+  /** Answer with the body's bytes instead of JSON (downloads). */
+  blob?: boolean;
+  /** Bytes of a `blob` answer as they arrive (of the total, when the server says it). */
+  onProgress?: (loaded: number, total: number | null) => void;
+  /** Abort from outside: the call then fails with `Cancelled` and is not retried. */
+  signal?: AbortSignal;
   query?: Record<string, string | number | undefined | null>;
   auth?: boolean;
   retry?: Retry;
@@ -323,6 +340,7 @@ export class Api {
           throw e;
         }
       }
+      if (opts.signal?.aborted) throw new Cancelled();
       const round = Math.floor(attempt / Math.max(1, this.pool.all.length));
       await sleep(attempt === 0 ? 50 : Math.min(2000, 200 * 2 ** round) + Math.random() * 100);
     }
@@ -334,11 +352,18 @@ export class Api {
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
     }
-    const headers: Record<string, string> = { Accept: 'application/json', ...(opts.headers ?? {}) };
+    const headers: Record<string, string> = { Accept: opts.blob ? '*/*' : 'application/json', ...(opts.headers ?? {}) };
     if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
     if (auth && this.accessToken) headers.Authorization = `Bearer ${this.accessToken}`;
+    if (opts.signal?.aborted) throw new Cancelled();
     const ctrl = new AbortController();
-    const timer = setTimeout(() => ctrl.abort(), opts.timeoutMs ?? 15000);
+    const cancel = () => ctrl.abort();
+    opts.signal?.addEventListener('abort', cancel);
+    // The time-out covers the answer's headers, then (for bytes) each stall while reading.
+    const wait = opts.timeoutMs ?? 15000;
+    let timer = setTimeout(cancel, wait);
+    const failed = (e: unknown) =>
+      opts.signal?.aborted ? new Cancelled() : new NetworkError(node, e instanceof Error ? e.message : String(e));
     let res: Response;
     try {
       res = await fetch(url, {
@@ -350,10 +375,29 @@ export class Api {
         cache: 'no-store',
         mode: 'cors',
       });
+      if (res.ok && opts.blob) {
+        const total = Number(res.headers.get('content-length')) || null;
+        const type = res.headers.get('content-type') ?? '';
+        const reader = res.body?.getReader();
+        if (!reader) return (await res.blob()) as T;
+        const parts: Uint8Array[] = [];
+        let loaded = 0;
+        for (;;) {
+          clearTimeout(timer);
+          timer = setTimeout(cancel, wait);
+          const { done, value } = await reader.read();
+          if (done) break;
+          parts.push(value);
+          loaded += value.byteLength;
+          opts.onProgress?.(loaded, total);
+        }
+        return new Blob(parts as BlobPart[], { type }) as T;
+      }
     } catch (e) {
-      throw new NetworkError(node, e instanceof Error ? e.message : String(e));
+      throw failed(e);
     } finally {
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', cancel);
     }
     let data: unknown = null;
     const text = await res.text().catch(() => '');
@@ -572,6 +616,20 @@ export class Api {
 
   receipts(id: string, seq: number): Promise<Receipts> {
     return this.call('GET', `/v1/conversations/${encodeURIComponent(id)}/messages/${seq}/receipts`);
+  }
+
+  // ------------------------------------------------------------ files
+
+  /**
+   * A file's bytes (or its JPEG thumbnail): a download is a read, so it is
+   * safe to repeat on another node.
+   */
+  fileBytes(
+    id: string,
+    opts: { thumbnail?: boolean; signal?: AbortSignal; onProgress?: (loaded: number, total: number | null) => void } = {},
+  ): Promise<Blob> {
+    const path = `/v1/files/${encodeURIComponent(id)}${opts.thumbnail ? '/thumbnail' : ''}`;
+    return this.call<Blob>('GET', path, { blob: true, signal: opts.signal, onProgress: opts.onProgress, timeoutMs: 30000 });
   }
 
   markRead(id: string, seq: number): Promise<unknown> {

@@ -22,6 +22,12 @@ import { Notices } from './notices.ts';
 import { Office } from './office.ts';
 import type { EventFrame } from './logic/cursor.ts';
 import { MessageLog, latestPage, olderPage } from './logic/messages.ts';
+import type { FileView } from './logic/files.ts';
+import { FileCache } from './files.ts';
+import { Attachments } from './attachments.ts';
+import { errorText, uuid } from './util.ts';
+
+export { errorText, uuid };
 
 export const PAGE = 50;
 /** The default recall window (policy `recall_window_ms`). */
@@ -58,30 +64,15 @@ export interface OutboxItem {
   attempts: number;
   /** A live event already showed this message (its answer is still on its way). */
   matchedSeq: number | null;
+  /** The attachment it carries (`body.file` is its id). */
+  file?: FileView;
 }
 
 export type Phase = 'login' | 'password' | 'loading' | 'ready';
 
 const OUTBOX_KEY = 'enclave.outbox';
 
-export function uuid(): string {
-  const c = globalThis.crypto;
-  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
-  const b = new Uint8Array(16);
-  c.getRandomValues(b);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.message || e.code;
-  if (e instanceof Error) return e.message;
-  return String(e);
-}
 
 export class Store {
   readonly pool: NodePool;
@@ -92,6 +83,10 @@ export class Store {
   notice: string | null = null;
   conversations = new Map<string, ConvState>();
   outbox: OutboxItem[] = [];
+  /** Attachments being uploaded (then sent through the outbox). */
+  readonly uploads: Attachments;
+  /** Thumbnails, opened images and voice notes of this session. */
+  readonly files: FileCache;
   /** Directory entries by userid (names for display). */
   people = new Map<string, Member>();
   /** Urgent notices (the notice inbox `n.<me>`). */
@@ -120,6 +115,16 @@ export class Store {
     this.pool.onChange(() => this.changed());
     this.urgent = new Notices(this.api, () => this.changed());
     this.office = new Office(this.api, () => this.changed());
+    this.files = new FileCache(this.api);
+    this.uploads = new Attachments(this.api, {
+      changed: () => this.changed(),
+      resolve: (target) => this.resolveTarget(target),
+      peerOf: (convId) => {
+        const cs = this.conversations.get(convId);
+        return cs?.conv.kind === 'direct' ? cs.peer : null;
+      },
+      send: (target, file) => this.send(target, '', [], null, false, file),
+    });
   }
 
   // ---------------------------------------------------------- plumbing
@@ -205,6 +210,8 @@ export class Store {
     this.office.reset();
     this.outbox = [];
     this.saveOutbox();
+    this.uploads.reset();
+    this.files.clear();
     this.me = null;
     this.openConv = null;
     this.phase = 'login';
@@ -546,7 +553,7 @@ export class Store {
         const seq = Number(ev.seq);
         if (!cs) return;
         cs.log.recall(seq);
-        if (cs.lastMessage?.seq === seq) cs.lastMessage = { ...cs.lastMessage, recalled: true, text: '' };
+        if (cs.lastMessage?.seq === seq) cs.lastMessage = { ...cs.lastMessage, recalled: true, text: '', file: null };
         this.touch(cs);
         return;
       }
@@ -738,19 +745,22 @@ export class Store {
    * Queue a message. It gets its client_msg_id now, once; every retry (on
    * this node or another) sends the same id, so it is delivered once.
    */
-  send(target: SendTarget, text: string, mentions: string[], replyTo: number | null, mentionAll = false): OutboxItem {
+  send(
+    target: SendTarget,
+    text: string,
+    mentions: string[],
+    replyTo: number | null,
+    mentionAll = false,
+    file?: FileView,
+  ): OutboxItem {
     const body: SendBody = { text, client_msg_id: uuid() };
     if (mentions.length) body.mentions = mentions;
     if (mentionAll) body.mention_all = true;
     if (replyTo) body.reply_to = replyTo;
-    let convId: string | null = 'conv' in target ? target.conv : null;
-    if ('direct' in target) {
-      const cs = this.directWith(target.direct);
-      if (cs) {
-        convId = cs.conv.id;
-        target = { conv: cs.conv.id };
-      }
-    }
+    if (file) body.file = file.id;
+    const r = this.resolveTarget(target);
+    target = r.target;
+    const convId = r.convId;
     const item: OutboxItem = {
       id: body.client_msg_id,
       target,
@@ -761,12 +771,23 @@ export class Store {
       createdAt: Date.now(),
       attempts: 0,
       matchedSeq: null,
+      ...(file ? { file } : {}),
     };
     this.outbox.push(item);
     this.saveOutbox();
     this.changed();
     this.pump(queueKey(item));
     return item;
+  }
+
+  /** A 1:1 target becomes its conversation once one exists. */
+  resolveTarget(target: SendTarget): { target: SendTarget; convId: string | null } {
+    if ('direct' in target) {
+      const cs = this.directWith(target.direct);
+      if (cs) return { target: { conv: cs.conv.id }, convId: cs.conv.id };
+      return { target, convId: null };
+    }
+    return { target, convId: target.conv };
   }
 
   pending(convId: string | null, direct?: string): OutboxItem[] {
@@ -869,7 +890,11 @@ export class Store {
   /** A live message of mine: the pending copy it answers is shown as sent. */
   private matchOutbox(m: Message): void {
     const o = this.outbox.find(
-      (x) => x.convId === m.conversation && x.matchedSeq === null && x.body.text === m.text,
+      (x) =>
+        x.convId === m.conversation &&
+        x.matchedSeq === null &&
+        x.body.text === m.text &&
+        (x.body.file ?? null) === (m.file?.id ?? null),
     );
     if (o) o.matchedSeq = m.seq;
   }
@@ -899,7 +924,7 @@ export class Store {
     const cs = this.conversations.get(convId);
     if (cs && m && typeof m === 'object' && 'seq' in m) {
       cs.log.recall(seq);
-      if (cs.lastMessage?.seq === seq) cs.lastMessage = { ...cs.lastMessage, recalled: true, text: '' };
+      if (cs.lastMessage?.seq === seq) cs.lastMessage = { ...cs.lastMessage, recalled: true, text: '', file: null };
       this.touch(cs);
     }
   }

@@ -101,6 +101,9 @@ pub enum ReplicateError {
     },
 }
 
+/// One node's answer to a chunk push: (name, is a voter, result).
+type Stored = (String, bool, Result<(), String>);
+
 fn peer_disk_full(e: &PeerError) -> bool {
     matches!(e, PeerError::Status { status: 507, .. })
 }
@@ -133,8 +136,7 @@ pub async fn replicate_hashed(
     let voters = state.cluster.voter_ids();
     let needed = voters.len().max(1) / 2 + 1;
     let me = state.cluster.id;
-    let mut tasks: FuturesUnordered<tokio::task::JoinHandle<(String, bool, Result<(), String>)>> =
-        FuturesUnordered::new();
+    let mut tasks: FuturesUnordered<tokio::task::JoinHandle<Stored>> = FuturesUnordered::new();
     {
         let s = state.clone();
         let b = bytes.clone();

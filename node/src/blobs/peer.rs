@@ -56,18 +56,19 @@ async fn members_only(
     tracing::Instrument::instrument(next.run(req), span).await
 }
 
-fn parse_hash(h: &str) -> Result<[u8; 32], Response> {
+fn parse_hash(h: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(h, &mut out).map_err(|_| {
-        (StatusCode::BAD_REQUEST, "chunk name must be 64 hex digits").into_response()
-    })?;
-    Ok(out)
+    hex::decode_to_slice(h, &mut out).ok()?;
+    Some(out)
+}
+
+fn bad_hash() -> Response {
+    (StatusCode::BAD_REQUEST, "chunk name must be 64 hex digits").into_response()
 }
 
 async fn put(State(state): State<Arc<NodeState>>, Path(h): Path<String>, body: Bytes) -> Response {
-    let hash = match parse_hash(&h) {
-        Ok(h) => h,
-        Err(e) => return e,
+    let Some(hash) = parse_hash(&h) else {
+        return bad_hash();
     };
     let s = state.clone();
     let r = tokio::task::spawn_blocking(move || s.blobs.store.put(&hash, &body)).await;
@@ -90,9 +91,8 @@ async fn put(State(state): State<Arc<NodeState>>, Path(h): Path<String>, body: B
 }
 
 async fn get(State(state): State<Arc<NodeState>>, Path(h): Path<String>) -> Response {
-    let hash = match parse_hash(&h) {
-        Ok(h) => h,
-        Err(e) => return e,
+    let Some(hash) = parse_hash(&h) else {
+        return bad_hash();
     };
     let s = state.clone();
     match tokio::task::spawn_blocking(move || s.blobs.store.get(&hash)).await {

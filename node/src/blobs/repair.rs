@@ -40,10 +40,7 @@ fn needed(state: &NodeState) -> Vec<[u8; 32]> {
     let view = state.view();
     let mut out = Vec::new();
     let mut after: Option<Vec<u8>> = None;
-    loop {
-        let Ok(page) = view.scan_as::<BlobRecord>(keys::FILES, after.as_deref(), 512) else {
-            break;
-        };
+    while let Ok(page) = view.scan_as::<BlobRecord>(keys::FILES, after.as_deref(), 512) {
         for (_, f) in &page {
             out.extend(f.all_chunks().copied());
         }

@@ -19,9 +19,9 @@ use super::{Output, print_json};
 use crate::client::Client;
 
 /// This node's blob store (any operator role).
-pub const BLOBS_PATH: &str = "/admin/v1/blobs";
+pub const BLOBS_PATH: &str = "/v1/blobs";
 /// Start (POST, sysadmin) or follow (GET) a scrub of this node's chunks.
-pub const VERIFY_PATH: &str = "/admin/v1/blobs/verify";
+pub const VERIFY_PATH: &str = "/v1/blobs/verify";
 
 #[derive(Debug, Subcommand)]
 pub enum BlobsCommand {

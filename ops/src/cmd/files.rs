@@ -16,7 +16,7 @@ use super::directory::{call, show};
 use crate::client::Client;
 
 /// The file policy on the admin port.
-pub const FILES_POLICY_PATH: &str = "/admin/v1/policy/files";
+pub const FILES_POLICY_PATH: &str = "/v1/policy/files";
 
 /// The types the node sorts uploads into (by their content, never by the
 /// name or the client's word).

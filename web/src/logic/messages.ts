@@ -4,6 +4,8 @@
 // merging is idempotent: a message seen twice (page + live event, a replay
 // after a reconnect) is stored once.
 
+import type { FileView } from './files.ts';
+
 export interface RichArticle {
   title?: string;
   description?: string;
@@ -34,6 +36,8 @@ export interface Message {
   event: number;
   safe: boolean;
   rich?: Rich;
+  /** An attachment (file, image, voice note); null once recalled. */
+  file?: FileView | null;
 }
 
 /** What a live message did to the log. */
@@ -167,7 +171,7 @@ export class MessageLog {
     const m = this.items[i];
     if (m.recalled) return false;
     this.items = this.items.slice();
-    this.items[i] = { ...m, recalled: true, text: '', rich: undefined, mentions: [] };
+    this.items[i] = { ...m, recalled: true, text: '', rich: undefined, mentions: [], file: null };
     this.version++;
     return true;
   }

@@ -11,7 +11,8 @@ import { Dialog } from './Dialog.tsx';
 import { AnnouncementIcon, ApprovalIcon, ChatIcon, ContactsIcon, NoticeIcon } from './Icons.tsx';
 import { NoticeCompose, NoticeList, NoticePage, UrgentDialog } from './Notices.tsx';
 import { useLang, useNarrow, useRoute, useStore } from './hooks.ts';
-import { prefetchOffice, useOffice } from './lazy.ts';
+import { prefetchFiles, prefetchOffice, useOffice } from './lazy.ts';
+import { Attachments } from '../attachments.ts';
 import type { Route } from '../router.ts';
 
 type Section = 'chats' | 'contacts' | 'notices' | 'announcements' | 'approvals';
@@ -60,7 +61,11 @@ export function App() {
   const office = useOffice(store.phase === 'ready' && (section === 'announcements' || section === 'approvals'));
   const ready = store.phase === 'ready';
   useEffect(() => {
-    if (ready) prefetchOffice();
+    if (ready) {
+      prefetchOffice();
+      prefetchFiles();
+      Attachments.prefetch();
+    }
   }, [ready]);
 
   // The conversation on screen is the one marked read.

@@ -1,9 +1,14 @@
 import { memo } from './memo.ts';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { fullTime, messageTime, t } from '../i18n.ts';
 import { go } from '../router.ts';
 import { RECALL_WINDOW_MS, errorText, type ConvState, type OutboxItem, type Store } from '../state.ts';
 import type { Message } from '../logic/messages.ts';
+import { humanSize, kindOf, uploadFraction, voiceName, type FileView } from '../logic/files.ts';
+import type { UploadItem } from '../attachments.ts';
+import { Attachment, fileLabel } from './Attachment.tsx';
+import { FileIcon } from './Icons.tsx';
+import { useFiles } from './lazy.ts';
 import { Avatar } from './Avatar.tsx';
 import { Composer } from './Composer.tsx';
 import { ReceiptsDialog } from './ReceiptsDialog.tsx';
@@ -11,7 +16,15 @@ import { GroupSettings } from './GroupSettings.tsx';
 import { VirtualList } from './VirtualList.tsx';
 import { useNarrow, useStore } from './hooks.ts';
 
-type Row = { key: string; kind: 'msg'; m: Message } | { key: string; kind: 'pending'; o: OutboxItem };
+type Row =
+  | { key: string; kind: 'msg'; m: Message }
+  | { key: string; kind: 'pending'; o: OutboxItem }
+  | { key: string; kind: 'upload'; u: UploadItem };
+
+/** A drag that carries files (not text or a link). */
+function carriesFiles(e: DragEvent): boolean {
+  return !!e.dataTransfer && Array.from(e.dataTransfer.types).includes('Files');
+}
 
 /** How many other members have read `seq`, from a sorted list of their markers. */
 function countAtLeast(sorted: readonly number[], seq: number): number {
@@ -35,6 +48,10 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
   const [error, setError] = useState<string | null>(null);
   const [sentSignal, setSentSignal] = useState(0);
   const [now, setNow] = useState(Date.now());
+  const [viewing, setViewing] = useState<FileView | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const dragDepth = useRef(0);
+  const fileViews = useFiles(viewing !== null);
   const me = store.api.userid ?? '';
 
   // Recall buttons disappear when the window has passed.
@@ -43,18 +60,43 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
     return () => clearInterval(i);
   }, []);
 
+  // A file dropped beside the chat must not make the browser leave the page to show it.
+  useEffect(() => {
+    const refuse = (e: DragEvent) => {
+      if (!carriesFiles(e) || e.defaultPrevented) return; // the chat took it
+      e.preventDefault();
+      if (e.type === 'dragover' && e.dataTransfer) e.dataTransfer.dropEffect = 'none';
+    };
+    window.addEventListener('dragover', refuse);
+    window.addEventListener('drop', refuse);
+    return () => {
+      window.removeEventListener('dragover', refuse);
+      window.removeEventListener('drop', refuse);
+    };
+  }, []);
+
   const version = cs?.version ?? 0;
   const pending = convId ? store.pending(convId) : store.pending(null, direct);
+  const uploads = store.uploads.shownIn(convId, direct);
   const rows: Row[] = useMemo(() => {
     const out: Row[] = [];
     if (cs) for (const m of cs.log.all()) out.push({ key: `m${m.seq}`, kind: 'msg', m });
+    // What is still on its way, in the order it was started.
+    const local: (Row & { at: number })[] = [];
     for (const o of pending) {
       if (o.matchedSeq !== null && cs?.log.get(o.matchedSeq)) continue;
-      out.push({ key: `p${o.id}`, kind: 'pending', o });
+      local.push({ key: `p${o.id}`, kind: 'pending', o, at: o.createdAt });
     }
-    return out;
+    for (const u of uploads) local.push({ key: `u${u.id}`, kind: 'upload', u, at: u.createdAt });
+    local.sort((a, b) => a.at - b.at);
+    return out.concat(local);
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [version, cs, pending.map((o) => `${o.id}:${o.state}:${o.matchedSeq}`).join(',')]);
+  }, [
+    version,
+    cs,
+    pending.map((o) => `${o.id}:${o.state}:${o.matchedSeq}`).join(','),
+    uploads.map((u) => `${u.id}:${u.state}`).join(','),
+  ]);
 
   // Sorted read markers of the other members (receipts of my messages).
   const othersRead = useMemo(() => {
@@ -99,9 +141,17 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
     }
   };
 
+  const attach = (list: File[]) => {
+    for (const f of list) store.uploads.add(target, f, f.name || 'file', kindOf(f.type, f.size));
+    setSentSignal((x) => x + 1);
+  };
+
   const renderRow = (row: Row) => {
     if (row.kind === 'pending') {
       return <PendingRow key={row.key} rowKey={row.key} o={row.o} store={store} name={store.me?.name ?? me} />;
+    }
+    if (row.kind === 'upload') {
+      return <UploadRow key={row.key} rowKey={row.key} u={row.u} store={store} name={store.me?.name ?? me} />;
     }
     const m = row.m;
     const quoted = m.reply_to ? cs?.log.get(m.reply_to) : undefined;
@@ -121,9 +171,38 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
         onReply={dissolved ? undefined : () => setReplyTo(m)}
         onRecall={() => doRecall(m)}
         onReceipts={() => setReceiptsFor(m.seq)}
+        store={store}
+        onOpenImage={setViewing}
       />
     );
   };
+
+  const dropZone = dissolved
+    ? {}
+    : {
+        onDragEnter: (e: DragEvent) => {
+          if (!carriesFiles(e)) return;
+          e.preventDefault();
+          dragDepth.current++;
+          setDragging(true);
+        },
+        onDragOver: (e: DragEvent) => {
+          if (!carriesFiles(e)) return;
+          e.preventDefault();
+          if (e.dataTransfer) e.dataTransfer.dropEffect = 'copy';
+        },
+        onDragLeave: () => {
+          dragDepth.current = Math.max(0, dragDepth.current - 1);
+          if (!dragDepth.current) setDragging(false);
+        },
+        onDrop: (e: DragEvent) => {
+          if (!carriesFiles(e)) return;
+          e.preventDefault();
+          dragDepth.current = 0;
+          setDragging(false);
+          attach([...(e.dataTransfer?.files ?? [])]);
+        },
+      };
 
   const header = cs ? (
     <div class="list-head">
@@ -142,7 +221,12 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
   ) : null;
 
   return (
-    <section class="chat" aria-labelledby="chat-title" data-testid="chat" data-conv={cs?.conv.id ?? ''}>
+    <section class="chat" aria-labelledby="chat-title" data-testid="chat" data-conv={cs?.conv.id ?? ''} {...dropZone}>
+      {dragging && (
+        <div class="drop-hint" aria-hidden="true">
+          {t('dropFiles')}
+        </div>
+      )}
       <header class="chat-head">
         {narrow && (
           <button type="button" class="icon-btn" aria-label={t('back')} onClick={() => go({ name: 'chats' })} data-testid="back">
@@ -196,12 +280,26 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
             setReplyTo(null);
             setSentSignal((x) => x + 1);
           }}
+          onAttach={attach}
+          onVoice={(audio, ms, mime) => {
+            store.uploads.add(target, audio, voiceName(mime, new Date()), 'voice', Math.round(ms));
+            setSentSignal((x) => x + 1);
+          }}
         />
       )}
       {receiptsFor !== null && cs && (
         <ReceiptsDialog store={store} cs={cs} seq={receiptsFor} onClose={() => setReceiptsFor(null)} />
       )}
       {settings && cs && <GroupSettings cs={cs} onClose={() => setSettings(false)} />}
+      {viewing && fileViews.views && <fileViews.views.Lightbox store={store} file={viewing} onClose={() => setViewing(null)} />}
+      {viewing && fileViews.failed && (
+        <p class="form-error banner" role="alert">
+          {t('loadFailed')}{' '}
+          <button type="button" class="link-btn" onClick={fileViews.retry}>
+            {t('retry')}
+          </button>
+        </p>
+      )}
     </section>
   );
 }
@@ -300,6 +398,8 @@ interface RowProps {
   onReply?: () => void;
   onRecall: () => void;
   onReceipts: () => void;
+  store: Store;
+  onOpenImage: (f: FileView) => void;
 }
 
 const MessageRow = memo(
@@ -320,6 +420,7 @@ const MessageRow = memo(
         data-seq={m.seq}
         data-sender={m.sender}
         data-mentions={m.mentions.join(',')}
+        data-file-kind={m.file?.kind}
         aria-label={`${p.senderName} ${fullTime(m.time_ms)}`}
       >
         <Avatar name={p.senderName} small />
@@ -335,16 +436,23 @@ const MessageRow = memo(
               {p.quoted ? (
                 <>
                   <span class="quote-who">{p.quotedName}: </span>
-                  {p.quoted.recalled ? t('recalledPreview') : p.quoted.text}
+                  {p.quoted.recalled
+                    ? t('recalledPreview')
+                    : p.quoted.file
+                      ? `${fileLabel(p.quoted.file)} ${p.quoted.text}`
+                      : p.quoted.text}
                 </>
               ) : (
                 `#${m.reply_to} ${t('notLoaded')}`
               )}
             </blockquote>
           ) : null}
-          <div class="bubble" data-testid="message-text">
-            <Text text={m.text} names={p.mentionNames} />
-          </div>
+          {m.file ? <Attachment store={p.store} file={m.file} onOpenImage={p.onOpenImage} /> : null}
+          {m.text || !m.file ? (
+            <div class="bubble" data-testid="message-text">
+              <Text text={m.text} names={p.mentionNames} />
+            </div>
+          ) : null}
           <RichLinks m={m} />
           <div class="msg-foot">
             {p.receipt && (
@@ -398,9 +506,20 @@ function PendingRow({ rowKey, o, store, name }: { rowKey: string; o: OutboxItem;
     >
       <Avatar name={name} small />
       <div class="msg-body">
-        <div class="bubble" data-testid="message-text">
-          {o.body.text}
-        </div>
+        {o.file && (
+          <div class="att-file" data-testid="pending-file">
+            <FileIcon />
+            <span class="att-file-text">
+              <span class="att-name">{o.file.kind === 'file' ? o.file.name : `${fileLabel(o.file)} ${o.file.name}`}</span>
+              <span class="muted att-size">{humanSize(o.file.size)}</span>
+            </span>
+          </div>
+        )}
+        {(o.body.text || !o.file) && (
+          <div class="bubble" data-testid="message-text">
+            {o.body.text}
+          </div>
+        )}
         <div class="msg-foot">
           {o.state === 'sending' ? (
             <span class="muted" role="status" data-testid="pending-state">
@@ -419,6 +538,57 @@ function PendingRow({ rowKey, o, store, name }: { rowKey: string; o: OutboxItem;
               </button>
             </>
           )}
+        </div>
+      </div>
+    </article>
+  );
+}
+
+/** An attachment being uploaded: progress, cancel; the server's refusal and retry. */
+function UploadRow({ rowKey, u, store, name }: { rowKey: string; u: UploadItem; store: Store; name: string }) {
+  const pct = Math.floor(uploadFraction(u.progress.total, u.progress.loaded, 0) * 100);
+  const failed = u.state === 'failed';
+  const chunks = u.progress.chunks;
+  return (
+    <article
+      class={`msg mine pending ${failed ? 'failed' : ''}`}
+      data-key={rowKey}
+      data-testid="upload"
+      data-state={u.state}
+      data-name={u.name}
+      aria-label={name}
+    >
+      <Avatar name={name} small />
+      <div class="msg-body">
+        <div class="att-file upload-card">
+          <FileIcon />
+          <span class="att-file-text">
+            <span class="att-name">{u.name}</span>
+            <span class="muted att-size">{humanSize(u.blob.size)}</span>
+            {failed ? (
+              <span class="warn" role="alert" data-testid="upload-error">
+                {t('uploadFailed', { msg: u.error ?? '' })}
+              </span>
+            ) : (
+              <>
+                <progress max={100} value={pct} aria-label={`${t('uploading')} ${u.name}`} data-testid="upload-progress" />
+                <span class="muted">
+                  {t('uploading')} {pct}%
+                  {chunks ? ` · ${t('uploadChunks', { done: chunks.done, count: chunks.count })}` : ''}
+                </span>
+              </>
+            )}
+          </span>
+        </div>
+        <div class="msg-foot">
+          {failed && u.canRetry && (
+            <button type="button" class="link-btn" onClick={() => store.uploads.retry(u.id)} data-testid="upload-retry">
+              {t('retry')}
+            </button>
+          )}
+          <button type="button" class="link-btn" onClick={() => store.uploads.cancel(u.id)} data-testid="upload-cancel">
+            {failed ? t('discard') : t('cancelUpload')}
+          </button>
         </div>
       </div>
     </article>

@@ -2,6 +2,9 @@ import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { t } from '../i18n.ts';
 import { filterMembers, insertMention, mentionQuery, mentionsInText, type Message } from '../logic/messages.ts';
 import type { ConvState, Store } from '../state.ts';
+import { fileLabel } from './Attachment.tsx';
+import { AttachIcon, MicIcon } from './Icons.tsx';
+import { useFiles } from './lazy.ts';
 
 const ALL = '@all';
 
@@ -10,10 +13,23 @@ interface Candidate {
   name: string;
 }
 
+/** Whether this browser (and the page's permissions policy) can record voice notes. */
+function canRecord(): boolean {
+  if (typeof MediaRecorder === 'undefined' || !navigator.mediaDevices?.getUserMedia) return false;
+  const d = document as Document & {
+    permissionsPolicy?: { allowsFeature(f: string): boolean };
+    featurePolicy?: { allowsFeature(f: string): boolean };
+  };
+  const policy = d.permissionsPolicy ?? d.featurePolicy;
+  return policy ? policy.allowsFeature('microphone') : true;
+}
+
 /**
  * The message box: Enter sends, Shift+Enter adds a line, `@` opens a
  * list of the conversation's members (arrows move, Enter or Tab picks,
- * Escape closes).
+ * Escape closes). Files come from the paperclip, a paste or a drop (the
+ * chat handles drops); the microphone records a voice note (held: release
+ * to send; clicked: send or cancel), where the browser may record.
  */
 export function Composer(props: {
   store: Store;
@@ -21,6 +37,8 @@ export function Composer(props: {
   replyTo: Message | null;
   onCancelReply: () => void;
   onSend: (text: string, mentions: string[], mentionAll: boolean) => void;
+  onAttach: (files: File[]) => void;
+  onVoice: (audio: Blob, durationMs: number, mime: string) => void;
 }) {
   const { store, cs, replyTo } = props;
   const [text, setText] = useState(cs?.draft ?? '');
@@ -28,6 +46,10 @@ export function Composer(props: {
   const [mq, setMq] = useState<{ start: number; query: string } | null>(null);
   const [active, setActive] = useState(0);
   const ta = useRef<HTMLTextAreaElement>(null);
+  const picker = useRef<HTMLInputElement>(null);
+  const [rec, setRec] = useState<{ holding: boolean; pressedAt: number } | null>(null);
+  const [mic] = useState(canRecord);
+  const files = useFiles(rec !== null);
   const caretAfter = useRef<number | null>(null);
   const me = store.api.userid;
 
@@ -135,7 +157,8 @@ export function Composer(props: {
       {replyTo && (
         <div class="replying" data-testid="replying">
           <span class="replying-text">
-            {t('replyTo', { name: store.name(replyTo.sender) })} {replyTo.text}
+            {t('replyTo', { name: store.name(replyTo.sender) })}{' '}
+            {replyTo.file ? `${fileLabel(replyTo.file)} ${replyTo.text}` : replyTo.text}
           </span>
           <button type="button" class="icon-btn" aria-label={t('cancelReply')} onClick={props.onCancelReply}>
             ×
@@ -164,7 +187,77 @@ export function Composer(props: {
           ))}
         </ul>
       )}
+      {rec &&
+        (files.views ? (
+          <files.views.Recorder
+            holding={rec.holding}
+            pressedAt={rec.pressedAt}
+            onSend={props.onVoice}
+            onClose={() => setRec(null)}
+          />
+        ) : (
+          <div class="recorder" data-testid="recorder" data-state="loading">
+            {files.failed ? (
+              <span class="warn" role="alert">
+                {t('loadFailed')}{' '}
+                <button type="button" class="link-btn" onClick={() => setRec(null)}>
+                  {t('close')}
+                </button>
+              </span>
+            ) : (
+              <span role="status">{t('loading')}</span>
+            )}
+          </div>
+        ))}
       <div class="composer-row">
+        <button
+          type="button"
+          class="icon-btn tool"
+          aria-label={t('attach')}
+          title={t('attach')}
+          onClick={() => picker.current?.click()}
+          data-testid="attach"
+        >
+          <AttachIcon />
+        </button>
+        <input
+          ref={picker}
+          type="file"
+          multiple
+          hidden
+          data-testid="attach-input"
+          onChange={(e) => {
+            const el = e.target as HTMLInputElement;
+            const list = [...(el.files ?? [])];
+            el.value = '';
+            if (list.length) props.onAttach(list);
+          }}
+        />
+        {mic && (
+          <button
+            type="button"
+            class={rec ? 'icon-btn tool mic active' : 'icon-btn tool mic'}
+            aria-label={t('recordVoice')}
+            title={t('recordVoice')}
+            aria-pressed={rec !== null}
+            data-testid="record"
+            onPointerDown={(e) => {
+              if (e.button !== 0 || rec) return;
+              e.preventDefault();
+              (e.currentTarget as HTMLElement).setPointerCapture?.(e.pointerId);
+              setRec({ holding: true, pressedAt: performance.now() });
+            }}
+            onPointerUp={() => setRec((r) => (r?.holding ? { ...r, holding: false } : r))}
+            onPointerCancel={() => setRec((r) => (r?.holding ? { ...r, holding: false } : r))}
+            onContextMenu={(e) => e.preventDefault()}
+            onClick={(e) => {
+              // The keyboard (Enter, Space): the recorder opens with send and cancel.
+              if (e.detail === 0 && !rec) setRec({ holding: false, pressedAt: performance.now() });
+            }}
+          >
+            <MicIcon />
+          </button>
+        )}
         <label for="composer-input" class="sr-only">
           {t('messageInput')}
         </label>
@@ -184,6 +277,12 @@ export function Composer(props: {
             update(el.value, el.selectionStart ?? el.value.length);
           }}
           onKeyDown={onKeyDown}
+          onPaste={(e) => {
+            const list = [...(e.clipboardData?.files ?? [])];
+            if (!list.length) return;
+            e.preventDefault();
+            props.onAttach(list);
+          }}
           onClick={(e) => {
             const el = e.target as HTMLTextAreaElement;
             setMq(cs ? mentionQuery(el.value, el.selectionStart ?? 0) : null);

@@ -3,6 +3,7 @@ import { shortTime, t } from '../i18n.ts';
 import { href, type Route } from '../router.ts';
 import type { ConvState, Store } from '../state.ts';
 import { Avatar } from './Avatar.tsx';
+import { fileLabel } from './Attachment.tsx';
 import { GroupCreate } from './GroupCreate.tsx';
 import { useStore } from './hooks.ts';
 
@@ -11,7 +12,8 @@ function preview(store: Store, cs: ConvState): string {
   if (!m) return '';
   if (m.recalled) return t('recalledPreview');
   const who = cs.conv.kind === 'group' && m.sender !== store.api.userid ? `${store.name(m.sender)}: ` : '';
-  return who + m.text.replace(/\s+/g, ' ');
+  const text = m.text.replace(/\s+/g, ' ');
+  return who + (m.file ? `${fileLabel(m.file)}${text ? ` ${text}` : ''}` : text);
 }
 
 export function ConversationList({ route }: { route: Route }) {

@@ -47,6 +47,20 @@ test('a recall is final: a stale copy does not bring the text back', () => {
   assert.equal(l.recall(1), false);
 });
 
+test('a recalled attachment is gone: no file to show or fetch, even from a stale copy', () => {
+  const file = {
+    id: 'f01', name: 'a.png', size: 10, mime: 'image/png', kind: 'image' as const, sha256: '00',
+    width: 2, height: 2, thumbnail: true, created_ms: 1, uploader: 'a',
+  };
+  const l = new MessageLog();
+  l.mergePage([{ ...msg(1, ''), file }]);
+  assert.equal(l.get(1)!.file?.id, 'f01');
+  l.recall(1);
+  assert.equal(l.get(1)!.file, null);
+  l.mergePage([{ ...msg(1, ''), file }]);
+  assert.equal(l.get(1)!.file, null);
+});
+
 test('paging arithmetic: after_seq pages backwards', () => {
   assert.deepEqual(latestPage(120, 50), { after_seq: 70, limit: 50 });
   assert.deepEqual(latestPage(20, 50), { after_seq: 0, limit: 20 });

@@ -22,6 +22,7 @@ export default defineConfig({
         audit: here('./audit.test.ts'),
         office: here('./office.test.ts'),
         'console-office': here('./console-office.test.ts'),
+        files: here('./files.test.ts'),
       },
       output: { entryFileNames: '[name].test.mjs' },
     },
