@@ -30,7 +30,11 @@ pub fn marker(data_dir: &Path) -> PathBuf {
 }
 
 /// `enclave restore --from FILE --data-dir DIR`.
-pub async fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Restored> {
+pub async fn restore(
+    from: &Path,
+    data_dir: &Path,
+    blobs_from: Option<&Path>,
+) -> anyhow::Result<Restored> {
     let store = data_dir.join("store");
     if store.exists() {
         bail!(
@@ -57,6 +61,32 @@ pub async fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<Restored> {
         .restore_genesis(from)
         .await
         .map_err(|e| anyhow::anyhow!("loading {}: {e}", from.display()))?;
+    let view = crate::messaging::ViewStore(sm.view());
+    let (files, _) = crate::domain::query::file_totals(&view)
+        .map_err(|e| anyhow::anyhow!("reading the restored files: {e}"))?;
+    match blobs_from {
+        Some(dir) => {
+            let r = restore_chunks(&view, dir, data_dir)?;
+            eprintln!(
+                "  files: {files} recorded; chunks: {} copied, {} missing, {} damaged in {}",
+                r.copied,
+                r.missing,
+                r.damaged,
+                dir.display()
+            );
+            if r.missing + r.damaged > 0 {
+                eprintln!(
+                    "  warning: {} files lack chunks and cannot be downloaded (first: {})",
+                    r.files_incomplete,
+                    r.first_incomplete.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        None if files > 0 => eprintln!(
+            "  warning: the backup records {files} files but no --blobs-from was given: their bytes are not restored"
+        ),
+        None => {}
+    }
     let marker_data = Restored {
         from: from.to_path_buf(),
         sha256: info.sha256,
@@ -129,4 +159,77 @@ pub async fn finish_restore(state: &Arc<NodeState>) -> anyhow::Result<()> {
     std::fs::rename(&m, m.with_extension("done")).context("retiring the restore marker")?;
     tracing::info!("restored state is now the cluster's state; join the other nodes");
     Ok(())
+}
+
+/// What `--blobs-from` brought back.
+#[derive(Debug, Default)]
+pub struct ChunksRestored {
+    pub copied: u64,
+    pub missing: u64,
+    pub damaged: u64,
+    pub files_incomplete: u64,
+    pub first_incomplete: Option<String>,
+}
+
+/// Copy the chunks the restored files need from a copy of a node's
+/// `blobs/chunks` (or `blobs`) directory, checking each against its hash.
+pub fn restore_chunks(
+    view: &crate::messaging::ViewStore,
+    from: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<ChunksRestored> {
+    use crate::domain::store::StoreExt;
+    let store = crate::blobs::store::ChunkStore::open(data_dir)
+        .with_context(|| format!("creating the blob store in {}", data_dir.display()))?;
+    let base = if from.join("chunks").is_dir() {
+        from.join("chunks")
+    } else {
+        from.to_path_buf()
+    };
+    let mut out = ChunksRestored::default();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = view
+            .scan_as::<crate::domain::BlobRecord>(
+                crate::domain::keys::FILES,
+                after.as_deref(),
+                256,
+            )
+            .map_err(|e| anyhow::anyhow!("reading the restored files: {e}"))?;
+        for (_, f) in &page {
+            let mut whole = true;
+            for h in f.all_chunks() {
+                if store.has(h) {
+                    continue;
+                }
+                let name = hex::encode(h);
+                let path = base.join(&name[..2]).join(&name);
+                match std::fs::read(&path) {
+                    Ok(b) if crate::blobs::store::sha256(&b) == *h => {
+                        store
+                            .put(h, &b)
+                            .with_context(|| format!("writing chunk {name}"))?;
+                        out.copied += 1;
+                    }
+                    Ok(_) => {
+                        out.damaged += 1;
+                        whole = false;
+                    }
+                    Err(_) => {
+                        out.missing += 1;
+                        whole = false;
+                    }
+                }
+            }
+            if !whole {
+                out.files_incomplete += 1;
+                out.first_incomplete.get_or_insert_with(|| f.id.clone());
+            }
+        }
+        match page.last() {
+            Some((k, _)) if page.len() == 256 => after = Some(k.clone()),
+            _ => break,
+        }
+    }
+    Ok(out)
 }

@@ -28,6 +28,11 @@ pub enum Command {
         /// A data dir that does not hold a store yet.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// A copy of a node's `blobs/chunks` directory taken after the
+        /// backup (see docs/operator/backup.md): the chunks the restored
+        /// files need are checked and copied in.
+        #[arg(long, value_name = "DIR")]
+        blobs_from: Option<PathBuf>,
     },
 }
 

@@ -20,7 +20,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Start(args) => start(*args),
-        Command::Restore { from, data_dir } => restore(&from, &data_dir),
+        Command::Restore {
+            from,
+            data_dir,
+            blobs_from,
+        } => restore(&from, &data_dir, blobs_from.as_deref()),
     }
 }
 
@@ -167,11 +171,15 @@ async fn join_first(config: &config::Config, url: &str, args: &StartArgs) -> any
     .with_context(|| format!("joining the cluster via {url}"))
 }
 
-fn restore(from: &std::path::Path, data_dir: &std::path::Path) -> ExitCode {
+fn restore(
+    from: &std::path::Path,
+    data_dir: &std::path::Path,
+    blobs_from: Option<&std::path::Path>,
+) -> ExitCode {
     telemetry::init(config::LogFormat::Text, "warn");
     let result = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
-        .and_then(|rt| rt.block_on(backup::restore(from, data_dir)));
+        .and_then(|rt| rt.block_on(backup::restore(from, data_dir, blobs_from)));
     match result {
         Ok(r) => {
             println!(

@@ -329,6 +329,42 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     let st = blobs(&c, 1).await;
     assert_eq!(st["blobs"], 1, "{st}");
 
+    // A backup plus a copy of a node's chunks restores the file's bytes.
+    let (s, backup) = c
+        .admin(0)
+        .request(Method::GET, "/v1/backup", None)
+        .await
+        .expect("backup");
+    assert!(s.is_success(), "backup: {s}");
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("backup.snap");
+    std::fs::write(&file, &backup).expect("write backup");
+    let copy = work.path().join("chunks-copy");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(c.nodes[1].data_dir.join("blobs/chunks"))
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let restored = work.path().join("restored");
+    let out = std::process::Command::new(enclave_tests::bin("enclave"))
+        .arg("restore")
+        .arg("--from")
+        .arg(&file)
+        .arg("--blobs-from")
+        .arg(&copy)
+        .arg("--data-dir")
+        .arg(&restored)
+        .output()
+        .expect("restore");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("files: 1 recorded; chunks: 2 copied, 0 missing, 0 damaged"), "{err}");
+    let sha_png = sha(&png);
+    let name = format!("blobs/chunks/{}/{sha_png}", &sha_png[..2]);
+    assert_eq!(std::fs::read(restored.join(name)).expect("restored chunk"), png);
+
     // The security admin lowers the size limit: 413 from Content-Length,
     // before the body is read.
     let sec = c.pki.operator("sec", Role::Secadmin);
