@@ -190,11 +190,7 @@ pub fn restore_chunks(
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = view
-            .scan_as::<crate::domain::BlobRecord>(
-                crate::domain::keys::FILES,
-                after.as_deref(),
-                256,
-            )
+            .scan_as::<crate::domain::BlobRecord>(crate::domain::keys::FILES, after.as_deref(), 256)
             .map_err(|e| anyhow::anyhow!("reading the restored files: {e}"))?;
         for (_, f) in &page {
             let mut whole = true;

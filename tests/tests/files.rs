@@ -360,10 +360,16 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
         .expect("restore");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("files: 1 recorded; chunks: 2 copied, 0 missing, 0 damaged"), "{err}");
+    assert!(
+        err.contains("files: 1 recorded; chunks: 2 copied, 0 missing, 0 damaged"),
+        "{err}"
+    );
     let sha_png = sha(&png);
     let name = format!("blobs/chunks/{}/{sha_png}", &sha_png[..2]);
-    assert_eq!(std::fs::read(restored.join(name)).expect("restored chunk"), png);
+    assert_eq!(
+        std::fs::read(restored.join(name)).expect("restored chunk"),
+        png
+    );
 
     // The security admin lowers the size limit: 413 from Content-Length,
     // before the body is read.
