@@ -308,14 +308,29 @@ pub async fn readable(state: &S, userid: &str, id: &str) -> Result<BlobRecord, A
     if let Ok(f) = first {
         return Ok(f);
     }
-    state
-        .cluster
-        .read_barrier()
-        .await
-        .map_err(crate::http::cluster_error)?;
+    barrier_through_elections(state).await?;
     crate::domain::query::file_for(&state.view(), userid, id)
         .map_err(store_error)?
         .map_err(refusal)
+}
+
+/// A read barrier that rides out a leader change (the leader that took a
+/// file's message may just have died): retried for up to 10 s while no
+/// leader answers.
+async fn barrier_through_elections(state: &S) -> Result<(), ApiError> {
+    use enclave_cluster::error::ClusterError;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match state.cluster.read_barrier().await {
+            Ok(()) => return Ok(()),
+            Err(
+                ClusterError::NoLeader | ClusterError::Peer(_) | ClusterError::Unavailable { .. },
+            ) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(crate::http::cluster_error(e)),
+        }
+    }
 }
 
 /// `GET /v1/files/{id}/info`
@@ -397,7 +412,11 @@ fn disposition(f: &BlobRecord) -> String {
     )
 }
 
-async fn serve(state: S, f: BlobRecord, range: Option<&HeaderValue>) -> Result<Response, ApiError> {
+pub(crate) async fn serve(
+    state: S,
+    f: BlobRecord,
+    range: Option<&HeaderValue>,
+) -> Result<Response, ApiError> {
     let Ok(range) = parse_range(range, f.size) else {
         return Ok((
             StatusCode::RANGE_NOT_SATISFIABLE,
