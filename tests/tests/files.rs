@@ -568,3 +568,89 @@ fn encode_png_header_only(w: u32, h: u32) -> Vec<u8> {
     chunk(&mut out, b"IEND", &[]);
     out
 }
+
+/// A stand-in for the site's clamd: speaks its INSTREAM protocol on a
+/// Unix socket and reports the EICAR test string as infected.
+async fn fake_clamd(path: std::path::PathBuf) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind clamd socket");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut cmd = [0u8; 10];
+                if s.read_exact(&mut cmd).await.is_err() || &cmd != b"zINSTREAM\0" {
+                    let _ = s.write_all(b"UNKNOWN COMMAND\0").await;
+                    return;
+                }
+                let mut data = Vec::new();
+                loop {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).await.is_err() {
+                        return;
+                    }
+                    let n = u32::from_be_bytes(len) as usize;
+                    if n == 0 {
+                        break;
+                    }
+                    let mut piece = vec![0u8; n];
+                    if s.read_exact(&mut piece).await.is_err() {
+                        return;
+                    }
+                    data.extend_from_slice(&piece);
+                }
+                let infected = data.windows(16).any(|w| w == b"EICAR-STANDARD-A");
+                let answer: &[u8] = if infected {
+                    b"stream: Eicar-Test-Signature FOUND\0"
+                } else {
+                    b"stream: OK\0"
+                };
+                let _ = s.write_all(answer).await;
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_malware_scanner_blocks_a_file_before_it_is_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("clamd.ctl");
+    let server = fake_clamd(sock.clone()).await;
+    let spec = NodeSpec {
+        env: vec![(
+            "ENCLAVE_FILES__CLAMD_SOCKET".into(),
+            sock.display().to_string(),
+        )],
+        ..NodeSpec::default()
+    };
+    let mut c = TestCluster::start(1, spec).await;
+    enclave_tests::api::seed_directory(&c, 0, &["alice"], PW).await;
+    let a = api(&mut c, 0);
+    let alice = a.login("alice", PW).await;
+    let (s, f) = upload(
+        &a,
+        &alice,
+        "clean.txt",
+        "file",
+        b"quarterly figures\n".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 201, "{f}");
+    let eicar = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*".to_vec();
+    let (s, v) = upload(&a, &alice, "invoice.txt", "file", eicar).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "malware_detected", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Eicar-Test-Signature")
+    );
+    // The scanner goes away: uploads are refused, not let through unscanned.
+    server.abort();
+    let _ = std::fs::remove_file(&sock);
+    let (s, v) = upload(&a, &alice, "later.txt", "file", b"more\n".to_vec()).await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["error"]["code"], "scanner_unavailable", "{v}");
+    let st = blobs(&c, 0).await;
+    assert_eq!(st["blobs"], 1, "only the clean file is recorded: {st}");
+}
