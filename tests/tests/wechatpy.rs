@@ -4,7 +4,8 @@
 //! it the test creates it, which needs the package registry).
 //!
 //! Token, department and user lifecycle, a bulk replaceuser job, app
-//! messages to users and a department, app chats, OAuth2 code → userid,
+//! messages to users and a department, media uploaded and sent as image
+//! and file messages and read back with `media/get`, app chats, OAuth2 code → userid,
 //! callbacks decrypted by wechatpy's own `WeChatCrypto`, and the error
 //! codes for a bad token, an expired token, an unknown and an existing
 //! userid.

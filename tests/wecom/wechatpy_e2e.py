@@ -158,6 +158,30 @@ assert r["errcode"] == 0, r
 c.post("message/recall", data={"msgid": r["msgid"]})
 expect_error(81013, c.message.send_text, AGENTID, ["nobody"], "x")
 
+# --- media: an image and a file uploaded, sent, read back ------------------
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da636460f85f0f0002870180eb47ba920000000049454e44ae426082"
+)
+img = c.media.upload("image", ("chart.png", PNG))
+assert img["type"] == "image" and img["media_id"] and img["created_at"], img
+r = c.message.send_image(AGENTID, ["e0001"], img["media_id"])
+assert r["errcode"] == 0 and r["msgid"], r
+doc = c.media.upload("file", ("报告.txt", "季度报告".encode("utf-8")))
+r = c.message.send_file(AGENTID, ["e0001"], doc["media_id"])
+assert r["errcode"] == 0, r
+# wechatpy's media.download has WeCom's host built in: same call by hand.
+got = requests.get(
+    API + "media/get",
+    params={"access_token": c.access_token, "media_id": img["media_id"]},
+    verify=CA,
+)
+assert got.status_code == 200 and got.content == PNG, (got.status_code, got.content[:200])
+assert got.headers["Content-Type"] == "image/png", got.headers
+expect_error(40007, c.message.send_image, AGENTID, ["e0001"], "f" + "0" * 32)
+expect_error(40004, c.media.upload, "video", ("a.mp4", b"x"))
+expect_error(40005, c.media.upload, "image", ("a.png", b"not a picture"))
+
 # --- app group chats ---------------------------------------------------------
 chat = c.appchat.create(chat_id="proj1", name="项目群", owner="lisi", user_list=["lisi", "e0001"])
 assert chat["chatid"] == "proj1", chat

@@ -202,6 +202,9 @@ pub struct AppContent {
     pub rich: Option<Rich>,
     /// WeCom's `safe`: confidential, clients must not allow forwarding.
     pub safe: bool,
+    /// An image, file or voice note the app uploaded (`media/upload`),
+    /// carried by every recipient's copy.
+    pub file: Option<super::files::FileRef>,
 }
 
 /// Recipients of an app message.

@@ -534,7 +534,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
         3 => (prop::collection::vec(arb_user(), 0..3), prop::collection::vec(1u64..5, 0..2), any::<bool>(), "[a-z]{1,4}", 0u64..3)
             .prop_map(|(users, parties, all, text, dedup)| Command::AppSend {
                 agentid: APP, to: Recipients { users, parties, all: all && text.len() == 1 },
-                content: AppContent { text, rich: None, safe: false }, dedup_ms: dedup * 5000,
+                content: AppContent { text, rich: None, safe: false, file: None }, dedup_ms: dedup * 5000,
             }),
         1 => (1u64..4).prop_map(|n| Command::AppRecall { agentid: APP, msgid: format!("m{n}") }),
         2 => (arb_user(), "[a-z]{1,4}").prop_map(|(a, t)| send(&a, Target::Conv(keys::app_conv_id(APP, &a)), &t)),

@@ -17,7 +17,11 @@ pub mod code {
     pub const INVALID_SECRET: i64 = 40001;
     pub const INVALID_USERID: i64 = 40003;
     pub const INVALID_MEDIA_TYPE: i64 = 40004;
+    pub const INVALID_FILE_TYPE: i64 = 40005;
+    pub const INVALID_FILE_SIZE: i64 = 40006;
     pub const INVALID_MEDIA_ID: i64 = 40007;
+    pub const INVALID_IMAGE_SIZE: i64 = 40009;
+    pub const INVALID_VOICE_SIZE: i64 = 40010;
     pub const INVALID_MSG_TYPE: i64 = 40008;
     pub const INVALID_CORPID: i64 = 40013;
     pub const INVALID_TOKEN: i64 = 40014;
@@ -28,6 +32,7 @@ pub mod code {
     pub const MISSING_CORPID: i64 = 41002;
     pub const MISSING_SECRET: i64 = 41004;
     pub const MISSING_MEDIA: i64 = 41005;
+    pub const MISSING_MEDIA_ID: i64 = 41006;
     pub const MISSING_AGENTID: i64 = 41011;
     pub const EXPIRED_TOKEN: i64 = 42001;
     pub const EXPIRED_CODE: i64 = 42003;

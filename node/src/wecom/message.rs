@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::errors::{Family, WeErr, WeResult, code, err, invalid, ok};
 use super::extract::{AppCall, WeJson, WeQuery};
 use super::propose;
+use crate::domain::files::FileKind;
 use crate::domain::{self, AppContent, Article, Command, Done, Recipients, Rich, Scope};
 use crate::http::{S, store_error};
 
@@ -60,6 +61,14 @@ pub struct NewsBody {
     articles: Vec<ArticleBody>,
 }
 
+/// `image`, `voice`, `file`: a `media_id` from `media/upload`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaBody {
+    #[serde(default)]
+    media_id: String,
+}
+
 /// The content fields shared by `message/send` and `appchat/send`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,19 +80,13 @@ pub struct ContentReq {
     news: Option<NewsBody>,
     #[serde(default)]
     safe: Option<u8>,
+    image: Option<MediaBody>,
+    voice: Option<MediaBody>,
+    file: Option<MediaBody>,
     // Message types WeCom has and Enclave does not (yet): 40008.
-    #[serde(default)]
-    #[serde(rename = "image")]
-    _image: Option<IgnoredAny>,
-    #[serde(default)]
-    #[serde(rename = "voice")]
-    _voice: Option<IgnoredAny>,
     #[serde(default)]
     #[serde(rename = "video")]
     _video: Option<IgnoredAny>,
-    #[serde(default)]
-    #[serde(rename = "file")]
-    _file: Option<IgnoredAny>,
     #[serde(default)]
     #[serde(rename = "mpnews")]
     _mpnews: Option<IgnoredAny>,
@@ -110,17 +113,50 @@ fn strip_tags(s: &str) -> String {
     out
 }
 
-fn content(req: ContentReq) -> Result<AppContent, WeErr> {
+async fn content(state: &S, call: &AppCall, req: ContentReq) -> Result<AppContent, WeErr> {
     let safe = req.safe.unwrap_or(0) != 0;
     let msgtype = req.msgtype.unwrap_or_default();
     let missing = |t: &str| invalid(format!("msgtype {t} needs a \"{t}\" object"));
-    let (text, rich) = match msgtype.as_str() {
+    let (text, rich, file) = match msgtype.as_str() {
+        t @ ("image" | "voice" | "file") => {
+            let body = match t {
+                "image" => req.image,
+                "voice" => req.voice,
+                _ => req.file,
+            }
+            .ok_or_else(|| missing(t))?;
+            if body.media_id.is_empty() {
+                return Err(err(code::MISSING_MEDIA_ID, "media_id is required"));
+            }
+            let f = super::batch::app_file(state, call, &body.media_id).await?;
+            let (want, text) = match t {
+                "image" => (FileKind::Image, "[图片]".to_string()),
+                "voice" => (FileKind::Voice, "[语音]".to_string()),
+                _ => (f.kind, format!("[文件] {}", f.name)),
+            };
+            if f.kind != want {
+                return Err(err(
+                    code::INVALID_MEDIA_ID,
+                    format!(
+                        "invalid media_id {:?}: it is a {}, not a {t}",
+                        body.media_id,
+                        f.kind.as_str()
+                    ),
+                ));
+            }
+            return Ok(AppContent {
+                text,
+                rich: None,
+                safe,
+                file: Some(f.reference()),
+            });
+        }
         "text" => {
             let t = req.text.ok_or_else(|| missing("text"))?;
             if t.content.trim().is_empty() {
                 return Err(err(code::EMPTY_TEXT, "empty content"));
             }
-            (t.content, None)
+            (t.content, None, None)
         }
         "markdown" => {
             let t = req.markdown.ok_or_else(|| missing("markdown"))?;
@@ -130,6 +166,7 @@ fn content(req: ContentReq) -> Result<AppContent, WeErr> {
             (
                 t.content.clone(),
                 Some(Rich::Markdown { content: t.content }),
+                None,
             )
         }
         "textcard" => {
@@ -144,7 +181,7 @@ fn content(req: ContentReq) -> Result<AppContent, WeErr> {
                 url: c.url,
                 btntxt: c.btntxt.unwrap_or_else(|| "详情".into()),
             };
-            (text, Some(card))
+            (text, Some(card), None)
         }
         "news" => {
             let n = req.news.ok_or_else(|| missing("news"))?;
@@ -170,19 +207,24 @@ fn content(req: ContentReq) -> Result<AppContent, WeErr> {
                     picurl: a.picurl,
                 })
                 .collect();
-            (text, Some(Rich::News { articles }))
+            (text, Some(Rich::News { articles }), None)
         }
         "" => return Err(invalid("msgtype is required")),
         other => {
             return Err(err(
                 code::INVALID_MSG_TYPE,
                 format!(
-                    "invalid message type {other:?}: supported are text, markdown, textcard, news"
+                    "invalid message type {other:?}: supported are text, markdown, textcard, news, image, voice, file"
                 ),
             ));
         }
     };
-    Ok(AppContent { text, rich, safe })
+    Ok(AppContent {
+        text,
+        rich,
+        safe,
+        file,
+    })
 }
 
 fn agentid_of(v: Option<&Value>) -> Option<u32> {
@@ -301,7 +343,7 @@ pub async fn send(State(state): State<S>, call: AppCall, body: WeJson<Value>) ->
         }
         return Err(invalid("touser, toparty or totag is required"));
     }
-    let content = content(req.content)?;
+    let content = content(&state, &call, req.content).await?;
     let dedup_ms = if req.enable_duplicate_check.unwrap_or(0) != 0 {
         // WeCom: default 1800 s, at most 4 hours.
         req.duplicate_check_interval
@@ -357,7 +399,9 @@ fn strip_content_unknowns(mut v: Value) -> Value {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        for k in ["text", "markdown", "textcard", "news"] {
+        for k in [
+            "text", "markdown", "textcard", "news", "image", "voice", "file",
+        ] {
             if k != t {
                 obj.remove(k);
             }
@@ -561,7 +605,7 @@ pub async fn chat_send(
     let cmd = Command::AppChatSend {
         agentid: call.app.agentid,
         chatid: req.chatid,
-        content: content(req.content)?,
+        content: content(&state, &call, req.content).await?,
     };
     propose(&state, &call, &cmd, Family::Chat).await?;
     Ok(ok(json!({})))

@@ -76,6 +76,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
             post(directory::user_list_id),
         ),
         ("post", "/cgi-bin/media/upload", post(batch::media_upload)),
+        ("get", "/cgi-bin/media/get", get(batch::media_get)),
         ("post", "/cgi-bin/batch/syncuser", post(batch::syncuser)),
         (
             "post",

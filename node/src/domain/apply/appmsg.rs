@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
+use crate::domain::files::BlobRecord;
 
 /// Recipients delivered per log entry.
 pub const FANOUT_CHUNK: usize = 2_000;
@@ -40,6 +41,30 @@ fn valid_content(c: &AppContent) -> Result<(), Refusal> {
         return refuse(Code::InvalidArgument, "news has 1-8 articles");
     }
     Ok(())
+}
+
+/// The file `content` is to carry, if any: one the app itself uploaded
+/// (`app:<agentid>`). The content then carries the record's own reference.
+fn with_app_file<S: Store>(
+    s: &Overlay<'_, S>,
+    agentid: u32,
+    content: &AppContent,
+) -> R<AppContent> {
+    let Some(f) = &content.file else {
+        return Ok(Ok(content.clone()));
+    };
+    let Some(rec) = s.get_as::<BlobRecord>(&keys::file(&f.id))? else {
+        return Ok(refuse(Code::NotFound, format!("no file {:?}", f.id)));
+    };
+    ensure!(
+        rec.uploader == sender(agentid),
+        Code::NotFound,
+        "no file {:?}",
+        f.id
+    );
+    let mut c = content.clone();
+    c.file = Some(rec.reference());
+    Ok(Ok(c))
 }
 
 /// The members of department `d` and all its sub-departments.
@@ -133,6 +158,18 @@ pub(super) fn post<S: Store>(
     content: &AppContent,
 ) -> Result<Message, StoreFault> {
     conv.last_seq += 1;
+    // A later delivery chunk finds the file gone (deleted by retention)
+    // and posts the text alone.
+    let file = match &content.file {
+        Some(f) => match s.get_as::<BlobRecord>(&keys::file(&f.id))? {
+            Some(rec) if rec.uploader == sender(agentid) => {
+                super::files::add_ref(s, &rec, &conv.id, conv.last_seq)?;
+                Some(rec.reference())
+            }
+            _ => None,
+        },
+        None => None,
+    };
     let msg = Message {
         conv: conv.id.clone(),
         seq: conv.last_seq,
@@ -146,7 +183,7 @@ pub(super) fn post<S: Store>(
         event: s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1,
         rich: content.rich.clone(),
         safe: content.safe,
-        file: None,
+        file,
     };
     s.put_as(&keys::message(&conv.id, msg.seq), &msg)?;
     let body = EventBody::Message {
@@ -199,6 +236,7 @@ pub(super) fn app_send<S: Store>(
 ) -> R<Done> {
     let app = check!(apps::app_ok(s, agentid, Scope::MessageSend));
     valid!(valid_content(content));
+    let content = &check!(with_app_file(s, agentid, content));
     ensure!(
         to.all || !to.users.is_empty() || !to.parties.is_empty(),
         Code::InvalidArgument,
@@ -311,6 +349,9 @@ pub(super) fn tombstone<S: Store>(
         return Ok(());
     }
     msg.recalled = true;
+    if let Some(f) = msg.file.take() {
+        super::files::drop_ref(s, &f.id, &c.id, seq)?;
+    }
     msg.text.clear();
     msg.rich = None;
     msg.mentions.clear();
@@ -653,6 +694,7 @@ pub(super) fn chat_send<S: Store>(
 ) -> R<Done> {
     let _ = check!(apps::app_ok(s, agentid, Scope::AppChat));
     valid!(valid_content(content));
+    let content = &check!(with_app_file(s, agentid, content));
     let mut c = check!(app_chat(s, agentid, chatid));
     let msg = post(s, ctx, &mut c, agentid, content)?;
     Ok(Ok(Done::Message(msg)))

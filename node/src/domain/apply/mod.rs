@@ -186,6 +186,25 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         // is enabled — checked here, so a disable wins any race.
         match app_scope(cmd) {
             Some(scope) => check!(apps::caller_may(s, ctx, scope)),
+            // Its own upload (`media/upload`, uploader `app:<agentid>`,
+            // see `files::record`): an app that sends or runs jobs.
+            None if matches!(cmd, Command::RecordFile { .. }) => {
+                let mut refused = None;
+                for scope in [Scope::MessageSend, Scope::AppChat, Scope::DirectoryWrite] {
+                    match apps::caller_may(s, ctx, scope)? {
+                        Ok(()) => {
+                            refused = None;
+                            break;
+                        }
+                        Err(r) => {
+                            refused.get_or_insert(r);
+                        }
+                    }
+                }
+                if let Some(r) = refused {
+                    return Ok(Err(r));
+                }
+            }
             None => {
                 return Ok(refuse(Code::ScopeDenied, "apps may not issue this command"));
             }
