@@ -304,6 +304,30 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     assert_eq!(s.as_u16(), 200);
     assert_eq!(&t[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
 
+    // A voice note (AMR-NB: the magic, then 20 ms frames).
+    let mut amr = b"#!AMR\n".to_vec();
+    for _ in 0..150 {
+        amr.push(0x3c);
+        amr.extend(noise(31, 4));
+    }
+    let q = "name=voice.amr&kind=voice&duration_ms=3000";
+    let (s, v) = a
+        .raw(
+            Method::POST,
+            &format!("/v1/files?{q}"),
+            Some(&alice),
+            Some(amr),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["file"]["kind"], "voice");
+    assert_eq!(v["file"]["mime"], "audio/amr");
+    assert_eq!(v["file"]["duration_ms"], 3000);
+    // A voice note without a duration is refused before any byte is kept.
+    let (s, v) = upload(&a, &alice, "v.amr", "voice", b"#!AMR\n".to_vec()).await;
+    assert_eq!(s, 400, "{v}");
+
     // A decompression bomb: 100,000 x 100,000 pixels claimed in a tiny PNG.
     let (s, v) = upload(&a, &alice, "bomb.png", "image", bomb(100_000, 100_000)).await;
     assert_eq!(s, 422, "{v}");
@@ -327,7 +351,7 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     assert_eq!(s, 415, "{v}");
     // Nothing of those was recorded.
     let st = blobs(&c, 1).await;
-    assert_eq!(st["blobs"], 1, "{st}");
+    assert_eq!(st["blobs"], 2, "{st}");
 
     // A backup plus a copy of a node's chunks restores the file's bytes.
     let (s, backup) = c
@@ -361,7 +385,7 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("files: 1 recorded; chunks: 2 copied, 0 missing, 0 damaged"),
+        err.contains("files: 2 recorded; chunks: 3 copied, 0 missing, 0 damaged"),
         "{err}"
     );
     let sha_png = sha(&png);

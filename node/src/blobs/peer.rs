@@ -103,6 +103,11 @@ async fn get(State(state): State<Arc<NodeState>>, Path(h): Path<String>) -> Resp
                 .blobs
                 .damaged_total
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Makes the next repair pass a full one.
+            state
+                .blobs
+                .missing
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             state.blobs.wake.notify_one();
             (StatusCode::NOT_FOUND, "this node's copy is damaged").into_response()
         }

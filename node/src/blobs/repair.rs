@@ -54,8 +54,40 @@ fn needed(state: &NodeState) -> Vec<[u8; 32]> {
     out
 }
 
-/// One repair pass: fetch every needed chunk this node lacks.
-/// Returns (missing before, repaired).
+/// The chunks of files recorded after position `after` of `fileq/`, and
+/// the last position seen.
+fn needed_since(state: &NodeState, after: u64) -> (Vec<[u8; 32]>, u64) {
+    let view = state.view();
+    let mut out = Vec::new();
+    let mut last = after;
+    let mut from = keys::file_in_order(after);
+    while let Ok(page) = view.scan_as::<String>(keys::FILES_IN_ORDER, Some(&from), 512) {
+        for (k, id) in &page {
+            last = keys::tail_u64(k);
+            if let Ok(Some(f)) = view.get_as::<BlobRecord>(&keys::file(id)) {
+                out.extend(f.all_chunks().copied());
+            }
+        }
+        match page.last() {
+            Some((k, _)) if page.len() == 512 => from = k.clone(),
+            _ => break,
+        }
+    }
+    (out, last)
+}
+
+/// Where the repair loop is in `fileq/`.
+fn file_counter(state: &NodeState) -> u64 {
+    state
+        .view()
+        .get_as::<u64>(keys::FILE_CTR)
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// One repair pass over every recorded file: fetch every chunk this node
+/// lacks. Returns (missing before, repaired).
 pub async fn repair_pass(state: &Arc<NodeState>) -> (u64, u64) {
     let s = state.clone();
     let missing: Vec<[u8; 32]> = tokio::task::spawn_blocking(move || {
@@ -66,6 +98,31 @@ pub async fn repair_pass(state: &Arc<NodeState>) -> (u64, u64) {
     })
     .await
     .unwrap_or_default();
+    fetch_missing(state, missing).await
+}
+
+/// A pass over the files recorded since `cursor` only (the common case:
+/// a file was just recorded); moves the cursor.
+async fn repair_new(state: &Arc<NodeState>, cursor: &mut u64) -> (u64, u64) {
+    let s = state.clone();
+    let from = *cursor;
+    let (missing, last) = tokio::task::spawn_blocking(move || {
+        let (chunks, last) = needed_since(&s, from);
+        let missing: Vec<[u8; 32]> = chunks
+            .into_iter()
+            .filter(|h| !s.blobs.store.has(h))
+            .collect();
+        (missing, last)
+    })
+    .await
+    .unwrap_or_default();
+    *cursor = last.max(from);
+    fetch_missing(state, missing).await
+}
+
+async fn fetch_missing(state: &Arc<NodeState>, mut missing: Vec<[u8; 32]>) -> (u64, u64) {
+    missing.sort_unstable();
+    missing.dedup();
     let before = missing.len() as u64;
     let mut repaired = 0u64;
     for h in missing {
@@ -134,9 +191,22 @@ pub async fn work_loop(state: Arc<NodeState>, mut shutdown: tokio::sync::watch::
         _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         _ = shutdown.changed() => return,
     }
+    // A full pass at start, hourly, and while chunks are still missing;
+    // otherwise only the files recorded since the last pass.
+    let mut cursor = 0u64;
+    let mut last_full: Option<std::time::Instant> = None;
     loop {
         if state.cluster.is_initialized() {
-            repair_pass(&state).await;
+            let full = last_full.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600))
+                || state.blobs.missing.load(Ordering::Relaxed) > 0;
+            if full {
+                let head = file_counter(&state);
+                repair_pass(&state).await;
+                cursor = head;
+                last_full = Some(std::time::Instant::now());
+            } else {
+                repair_new(&state, &mut cursor).await;
+            }
             if last_gc.elapsed() >= Duration::from_secs(600) {
                 let s = state.clone();
                 let _ = tokio::task::spawn_blocking(move || gc(&s)).await;

@@ -17,6 +17,13 @@ pub fn sniff(head: &[u8]) -> (String, &'static str) {
         (b"\xcf\xfa\xed\xfe", "application/x-mach-binary"),
         (b"#!", "text/x-shellscript"),
     ];
+    // Voice formats whose magic also starts with `#!`.
+    if head.starts_with(b"#!AMR") {
+        return ("audio/amr".to_string(), "audio");
+    }
+    if head.starts_with(b"#!SILK") || head.starts_with(b"\x02#!SILK") {
+        return ("audio/silk".to_string(), "audio");
+    }
     for (magic, mime) in PROGRAMS {
         if head.starts_with(magic) {
             return (mime.to_string(), "executable");
@@ -179,6 +186,7 @@ pub(crate) mod tests {
             "executable"
         );
         assert_eq!(sniff(b"#!/bin/sh\nrm -rf /\n").1, "executable");
+        assert_eq!(sniff(b"#!AMR\n\x3c\x00").1, "audio");
         assert_eq!(sniff("名字,部门\nzhang,1\n".as_bytes()).1, "text");
         // A cut multi-byte character at the end of the head is still text.
         let t = "名字".as_bytes();

@@ -27,6 +27,8 @@ mod tests;
 #[cfg(test)]
 mod tests_apps;
 #[cfg(test)]
+mod tests_files;
+#[cfg(test)]
 mod tests_notices;
 #[cfg(test)]
 mod tests_office;

@@ -591,6 +591,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
             _ => Command::NoticeWithdrawStep { id, step },
         }),
         1 => (1u64..4, 0u64..3).prop_map(|(id, step)| Command::AnnouncementExpand { id, step }),
+        // Files: recorded (ids 1-3, sometimes twice), sent, recalled (the
+        // Recall arm above), swept.
+        2 => (1u8..4, arb_user(), 1u64..(9 << 20)).prop_map(|(id, u, size)| Command::RecordFile {
+            file: super::tests_files::rec(id, &u, size, "other", FileKind::File) }),
+        3 => (arb_user(), arb_conv(), 1u8..4).prop_map(|(a, c, id)| Command::Send {
+            actor: a, target: Target::Conv(c), text: String::new(), mentions: vec![], mention_all: false,
+            reply_to: None, file: Some(format!("f{id:032x}")) }),
+        1 => Just(Command::SweepFiles),
     ]
 }
 
@@ -632,6 +640,7 @@ fn seeded_with_app() -> MemStore {
 pub(super) fn check_invariants(s: &MemStore) {
     super::tests_notices::check_notice_invariants(s);
     super::tests_office::check_office_invariants(s);
+    super::tests_files::check_file_invariants(s);
     // Only members who have not departed hold permissions.
     for p in Permission::ALL {
         for (k, _) in s
