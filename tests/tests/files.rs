@@ -324,6 +324,25 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     assert_eq!(v["file"]["kind"], "voice");
     assert_eq!(v["file"]["mime"], "audio/amr");
     assert_eq!(v["file"]["duration_ms"], 3000);
+    // A browser's recording: audio-only WebM is a voice note, not a video.
+    let mut webm = vec![
+        0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01, 0x42, 0xF2,
+        0x81, 0x04, 0x42, 0xF3, 0x81, 0x08, 0x42, 0x82, 0x84,
+    ];
+    webm.extend_from_slice(b"webm");
+    webm.extend(noise(2048, 8));
+    let q = "name=voice.webm&kind=voice&duration_ms=1200";
+    let (s, v) = a
+        .raw(
+            Method::POST,
+            &format!("/v1/files?{q}"),
+            Some(&alice),
+            Some(webm),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["file"]["mime"], "audio/webm");
     // A voice note without a duration is refused before any byte is kept.
     let (s, v) = upload(&a, &alice, "v.amr", "voice", b"#!AMR\n".to_vec()).await;
     assert_eq!(s, 400, "{v}");
@@ -351,7 +370,7 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     assert_eq!(s, 415, "{v}");
     // Nothing of those was recorded.
     let st = blobs(&c, 1).await;
-    assert_eq!(st["blobs"], 2, "{st}");
+    assert_eq!(st["blobs"], 3, "{st}");
 
     // A backup plus a copy of a node's chunks restores the file's bytes.
     let (s, backup) = c
@@ -385,7 +404,7 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("files: 2 recorded; chunks: 3 copied, 0 missing, 0 damaged"),
+        err.contains("files: 3 recorded; chunks: 4 copied, 0 missing, 0 damaged"),
         "{err}"
     );
     let sha_png = sha(&png);

@@ -125,7 +125,12 @@ pub fn thumbnail(bytes: &[u8]) -> Result<(u32, u32, Vec<u8>), ImageError> {
         image::ImageError::Limits(_) => ImageError::TooLarge { width, height },
         e => ImageError::Unreadable(e.to_string()),
     })?;
-    let thumb = img.thumbnail(THUMB_SIDE, THUMB_SIDE).into_rgb8();
+    // Small pictures are not enlarged.
+    let thumb = if width <= THUMB_SIDE && height <= THUMB_SIDE {
+        img.into_rgb8()
+    } else {
+        img.thumbnail(THUMB_SIDE, THUMB_SIDE).into_rgb8()
+    };
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
         .encode_image(&thumb)
@@ -144,6 +149,18 @@ pub(crate) mod tests {
         img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
             .expect("encode png");
         out
+    }
+
+    /// The start of an audio-only WebM recording.
+    pub fn webm() -> Vec<u8> {
+        let mut b = vec![
+            0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01, 0x42,
+            0xF2, 0x81, 0x04, 0x42, 0xF3, 0x81, 0x08, 0x42, 0x82, 0x84,
+        ];
+        b.extend_from_slice(b"webm");
+        b.extend_from_slice(&[0x42, 0x87, 0x81, 0x04, 0x42, 0x85, 0x81, 0x02]);
+        b.extend_from_slice(&[0u8; 64]);
+        b
     }
 
     fn crc32(data: &[u8]) -> u32 {
@@ -187,6 +204,8 @@ pub(crate) mod tests {
         );
         assert_eq!(sniff(b"#!/bin/sh\nrm -rf /\n").1, "executable");
         assert_eq!(sniff(b"#!AMR\n\x3c\x00").1, "audio");
+        // What a browser's MediaRecorder makes: EBML with DocType webm.
+        assert_eq!(sniff(&webm()).0, "video/webm");
         assert_eq!(sniff("名字,部门\nzhang,1\n".as_bytes()).1, "text");
         // A cut multi-byte character at the end of the head is still text.
         let t = "名字".as_bytes();
@@ -200,7 +219,10 @@ pub(crate) mod tests {
         assert_eq!((w, h), (640, 480));
         assert_eq!(sniff(&t).0, "image/jpeg");
         let (tw, th, _) = thumbnail(&t).expect("thumb of thumb");
-        assert!(tw <= THUMB_SIDE && th <= THUMB_SIDE, "{tw}x{th}");
+        assert_eq!((tw, th), (THUMB_SIDE, 240));
+        // Small pictures keep their size.
+        let (_, _, small) = thumbnail(&png(64, 48)).expect("small");
+        assert_eq!(thumbnail(&small).expect("again").0, 64);
         // 100,000 x 100,000 claimed in a few hundred bytes: refused from
         // the header, nothing decoded.
         let b = bomb(100_000, 100_000);

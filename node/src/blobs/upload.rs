@@ -370,7 +370,18 @@ async fn finish_inner(
             rec.thumb = Some((th, len));
         }
         FileKind::Voice => {
-            if class != "audio" {
+            // Browsers record voice as audio-only WebM (or Ogg), which the
+            // container's magic alone calls video: as a voice note it is
+            // audio.
+            if matches!(mime.as_str(), "video/webm" | "audio/webm" | "video/ogg") {
+                let audio = if mime.ends_with("ogg") {
+                    "audio/ogg"
+                } else {
+                    "audio/webm"
+                };
+                rec.mime = audio.into();
+                rec.class = "audio".into();
+            } else if class != "audio" {
                 return Err(bad(
                     "type_not_allowed",
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -178,8 +178,8 @@ pub fn csp(state: &S, page: Page) -> String {
         }
     }
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         font-src 'self'; connect-src {connect}; manifest-src 'self'; base-uri 'none'; \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob:; font-src 'self'; connect-src {connect}; manifest-src 'self'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     )
 }
@@ -227,7 +227,7 @@ pub fn protect(h: &mut HeaderMap, csp: &str) {
     );
     h.insert(
         "permissions-policy",
-        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+        HeaderValue::from_static("camera=(), microphone=(self), geolocation=()"),
     );
 }
 
