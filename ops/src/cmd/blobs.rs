@@ -223,7 +223,13 @@ async fn status(client: &Client, cert_dir: &Path, output: Output) -> anyhow::Res
 pub(crate) fn progress_line(name: &str, v: &Value) -> String {
     let total = v["total"].as_u64().unwrap_or(0);
     let checked = v["checked"].as_u64().unwrap_or(0);
-    let pct = (checked.min(total) * 100).checked_div(total).unwrap_or(0) as usize;
+    // The count covers the chunk files re-hashed; missing chunks are
+    // fetched at the end, so a finished scrub is 100%.
+    let pct = if v["running"] == false {
+        100
+    } else {
+        (checked.min(total) * 100).checked_div(total).unwrap_or(0) as usize
+    };
     format!(
         "{name}: [{:<25}] {pct:>3}%  {checked}/{total} chunks  ok {}  repaired {}  unrepairable {}",
         "#".repeat(pct / 4),
@@ -240,9 +246,9 @@ pub(crate) fn summary_line(name: &str, v: &Value) -> String {
         _ => String::new(),
     };
     format!(
-        "{name}: checked {} of {} chunks{secs}: ok {}, repaired {}, unrepairable {}",
-        v["checked"].as_u64().unwrap_or(0),
+        "{name}: {} chunks{secs}: {} re-hashed, ok {}, repaired {}, unrepairable {}",
         v["total"].as_u64().unwrap_or(0),
+        v["checked"].as_u64().unwrap_or(0),
         v["ok"].as_u64().unwrap_or(0),
         v["repaired"].as_u64().unwrap_or(0),
         v["unrepairable"].as_u64().unwrap_or(0),
@@ -489,13 +495,17 @@ mod tests {
             p.starts_with("node-1: [######                   ]  25%  50/200 chunks"),
             "{p}"
         );
-        let done = json!({"running": false, "total": 200, "checked": 200, "ok": 197, "repaired": 2, "unrepairable": 1, "started_ms": 1000, "finished_ms": 13_500});
+        let done = json!({"running": false, "total": 200, "checked": 198, "ok": 197, "repaired": 2, "unrepairable": 1, "started_ms": 1000, "finished_ms": 13_500});
         assert_eq!(
             summary_line("node-1", &done),
-            "node-1: checked 200 of 200 chunks in 12.5s: ok 197, repaired 2, unrepairable 1"
+            "node-1: 200 chunks in 12.5s: 198 re-hashed, ok 197, repaired 2, unrepairable 1"
         );
+        assert!(progress_line("node-1", &done).contains("] 100%  198/200 chunks"));
         // Nothing to check: no division by zero.
-        assert!(progress_line("n", &json!({"total": 0, "checked": 0})).contains("  0%"));
+        assert!(
+            progress_line("n", &json!({"running": true, "total": 0, "checked": 0}))
+                .contains("  0%")
+        );
     }
 
     #[test]

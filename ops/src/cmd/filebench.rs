@@ -61,6 +61,10 @@ pub struct FilesBench {
     /// Uploads in flight at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Chunk PUTs in flight within one large upload (the web client sends
+    /// one at a time).
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
     /// MiB the floor measurement writes with dd; 0 skips it.
     #[arg(long, default_value_t = 256)]
     pub floor_mib: u64,
@@ -96,6 +100,8 @@ struct Phase {
     ok: usize,
     errors: usize,
     concurrency: usize,
+    /// Chunk PUTs in flight within one upload.
+    streams: usize,
     seconds: f64,
     mb_per_sec: f64,
     p50_ms: f64,
@@ -107,6 +113,31 @@ struct Phase {
     #[serde(skip_serializing_if = "Option::is_none")]
     verified: Option<usize>,
     rate_limited: u64,
+    /// Chunked uploads: each chunk PUT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunk_put: Option<Breakdown>,
+    /// Chunked uploads: each `finish`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish: Option<Breakdown>,
+}
+
+/// p50/p99 of one step, ms.
+#[derive(Debug, Serialize, Clone, Copy, PartialEq)]
+struct Breakdown {
+    count: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Breakdown {
+    /// From sorted latencies; `None` when there are none.
+    fn of(sorted: &[f64]) -> Option<Breakdown> {
+        (!sorted.is_empty()).then(|| Breakdown {
+            count: sorted.len(),
+            p50_ms: percentile(sorted, 0.5),
+            p99_ms: percentile(sorted, 0.99),
+        })
+    }
 }
 
 /// Random bytes (xorshift64*, seeded), the body every file is cut from.
@@ -283,16 +314,41 @@ fn file_id(v: &Value) -> Option<String> {
     }
 }
 
-/// Upload file `i` of `size` bytes; returns its id.
+/// The files of one upload phase.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    run: u64,
+    /// Bytes per file.
+    size: usize,
+    /// Through the resumable path (else one `POST /v1/files`).
+    chunked: bool,
+    /// Chunk PUTs in flight within one file.
+    streams: usize,
+}
+
+/// Where a chunked upload's time went (ms).
+#[derive(Debug, Default)]
+struct Timings {
+    /// Each chunk PUT: received, hashed and durable on a majority.
+    chunks: Vec<f64>,
+    /// `finish`: the whole-file check and the Raft record.
+    finish: Option<f64>,
+}
+
+/// Upload file `i` of the phase; returns its id.
 async fn upload(
     api: &Api,
     session: &mut Session,
     base: &[u8],
-    run: u64,
+    shape: Shape,
     i: u64,
-    size: usize,
-    chunked: bool,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, Timings)> {
+    let Shape {
+        run,
+        size,
+        chunked,
+        streams,
+    } = shape;
     let name = format!("bench-{run}-{i}.bin");
     if !chunked {
         let path = format!("/v1/files?name={name}&kind=file");
@@ -308,7 +364,8 @@ async fn upload(
         if !st.is_success() {
             return Err(api_error("POST /v1/files", st, &v, &raw));
         }
-        return file_id(&v).with_context(|| format!("POST /v1/files: no file.id in {v}"));
+        let id = file_id(&v).with_context(|| format!("POST /v1/files: no file.id in {v}"))?;
+        return Ok((id, Timings::default()));
     }
     let start = json!({ "name": name, "size": size, "kind": "file" }).to_string();
     let (st, v, raw) = api
@@ -340,22 +397,52 @@ async fn upload(
             "POST /v1/uploads: {n} chunks announced, {chunks} expected for {size} bytes of {chunk}"
         );
     }
-    for k in 0..chunks {
-        let (a, b) = (k * chunk, ((k + 1) * chunk).min(size));
-        let path = format!("/v1/uploads/{id}/chunks/{k}");
-        let (st, v, raw) = api
-            .send(
-                session,
-                Method::PUT,
-                &path,
-                Some("application/octet-stream"),
-                &|| Some(piece(base, run, i, a, b)),
-            )
-            .await?;
-        if !st.is_success() {
-            return Err(api_error(&format!("PUT {path}"), st, &v, &raw));
+    // `streams` chunk PUTs in flight, each on its own connection (the
+    // web client sends one at a time: --streams 1).
+    let next = AtomicUsize::new(0);
+    let mut extra: Vec<Session> = (1..streams.min(chunks).max(1))
+        .map(|_| api.client.session())
+        .collect();
+    let sessions: Vec<&mut Session> = std::iter::once(&mut *session)
+        .chain(extra.iter_mut())
+        .collect();
+    let workers = sessions.into_iter().map(|conn| {
+        let (next, id) = (&next, &id);
+        async move {
+            let mut lat = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= chunks {
+                    return Ok::<_, anyhow::Error>(lat);
+                }
+                let t = Instant::now();
+                let (a, b) = (k * chunk, ((k + 1) * chunk).min(size));
+                let path = format!("/v1/uploads/{id}/chunks/{k}");
+                let (st, v, raw) = api
+                    .send(
+                        conn,
+                        Method::PUT,
+                        &path,
+                        Some("application/octet-stream"),
+                        &|| Some(piece(base, run, i, a, b)),
+                    )
+                    .await?;
+                if !st.is_success() {
+                    return Err(api_error(&format!("PUT {path}"), st, &v, &raw));
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
         }
-    }
+    });
+    let mut timings = Timings {
+        chunks: futures_util::future::try_join_all(workers)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect(),
+        finish: None,
+    };
+    let t = Instant::now();
     let path = format!("/v1/uploads/{id}/finish");
     let (st, v, raw) = api
         .send(
@@ -369,7 +456,9 @@ async fn upload(
     if !st.is_success() {
         return Err(api_error(&format!("POST {path}"), st, &v, &raw));
     }
-    file_id(&v).with_context(|| format!("POST {path}: no file.id in {v}"))
+    timings.finish = Some(t.elapsed().as_secs_f64() * 1000.0);
+    let id = file_id(&v).with_context(|| format!("POST {path}: no file.id in {v}"))?;
+    Ok((id, timings))
 }
 
 struct Uploaded {
@@ -378,18 +467,17 @@ struct Uploaded {
     phase: Phase,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `count` files numbered from `first`, `concurrency` at a time.
 async fn upload_phase(
     api: &Api,
     node: &NodeAddr,
     base: Arc<Vec<u8>>,
-    run: u64,
+    shape: Shape,
     first: u64,
     count: usize,
-    size: usize,
-    chunked: bool,
     concurrency: usize,
 ) -> anyhow::Result<Uploaded> {
+    let Shape { size, streams, .. } = shape;
     let next = Arc::new(AtomicUsize::new(0));
     let limited_before = api.rate_limited.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -409,8 +497,10 @@ async fn upload_phase(
                 }
                 let i = first + k as u64;
                 let t = Instant::now();
-                match upload(&api, &mut session, &base, run, i, size, chunked).await {
-                    Ok(id) => done.push((i, id, t.elapsed().as_secs_f64() * 1000.0)),
+                match upload(&api, &mut session, &base, shape, i).await {
+                    Ok((id, timings)) => {
+                        done.push((i, id, t.elapsed().as_secs_f64() * 1000.0, timings))
+                    }
                     Err(e) => {
                         errors.push(format!("{e:#}"));
                         // Do not hammer a node that refuses.
@@ -423,15 +513,21 @@ async fn upload_phase(
     }
     let mut ids = Vec::new();
     let mut lat = Vec::new();
+    let mut chunk_lat = Vec::new();
+    let mut finish_lat = Vec::new();
     let mut errors = Vec::new();
     for t in tasks {
         let (d, e) = t.await.context("upload task")?;
-        for (i, id, ms) in d {
+        for (i, id, ms, timings) in d {
             ids.push((i, id));
             lat.push(ms);
+            chunk_lat.extend(timings.chunks);
+            finish_lat.extend(timings.finish);
         }
         errors.extend(e);
     }
+    chunk_lat.sort_by(f64::total_cmp);
+    finish_lat.sort_by(f64::total_cmp);
     let seconds = start.elapsed().as_secs_f64();
     for e in errors.iter().take(3) {
         eprintln!("  upload failed: {e}");
@@ -452,6 +548,7 @@ async fn upload_phase(
             ok: ids.len(),
             errors: errors.len(),
             concurrency: concurrency.min(count),
+            streams,
             seconds,
             mb_per_sec: bytes / MB as f64 / seconds.max(1e-9),
             p50_ms: percentile(&lat, 0.5),
@@ -460,6 +557,8 @@ async fn upload_phase(
             ratio_to_floor: None,
             verified: None,
             rate_limited: api.rate_limited.load(Ordering::Relaxed) - limited_before,
+            chunk_put: Breakdown::of(&chunk_lat),
+            finish: Breakdown::of(&finish_lat),
         },
         ids,
     })
@@ -531,6 +630,7 @@ async fn download_phase(
         ok: lat.len(),
         errors,
         concurrency: 1,
+        streams: 1,
         seconds: busy,
         mb_per_sec: (lat.len() * size) as f64 / MB as f64 / f64::max(busy, 1e-9),
         p50_ms: percentile(&lat, 0.5),
@@ -539,6 +639,8 @@ async fn download_phase(
         ratio_to_floor: None,
         verified: Some(verified),
         rate_limited: api.rate_limited.load(Ordering::Relaxed) - limited_before,
+        chunk_put: None,
+        finish: None,
     })
 }
 
@@ -558,12 +660,17 @@ fn phase_line(p: &Phase) -> String {
         ("download", "from")
     };
     let mut s = format!(
-        "{verb}  {} x {} {prep} {} ({}), {} at a time: {:.1} MB/s  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        "{verb}  {} x {} {prep} {} ({}), {} at a time{}: {:.1} MB/s  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
         size_label(p.file_bytes),
         p.files,
         p.node,
         p.node_role,
         p.concurrency,
+        if p.streams > 1 {
+            format!(" ({} chunks in flight)", p.streams)
+        } else {
+            String::new()
+        },
         p.mb_per_sec,
         p.p50_ms,
         p.p99_ms,
@@ -574,6 +681,12 @@ fn phase_line(p: &Phase) -> String {
     }
     if let Some(v) = p.verified {
         s.push_str(&format!("  verified {v}/{}", p.ok));
+    }
+    if let (Some(c), Some(f)) = (p.chunk_put, p.finish) {
+        s.push_str(&format!(
+            "\n          each chunk PUT p50 {:.1} ms p99 {:.1} ms ({} chunks), finish p50 {:.1} ms p99 {:.1} ms",
+            c.p50_ms, c.p99_ms, c.count, f.p50_ms, f.p99_ms
+        ));
     }
     if p.errors > 0 {
         s.push_str(&format!("  errors {}", p.errors));
@@ -689,6 +802,9 @@ fn validate(args: &FilesBench) -> anyhow::Result<()> {
     if args.small_count > 10_000 || args.large_count > 100 {
         bail!("--small-count must be at most 10000 and --large-count at most 100");
     }
+    if args.streams == 0 || args.streams > 16 {
+        bail!("--streams must be between 1 and 16");
+    }
     if args.concurrency == 0 || args.concurrency > 64 {
         bail!("--concurrency must be between 1 and 64");
     }
@@ -794,15 +910,19 @@ pub async fn run(
                 "POST /v1/files"
             }
         );
+        let shape = Shape {
+            run,
+            size,
+            chunked,
+            streams: if chunked { args.streams } else { 1 },
+        };
         let mut u = upload_phase(
             &up,
             &leader,
             base.clone(),
-            run,
+            shape,
             first,
             n,
-            size,
-            chunked,
             args.concurrency,
         )
         .await?;
@@ -949,6 +1069,7 @@ mod tests {
             ok: 3,
             errors: 0,
             concurrency: 1,
+            streams: 1,
             seconds: 2.0,
             mb_per_sec: 150.0,
             p50_ms: 640.0,
@@ -957,11 +1078,25 @@ mod tests {
             ratio_to_floor: Some(0.4167),
             verified: None,
             rate_limited: 0,
+            chunk_put: None,
+            finish: None,
         };
         assert_eq!(
             phase_line(&p),
             "upload    100 MB x 3 to node-1 (leader), 1 at a time: 150.0 MB/s  p50 640.0 ms  p99 700.0 ms  max 700.0 ms  42% of floor"
         );
+        let chunked = Phase {
+            chunk_put: Breakdown::of(&[40.0, 50.0, 60.0]),
+            finish: Breakdown::of(&[12.0]),
+            streams: 4,
+            ratio_to_floor: None,
+            ..p
+        };
+        assert_eq!(
+            phase_line(&chunked),
+            "upload    100 MB x 3 to node-1 (leader), 1 at a time (4 chunks in flight): 150.0 MB/s  p50 640.0 ms  p99 700.0 ms  max 700.0 ms\n          each chunk PUT p50 50.0 ms p99 60.0 ms (3 chunks), finish p50 12.0 ms p99 12.0 ms"
+        );
+        assert_eq!(Breakdown::of(&[]), None);
         assert_eq!(size_label(MB / 4), "0.25 MB");
         let v = validate(&FilesBench {
             small_mb: 0,
@@ -969,6 +1104,7 @@ mod tests {
             large_mb: 100,
             large_count: 0,
             concurrency: 1,
+            streams: 1,
             floor_mib: 256,
             data_dir: None,
             no_download: false,
