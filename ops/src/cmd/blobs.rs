@@ -285,7 +285,9 @@ async fn verify(
                 let node = v["node"].as_str().unwrap_or(&name).to_string();
                 let bad = v["unrepairable"].as_u64().unwrap_or(0);
                 if bad > 0 {
-                    failed.push(format!("{node}: {bad} chunks could not be repaired"));
+                    failed.push(format!(
+                        "{node}: {bad} chunk(s) could not be repaired (no peer has a good copy)"
+                    ));
                 }
                 results.push(v);
             }
@@ -310,7 +312,7 @@ async fn verify(
     }
     if !failed.is_empty() {
         bail!(
-            "verify failed: {} (the node logs name each chunk; see docs/operator/files.md § Verifying)",
+            "verify failed: {}; files that use such chunks cannot be downloaded until restored (docs/operator/files.md § Verifying)",
             failed.join("; ")
         );
     }
@@ -330,8 +332,14 @@ async fn verify_node(
     let (st, body) = client
         .request(Method::POST, VERIFY_PATH, Some(b"{}".to_vec()))
         .await?;
+    // The scrub's state does not name the node; its blob status does.
     let label = if name.is_empty() {
-        client.endpoint().to_string()
+        match client.get_json::<Value>(BLOBS_PATH).await {
+            Ok(v) => v["node"]
+                .as_str()
+                .map_or_else(|| client.endpoint().to_string(), str::to_string),
+            Err(_) => client.endpoint().to_string(),
+        }
     } else {
         name.to_string()
     };
