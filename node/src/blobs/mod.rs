@@ -44,6 +44,8 @@ pub struct Blobs {
     pub damaged_total: AtomicU64,
     /// Chunks referenced but absent here at the last repair pass.
     pub missing: AtomicU64,
+    /// The first 100 of them (hex), for `blobs verify`.
+    pub missing_names: std::sync::Mutex<Vec<String>>,
     /// Wakes the repair loop (a file was recorded, a read found a hole).
     pub wake: tokio::sync::Notify,
     pub verify: std::sync::Mutex<repair::VerifyStatus>,
@@ -66,6 +68,7 @@ impl Blobs {
             repaired_total: AtomicU64::new(0),
             damaged_total: AtomicU64::new(0),
             missing: AtomicU64::new(0),
+            missing_names: Default::default(),
             wake: tokio::sync::Notify::new(),
             verify: Default::default(),
             uploads,
@@ -108,9 +111,10 @@ fn peer_disk_full(e: &PeerError) -> bool {
     matches!(e, PeerError::Status { status: 507, .. })
 }
 
+/// Store bytes this node hashed itself (uploads, verified peer copies).
 async fn put_local(state: &Arc<NodeState>, hash: [u8; 32], bytes: Bytes) -> Result<(), ChunkError> {
     let s = state.clone();
-    tokio::task::spawn_blocking(move || s.blobs.store.put(&hash, &bytes))
+    tokio::task::spawn_blocking(move || s.blobs.store.put_hashed(&hash, &bytes))
         .await
         .unwrap_or_else(|e| {
             Err(ChunkError::Io {

@@ -17,9 +17,10 @@ use crate::domain::keys;
 use crate::domain::store::{Store, StoreExt};
 use crate::http::NodeState;
 
-/// Chunk files younger than this are never collected (an upload may be
-/// about to record them).
-const GC_MIN_AGE_S: u64 = 3600;
+/// Chunk files younger than this are never collected: a resumable upload
+/// may record them up to a day after they were sent (its session lives
+/// on the node that took it; the other nodes only hold the chunks).
+const GC_MIN_AGE_S: u64 = 25 * 3600;
 
 /// Progress of the last scrub on this node.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -125,24 +126,33 @@ async fn fetch_missing(state: &Arc<NodeState>, mut missing: Vec<[u8; 32]>) -> (u
     missing.dedup();
     let before = missing.len() as u64;
     let mut repaired = 0u64;
+    let mut unrepaired: Vec<[u8; 32]> = Vec::new();
     for h in missing {
         match super::fetch_from_peers(state, h).await {
             Ok(bytes) => {
                 let s = state.clone();
                 let stored =
-                    tokio::task::spawn_blocking(move || s.blobs.store.put(&h, &bytes)).await;
+                    tokio::task::spawn_blocking(move || s.blobs.store.put_hashed(&h, &bytes)).await;
                 if matches!(stored, Ok(Ok(()))) {
                     repaired += 1;
                     state.blobs.repaired_total.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "chunk not repaired yet"),
+            Err(e) => {
+                tracing::debug!(error = %e, "chunk not repaired yet");
+                unrepaired.push(h);
+            }
         }
     }
     state
         .blobs
         .missing
         .store(before - repaired, Ordering::Relaxed);
+    if before > repaired {
+        let mut names = lock_missing(state);
+        names.clear();
+        names.extend(unrepaired.iter().take(100).map(hex::encode));
+    }
     if repaired > 0 {
         tracing::info!(
             repaired,
@@ -153,8 +163,16 @@ async fn fetch_missing(state: &Arc<NodeState>, mut missing: Vec<[u8; 32]>) -> (u
     (before, repaired)
 }
 
+fn lock_missing(state: &NodeState) -> std::sync::MutexGuard<'_, Vec<String>> {
+    state
+        .blobs
+        .missing_names
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 /// Delete chunk files no record and no upload in progress uses (older
-/// than an hour), and expired upload sessions.
+/// than a day), and expired upload sessions.
 pub fn gc(state: &NodeState) -> usize {
     state.blobs.uploads.expire(crate::http::now_ms());
     let Ok(files) = state.blobs.store.list() else {
@@ -246,9 +264,21 @@ pub fn start_verify(state: &Arc<NodeState>) -> bool {
         let left = state.blobs.missing.load(Ordering::Relaxed);
         let s = state.clone();
         let _ = tokio::task::spawn_blocking(move || gc(&s)).await;
+        let names: Vec<String> = if left > 0 {
+            lock_missing(&state).clone()
+        } else {
+            Vec::new()
+        };
         let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());
         v.repaired = repaired;
         v.unrepairable = left;
+        for n in names {
+            if v.errors.len() < 100 {
+                v.errors.push(format!(
+                    "chunk {n} is missing here and no peer has a sound copy"
+                ));
+            }
+        }
         v.running = false;
         v.finished_ms = Some(crate::http::now_ms());
         tracing::info!(
@@ -271,6 +301,12 @@ fn scrub_files(state: &NodeState) {
             return;
         }
     };
+    // The listing is the truth: counters drift when files are removed by
+    // hand.
+    state.blobs.store.set_usage(
+        files.iter().map(|(_, len, _)| *len).sum(),
+        files.len() as u64,
+    );
     let needed: HashSet<[u8; 32]> = needed(state).into_iter().collect();
     {
         let mut v = state.blobs.verify.lock().unwrap_or_else(|p| p.into_inner());

@@ -102,6 +102,12 @@ impl ChunkStore {
         )
     }
 
+    /// Reset the counters from a listing (`list`).
+    pub fn set_usage(&self, bytes: u64, chunks: u64) {
+        self.bytes.store(bytes, Ordering::Relaxed);
+        self.chunks.store(chunks, Ordering::Relaxed);
+    }
+
     fn path(&self, hash: &[u8; 32]) -> PathBuf {
         let h = hex::encode(hash);
         self.root.join("chunks").join(&h[..2]).join(&h)
@@ -119,6 +125,11 @@ impl ChunkStore {
                 hash: hex::encode(hash),
             });
         }
+        self.put_hashed(hash, bytes)
+    }
+
+    /// [`ChunkStore::put`] for bytes this node has just hashed itself.
+    pub fn put_hashed(&self, hash: &[u8; 32], bytes: &[u8]) -> Result<(), ChunkError> {
         let path = self.path(hash);
         if path.is_file() && matches!(self.get(hash), Ok(Some(_))) {
             return Ok(());

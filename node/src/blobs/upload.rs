@@ -61,6 +61,8 @@ impl Session {
 pub struct Sessions {
     dir: PathBuf,
     map: Mutex<HashMap<String, Session>>,
+    saving: Mutex<()>,
+    tmp_seq: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,12 +91,23 @@ impl Sessions {
         Sessions {
             dir: dir.to_path_buf(),
             map: Mutex::new(map),
+            saving: Mutex::new(()),
+            tmp_seq: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    /// Write a session's progress (one writer at a time, each through a
+    /// temporary file of its own, so concurrent chunk PUTs of one upload
+    /// never collide and the newest progress is what stays on disk).
     fn save(&self, s: &Session) -> Result<(), ApiError> {
+        let _one_at_a_time = lock(&self.saving);
+        let current = lock(&self.map).get(&s.id).cloned();
+        let s = current.as_ref().unwrap_or(s);
         let path = self.dir.join(format!("{}.json", s.id));
-        let tmp = self.dir.join(format!("{}.json.tmp", s.id));
+        let n = self
+            .tmp_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.dir.join(format!("{}.json.{n}.tmp", s.id));
         let bytes = serde_json::to_vec(s).map_err(|e| internal(e.to_string()))?;
         std::fs::write(&tmp, bytes)
             .and_then(|_| std::fs::rename(&tmp, &path))
@@ -105,8 +118,11 @@ impl Sessions {
     }
 
     pub fn create(&self, s: Session) -> Result<(), ApiError> {
-        self.save(&s)?;
-        lock(&self.map).insert(s.id.clone(), s);
+        lock(&self.map).insert(s.id.clone(), s.clone());
+        if let Err(e) = self.save(&s) {
+            lock(&self.map).remove(&s.id);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -282,8 +298,22 @@ pub async fn finish(
     whole_sha256: [u8; 32],
 ) -> Result<BlobRecord, ApiError> {
     let result = finish_inner(state, origin, owner, declared, &chunks, whole_sha256).await;
-    if result.is_err() {
-        super::drop_everywhere(state, chunks).await;
+    if let Err(e) = &result {
+        // Not after a cluster error: the record may still be applied (an
+        // unknown outcome), and its chunks must then be there. Leftovers
+        // go to the collector.
+        let cluster_trouble = matches!(
+            e.code,
+            "unavailable"
+                | "no_leader"
+                | "outcome_unknown"
+                | "peer_unreachable"
+                | "no_quorum"
+                | "storage"
+        );
+        if !cluster_trouble {
+            super::drop_everywhere(state, chunks).await;
+        }
     }
     result
 }

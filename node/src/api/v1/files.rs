@@ -45,23 +45,38 @@ pub struct UploadQuery {
 /// a chunked body is cut off at the policy's limit.
 pub async fn upload_whole(
     State(state): State<S>,
-    caller: Caller,
-    Params(q): Params<UploadQuery>,
+    caller: Result<Caller, ApiError>,
+    q: Result<Params<UploadQuery>, ApiError>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut body = body;
     let declared_len = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let policy = crate::domain::query::file_policy(&state.view()).map_err(store_error)?;
-    let mut d = Declared {
-        name: q.name,
-        kind: parse_kind(q.kind.as_deref())?,
-        size: declared_len.unwrap_or(1),
-        duration_ms: q.duration_ms.unwrap_or(0),
+    let early = (|| {
+        let caller = caller?;
+        let Params(q) = q?;
+        let policy = crate::domain::query::file_policy(&state.view()).map_err(store_error)?;
+        let d = Declared {
+            name: q.name,
+            kind: parse_kind(q.kind.as_deref())?,
+            size: declared_len.unwrap_or(1),
+            duration_ms: q.duration_ms.unwrap_or(0),
+        };
+        upload::check_declared(&state, &caller.userid, &d)?;
+        Ok::<_, ApiError>((caller, policy, d))
+    })();
+    let (caller, policy, mut d) = match early {
+        Ok(v) => v,
+        Err(e) => {
+            // Refused before the body was read: let the client finish
+            // sending (bounded) so it reads the refusal instead of a reset.
+            drain(&mut body).await;
+            return Err(e);
+        }
     };
-    upload::check_declared(&state, &caller.userid, &d)?;
     let limit = policy.max_file_bytes;
     let too_large = || {
         ApiError::new(
@@ -70,11 +85,30 @@ pub async fn upload_whole(
             format!("files are at most {limit} bytes (policy max_file_bytes)"),
         )
     };
-    let mut body = body;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_SIZE as usize);
     let mut chunks: Vec<[u8; 32]> = Vec::new();
     let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
     let mut total = 0u64;
+    // Chunks are replicated while the next one is read: at most
+    // `IN_FLIGHT` at a time, awaited in order.
+    const IN_FLIGHT: usize = 2;
+    let mut flying: std::collections::VecDeque<
+        tokio::task::JoinHandle<Result<[u8; 32], crate::blobs::ReplicateError>>,
+    > = Default::default();
+    let send = |full: Vec<u8>, chunks: &mut Vec<[u8; 32]>| {
+        // Listed before it is stored: a failure drops it too.
+        let h = upload::sha(&full);
+        chunks.push(h);
+        let st = state.clone();
+        tokio::spawn(async move { crate::blobs::replicate_hashed(&st, h, Bytes::from(full)).await })
+    };
+    let landed =
+        |r: Result<Result<[u8; 32], crate::blobs::ReplicateError>, tokio::task::JoinError>| match r
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(upload::replicate_error(e)),
+            Err(e) => Err(upload::internal(format!("chunk transfer: {e}"))),
+        };
     let outcome: Result<(), ApiError> = async {
         loop {
             let frame = match body.frame().await {
@@ -99,22 +133,21 @@ pub async fn upload_whole(
                 buf.extend_from_slice(&rest[..take]);
                 rest = &rest[take..];
                 if buf.len() == CHUNK_SIZE as usize {
+                    if flying.len() >= IN_FLIGHT
+                        && let Some(t) = flying.pop_front()
+                    {
+                        landed(t.await)?;
+                    }
                     let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_SIZE as usize));
-                    // Listed before it is stored: a failure drops it too.
-                    let h = upload::sha(&full);
-                    chunks.push(h);
-                    crate::blobs::replicate_hashed(&state, h, Bytes::from(full))
-                        .await
-                        .map_err(upload::replicate_error)?;
+                    flying.push_back(send(full, &mut chunks));
                 }
             }
         }
         if !buf.is_empty() {
-            let h = upload::sha(&buf);
-            chunks.push(h);
-            crate::blobs::replicate_hashed(&state, h, Bytes::from(std::mem::take(&mut buf)))
-                .await
-                .map_err(upload::replicate_error)?;
+            flying.push_back(send(std::mem::take(&mut buf), &mut chunks));
+        }
+        while let Some(t) = flying.pop_front() {
+            landed(t.await)?;
         }
         if total == 0 {
             return Err(bad("the file is empty"));
@@ -129,7 +162,12 @@ pub async fn upload_whole(
         Ok(())
     }
     .await;
+    // Transfers still running after a failure finish before the drop.
+    for t in flying {
+        let _ = t.await;
+    }
     if let Err(e) = outcome {
+        drain(&mut body).await;
         crate::blobs::drop_everywhere(&state, chunks).await;
         return Err(e);
     }
@@ -141,6 +179,19 @@ pub async fn upload_whole(
         StatusCode::CREATED,
         Json(json!({ "file": file_json(&rec) })),
     ))
+}
+
+/// Read and discard what a refused upload still sends: at most 64 MiB or
+/// 3 s, then the connection closes (a lingering close, as web servers do).
+async fn drain(body: &mut axum::body::Body) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut seen = 0usize;
+    while seen < 64 << 20 {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => seen += f.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
