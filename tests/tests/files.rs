@@ -304,6 +304,93 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     assert_eq!(s.as_u16(), 200);
     assert_eq!(&t[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
 
+    // Resumable: chunks out of order, a status to resume from, bad chunks
+    // refused; then one in order. Both come back byte for byte.
+    let big = noise(9 << 20, 21);
+    for order in [[2usize, 0, 1], [0, 1, 2]] {
+        let (s, u) = a
+            .call(
+                Method::POST,
+                "/v1/uploads",
+                Some(&alice),
+                Some(json!({"name": "drawings.zip", "size": big.len(), "kind": "file"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{u}");
+        let uid = u["upload_id"].as_str().expect("upload id").to_string();
+        let cs = u["chunk_size"].as_u64().expect("chunk size") as usize;
+        assert_eq!(u["chunks"], 3);
+        let put = |i: usize, body: Vec<u8>| {
+            let a = &a;
+            let alice = &alice;
+            let uid = &uid;
+            async move {
+                a.raw(
+                    Method::PUT,
+                    &format!("/v1/uploads/{uid}/chunks/{i}"),
+                    Some(alice),
+                    Some(body),
+                    Some("application/octet-stream"),
+                )
+                .await
+            }
+        };
+        let part = |i: usize| big[i * cs..((i + 1) * cs).min(big.len())].to_vec();
+        let (s, v) = put(0, vec![1, 2, 3]).await;
+        assert_eq!(s, 400, "a short chunk: {v}");
+        let (s, v) = put(3, vec![1]).await;
+        assert_eq!(s, 400, "no chunk 3: {v}");
+        for (n, i) in order.iter().enumerate() {
+            let (s, v) = put(*i, part(*i)).await;
+            assert_eq!(s, 204, "chunk {i}: {v}");
+            if n == 1 {
+                let (s, st) = a
+                    .call(
+                        Method::GET,
+                        &format!("/v1/uploads/{uid}"),
+                        Some(&alice),
+                        None,
+                    )
+                    .await;
+                assert_eq!(s, 200, "{st}");
+                let mut got: Vec<u64> = st["received"]
+                    .as_array()
+                    .expect("received")
+                    .iter()
+                    .filter_map(Value::as_u64)
+                    .collect();
+                got.sort_unstable();
+                let mut want = vec![order[0] as u64, order[1] as u64];
+                want.sort_unstable();
+                assert_eq!(got, want);
+            }
+        }
+        let (s, f) = a
+            .call(
+                Method::POST,
+                &format!("/v1/uploads/{uid}/finish"),
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(s, 201, "{f}");
+        assert_eq!(f["file"]["sha256"], sha(&big), "{order:?}");
+        let fid = f["file"]["id"].as_str().expect("id");
+        let (s, b) = download(&a, &alice, fid, None).await;
+        assert_eq!(s, 200);
+        assert!(b == big, "{order:?}: bytes differ");
+        // The session is over.
+        let (s, _) = a
+            .call(
+                Method::GET,
+                &format!("/v1/uploads/{uid}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(s, 404);
+    }
+
     // A voice note (AMR-NB: the magic, then 20 ms frames).
     let mut amr = b"#!AMR\n".to_vec();
     for _ in 0..150 {
@@ -370,9 +457,10 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     assert_eq!(s, 415, "{v}");
     // Nothing of those was recorded.
     let st = blobs(&c, 1).await;
-    assert_eq!(st["blobs"], 3, "{st}");
+    assert_eq!(st["blobs"], 5, "{st}");
 
-    // A backup plus a copy of a node's chunks restores the file's bytes.
+    // A backup plus a copy of a node's chunks restores the files' bytes
+    // (the two resumable uploads share their chunks: stored once).
     let (s, backup) = c
         .admin(0)
         .request(Method::GET, "/v1/backup", None)
@@ -404,7 +492,7 @@ async fn images_get_thumbnails_and_bombs_disguises_and_oversize_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("files: 3 recorded; chunks: 4 copied, 0 missing, 0 damaged"),
+        err.contains("files: 5 recorded; chunks: 7 copied, 0 missing, 0 damaged"),
         "{err}"
     );
     let sha_png = sha(&png);

@@ -141,9 +141,10 @@ impl PeerClient {
     pub async fn call_raw(
         &self,
         path: &str,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Bytes, PeerError> {
+        let body: Bytes = body.into();
         let peer = self.member.to_string();
         let fut = async {
             let mut sender = self.sender().await?;
@@ -158,7 +159,7 @@ impl PeerClient {
                 req = req.header(CLUSTER_HEADER, id);
             }
             let req = req
-                .body(Full::new(Bytes::from(body)))
+                .body(Full::new(body))
                 .map_err(|e| PeerError::Transport {
                     peer: peer.clone(),
                     detail: e.to_string(),

@@ -161,7 +161,8 @@ pub async fn replicate_hashed(
         }
         let client = state.blobs.peers.get(id, &member);
         let voter = voters.contains(&id);
-        let b = bytes.to_vec();
+        // Shared, not copied: every push sends the same buffer.
+        let b = bytes.clone();
         let path = path.clone();
         tasks.push(tokio::spawn(async move {
             let name = client.member().name.clone();

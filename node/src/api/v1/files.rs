@@ -292,11 +292,12 @@ pub async fn upload_chunk(
         )));
     }
     let h = upload::sha(&bytes);
-    if let Err(e) = crate::blobs::replicate_hashed(&state, h, bytes).await {
+    if let Err(e) = crate::blobs::replicate_hashed(&state, h, bytes.clone()).await {
         crate::blobs::drop_everywhere(&state, vec![h]).await;
         return Err(upload::replicate_error(e));
     }
     state.blobs.uploads.set_chunk(&id, index as usize, &h)?;
+    state.blobs.uploads.feed(&id, index as usize, &h, &bytes);
     Ok(StatusCode::NO_CONTENT)
 }
 
