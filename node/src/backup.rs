@@ -187,45 +187,37 @@ pub fn restore_chunks(
         from.to_path_buf()
     };
     let mut out = ChunksRestored::default();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = view
-            .scan_as::<crate::domain::BlobRecord>(crate::domain::keys::FILES, after.as_deref(), 256)
-            .map_err(|e| anyhow::anyhow!("reading the restored files: {e}"))?;
-        for (_, f) in &page {
-            let mut whole = true;
-            for h in f.all_chunks() {
-                if store.has(h) {
-                    continue;
+    view.visit_as::<crate::domain::BlobRecord>(crate::domain::keys::FILES, None, |_, f| {
+        let mut whole = true;
+        for h in f.all_chunks() {
+            if store.has(h) {
+                continue;
+            }
+            let name = hex::encode(h);
+            let path = base.join(&name[..2]).join(&name);
+            match std::fs::read(&path) {
+                Ok(b) if crate::blobs::store::sha256(&b) == *h => {
+                    store.put_hashed(h, &b).map_err(|e| {
+                        crate::domain::StoreFault(format!("writing chunk {name}: {e}"))
+                    })?;
+                    out.copied += 1;
                 }
-                let name = hex::encode(h);
-                let path = base.join(&name[..2]).join(&name);
-                match std::fs::read(&path) {
-                    Ok(b) if crate::blobs::store::sha256(&b) == *h => {
-                        store
-                            .put(h, &b)
-                            .with_context(|| format!("writing chunk {name}"))?;
-                        out.copied += 1;
-                    }
-                    Ok(_) => {
-                        out.damaged += 1;
-                        whole = false;
-                    }
-                    Err(_) => {
-                        out.missing += 1;
-                        whole = false;
-                    }
+                Ok(_) => {
+                    out.damaged += 1;
+                    whole = false;
+                }
+                Err(_) => {
+                    out.missing += 1;
+                    whole = false;
                 }
             }
-            if !whole {
-                out.files_incomplete += 1;
-                out.first_incomplete.get_or_insert_with(|| f.id.clone());
-            }
         }
-        match page.last() {
-            Some((k, _)) if page.len() == 256 => after = Some(k.clone()),
-            _ => break,
+        if !whole {
+            out.files_incomplete += 1;
+            out.first_incomplete.get_or_insert_with(|| f.id.clone());
         }
-    }
+        Ok(true)
+    })
+    .map_err(|e| anyhow::anyhow!("restoring the file chunks: {e}"))?;
     Ok(out)
 }

@@ -38,17 +38,15 @@ pub struct VerifyStatus {
 
 /// Every chunk the recorded files need, with whether this node has it.
 fn needed(state: &NodeState) -> Vec<[u8; 32]> {
-    let view = state.view();
     let mut out = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    while let Ok(page) = view.scan_as::<BlobRecord>(keys::FILES, after.as_deref(), 512) {
-        for (_, f) in &page {
+    let walked = state
+        .view()
+        .visit_as::<BlobRecord>(keys::FILES, None, |_, f| {
             out.extend(f.all_chunks().copied());
-        }
-        match page.last() {
-            Some((k, _)) if page.len() == 512 => after = Some(k.clone()),
-            _ => break,
-        }
+            Ok(true)
+        });
+    if let Err(e) = walked {
+        tracing::warn!(error = %e, "reading the file records for repair");
     }
     out.sort_unstable();
     out.dedup();
@@ -61,18 +59,19 @@ fn needed_since(state: &NodeState, after: u64) -> (Vec<[u8; 32]>, u64) {
     let view = state.view();
     let mut out = Vec::new();
     let mut last = after;
-    let mut from = keys::file_in_order(after);
-    while let Ok(page) = view.scan_as::<String>(keys::FILES_IN_ORDER, Some(&from), 512) {
-        for (k, id) in &page {
+    let walked = view.visit_as::<String>(
+        keys::FILES_IN_ORDER,
+        Some(&keys::file_in_order(after)),
+        |k, id| {
             last = keys::tail_u64(k);
-            if let Ok(Some(f)) = view.get_as::<BlobRecord>(&keys::file(id)) {
+            if let Some(f) = view.get_as::<BlobRecord>(&keys::file(&id))? {
                 out.extend(f.all_chunks().copied());
             }
-        }
-        match page.last() {
-            Some((k, _)) if page.len() == 512 => from = k.clone(),
-            _ => break,
-        }
+            Ok(true)
+        },
+    );
+    if let Err(e) = walked {
+        tracing::warn!(error = %e, "reading the new file records for repair");
     }
     (out, last)
 }

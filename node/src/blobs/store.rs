@@ -28,9 +28,7 @@ pub enum ChunkError {
 
 impl ChunkError {
     fn io(path: &Path, source: std::io::Error) -> ChunkError {
-        let raw = source.raw_os_error();
-        // ENOSPC (28) and EDQUOT (122) on Linux.
-        if source.kind() == ErrorKind::StorageFull || raw == Some(28) || raw == Some(122) {
+        if is_disk_full(&source) {
             ChunkError::DiskFull {
                 path: path.display().to_string(),
             }
@@ -41,6 +39,11 @@ impl ChunkError {
             }
         }
     }
+}
+
+/// No space left (ENOSPC) or over a disk quota (EDQUOT).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
 pub fn sha256(b: &[u8]) -> [u8; 32] {

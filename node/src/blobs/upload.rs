@@ -242,7 +242,7 @@ pub fn internal(msg: impl Into<String>) -> ApiError {
 }
 
 fn storage_error(path: &Path, e: std::io::Error) -> ApiError {
-    if e.raw_os_error() == Some(28) {
+    if super::store::is_disk_full(&e) {
         ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "insufficient_storage",
@@ -556,6 +556,113 @@ pub fn chunk_len(size: u64, index: u64) -> Option<u64> {
     (start < size).then(|| (size - start).min(CHUNK_SIZE))
 }
 
-pub fn sha(b: &[u8]) -> [u8; 32] {
-    sha256(b)
+/// A stream stored on a majority: (chunk hashes, whole SHA-256, size).
+pub type Chunked = (Vec<[u8; 32]>, [u8; 32], u64);
+
+/// Cuts a byte stream into chunks and replicates each while the next is
+/// read (at most [`Chunker::IN_FLIGHT`] transfers at a time, awaited in
+/// order), keeping the whole stream's SHA-256. Every chunk is listed
+/// before it is stored, so [`Chunker::abort`] drops a failed one too.
+pub struct Chunker {
+    state: std::sync::Arc<NodeState>,
+    buf: Vec<u8>,
+    chunks: Vec<[u8; 32]>,
+    flying: std::collections::VecDeque<
+        tokio::task::JoinHandle<Result<[u8; 32], super::ReplicateError>>,
+    >,
+    whole: ring::digest::Context,
+    size: u64,
+}
+
+impl std::fmt::Debug for Chunker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunker")
+            .field("chunks", &self.chunks.len())
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl Chunker {
+    pub const IN_FLIGHT: usize = 2;
+
+    pub fn new(state: &std::sync::Arc<NodeState>) -> Chunker {
+        Chunker {
+            state: state.clone(),
+            buf: Vec::with_capacity(CHUNK_SIZE as usize),
+            chunks: Vec::new(),
+            flying: Default::default(),
+            whole: ring::digest::Context::new(&ring::digest::SHA256),
+            size: 0,
+        }
+    }
+
+    /// Bytes taken so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn land(&mut self) -> Result<(), ApiError> {
+        match self.flying.pop_front() {
+            None => Ok(()),
+            Some(t) => match t.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(replicate_error(e)),
+                Err(e) => Err(internal(format!("chunk transfer: {e}"))),
+            },
+        }
+    }
+
+    fn send(&mut self, full: Vec<u8>) {
+        let h = sha256(&full);
+        self.chunks.push(h);
+        let st = self.state.clone();
+        self.flying.push_back(tokio::spawn(async move {
+            super::replicate_hashed(&st, h, Bytes::from(full)).await
+        }));
+    }
+
+    pub async fn push(&mut self, data: &[u8]) -> Result<(), ApiError> {
+        self.size += data.len() as u64;
+        self.whole.update(data);
+        let mut rest = data;
+        while !rest.is_empty() {
+            let take = (CHUNK_SIZE as usize - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() == CHUNK_SIZE as usize {
+                if self.flying.len() >= Self::IN_FLIGHT {
+                    self.land().await?;
+                }
+                let full =
+                    std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_SIZE as usize));
+                self.send(full);
+            }
+        }
+        Ok(())
+    }
+
+    /// Store the rest; (chunks, whole SHA-256, size) once all are on a
+    /// majority.
+    pub async fn finish(&mut self) -> Result<Chunked, ApiError> {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            self.send(rest);
+        }
+        while !self.flying.is_empty() {
+            self.land().await?;
+        }
+        let mut sha = [0u8; 32];
+        sha.copy_from_slice(self.whole.clone().finish().as_ref());
+        Ok((self.chunks.clone(), sha, self.size))
+    }
+
+    /// Give up: let transfers still running end, then drop every chunk
+    /// of this stream on every node.
+    pub async fn abort(mut self) {
+        for t in std::mem::take(&mut self.flying) {
+            let _ = t.await;
+        }
+        super::drop_everywhere(&self.state, std::mem::take(&mut self.chunks)).await;
+    }
 }

@@ -973,16 +973,10 @@ pub fn file_for<S: Store + ?Sized>(
 /// Recorded files and their bytes (the replicated view, same on every node).
 pub fn file_totals<S: Store + ?Sized>(s: &S) -> Result<(u64, u64), StoreFault> {
     let (mut n, mut bytes) = (0u64, 0u64);
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = s.scan_as::<super::BlobRecord>(keys::FILES, after.as_deref(), 512)?;
-        for (_, f) in &page {
-            n += 1;
-            bytes += f.size;
-        }
-        match page.last() {
-            Some((k, _)) if page.len() == 512 => after = Some(k.clone()),
-            _ => return Ok((n, bytes)),
-        }
-    }
+    s.visit_as::<super::BlobRecord>(keys::FILES, None, |_, f| {
+        n += 1;
+        bytes += f.size;
+        Ok(true)
+    })?;
+    Ok((n, bytes))
 }

@@ -70,6 +70,33 @@ pub trait StoreExt: Store {
             })
             .collect()
     }
+
+    /// Every record under `prefix` after `after`, in key order, a page at a
+    /// time (bounded memory), until `f` answers `false`.
+    fn visit_as<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        mut f: impl FnMut(&[u8], T) -> Result<bool, StoreFault>,
+    ) -> Result<(), StoreFault> {
+        const PAGE: usize = 512;
+        let mut from: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
+        loop {
+            let page = self.scan_as::<T>(prefix, from.as_deref(), PAGE)?;
+            let full = page.len() == PAGE;
+            let mut last = None;
+            for (k, v) in page {
+                if !f(&k, v)? {
+                    return Ok(());
+                }
+                last = Some(k);
+            }
+            match last {
+                Some(k) if full => from = Some(k),
+                _ => return Ok(()),
+            }
+        }
+    }
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}

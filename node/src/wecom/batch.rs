@@ -34,7 +34,7 @@ use super::propose;
 use crate::apps::csv;
 use crate::blobs::upload::{self, Declared};
 use crate::domain::apply::jobs::{MAX_MEDIA_BYTES, MEDIA_CHUNK};
-use crate::domain::files::{BlobRecord, CHUNK_SIZE, FileKind, MAX_VOICE_MS};
+use crate::domain::files::{BlobRecord, FileKind, MAX_VOICE_MS};
 use crate::domain::{self, CallbackCfg, Code, Command, Done, JobCursor, JobKind, Scope};
 use crate::http::{ApiError, S, now_ms, store_error};
 
@@ -147,7 +147,6 @@ async fn stream_field(
     kind: &str,
     limit: u64,
 ) -> Result<Streamed, WeErr> {
-    let mut buf: Vec<u8> = Vec::new();
     let mut out = Streamed {
         chunks: Vec::new(),
         size: 0,
@@ -155,7 +154,7 @@ async fn stream_field(
         head: Vec::new(),
         whole: (kind == "voice").then(Vec::new),
     };
-    let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut chunker = upload::Chunker::new(state);
     let outcome: Result<(), WeErr> = async {
         loop {
             let data = match field.chunk().await {
@@ -166,11 +165,9 @@ async fn stream_field(
                 }
                 Err(e) => return Err(invalid(format!("reading the upload: {}", e.body_text()))),
             };
-            out.size += data.len() as u64;
-            if out.size > limit {
+            if chunker.size() + data.len() as u64 > limit {
                 return Err(too_large(kind));
             }
-            whole.update(&data);
             if out.head.len() < 8192 {
                 let take = (8192 - out.head.len()).min(data.len());
                 out.head.extend_from_slice(&data[..take]);
@@ -178,37 +175,19 @@ async fn stream_field(
             if let Some(w) = &mut out.whole {
                 w.extend_from_slice(&data);
             }
-            let mut rest: &[u8] = &data;
-            while !rest.is_empty() {
-                let take = (CHUNK_SIZE as usize - buf.len()).min(rest.len());
-                buf.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if buf.len() == CHUNK_SIZE as usize {
-                    let full = std::mem::take(&mut buf);
-                    // Listed before it is stored: a failure drops it too.
-                    let h = upload::sha(&full);
-                    out.chunks.push(h);
-                    crate::blobs::replicate_hashed(state, h, full.into())
-                        .await
-                        .map_err(|e| WeErr::from(upload::replicate_error(e)))?;
-                }
-            }
+            chunker.push(&data).await.map_err(WeErr::from)?;
         }
-        if !buf.is_empty() {
-            let h = upload::sha(&buf);
-            out.chunks.push(h);
-            crate::blobs::replicate_hashed(state, h, std::mem::take(&mut buf).into())
-                .await
-                .map_err(|e| WeErr::from(upload::replicate_error(e)))?;
-        }
+        let (chunks, sha256, size) = chunker.finish().await.map_err(WeErr::from)?;
+        out.chunks = chunks;
+        out.sha256 = sha256;
+        out.size = size;
         Ok(())
     }
     .await;
     if let Err(e) = outcome {
-        crate::blobs::drop_everywhere(state, std::mem::take(&mut out.chunks)).await;
+        chunker.abort().await;
         return Err(e);
     }
-    out.sha256.copy_from_slice(whole.finish().as_ref());
     Ok(out)
 }
 

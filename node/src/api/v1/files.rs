@@ -85,31 +85,8 @@ pub async fn upload_whole(
             format!("files are at most {limit} bytes (policy max_file_bytes)"),
         )
     };
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_SIZE as usize);
-    let mut chunks: Vec<[u8; 32]> = Vec::new();
-    let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut total = 0u64;
-    // Chunks are replicated while the next one is read: at most
-    // `IN_FLIGHT` at a time, awaited in order.
-    const IN_FLIGHT: usize = 2;
-    let mut flying: std::collections::VecDeque<
-        tokio::task::JoinHandle<Result<[u8; 32], crate::blobs::ReplicateError>>,
-    > = Default::default();
-    let send = |full: Vec<u8>, chunks: &mut Vec<[u8; 32]>| {
-        // Listed before it is stored: a failure drops it too.
-        let h = upload::sha(&full);
-        chunks.push(h);
-        let st = state.clone();
-        tokio::spawn(async move { crate::blobs::replicate_hashed(&st, h, Bytes::from(full)).await })
-    };
-    let landed =
-        |r: Result<Result<[u8; 32], crate::blobs::ReplicateError>, tokio::task::JoinError>| match r
-        {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(upload::replicate_error(e)),
-            Err(e) => Err(upload::internal(format!("chunk transfer: {e}"))),
-        };
-    let outcome: Result<(), ApiError> = async {
+    let mut chunker = upload::Chunker::new(&state);
+    let outcome: Result<upload::Chunked, ApiError> = async {
         loop {
             let frame = match body.frame().await {
                 None => break,
@@ -121,34 +98,13 @@ pub async fn upload_whole(
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            total += data.len() as u64;
-            if total > limit {
+            if chunker.size() + data.len() as u64 > limit {
                 return Err(too_large());
             }
-            whole.update(&data);
-            let mut rest: &[u8] = &data;
-            while !rest.is_empty() {
-                let room = CHUNK_SIZE as usize - buf.len();
-                let take = room.min(rest.len());
-                buf.extend_from_slice(&rest[..take]);
-                rest = &rest[take..];
-                if buf.len() == CHUNK_SIZE as usize {
-                    if flying.len() >= IN_FLIGHT
-                        && let Some(t) = flying.pop_front()
-                    {
-                        landed(t.await)?;
-                    }
-                    let full = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_SIZE as usize));
-                    flying.push_back(send(full, &mut chunks));
-                }
-            }
+            chunker.push(&data).await?;
         }
-        if !buf.is_empty() {
-            flying.push_back(send(std::mem::take(&mut buf), &mut chunks));
-        }
-        while let Some(t) = flying.pop_front() {
-            landed(t.await)?;
-        }
+        let done = chunker.finish().await?;
+        let total = done.2;
         if total == 0 {
             return Err(bad("the file is empty"));
         }
@@ -159,21 +115,18 @@ pub async fn upload_whole(
                 "Content-Length said {n} bytes, {total} arrived"
             )));
         }
-        Ok(())
+        Ok(done)
     }
     .await;
-    // Transfers still running after a failure finish before the drop.
-    for t in flying {
-        let _ = t.await;
-    }
-    if let Err(e) = outcome {
-        drain(&mut body).await;
-        crate::blobs::drop_everywhere(&state, chunks).await;
-        return Err(e);
-    }
+    let (chunks, sha, total) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            drain(&mut body).await;
+            chunker.abort().await;
+            return Err(e);
+        }
+    };
     d.size = total;
-    let mut sha = [0u8; 32];
-    sha.copy_from_slice(whole.finish().as_ref());
     let rec = upload::finish(&state, &caller.origin, &caller.userid, &d, chunks, sha).await?;
     Ok((
         StatusCode::CREATED,
@@ -291,7 +244,7 @@ pub async fn upload_chunk(
             bytes.len()
         )));
     }
-    let h = upload::sha(&bytes);
+    let h = crate::blobs::store::sha256(&bytes);
     if let Err(e) = crate::blobs::replicate_hashed(&state, h, bytes.clone()).await {
         crate::blobs::drop_everywhere(&state, vec![h]).await;
         return Err(upload::replicate_error(e));

@@ -139,24 +139,16 @@ pub fn may_read<S: Store + ?Sized>(
         return Ok(true);
     }
     let prefix = keys::file_refs(&f.id);
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = s.scan(&prefix, after.as_deref(), 256)?;
-        for (k, _) in &page {
-            let rest = &k[prefix.len()..];
-            let Some(end) = rest.iter().position(|b| *b == 0) else {
-                continue;
-            };
+    let mut found = false;
+    s.visit_as::<()>(&prefix, None, |k, ()| {
+        let rest = &k[prefix.len()..];
+        if let Some(end) = rest.iter().position(|b| *b == 0) {
             let conv = String::from_utf8_lossy(&rest[..end]);
-            if s.get(&keys::conv_member(&conv, userid))?.is_some() {
-                return Ok(true);
-            }
+            found = s.get(&keys::conv_member(&conv, userid))?.is_some();
         }
-        match page.last() {
-            Some((k, _)) if page.len() == 256 => after = Some(k.clone()),
-            _ => return Ok(false),
-        }
-    }
+        Ok(!found)
+    })?;
+    Ok(found)
 }
 
 /// A message is about to carry file `id`: the sender must be able to read
