@@ -169,7 +169,23 @@ async fn announcements_count_readers_on_every_node_and_approvals_walk_the_direct
     }
     // A member who joins later is not unread; reading counts apart.
     member(&c, "newbie", 3).await;
-    let newbie = apis[2].login("newbie", PW).await;
+    // Created through node 0: node 2 may not have applied it yet.
+    let newbie = enclave_tests::wait_for_async(
+        "newbie on node 2",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (s, v) = apis[2]
+                .call(
+                    Method::POST,
+                    "/v1/login",
+                    None,
+                    Some(json!({"userid": "newbie", "password": PW})),
+                )
+                .await;
+            (s == 200).then(|| v["access_token"].as_str().map(str::to_string))?
+        },
+    )
+    .await;
     let (s, l) = apis[2]
         .call(Method::GET, "/v1/announcements", Some(&newbie), None)
         .await;
