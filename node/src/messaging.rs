@@ -245,6 +245,57 @@ pub struct NodeApp {
     kv: Kv,
     pending: Mutex<Vec<Event>>,
     pub hub: Hub,
+    halted: Mutex<Option<Halt>>,
+}
+
+/// Why this node stopped applying the log: an entry it cannot decode,
+/// written by a newer version (see docs/operator/upgrade.md).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Halt {
+    /// The log index of the entry this build cannot apply.
+    pub index: u64,
+    pub reason: String,
+}
+
+/// Decode `bytes` as exactly one `T`: trailing bytes are an error, so an
+/// entry written by a build whose type has grown a field is refused, not
+/// half-read (postcard itself ignores what follows the value).
+pub fn decode_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((v, [])) => Ok(v),
+        Ok((_, rest)) => Err(format!("{} unexpected trailing bytes", rest.len())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl NodeApp {
+    /// Set once this node met an entry it cannot apply; Raft is stopped.
+    pub fn halted(&self) -> Option<Halt> {
+        self.halted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stop applying at this entry. The error stops Raft on this node
+    /// (openraft treats a state-machine error as fatal): nothing of the
+    /// apply batch is written, and a build that understands the entry
+    /// resumes from exactly here. Skipping it instead would let this node's
+    /// state silently diverge from the others'.
+    fn halt(&self, ctx: &ApplyContext, what: &str, error: &str) -> sled::Error {
+        let reason = format!(
+            "log entry {} is {what} this build (enclave {}) cannot decode ({error}); \
+             it was written by a newer version: upgrade this node",
+            ctx.index,
+            env!("CARGO_PKG_VERSION"),
+        );
+        tracing::error!(index = ctx.index, %reason, "stopped applying the replicated log");
+        *self.halted.lock().unwrap_or_else(|p| p.into_inner()) = Some(Halt {
+            index: ctx.index,
+            reason: reason.clone(),
+        });
+        sled::Error::Unsupported(reason)
+    }
 }
 
 impl Default for NodeApp {
@@ -252,6 +303,7 @@ impl Default for NodeApp {
         NodeApp {
             kv: Kv,
             pending: Mutex::new(Vec::new()),
+            halted: Mutex::new(None),
             hub: Hub {
                 events: broadcast::channel(PUSH_BUFFER).0,
                 applied: watch::channel(0).0,
@@ -268,51 +320,52 @@ impl Application for NodeApp {
         command: &[u8],
     ) -> Result<Vec<u8>, sled::Error> {
         match command.split_first() {
-            Some((&TAG_KV, rest)) => self.kv.apply(ctx, txn, rest),
+            Some((&TAG_KV, rest)) => {
+                if let Err(e) = decode_exact::<crate::kv::KvCommand>(rest) {
+                    return Err(self.halt(ctx, "a key-value command", &e));
+                }
+                self.kv.apply(ctx, txn, rest)
+            }
             Some((&TAG_ARCHIVE, rest)) => {
                 let io = |e: StoreFault| sled::Error::Io(std::io::Error::other(e));
+                let (origin, upto, sha) = decode_exact::<(Origin, u64, String)>(rest)
+                    .map_err(|e| self.halt(ctx, "an audit archive command", &e))?;
+                let mut store = TxnStore(txn);
+                let days = domain::apply::policy(&store)
+                    .map_err(io)?
+                    .audit_retention_days;
                 let result: Result<u64, String> =
-                    match postcard::from_bytes::<(Origin, u64, String)>(rest) {
-                        Ok((origin, upto, sha)) => {
-                            let mut store = TxnStore(txn);
-                            let days = domain::apply::policy(&store)
-                                .map_err(io)?
-                                .audit_retention_days;
-                            audit::archive(&mut store, ctx.time_ms, &origin, upto, &sha, days)
-                                .map_err(io)?
-                        }
-                        Err(e) => Err(format!("undecodable archive command: {e}")),
-                    };
+                    audit::archive(&mut store, ctx.time_ms, &origin, upto, &sha, days)
+                        .map_err(io)?;
                 Ok(postcard::to_stdvec(&result).unwrap_or_default())
             }
             Some((&TAG_RECORD, rest)) => {
-                if let Ok((origin, action, target, outcome)) =
-                    postcard::from_bytes::<(Origin, String, String, String)>(rest)
-                {
-                    audit::append(
-                        &mut TxnStore(txn),
-                        ctx.time_ms,
-                        &origin,
-                        &action,
-                        &target,
-                        &outcome,
-                    )
-                    .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
-                }
+                let (origin, action, target, outcome) =
+                    decode_exact::<(Origin, String, String, String)>(rest)
+                        .map_err(|e| self.halt(ctx, "an audit record", &e))?;
+                audit::append(
+                    &mut TxnStore(txn),
+                    ctx.time_ms,
+                    &origin,
+                    &action,
+                    &target,
+                    &outcome,
+                )
+                .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
                 Ok(Vec::new())
             }
             Some((&TAG_CHECKPOINT, rest)) => {
-                let result: Result<(), String> =
-                    match postcard::from_bytes::<audit::Checkpoint>(rest) {
-                        Ok(cp) => audit::apply_checkpoint(&mut TxnStore(txn), &cp)
-                            .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?,
-                        Err(e) => Err(format!("undecodable checkpoint: {e}")),
-                    };
+                let cp = decode_exact::<audit::Checkpoint>(rest)
+                    .map_err(|e| self.halt(ctx, "an audit checkpoint", &e))?;
+                let result: Result<(), String> = audit::apply_checkpoint(&mut TxnStore(txn), &cp)
+                    .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
                 Ok(postcard::to_stdvec(&result).unwrap_or_default())
             }
             Some((&TAG_DOMAIN, rest)) => {
-                let outcome: Outcome = match postcard::from_bytes::<(Origin, Command)>(rest) {
-                    Ok((origin, cmd)) => {
+                let (origin, cmd) = decode_exact::<(Origin, Command)>(rest)
+                    .map_err(|e| self.halt(ctx, "a domain command", &e))?;
+                let outcome: Outcome = {
+                    {
                         let mut store = TxnStore(txn);
                         let io = |e: StoreFault| sled::Error::Io(std::io::Error::other(e));
                         let (outcome, events) = domain::apply(
@@ -376,16 +429,15 @@ impl Application for NodeApp {
                             .extend(events);
                         outcome
                     }
-                    // A command this build cannot decode changes nothing,
-                    // on every node alike.
-                    Err(e) => domain::model::refuse(
-                        domain::Code::InvalidArgument,
-                        format!("undecodable command: {e}"),
-                    ),
                 };
                 Ok(postcard::to_stdvec(&outcome).unwrap_or_default())
             }
-            _ => Ok(Vec::new()),
+            Some((tag, _)) => Err(self.halt(
+                ctx,
+                &format!("an entry of kind {:?}", char::from(*tag)),
+                "unknown kind",
+            )),
+            None => Err(self.halt(ctx, "an empty entry", "no kind byte")),
         }
     }
 

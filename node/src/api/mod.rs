@@ -66,6 +66,13 @@ async fn readyz(State(state): State<Arc<NodeState>>) -> Result<Json<serde_json::
             m.current_leader,
         )
     };
+    if !running && let Some(halt) = state.cluster.sm.app().halted() {
+        return Err(ApiError::new(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "apply_halted",
+            halt.reason,
+        ));
+    }
     if !running {
         return not_ready(
             "raft_stopped",
