@@ -16,8 +16,10 @@ pub mod files;
 pub mod identity;
 pub mod inspect;
 pub mod reload;
+pub mod rotation;
 pub mod sign;
 pub mod tls;
+pub mod trust;
 
 pub use ca::{CaPaths, CertKind, CertificateAuthority, IndexEntry, IssuedCert, Validity};
 pub use error::{CertError, Result};
@@ -25,6 +27,7 @@ pub use identity::{Identity, Role};
 pub use inspect::CertInfo;
 pub use reload::{ReloadOutcome, ReloadingClientConfig, ReloadingServerConfig};
 pub use tls::{ClientAuth, TlsMaterial, TlsPaths};
+pub use trust::{CaSummary, LeafSummary, TrustInfo};
 
 /// `sha256:<hex>` fingerprint of a DER certificate, the form used with
 /// `--ca-hash` and printed by `enclavectl ca init`.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use rustls::ServerConfig;
 
 use crate::tls::{ClientAuth, TlsMaterial, TlsPaths, TlsVersions, server_config_with_versions};
+use crate::trust::TrustInfo;
 use crate::{Identity, Result};
 
 /// Outcome of one reload check.
@@ -156,6 +157,8 @@ impl ReloadingServerConfig {
 pub struct ReloadingClientConfig {
     paths: TlsPaths,
     current: RwLock<(Arc<rustls::ClientConfig>, [u8; 32])>,
+    /// The trust bundle and certificate in use, for status and metrics.
+    trust: RwLock<Option<TrustInfo>>,
 }
 
 impl ReloadingClientConfig {
@@ -165,6 +168,7 @@ impl ReloadingClientConfig {
         Ok(Arc::new(ReloadingClientConfig {
             paths,
             current: RwLock::new((config, m.digest)),
+            trust: RwLock::new(m.trust_info().ok()),
         }))
     }
 
@@ -184,6 +188,17 @@ impl ReloadingClientConfig {
         }
         let config = Arc::new(crate::tls::client_config(&m)?);
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = (config, m.digest);
+        *self.trust.write().unwrap_or_else(|p| p.into_inner()) = m.trust_info().ok();
         Ok(true)
+    }
+
+    /// The CA bundle this client trusts and the certificate it presents,
+    /// as last loaded (`None` only if they could not be described).
+    pub fn trust_info(&self) -> Option<TrustInfo> {
+        self.trust.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn paths(&self) -> &TlsPaths {
+        &self.paths
     }
 }

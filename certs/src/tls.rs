@@ -117,6 +117,15 @@ impl TlsMaterial {
         })
     }
 
+    /// The trust bundle and our own certificate, described (which CA of
+    /// the bundle issued it, expiry dates).
+    pub fn trust_info(&self) -> Result<crate::trust::TrustInfo> {
+        let leaf = self.chain.first().ok_or_else(|| {
+            files::malformed(&self.paths.cert, "PEM certificate", "no certificate")
+        })?;
+        crate::trust::TrustInfo::describe(&self.paths.ca, &self.ca, &self.paths.cert, leaf)
+    }
+
     /// The identity carried by our own certificate.
     pub fn identity(&self) -> Option<Identity> {
         self.chain.first().and_then(|c| Identity::from_der(c))
