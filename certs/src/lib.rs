@@ -15,6 +15,7 @@ mod error;
 pub mod files;
 pub mod identity;
 pub mod inspect;
+pub mod install;
 pub mod reload;
 pub mod rotation;
 pub mod sign;
