@@ -17,6 +17,7 @@ pub mod kv;
 pub mod messaging;
 pub mod metrics;
 pub mod runner;
+pub mod sdnotify;
 pub mod server;
 pub mod syslog;
 pub mod telemetry;

@@ -43,6 +43,31 @@ pub struct AppResultLabels {
     pub result: String,
 }
 
+/// Which rate limit refused a request: `token` (requests per member
+/// token), `login_source` (failed logins per source address), `app`
+/// (requests per integrated app).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub limit: String,
+}
+
+/// The limits [`Metrics::rate_limited`] counts, pre-created at 0.
+pub const LIMITS: [&str; 3] = ["token", "login_source", "app"];
+
+/// A follower of the leader, by node name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FollowerLabels {
+    pub follower: String,
+}
+
+/// Where forwarding the audit trail to the SIEM failed: `connect`
+/// (TCP or TLS), `write`, `read` (the local chain) or `cursor` (saving
+/// the forwarding position).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabels {
+    pub stage: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -82,6 +107,26 @@ pub struct Metrics {
     pub app_callback_dropped: Family<AppLabels, Gauge>,
     /// Steps the leader proposed for bulk jobs and large fan-outs.
     pub runner_steps: Family<AppResultLabels, Counter>,
+    /// Requests refused by a rate limit of this node, by limit.
+    pub rate_limited: Family<LimitLabels, Counter>,
+    /// Raft: the commit index this node knows, whether it knows a
+    /// leader, whether Raft still runs, leader changes seen, and (on the
+    /// leader) how many entries each follower lacks. Sampled by
+    /// [`watch_loop`].
+    pub raft_committed_index: Gauge,
+    pub raft_has_leader: Gauge,
+    pub raft_running: Gauge,
+    pub raft_leader_changes: Counter,
+    pub raft_replication_lag: Family<FollowerLabels, Gauge>,
+    /// 1 while `/readyz` would answer ready.
+    pub ready: Gauge,
+    /// The filesystem holding the data dir.
+    pub disk_size_bytes: Gauge,
+    pub disk_available_bytes: Gauge,
+    /// Audit forwarding to the SIEM (`audit.syslog_addr`).
+    pub audit_forwarded: Counter,
+    pub audit_forward_errors: Family<StageLabels, Counter>,
+    pub audit_forward_backlog: Gauge,
 }
 
 impl Metrics {
@@ -212,7 +257,90 @@ impl Metrics {
             "Steps the leader proposed for bulk jobs and large fan-outs, by app and result",
             runner_steps.clone(),
         );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        for limit in LIMITS {
+            // Created at 0, so a rate of refusals exists before the first.
+            drop(rate_limited.get_or_create(&LimitLabels {
+                limit: limit.into(),
+            }));
+        }
+        registry.register(
+            "enclave_rate_limited",
+            "Requests refused by a rate limit of this node, by limit (token, login_source, app)",
+            rate_limited.clone(),
+        );
+        let raft_committed_index = g(
+            &mut registry,
+            "enclave_raft_committed_index",
+            "Highest log index this node knows to be committed (0 if none)",
+        );
+        let raft_has_leader = g(
+            &mut registry,
+            "enclave_raft_has_leader",
+            "1 if this node knows a leader",
+        );
+        let raft_running = g(
+            &mut registry,
+            "enclave_raft_running",
+            "1 while Raft runs on this node, 0 once it stopped (storage failure)",
+        );
+        let raft_leader_changes = Counter::default();
+        registry.register(
+            "enclave_raft_leader_changes",
+            "Leader changes this node has seen since it started (the first leader it learns counts)",
+            raft_leader_changes.clone(),
+        );
+        let raft_replication_lag = Family::<FollowerLabels, Gauge>::default();
+        registry.register(
+            "enclave_raft_replication_lag_entries",
+            "On the leader: log entries a follower or learner has not yet acknowledged",
+            raft_replication_lag.clone(),
+        );
+        let ready = g(
+            &mut registry,
+            "enclave_ready",
+            "1 while the node is ready to serve writes (as /readyz)",
+        );
+        let disk_size_bytes = g(
+            &mut registry,
+            "enclave_disk_size_bytes",
+            "Size of the filesystem holding the data directory",
+        );
+        let disk_available_bytes = g(
+            &mut registry,
+            "enclave_disk_available_bytes",
+            "Bytes available to the node on the filesystem holding the data directory",
+        );
+        let audit_forwarded = Counter::default();
+        registry.register(
+            "enclave_audit_forwarded_records",
+            "Audit records this node forwarded to the SIEM (written and flushed)",
+            audit_forwarded.clone(),
+        );
+        let audit_forward_errors = Family::<StageLabels, Counter>::default();
+        registry.register(
+            "enclave_audit_forward_errors",
+            "Failures forwarding the audit trail to the SIEM, by stage (connect, write, read, cursor)",
+            audit_forward_errors.clone(),
+        );
+        let audit_forward_backlog = g(
+            &mut registry,
+            "enclave_audit_forward_backlog_records",
+            "Audit records applied on this node and not yet forwarded to the SIEM (0 when forwarding is off)",
+        );
         Arc::new(Metrics {
+            rate_limited,
+            raft_committed_index,
+            raft_has_leader,
+            raft_running,
+            raft_leader_changes,
+            raft_replication_lag,
+            ready,
+            disk_size_bytes,
+            disk_available_bytes,
+            audit_forwarded,
+            audit_forward_errors,
+            audit_forward_backlog,
             app_callbacks,
             app_callback_queue,
             app_callback_dropped,
@@ -239,6 +367,24 @@ impl Metrics {
         })
     }
 
+    /// Count a request refused by `limit` (one of [`LIMITS`]).
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&LimitLabels {
+                limit: limit.into(),
+            })
+            .inc();
+    }
+
+    /// Count a failure of audit forwarding at `stage`.
+    pub fn audit_forward_error(&self, stage: &'static str) {
+        self.audit_forward_errors
+            .get_or_create(&StageLabels {
+                stage: stage.into(),
+            })
+            .inc();
+    }
+
     /// Render the Prometheus text exposition format.
     pub fn render(&self) -> String {
         self.uptime_seconds
@@ -248,5 +394,104 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// Keep the sampled gauges current until shutdown: leader changes as
+/// they happen (from Raft's metrics channel), the commit index, the
+/// followers' lag, readiness and the data dir's filesystem every 2 s.
+/// The other Raft gauges are read at each scrape (`admin::metrics`).
+pub async fn watch_loop(
+    state: Arc<crate::http::NodeState>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let m = &state.metrics;
+    let mut raft = state.cluster.raft.metrics();
+    let mut raft_alive = true;
+    let mut last_leader = None;
+    let mut lag_names = Vec::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let sample = tokio::select! {
+            r = raft.changed(), if raft_alive => {
+                raft_alive = r.is_ok();
+                false
+            }
+            _ = tick.tick() => true,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        {
+            let r = raft.borrow_and_update();
+            if let Some(l) = r.current_leader
+                && last_leader != Some(l)
+            {
+                last_leader = Some(l);
+                m.raft_leader_changes.inc();
+            }
+            m.raft_has_leader.set(i64::from(r.current_leader.is_some()));
+            m.raft_running.set(i64::from(
+                r.running_state.is_ok() && r.state != openraft::ServerState::Shutdown,
+            ));
+        }
+        if sample {
+            sample_slow(&state, &mut lag_names).await;
+        }
+    }
+}
+
+/// The gauges that cost a store read or a system call.
+async fn sample_slow(state: &crate::http::NodeState, lag_names: &mut Vec<String>) {
+    let m = &state.metrics;
+    let s = state.cluster.status().await;
+    m.raft_committed_index
+        .set(s.committed_index.unwrap_or(0) as i64);
+    let mut lags = Vec::new();
+    if let (Some(replication), Some(last)) = (&s.replication, s.last_log_index) {
+        for (id, matched) in replication {
+            if *id == s.id {
+                continue;
+            }
+            let name = s
+                .voters
+                .iter()
+                .chain(&s.learners)
+                .find(|(i, _)| i == id)
+                .map_or_else(|| id.to_string(), |(_, member)| member.name.clone());
+            lags.push((name, last.saturating_sub(matched.unwrap_or(0))));
+        }
+    }
+    // Drop the series of nodes that are no longer followed (this node
+    // lost the lead, or a member was removed); set the others in place.
+    for gone in lag_names
+        .iter()
+        .filter(|n| !lags.iter().any(|(l, _)| l == *n))
+    {
+        m.raft_replication_lag.remove(&FollowerLabels {
+            follower: gone.clone(),
+        });
+    }
+    lag_names.clear();
+    for (name, lag) in lags {
+        m.raft_replication_lag
+            .get_or_create(&FollowerLabels {
+                follower: name.clone(),
+            })
+            .set(lag as i64);
+        lag_names.push(name);
+    }
+    m.ready
+        .set(i64::from(crate::sdnotify::readiness(state).is_ok()));
+    match rustix::fs::statvfs(&state.config.data_dir) {
+        Ok(v) => {
+            let frag = v.f_frsize.max(1);
+            m.disk_size_bytes
+                .set(v.f_blocks.saturating_mul(frag).min(i64::MAX as u64) as i64);
+            m.disk_available_bytes
+                .set(v.f_bavail.saturating_mul(frag).min(i64::MAX as u64) as i64);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, dir = %state.config.data_dir.display(), "statvfs of the data dir failed");
+        }
     }
 }

@@ -294,6 +294,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         state.clone(),
         shutdown_rx.clone(),
     )));
+    tasks.push(tokio::spawn(crate::metrics::watch_loop(
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::sdnotify::notify_loop(
+        state.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(reload_loop(
         hup,
         vec![peer, api, admin],

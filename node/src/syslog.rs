@@ -7,6 +7,11 @@
 //! the SIEM. With three nodes the SIEM receives each record up to three
 //! times, identical but for the sending host: deduplicate by `seq`/`hash`
 //! (both in the structured data).
+//!
+//! Metrics: `enclave_audit_forwarded_records_total`,
+//! `enclave_audit_forward_errors_total{stage}` and
+//! `enclave_audit_forward_backlog_records` (records applied here and not
+//! yet forwarded), see docs/operator/monitoring.md.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,17 +114,26 @@ pub async fn forward_loop(
     let mut cursor = read_cursor(&state);
     let mut conn = None;
     let mut backoff = Duration::from_millis(500);
+    let metrics = state.metrics.clone();
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let records = match crate::audit::records(&state.view(), cursor, 1000) {
+        let view = state.view();
+        if let Ok((head, _)) = crate::audit::head(&view) {
+            metrics
+                .audit_forward_backlog
+                .set(head.saturating_sub(cursor).min(i64::MAX as u64) as i64);
+        }
+        let records = match crate::audit::records(&view, cursor, 1000) {
             Ok(r) => r,
             Err(e) => {
+                metrics.audit_forward_error("read");
                 tracing::error!(error = %e, "syslog: reading the audit chain failed");
                 Vec::new()
             }
         };
+        drop(view);
         if records.is_empty() {
             tokio::select! {
                 _ = applied.changed() => {}
@@ -136,6 +150,7 @@ pub async fn forward_loop(
                     conn = Some(c);
                 }
                 Err(e) => {
+                    metrics.audit_forward_error("connect");
                     tracing::warn!(addr = %target.addr, error = %format!("{e:#}"), "syslog: cannot connect; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -151,6 +166,7 @@ pub async fn forward_loop(
         };
         let mut sent = cursor;
         let mut failed = false;
+        let mut written = 0u64;
         for l in &records {
             let msg = format_record(l, &state.node_id);
             let frame = format!("{} {msg}", msg.len());
@@ -160,16 +176,20 @@ pub async fn forward_loop(
                 break;
             }
             sent = l.record.seq;
+            written += 1;
         }
         if !failed && stream.flush().await.is_err() {
             failed = true;
         }
         if failed {
+            metrics.audit_forward_error("write");
             conn = None;
             continue;
         }
+        metrics.audit_forwarded.inc_by(written);
         cursor = sent;
         if let Err(e) = write_cursor(&state, cursor) {
+            metrics.audit_forward_error("cursor");
             tracing::error!(error = %e, path = %cursor_path(&state).display(), "syslog: cannot save the cursor");
         }
     }

@@ -100,6 +100,7 @@ impl FromRequestParts<S> for AppCall {
                 Some((app.agentid.to_string(), app.name.clone()));
         }
         if !state.limits.apps.take(app.agentid) {
+            state.metrics.rate_limited("app");
             return Err(err(
                 code::RATE_LIMITED,
                 format!(

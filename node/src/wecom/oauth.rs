@@ -410,6 +410,9 @@ pub async fn login(
             redirect_with_code(&state, &a, &t.userid, &ext, Some(cookie)).await
         }
         Err(e) => {
+            if e.code == "too_many_attempts" {
+                state.metrics.rate_limited("login_source");
+            }
             let msg = match e.code {
                 "account_locked" | "too_many_attempts" | "account_inactive" => e.message,
                 _ => "账号或密码错误 · Wrong user ID or password".into(),

@@ -30,10 +30,10 @@ pub async fn gettoken(
     WeQuery(q): WeQuery<TokenQuery>,
 ) -> WeResult {
     let ip = conn.remote.ip();
-    state
-        .limits
-        .check_source(ip)
-        .map_err(|e| err(code::RATE_LIMITED, e.message))?;
+    state.limits.check_source(ip).map_err(|e| {
+        state.metrics.rate_limited("login_source");
+        err(code::RATE_LIMITED, e.message)
+    })?;
     let Some(corpid) = q.corpid.filter(|c| !c.is_empty()) else {
         return Err(err(code::MISSING_CORPID, "corpid missing"));
     };
@@ -79,6 +79,7 @@ pub async fn gettoken(
         ));
     }
     if !state.limits.apps.take(app.agentid) {
+        state.metrics.rate_limited("app");
         return Err(err(code::RATE_LIMITED, "api freq out of limit"));
     }
     let ttl = state.config.apps.token_ttl_secs;

@@ -50,6 +50,11 @@ pub async fn login(
     let origin = crate::http::origin(&ext, ActorKind::User, &req.userid, "member", &state.node_id);
     password_login(&state, &origin, conn.remote.ip(), &req.userid, req.password)
         .await
+        .inspect_err(|e| {
+            if e.status == StatusCode::TOO_MANY_REQUESTS {
+                state.metrics.rate_limited("login_source");
+            }
+        })
         .map(tokens_json)
 }
 

@@ -289,7 +289,10 @@ impl FromRequestParts<S> for Caller {
             Some(m) if m.status == domain::MemberStatus::Active => {}
             _ => return Err(ApiError::unauthenticated("the account is not active")),
         }
-        state.limits.check_token(&hash)?;
+        state
+            .limits
+            .check_token(&hash)
+            .inspect_err(|_| state.metrics.rate_limited("token"))?;
         Ok(Caller {
             origin: crate::http::origin(
                 &parts.extensions,
