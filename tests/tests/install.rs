@@ -217,21 +217,51 @@ async fn bundle_installs_a_three_node_cluster_with_the_documented_commands() {
             .arg(&work),
     );
     let bundle = work.join(top_dir(&tarball));
-    let ctl = bundle.join("bin/enclavectl");
-    let enclave = bundle.join("bin/enclave");
-    // Step 3: verify, with the public key that came by a second channel.
+    // Step 4: verify with the bundle's enclavectl and the public key that
+    // came by a second channel (inside node-1's namespace: no network needed).
     let out = must(
-        in_place(&places[0].prefix, &ctl)
+        in_place(&places[0].prefix, &bundle.join("bin/enclavectl"))
             .args(["bundle", "verify"])
             .arg(&bundle_file)
             .arg("--key")
             .arg(usb.join("release.pub")),
     );
     assert!(out.contains("OK: the signature is valid"), "{out}");
+    // The independent check install.md gives for a first installation.
+    must(
+        Command::new("sh")
+            .arg("-c")
+            .arg("openssl pkeyutl -verify -pubin -inkey \"$1\" -rawin -in SHA256SUMS -sigfile SHA256SUMS.sig && sha256sum --quiet -c SHA256SUMS")
+            .arg("sh")
+            .arg(usb.join("release.pub"))
+            .current_dir(&bundle),
+    );
+    // Step 5: install the binaries and the documentation.
+    let usr_bin = site.join("usr/local/bin");
+    let doc = site.join("usr/local/share/doc/enclave");
+    must(Command::new("install").arg("-d").arg(&usr_bin).arg(&doc));
+    must(
+        Command::new("install")
+            .args(["-m", "0755"])
+            .arg(bundle.join("bin/enclave"))
+            .arg(bundle.join("bin/enclavectl"))
+            .arg(&usr_bin),
+    );
+    must(
+        Command::new("cp")
+            .arg("-r")
+            .arg(bundle.join("docs/."))
+            .arg(&doc),
+    );
+    assert!(doc.join("operator/systemd.md").is_file());
+    let ctl = usr_bin.join("enclavectl");
+    let enclave = usr_bin.join("enclave");
     // What the bundle holds.
     for f in [
         "bin/enclave",
         "bin/enclavectl",
+        "ops/systemd/enclave.service",
+        "ops/systemd/enclave.toml",
         "README.md",
         "MANIFEST",
         "sbom.cdx.json",
@@ -283,6 +313,8 @@ async fn bundle_installs_a_three_node_cluster_with_the_documented_commands() {
             Command::new(&ctl)
                 .args(["cert", "issue", "node", "--dir"])
                 .arg(&ca)
+                // install.md gives a second --ip for the management
+                // network; here both networks are one address.
                 .args(["--name", name, "--ip", &places[i].ip]),
         );
     }
@@ -295,44 +327,95 @@ async fn bundle_installs_a_three_node_cluster_with_the_documented_commands() {
             .arg(&admin),
     );
 
-    // --- every node: directories, TLS files, configuration, start.
+    // --- every node: directories, configuration, TLS files, start.
+    let unit = fs::read_to_string(bundle.join("ops/systemd/enclave.service")).expect("unit");
+    let exec_start: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("the unit has an ExecStart=")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        exec_start.first().map(String::as_str),
+        Some("/usr/local/bin/enclave"),
+        "install.md installs the binary where the unit runs it"
+    );
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let root = site.join(name);
         let data = root.join("var/lib/enclave");
         let tls = data.join("tls");
-        must(Command::new("install").args(["-d", "-m", "0700"]).arg(&tls));
-        let issued = ca.join(format!("issued/node-{name}"));
-        for (src, dst, mode) in [
-            (issued.join("ca.pem"), tls.join("ca.pem"), "0644"),
-            (issued.join("cert.pem"), tls.join("cert.pem"), "0644"),
-            (issued.join("key.pem"), tls.join("key.pem"), "0600"),
-            (ca.join("crl.pem"), tls.join("crl.pem"), "0644"),
-        ] {
-            must(
-                Command::new("install")
-                    .args(["-m", mode])
-                    .arg(&src)
-                    .arg(&dst),
-            );
-        }
         let etc = root.join("etc/enclave");
-        fs::create_dir_all(&etc).expect("mkdir");
-        let p = &places[i];
-        let config = format!(
-            "[node]\ndata_dir = \"{}\"\nadvertise_host = \"{ip}\"\n\n[listen]\npeer  = \"{ip}:{}\"\napi   = \"{ip}:{}\"\nadmin = \"{ip}:{}\"\n",
-            data.display(),
-            p.ports[0],
-            p.ports[1],
-            p.ports[2],
-            ip = p.ip,
+        let toml = etc.join("enclave.toml");
+        // Step 7: directories.
+        must(
+            Command::new("install")
+                .args(["-d", "-m", "0700"])
+                .arg(&data)
+                .arg(&tls),
         );
-        fs::write(etc.join("enclave.toml"), config).expect("config");
-        // The unit's command line (ExecStart).
+        // Step 8: the bundle's example configuration (written for node-1).
+        must(Command::new("install").args(["-d", "-m", "0750"]).arg(&etc));
+        must(
+            Command::new("install")
+                .args(["-m", "0640"])
+                .arg(bundle.join("ops/systemd/enclave.toml"))
+                .arg(&toml),
+        );
+        // Step 9: this node's name and addresses, with install.md's sed.
+        // The test's nodes have one address for both networks.
+        let p = &places[i];
+        must(
+            Command::new("sed")
+                .arg("-i")
+                .arg(format!(
+                    "s/node-1/{name}/; s/10\\.0\\.0\\.11/{ip}/g; s/10\\.10\\.0\\.11/{ip}/g",
+                    ip = p.ip
+                ))
+                .arg(&toml),
+        );
+        // Where the test differs from a server: paths under its directory,
+        // and on loopback its own ports.
+        let mut text = fs::read_to_string(&toml).expect("config");
+        text = text.replace("/var/lib/enclave", &data.display().to_string());
+        if net.is_none() {
+            text = text
+                .replace("0.0.0.0:8443", &format!("{}:8443", p.ip))
+                .replace(":7400\"", &format!(":{}\"", p.ports[0]))
+                .replace(":8443\"", &format!(":{}\"", p.ports[1]))
+                .replace(":9443\"", &format!(":{}\"", p.ports[2]));
+        }
+        fs::write(&toml, &text).expect("config");
+        assert!(
+            text.contains(&format!("id = \"{name}\"")) && !text.contains("10.0.0.11"),
+            "install.md's sed did not make the example config node {name}'s:\n{text}"
+        );
+        // Step 14: the node's certificate, key, CA and CRL.
+        let issued = ca.join(format!("issued/node-{name}"));
+        must(
+            Command::new("install")
+                .args(["-m", "0600"])
+                .arg(issued.join("ca.pem"))
+                .arg(issued.join("cert.pem"))
+                .arg(issued.join("key.pem"))
+                .arg(ca.join("crl.pem"))
+                .arg(&tls),
+        );
+        // Step 15: the unit's ExecStart (no systemd here).
         let log = root.join("enclave.log");
+        let args: Vec<String> = exec_start[1..]
+            .iter()
+            .map(|a| {
+                if a == "/etc/enclave/enclave.toml" {
+                    toml.display().to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
         let child = in_place(&p.prefix, &enclave)
-            .args(["start", "--config"])
-            .arg(etc.join("enclave.toml"))
+            .args(&args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
