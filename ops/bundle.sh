@@ -83,10 +83,13 @@ if [ -d "$root/ops/systemd" ]; then
   (cd "$root/ops/systemd" && find . -type f -print | while read -r f; do
     install -D -m 0644 "$f" "$stage/ops/systemd/$f"; done)
 fi
-if [ -d "$root/ops/prometheus" ]; then
-  (cd "$root/ops/prometheus" && find . -type f -print | while read -r f; do
-    install -D -m 0644 "$f" "$stage/ops/prometheus/$f"; done)
-fi
+# Alert rules and the Grafana dashboard (docs/operator/monitoring.md).
+for d in prometheus grafana; do
+  if [ -d "$root/ops/$d" ]; then
+    (cd "$root/ops/$d" && find . -type f -print | while read -r f; do
+      install -D -m 0644 "$f" "$stage/ops/$d/$f"; done)
+  fi
+done
 
 # Reproducible timestamps: the commit time of HEAD.
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
