@@ -14,6 +14,7 @@ pub mod domain;
 pub mod http;
 pub mod join;
 pub mod kv;
+pub mod lifecycle;
 pub mod messaging;
 pub mod metrics;
 pub mod runner;

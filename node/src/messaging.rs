@@ -76,6 +76,10 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
         Command::SetPassword { userid, .. } => ("account.password.reset", userid.clone()),
         Command::UnlockAccount { userid } => ("account.unlock", userid.clone()),
         Command::SetPolicy { .. } => ("policy.set", "policy".into()),
+        Command::SetClusterVersion { version, forced } => (
+            "cluster.version.set",
+            format!("log_version:{version}{}", if *forced { ",forced" } else { "" }),
+        ),
         Command::SetNoticePolicy { policy } => (
             "policy.set",
             format!("notices:leaders_may_send={}", policy.leaders_may_send),
@@ -287,7 +291,7 @@ impl NodeApp {
             "log entry {} is {what} this build (enclave {}) cannot decode ({error}); \
              it was written by a newer version: upgrade this node",
             ctx.index,
-            env!("CARGO_PKG_VERSION"),
+            crate::lifecycle::RELEASE,
         );
         tracing::error!(index = ctx.index, %reason, "stopped applying the replicated log");
         *self.halted.lock().unwrap_or_else(|p| p.into_inner()) = Some(Halt {

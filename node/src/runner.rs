@@ -54,6 +54,7 @@ async fn propose(
     cmd: &Command,
     key: Option<String>,
 ) -> Result<domain::Outcome, crate::http::ApiError> {
+    crate::lifecycle::gate(state, cmd)?;
     let origin = Origin::system(&state.node_id);
     crate::http::write_app(state, encode_domain(&origin, cmd), key).await
 }

@@ -123,6 +123,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         enclave_certs::fingerprint(material.ca.first().context("CA file has no certificate")?);
     std::fs::create_dir_all(config.run_dir())
         .with_context(|| format!("creating {}", config.run_dir().display()))?;
+    // The data directory's format: refuse a newer one, migrate an older
+    // one (after a copy) before anything opens it.
+    match crate::lifecycle::check_data_format(&config.data_dir)? {
+        crate::lifecycle::FormatOutcome::Migrated { from, backup } => tracing::warn!(
+            from,
+            to = crate::lifecycle::DATA_FORMAT,
+            backup = %backup.display(),
+            "data directory migrated; the copy taken before can be deleted once the cluster is healthy"
+        ),
+        crate::lifecycle::FormatOutcome::Fresh | crate::lifecycle::FormatOutcome::Current => {}
+    }
 
     let api_auth = if config.require_device_cert {
         ClientAuth::devices()
@@ -242,7 +253,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
             enclave_cluster::peer::hello::router(node_id.clone())
                 .merge(enclave_cluster::peer::server::routes(cluster.clone()))
                 .merge(crate::join::rejoin_router(state.clone()))
-                .merge(crate::blobs::peer::router(state.clone())),
+                .merge(crate::blobs::peer::router(state.clone()))
+                .merge(crate::lifecycle::peer_router(state.clone())),
             Some(join_door),
         ),
         (&api, api_l, crate::api::router(state.clone()), None),
@@ -284,6 +296,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     )));
     tasks.push(tokio::spawn(crate::runner::work_loop(
         state.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::lifecycle::finalize_loop(
+        state.clone(),
+        std::time::Duration::from_secs(5),
         shutdown_rx.clone(),
     )));
     tasks.push(tokio::spawn(crate::blobs::repair::work_loop(

@@ -46,6 +46,9 @@ pub struct TestCluster {
     pub spec: NodeSpec,
     /// Per-node environment added to `spec.env` (e.g. a power-loss shim).
     pub node_env: Vec<Vec<(String, String)>>,
+    /// Per-node `enclave` binary instead of this build's (e.g. the
+    /// previous release in the upgrade test).
+    pub node_bin: Vec<Option<PathBuf>>,
     /// Namespaced network (dropped after the processes: field order).
     pub net: Option<Net>,
     /// Save every node's log here when the cluster is dropped (also when
@@ -103,6 +106,7 @@ impl TestCluster {
             admin_dir,
             spec,
             node_env: vec![Vec::new(); n],
+            node_bin: vec![None; n],
             net,
             logs_on_drop: None,
         }
@@ -141,6 +145,16 @@ impl TestCluster {
         spec.env.extend(self.node_env[i].iter().cloned());
         if let Some(net) = &self.net {
             spec.wrapper = net.exec_prefix(i);
+        }
+        if let Some(other) = &self.node_bin[i] {
+            // `sh -c 'shift; exec "$0" "$@"' OTHER THIS start ...`: run
+            // OTHER with this build's arguments.
+            spec.wrapper.extend([
+                "sh".into(),
+                "-c".into(),
+                r#"shift; exec "$0" "$@""#.into(),
+                other.display().to_string(),
+            ]);
         }
         NodeProc::start_at(
             &n.data_dir,

@@ -511,6 +511,7 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
         admin_dir: Default::default(),
         spec: NodeSpec::default(),
         node_env: vec![Vec::new(); 3],
+        node_bin: vec![None; 3],
         net: None,
         logs_on_drop: None,
     };

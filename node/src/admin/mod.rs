@@ -87,6 +87,16 @@ pub fn router(state: Arc<NodeState>) -> Router {
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
+            "/v1/cluster/upgrade",
+            get(crate::lifecycle::upgrade_route)
+                .route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
+        )
+        .route(
+            "/v1/cluster/version",
+            post(crate::lifecycle::set_version_route)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
             "/v1/cluster/join-tokens",
             post(cluster::join_token).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )

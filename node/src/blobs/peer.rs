@@ -34,7 +34,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .with_state(state)
 }
 
-async fn members_only(
+pub(crate) async fn members_only(
     State(state): State<Arc<NodeState>>,
     Extension(conn): Extension<ConnInfo>,
     req: axum::extract::Request,

@@ -416,6 +416,8 @@ pub fn callback_items(agentid: u32) -> Vec<u8> {
 // `filer/<id>\0<conv>\0<seq>` messages that carry it · `fileu/<uploader>`
 // bytes held · `cfg/files` policy.
 pub const FILE_POLICY: &[u8] = b"cfg/files";
+/// The replicated-log version the cluster has moved to (issue 18).
+pub const CLUSTER_VERSION: &[u8] = b"cfg/version";
 pub const FILE_CTR: &[u8] = b"ctr/file";
 pub const FILES: &[u8] = b"file/";
 pub const FILES_IN_ORDER: &[u8] = b"fileq/";

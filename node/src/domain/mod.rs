@@ -29,6 +29,8 @@ mod tests_apps;
 #[cfg(test)]
 mod tests_files;
 #[cfg(test)]
+mod tests_format;
+#[cfg(test)]
 mod tests_notices;
 #[cfg(test)]
 mod tests_office;

@@ -684,6 +684,37 @@ pub enum Command {
         step: Option<u32>,
         action: ApprovalAction,
     },
+    // --- log version 2 (issue 18). New kinds go below, never between or
+    // inside the ones above: see docs/operator/upgrade.md § Format rules.
+    /// The cluster moves to replicated-log version `version`: from here on
+    /// commands of that version may be proposed. Proposed by the leader once
+    /// every voter reports a build that understands them (or forced by an
+    /// operator). Never lowers the version.
+    SetClusterVersion {
+        version: u32,
+        forced: bool,
+    },
+}
+
+impl Command {
+    /// The replicated-log version that introduced this kind: a node whose
+    /// build is older cannot decode it. Proposals of a kind newer than the
+    /// cluster's version are refused until the cluster moves to it.
+    pub fn log_version(&self) -> u32 {
+        match self {
+            Command::SetClusterVersion { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// `cfg/version`: the replicated-log version the cluster has moved to.
+/// Absent: version 1 (every build understands it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterVersion {
+    pub version: u32,
+    pub set_ms: u64,
+    pub forced: bool,
 }
 
 /// A right a sysadmin grants to a member, beyond what every member may do.
@@ -749,6 +780,9 @@ pub enum Code {
     TypeNotAllowed,
     /// A file larger than the policy allows.
     TooLarge,
+    /// A command kind the cluster has not moved to yet (a rolling upgrade
+    /// is under way: see docs/operator/upgrade.md).
+    ClusterUpgrading,
 }
 
 impl Code {
@@ -778,6 +812,7 @@ impl Code {
             Code::QuotaExceeded => "quota_exceeded",
             Code::TypeNotAllowed => "type_not_allowed",
             Code::TooLarge => "too_large",
+            Code::ClusterUpgrading => "cluster_upgrading",
         }
     }
 }

@@ -507,7 +507,7 @@ fn arb_conv() -> impl Strategy<Value = String> {
     ]
 }
 
-fn arb_command() -> impl Strategy<Value = Command> {
+pub(super) fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         4 => (arb_user(), arb_user(), "[a-z]{0,5}").prop_map(|(a, b, t)| send(&a, Target::Direct(b), &t)),
         6 => (arb_user(), arb_conv(), "[a-z]{1,5}", prop::collection::vec(arb_user(), 0..2), any::<bool>(), prop::option::of(0u64..5))
@@ -605,7 +605,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
 const APP: u32 = 1_000_002;
 
 /// `seeded()` plus an app with every scope and a callback.
-fn seeded_with_app() -> MemStore {
+pub(super) fn seeded_with_app() -> MemStore {
     let mut s = seeded();
     ok(
         &mut s,
@@ -767,7 +767,7 @@ pub(super) fn check_invariants(s: &MemStore) {
 
 /// The proptest's seed: ann sends notices and publishes announcements;
 /// template "t" goes two levels of leaders up, then to eve or fay.
-fn office_seed(s: &mut MemStore) {
+pub(super) fn office_seed(s: &mut MemStore) {
     for p in [Permission::NoticeUrgent, Permission::AnnouncementPublish] {
         ok(
             s,

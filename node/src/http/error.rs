@@ -129,6 +129,7 @@ pub fn refusal(r: Refusal) -> ApiError {
         Code::QuotaExceeded => StatusCode::FORBIDDEN,
         Code::TypeNotAllowed => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::ClusterUpgrading => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError::new(status, r.code.as_str(), r.message)
 }

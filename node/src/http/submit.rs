@@ -17,6 +17,7 @@ pub async fn submit(
     cmd: &Command,
     idempotency_key: Option<String>,
 ) -> Result<Done, ApiError> {
+    crate::lifecycle::gate(state, cmd)?;
     let outcome: domain::Outcome =
         write_app(state, encode_domain(origin, cmd), idempotency_key).await?;
     outcome.map_err(refusal)

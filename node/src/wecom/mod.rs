@@ -180,6 +180,7 @@ pub async fn propose(
     cmd: &Command,
     family: Family,
 ) -> Result<Done, WeErr> {
+    crate::lifecycle::gate(state, cmd)?;
     let outcome: Outcome = write_app(state, encode_domain(&call.origin, cmd), None).await?;
     outcome.map_err(|r| refusal(r, family))
 }

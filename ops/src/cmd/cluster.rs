@@ -43,6 +43,21 @@ pub enum ClusterCommand {
         /// Node name.
         node: String,
     },
+    /// During a rolling upgrade: each node's release and log version, the
+    /// cluster's log version, whether it can move on and which node to
+    /// upgrade next. Exits 0 when the upgrade is complete, 3 while it is
+    /// not (for scripts).
+    UpgradeCheck,
+    /// Move the cluster to a new log version now. The leader does this by
+    /// itself once every voter runs a build that has it; `--force` moves it
+    /// even past voters on older builds, which then STOP APPLYING the log
+    /// until they are upgraded (docs/operator/upgrade.md).
+    SetVersion {
+        /// The log version to move to.
+        version: u32,
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `enclavectl node ...`: per-node repair.
@@ -216,6 +231,40 @@ pub async fn run(cmd: ClusterCommand, client: &Client, output: Output) -> anyhow
             );
             Ok(())
         }
+        ClusterCommand::UpgradeCheck => {
+            let v: Value = client.get_json("/v1/cluster/upgrade").await.map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n(a node of release 0.1.0 has no upgrade check: point --endpoint at an upgraded node)"
+                )
+            })?;
+            if output == Output::Json {
+                print_json(&v)?;
+            } else {
+                print_upgrade(&v);
+            }
+            if v["done"] != true {
+                std::process::exit(3);
+            }
+            Ok(())
+        }
+        ClusterCommand::SetVersion { version, force } => {
+            let v: Value = client
+                .post_json(
+                    "/v1/cluster/version",
+                    &json!({ "version": version, "force": force }),
+                )
+                .await?;
+            if output == Output::Json {
+                return print_json(&v);
+            }
+            println!(
+                "The cluster is at log version {}{}.",
+                v["cluster_version"],
+                if v["forced"] == true { " (forced)" } else { "" }
+            );
+            print_upgrade(&v);
+            Ok(())
+        }
         ClusterCommand::TransferLeader { node } => {
             let v: Value = client
                 .post_json("/v1/cluster/transfer-leader", &json!({ "node": node }))
@@ -250,6 +299,40 @@ pub async fn run(cmd: ClusterCommand, client: &Client, output: Output) -> anyhow
             Ok(())
         }
     }
+}
+
+fn print_upgrade(v: &Value) {
+    let opt = |x: &Value| match x {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!(
+        "Cluster log version: {}{}   this node's build: {} (log version {})",
+        v["cluster_version"],
+        if v["forced"] == true { " (forced)" } else { "" },
+        opt(&v["this_node"]["release"]),
+        v["this_node"]["log_version"],
+    );
+    println!(
+        "{:<16} {:<8} {:<7} {:<12} {:<6} ERROR",
+        "NODE", "ROLE", "VOTER", "RELEASE", "LOG"
+    );
+    for m in v["members"].as_array().into_iter().flatten() {
+        println!(
+            "{:<16} {:<8} {:<7} {:<12} {:<6} {}",
+            opt(&m["name"]),
+            if m["leader"] == true { "leader" } else { "" },
+            if m["voter"] == true { "yes" } else { "no" },
+            opt(&m["release"]),
+            opt(&m["log_version"]),
+            opt(&m["error"]),
+        );
+    }
+    if let Some(next) = v["next"].as_str() {
+        println!("Next to upgrade: {next}");
+    }
+    println!("{}", opt(&v["advice"]));
 }
 
 fn print_status(v: &Value) {

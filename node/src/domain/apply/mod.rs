@@ -176,6 +176,20 @@ fn cmd_agentid(cmd: &Command) -> Option<u32> {
 }
 
 fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
+    // The same check the proposing node made, repeated deterministically
+    // here: a kind newer than the cluster's log version changes nothing.
+    if !matches!(cmd, Command::SetClusterVersion { .. }) {
+        let at = cluster_version(s)?;
+        if cmd.log_version() > at {
+            return Ok(refuse(
+                Code::ClusterUpgrading,
+                format!(
+                    "this needs log version {}; the cluster is at {at} until every voter runs a build that has it",
+                    cmd.log_version()
+                ),
+            ));
+        }
+    }
     if let Some(caller) = ctx.app
         && cmd_agentid(cmd).is_some_and(|a| a != caller)
     {
@@ -508,6 +522,24 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
         Command::RecordFile { file } => files::record(s, ctx, file),
         Command::SweepFiles => files::sweep(s, ctx),
         Command::SetFilePolicy { policy } => files::set_policy(s, policy),
+        Command::SetClusterVersion { version, forced } => {
+            let current = cluster_version(s)?;
+            if *version <= current {
+                return Ok(refuse(
+                    Code::InvalidArgument,
+                    format!("the cluster is at log version {current} already; it never moves back"),
+                ));
+            }
+            s.put_as(
+                keys::CLUSTER_VERSION,
+                &super::model::ClusterVersion {
+                    version: *version,
+                    set_ms: ctx.time_ms,
+                    forced: *forced,
+                },
+            )?;
+            Ok(Ok(Done::Ok))
+        }
         Command::SetNoticePolicy { policy } => {
             s.put_as(keys::NOTICE_POLICY, policy)?;
             Ok(Ok(Done::Ok))
@@ -567,6 +599,14 @@ fn follow_directory<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx) -> Result<(), S
 }
 
 // ---------------------------------------------------------------- helpers
+
+/// The replicated-log version the cluster has moved to (1 until the first
+/// `SetClusterVersion`).
+pub fn cluster_version<S: Store + ?Sized>(s: &S) -> Result<u32, StoreFault> {
+    Ok(s
+        .get_as::<ClusterVersion>(keys::CLUSTER_VERSION)?
+        .map_or(1, |v| v.version))
+}
 
 pub fn policy<S: Store + ?Sized>(s: &S) -> Result<Policy, StoreFault> {
     Ok(s.get_as(keys::POLICY)?.unwrap_or_default())

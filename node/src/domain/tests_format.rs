@@ -1,0 +1,171 @@
+//! The format discipline of a rolling upgrade (docs/operator/upgrade.md §
+//! Format rules), checked against a corpus written by an earlier build:
+//! `corpus/log-v1.txt` holds replicated-log entries (postcard `(Origin,
+//! Command)` as the log carries them), the state they produced, and its
+//! hash. A cluster runs two builds side by side during an upgrade, so this
+//! build must
+//!
+//! 1. decode every old entry exactly, and encode it back to the same bytes
+//!    (no variant moved, no field added, removed or retyped);
+//! 2. read every old record (the domain invariants decode them all);
+//! 3. apply the old entries to the same state, byte for byte — a node of
+//!    the new build and one of the old must not diverge. A change of what
+//!    an old command does must be gated on the cluster's log version.
+//!
+//! `ENCLAVE_BLESS_CORPUS=1 cargo test -p enclave-node tests_format` rewrites
+//! the corpus; do that only when starting a new log version, never to make
+//! this test pass.
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use super::store::MemStore;
+use super::tests::{arb_command, check_invariants, ctx, office_seed, seeded_with_app};
+use super::*;
+use crate::audit::Origin;
+use crate::messaging::{decode_exact, encode_domain};
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/domain/corpus/log-v1.txt");
+
+/// The commands of the corpus: a fixed-seed draw of the property test's
+/// generator, then log-version-2 kinds.
+fn generate() -> Vec<Vec<u8>> {
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[18; 32]),
+    );
+    let strategy = arb_command();
+    let origin = Origin::system("node-1");
+    let mut out = Vec::new();
+    for _ in 0..400 {
+        let cmd = strategy
+            .new_tree(&mut runner)
+            .expect("generate a command")
+            .current();
+        out.push(encode_domain(&origin, &cmd));
+    }
+    out.push(encode_domain(
+        &origin,
+        &Command::SetClusterVersion {
+            version: 2,
+            forced: false,
+        },
+    ));
+    out
+}
+
+fn base() -> MemStore {
+    let mut s = seeded_with_app();
+    office_seed(&mut s);
+    s
+}
+
+/// Apply the log to the seeded state, one command per second.
+fn replay(entries: &[(Origin, Command)]) -> MemStore {
+    let mut s = base();
+    for (i, (_, cmd)) in entries.iter().enumerate() {
+        let _ = apply(&mut s, &ctx(100 + i as u64 * 1000), cmd).expect("storage");
+    }
+    s
+}
+
+fn write_corpus(entries: &[Vec<u8>], state: &MemStore) {
+    let mut text = String::from(
+        "# Replicated-log corpus (see node/src/domain/tests_format.rs). Do not edit.\n",
+    );
+    for e in entries {
+        text += &format!("entry {}\n", hex::encode(e));
+    }
+    for (k, v) in &state.map {
+        text += &format!("record {} {}\n", hex::encode(k), hex::encode(v));
+    }
+    text += &format!("hash {}\n", state.hash());
+    let path = std::path::Path::new(CORPUS);
+    std::fs::create_dir_all(path.parent().expect("corpus dir")).expect("corpus dir");
+    std::fs::write(path, text).expect("write corpus");
+}
+
+#[test]
+fn entries_and_records_of_the_earlier_build_still_decode_and_apply_the_same() {
+    if std::env::var_os("ENCLAVE_BLESS_CORPUS").is_some() {
+        let entries = generate();
+        let decoded: Vec<(Origin, Command)> = entries
+            .iter()
+            .map(|e| decode_exact(&e[1..]).expect("own encoding"))
+            .collect();
+        write_corpus(&entries, &replay(&decoded));
+    }
+    let text = std::fs::read_to_string(CORPUS).unwrap_or_else(|e| {
+        panic!("{CORPUS}: {e} (create it with ENCLAVE_BLESS_CORPUS=1, once per log version)")
+    });
+    let mut entries = Vec::new();
+    let mut old = MemStore::default();
+    let mut hash = None;
+    for (n, line) in text.lines().enumerate() {
+        let mut parts = line.split(' ');
+        match parts.next() {
+            Some("entry") => {
+                let bytes = hex::decode(parts.next().unwrap_or_default()).expect("entry hex");
+                let (tag, rest) = bytes.split_first().expect("entry kind");
+                assert_eq!(*tag, b'D', "line {}: not a domain entry", n + 1);
+                let decoded: (Origin, Command) = decode_exact(rest).unwrap_or_else(|e| {
+                    panic!(
+                        "line {}: an entry of the earlier build no longer decodes ({e}): \
+                         a variant was moved or a field added/removed/retyped. Add a new variant instead.",
+                        n + 1
+                    )
+                });
+                assert_eq!(
+                    encode_domain(&decoded.0, &decoded.1),
+                    bytes,
+                    "line {}: {:?} encodes differently now: its shape changed",
+                    n + 1,
+                    decoded.1
+                );
+                entries.push(decoded);
+            }
+            Some("record") => {
+                let k = hex::decode(parts.next().unwrap_or_default()).expect("key hex");
+                let v = hex::decode(parts.next().unwrap_or_default()).expect("value hex");
+                old.map.insert(k, v);
+            }
+            Some("hash") => hash = parts.next().map(str::to_string),
+            _ => {}
+        }
+    }
+    assert!(entries.len() > 300, "corpus too small: {}", entries.len());
+    assert!(
+        entries
+            .iter()
+            .any(|(_, c)| matches!(c, Command::SetClusterVersion { .. })),
+        "the corpus lacks the log-version-2 kinds"
+    );
+    // Every record the earlier build wrote is readable by this one.
+    check_invariants(&old);
+    assert_eq!(Some(old.hash()), hash, "the corpus's own state is damaged");
+    // And the same log gives the same state here.
+    let now = replay(&entries);
+    if now.map != old.map {
+        let changed: Vec<String> = now
+            .map
+            .iter()
+            .filter(|(k, v)| old.map.get(*k) != Some(*v))
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .chain(
+                old.map
+                    .keys()
+                    .filter(|k| !now.map.contains_key(*k))
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+            )
+            .take(10)
+            .collect();
+        panic!(
+            "applying the earlier build's log gives a different state ({} records differ, e.g. {changed:?}): \
+             nodes of the two builds would diverge. Gate the change on the cluster's log version.",
+            now.map
+                .iter()
+                .filter(|(k, v)| old.map.get(*k) != Some(*v))
+                .count()
+        );
+    }
+}
