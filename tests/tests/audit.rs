@@ -561,6 +561,12 @@ async fn each_role_is_refused_each_action_outside_its_duty_and_each_refusal_is_r
             "/v1/cluster/transfer-leader",
             sys,
         ),
+        (
+            Method::POST,
+            "/v1/cluster/version",
+            "/v1/cluster/version",
+            sys,
+        ),
         (Method::GET, "/v1/backup", "/v1/backup", sys),
         (Method::PUT, "/v1/kv/x", "/v1/kv/{key}", sys),
         (
