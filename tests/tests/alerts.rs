@@ -289,9 +289,17 @@ fn metric_names_are_found_where_they_are_used() {
     assert!(!names.contains("enclave_c"), "a counter is only _total");
 }
 
-/// A dev node (its own one-node cluster) and the exposition of its
-/// `/metrics`, once it leads.
-async fn node_metrics() -> (tempfile::TempDir, NodeProc, String) {
+/// A dev node (its own one-node cluster).
+struct DevNode {
+    node: NodeProc,
+    admin: Client,
+    api: enclave_tests::api::Api,
+    // Last: the node stops before its data dir goes.
+    _dir: tempfile::TempDir,
+}
+
+/// A dev node and the exposition of its `/metrics`, once it leads.
+async fn node_metrics() -> (DevNode, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut node = NodeProc::start_dev(&data);
@@ -308,13 +316,20 @@ async fn node_metrics() -> (tempfile::TempDir, NodeProc, String) {
             }
         })
         .await;
-    (dir, node, text)
+    let api = enclave_tests::api::Api::new(&ep.api_url(), &data.join("ca").join("ca.pem"));
+    let dev = DevNode {
+        node,
+        admin: client,
+        api,
+        _dir: dir,
+    };
+    (dev, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_and_dashboard_name_only_exported_metrics() {
-    // Dropped in reverse: the node stops before its data dir goes.
-    let (_dir, node, exposition) = node_metrics().await;
+    let (dev, exposition) = node_metrics().await;
+    let node = &dev.node;
     let exported = exported_names(&exposition);
     let mut missing = Vec::new();
     let mut used = BTreeSet::new();
@@ -359,6 +374,27 @@ async fn rules_and_dashboard_name_only_exported_metrics() {
         used.len() >= 20,
         "the rules and dashboard use only {used:?}"
     );
+
+    // The refusal counter counts: 20 failed `gettoken`s from this address,
+    // then the next one is turned away by the per-source limit.
+    let gettoken = "/cgi-bin/gettoken?corpid=no-such-corp&corpsecret=x";
+    for _ in 0..20 {
+        dev.api
+            .raw(http::Method::GET, gettoken, None, None, None)
+            .await;
+    }
+    let (status, body) = dev
+        .api
+        .raw(http::Method::GET, gettoken, None, None, None)
+        .await;
+    assert_eq!(status, 200, "WeCom answers errors with 200: {body}");
+    assert_eq!(body["errcode"], 45009, "not rate limited: {body}");
+    let after = dev.admin.get_text("/metrics").await.expect("metrics");
+    let refused = after
+        .lines()
+        .find_map(|l| l.strip_prefix("enclave_rate_limited_total{limit=\"login_source\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert_eq!(refused, Some(1), "refusals not counted:\n{after}");
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
