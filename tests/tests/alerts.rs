@@ -298,24 +298,60 @@ struct DevNode {
     _dir: tempfile::TempDir,
 }
 
-/// A dev node and the exposition of its `/metrics`, once it leads.
+/// The value of the first sample line starting with `prefix`.
+fn sample(exposition: &str, prefix: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+}
+
+/// A dev node and the exposition of its `/metrics` once it leads and has
+/// tried to forward its audit trail to a SIEM that is down (a loopback
+/// port nobody listens on).
 async fn node_metrics() -> (DevNode, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut node = NodeProc::start_dev(&data);
+    let [siem] = enclave_tests::proc::free_ports::<1>();
+    let mut spec = enclave_tests::proc::NodeSpec {
+        args: vec![
+            "--dev".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ],
+        env: vec![
+            (
+                "ENCLAVE_AUDIT__SYSLOG_ADDR".into(),
+                format!("127.0.0.1:{siem}"),
+            ),
+            (
+                "ENCLAVE_AUDIT__SYSLOG_CA".into(),
+                data.join("ca").join("ca.pem").display().to_string(),
+            ),
+        ],
+        ..Default::default()
+    };
+    spec.args.extend(enclave_tests::proc::loopback_args());
+    let mut node = NodeProc::start_plain(&data, spec);
     let ep = node.endpoints();
     let client = Client::with_cert_dir(&ep.admin_url(), &data.join("operator"))
         .expect("operator client")
         .with_timeout(Duration::from_secs(10));
-    let text =
-        enclave_tests::wait_for_async("the dev node to lead", Duration::from_secs(60), || {
+    let text = enclave_tests::wait_for_async(
+        "the dev node to lead and fail to reach the SIEM",
+        Duration::from_secs(60),
+        || {
             let client = client.clone();
             async move {
                 let t = client.get_text("/metrics").await.ok()?;
-                t.contains("enclave_raft_is_leader 1").then_some(t)
+                let failing = sample(&t, "enclave_audit_forward_errors_total{stage=\"connect\"} ")
+                    .is_some_and(|n| n >= 1.0);
+                let waiting =
+                    sample(&t, "enclave_audit_forward_backlog_records ").is_some_and(|n| n >= 1.0);
+                (t.contains("enclave_raft_is_leader 1") && failing && waiting).then_some(t)
             }
-        })
-        .await;
+        },
+    )
+    .await;
     let api = enclave_tests::api::Api::new(&ep.api_url(), &data.join("ca").join("ca.pem"));
     let dev = DevNode {
         node,
@@ -362,7 +398,7 @@ async fn rules_and_dashboard_name_only_exported_metrics() {
         "enclave_raft_committed_index ",
         "enclave_raft_running 1",
         "enclave_raft_leader_changes_total ",
-        "enclave_audit_forward_backlog_records 0",
+        "enclave_audit_forwarded_records_total 0",
         "enclave_disk_size_bytes ",
     ] {
         assert!(
