@@ -122,8 +122,11 @@ fi
 if [ "$with_sources" = 1 ]; then
   echo "adding workspace sources and cargo vendor output under src/..." >&2
   mkdir -p "$stage/src"
-  # The tracked files as they are in the working tree.
-  (cd "$root" && git ls-files -z | while IFS= read -r -d '' f; do
+  # The working tree the binaries were built from: tracked files plus new,
+  # not ignored ones (a release is built from a clean checkout, where
+  # that is exactly the commit; MANIFEST says git_dirty otherwise).
+  [ "$dirty" = no ] || echo "bundle.sh: warning: the working tree has uncommitted changes; src/ holds them" >&2
+  (cd "$root" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
     [ -f "$f" ] && [ ! -L "$f" ] && install -D -m "$( [ -x "$f" ] && echo 0755 || echo 0644)" "$f" "$stage/src/$f"; done)
   mkdir -p "$stage/src/.cargo"
   (cd "$stage/src" && "$cargo" vendor --locked vendor/ >/dev/null)
