@@ -131,6 +131,14 @@ async fn rotate(cmd: RotateCommand, ctx: &Ctx, output: Output) -> anyhow::Result
     let text = output == Output::Text;
     match cmd {
         RotateCommand::Begin { dir, name } => {
+            if let Some(st) = rotation::load_state(&dir)?
+                && st.phase == Phase::Finishing
+            {
+                bail!(
+                    "`ca rotate finish` has started (nodes are being given the new CA alone); run `enclavectl ca rotate finish --dir {}` again to complete it",
+                    dir.display()
+                );
+            }
             let (old, new, state) = rotation::begin(&dir, &name)?;
             let bundle = join_bundle(&[old.cert_pem(), new.cert_pem()])?;
             enclave_certs::files::write_public(&bundle_path(&dir), bundle.as_bytes())?;
