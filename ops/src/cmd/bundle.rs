@@ -590,10 +590,16 @@ fn read_tar_bundle(file: &Path) -> anyhow::Result<Contents> {
         }
         if inner == SUMS || inner == SIG {
             let bytes = read_small(&mut entry, &inner)?;
-            if inner == SUMS {
-                c.sums = Some(bytes);
+            let slot = if inner == SUMS {
+                &mut c.sums
             } else {
-                c.sig = Some(bytes);
+                &mut c.sig
+            };
+            if slot.replace(bytes).is_some() {
+                c.problems.push(Problem::Unexpected {
+                    path: inner,
+                    reason: "appears twice in the archive".into(),
+                });
             }
             continue;
         }
@@ -863,6 +869,65 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", dir.join("bin/link")).expect("symlink");
         let err = sign_dir(&dir, &pair).expect_err("a link");
         assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    /// Pack `dir` as `name/...` into a .tar.gz, plus one raw extra entry.
+    fn pack(dir: &Path, name: &str, out: &Path, extra: Option<(&[u8], &[u8])>) {
+        let f = fs::File::create(out).expect("create");
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        b.append_dir_all(name, dir).expect("append");
+        if let Some((raw_name, data)) = extra {
+            let mut h = tar::Header::new_old();
+            h.as_old_mut().name[..raw_name.len()].copy_from_slice(raw_name);
+            h.set_size(data.len() as u64);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, data).expect("append raw");
+        }
+        b.into_inner()
+            .expect("finish tar")
+            .finish()
+            .expect("finish gz");
+    }
+
+    #[test]
+    fn tarballs_verify_and_unsafe_entries_are_named() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (key, public) = init_release_key(&tmp.path().join("k")).expect("init");
+        let pair = load_private_key(&key).expect("key");
+        let dir = bundle_dir(tmp.path());
+        sign_dir(&dir, &pair).expect("sign");
+        let good = tmp.path().join("good.tar.gz");
+        pack(&dir, "enclave-9.9.9-x86_64-linux", &good, None);
+        let r = verify(&good, &public).expect("verify");
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.top, "enclave-9.9.9-x86_64-linux");
+
+        let bad = tmp.path().join("bad.tar.gz");
+        pack(
+            &dir,
+            "enclave-9.9.9-x86_64-linux",
+            &bad,
+            Some((
+                b"enclave-9.9.9-x86_64-linux/../../etc/cron.d/x",
+                b"* * * * * root sh",
+            )),
+        );
+        let r = verify(&bad, &public).expect("verify");
+        assert!(!r.ok);
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| matches!(p, Problem::Unexpected { path, .. } if path.contains("cron.d"))),
+            "{r:?}"
+        );
+
+        // Not a tarball at all: an error, not a pass.
+        let junk = tmp.path().join("junk.tar.gz");
+        fs::write(&junk, b"not gzip").expect("write");
+        assert!(verify(&junk, &public).is_err());
     }
 
     #[test]
