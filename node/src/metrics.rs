@@ -116,6 +116,9 @@ pub struct Metrics {
     pub raft_committed_index: Gauge,
     pub raft_has_leader: Gauge,
     pub raft_running: Gauge,
+    /// 1 once this node stopped applying at an entry it cannot decode
+    /// (an older build meeting a newer command kind).
+    pub raft_apply_halted: Gauge,
     pub raft_leader_changes: Counter,
     pub raft_replication_lag: Family<FollowerLabels, Gauge>,
     /// 1 while `/readyz` would answer ready.
@@ -284,6 +287,11 @@ impl Metrics {
             "enclave_raft_running",
             "1 while Raft runs on this node, 0 once it stopped (storage failure)",
         );
+        let raft_apply_halted = g(
+            &mut registry,
+            "enclave_raft_apply_halted",
+            "1 once this node stopped applying at a log entry this build cannot decode",
+        );
         let raft_leader_changes = Counter::default();
         registry.register(
             "enclave_raft_leader_changes",
@@ -333,6 +341,7 @@ impl Metrics {
             raft_committed_index,
             raft_has_leader,
             raft_running,
+            raft_apply_halted,
             raft_leader_changes,
             raft_replication_lag,
             ready,
@@ -482,6 +491,8 @@ async fn sample_slow(state: &crate::http::NodeState, lag_names: &mut Vec<String>
     }
     m.ready
         .set(i64::from(crate::sdnotify::readiness(state).is_ok()));
+    m.raft_apply_halted
+        .set(i64::from(state.cluster.sm.app().halted().is_some()));
     match rustix::fs::statvfs(&state.config.data_dir) {
         Ok(v) => {
             let frag = v.f_frsize.max(1);

@@ -6,8 +6,8 @@
 //!
 //! - as soon as `/readyz` would answer ready (listeners up, Raft running,
 //!   in a cluster, a leader known);
-//! - at once, with the listeners up, when the node is not in a cluster
-//!   yet: it waits for `enclavectl cluster init`, `cluster add` or a join,
+//! - with the listeners up, when the node is not in a cluster yet (for
+//!   [`UNINITIALIZED_GRACE`]): it waits for `enclavectl cluster init`, `cluster add` or a join,
 //!   which cannot happen while systemd still holds its start job;
 //! - after [`LEADER_WAIT`] without a leader, with a `STATUS=` that says so:
 //!   a member whose peers are down (the first node back after a site-wide
@@ -29,6 +29,12 @@ use crate::http::NodeState;
 /// How long a member of a cluster waits for a leader before it reports
 /// itself started anyway (see the module documentation).
 pub const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a node must stay outside a cluster before it reports itself
+/// started that way: the dev node and a restored node make themselves a
+/// cluster just after their listeners are up, and Raft publishes a
+/// restarted member's membership a moment after it starts.
+pub const UNINITIALIZED_GRACE: Duration = Duration::from_secs(2);
 
 /// The socket systemd listens on for this service.
 #[derive(Debug)]
@@ -86,7 +92,7 @@ impl Notifier {
 }
 
 /// Why the node is not ready, as `/readyz` says it (`not_ready`,
-/// `raft_stopped`, `not_initialized`, `no_leader`).
+/// `apply_halted`, `raft_stopped`, `not_initialized`, `no_leader`).
 pub fn readiness(state: &NodeState) -> Result<(), &'static str> {
     if !state.ready.load(Ordering::Acquire) {
         return Err("not_ready");
@@ -99,6 +105,9 @@ pub fn readiness(state: &NodeState) -> Result<(), &'static str> {
             m.current_leader,
         )
     };
+    if !running && state.cluster.sm.app().halted().is_some() {
+        return Err("apply_halted");
+    }
     if !running {
         return Err("raft_stopped");
     }
@@ -126,6 +135,13 @@ fn status_line(state: &NodeState, readiness: Result<(), &'static str>) -> String
         }
         Err("no_leader") => "listening; no leader known (election under way or no quorum)".into(),
         Err("raft_stopped") => "Raft stopped on this node (storage failure?); see the log".into(),
+        Err("apply_halted") => match state.cluster.sm.app().halted() {
+            Some(h) => format!(
+                "stopped applying at entry {}: {} (upgrade this node)",
+                h.index, h.reason
+            ),
+            None => "stopped applying; see the log".into(),
+        },
         Err(_) => "starting".into(),
     }
 }
@@ -138,6 +154,7 @@ pub async fn notify_loop(state: Arc<NodeState>, mut shutdown: tokio::sync::watch
     };
     let started = Instant::now();
     let mut sent_ready = false;
+    let mut uninitialized_since: Option<Instant> = None;
     let mut last_status = String::new();
     // Polled: readiness is a few atomic reads, and Raft's metrics channel
     // would wake this loop on every append under load.
@@ -149,9 +166,18 @@ pub async fn notify_loop(state: Arc<NodeState>, mut shutdown: tokio::sync::watch
         }
         let r = readiness(&state);
         let status = status_line(&state, r);
+        if r != Err("not_initialized") {
+            uninitialized_since = None;
+        }
         let ready_now = match r {
-            Ok(()) | Err("not_initialized") => true,
-            Err("no_leader" | "raft_stopped") => started.elapsed() >= LEADER_WAIT,
+            Ok(()) => true,
+            Err("not_initialized") => {
+                uninitialized_since
+                    .get_or_insert_with(Instant::now)
+                    .elapsed()
+                    >= UNINITIALIZED_GRACE
+            }
+            Err("no_leader" | "raft_stopped" | "apply_halted") => started.elapsed() >= LEADER_WAIT,
             Err(_) => false,
         };
         if ready_now && !sent_ready {

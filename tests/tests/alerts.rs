@@ -258,6 +258,7 @@ fn every_rule_is_complete_and_points_to_a_runbook() {
         "EnclaveBlobChunksMissing",
         "EnclaveBlobChunksDamaged",
         "EnclaveRaftStopped",
+        "EnclaveApplyHalted",
         "EnclaveNodeNotReady",
     ] {
         assert!(seen.contains(name), "no alert {name}");
@@ -397,6 +398,7 @@ async fn rules_and_dashboard_name_only_exported_metrics() {
         "enclave_rate_limited_total{limit=\"token\"} 0",
         "enclave_raft_committed_index ",
         "enclave_raft_running 1",
+        "enclave_raft_apply_halted 0",
         "enclave_raft_leader_changes_total ",
         "enclave_audit_forwarded_records_total 0",
         "enclave_disk_size_bytes ",
