@@ -226,6 +226,19 @@ async fn the_ca_rotates_under_load_and_an_old_ca_certificate_is_refused_after() 
         );
         assert_eq!(st["ca_fingerprint"], old_fp.as_str());
     }
+    // Both CAs' expiry is exported, and `enclavectl status` lists both.
+    let metrics = c.admin(1).get_text("/metrics").await.expect("metrics");
+    for fp in [&old_fp, &new_fp] {
+        assert!(
+            metrics.contains(&format!(
+                "enclave_tls_ca_expiry_timestamp_seconds{{fingerprint=\"{fp}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+    let (code, out, err) = ctl(&sec, &endpoint, &["status"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.matches("\nCA ").count(), 2, "{out}");
     // Clients get the bundle (the stale operator too, so that it is the
     // node that refuses it at the end, not the other way round).
     let bundle = ca_path.join("ca-bundle.pem");
