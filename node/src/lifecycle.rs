@@ -260,7 +260,9 @@ pub async fn upgrade_check(state: &NodeState) -> Result<UpgradeCheck, ApiError> 
             "every node runs log version {newest}; the leader moves the cluster to it within seconds"
         )
     } else {
-        format!("upgrade complete: every node runs {RELEASE}-compatible builds at log version {newest}")
+        format!(
+            "upgrade complete: every node runs {RELEASE}-compatible builds at log version {newest}"
+        )
     };
     Ok(UpgradeCheck {
         cluster_version: cv.version,
@@ -299,8 +301,13 @@ pub async fn set_version_route(
     op: crate::admin::OperatorOrigin,
     body: axum::body::Bytes,
 ) -> Result<Json<UpgradeCheck>, ApiError> {
-    let req: SetVersion = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("invalid body: {e}")))?;
+    let req: SetVersion = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid body: {e}"),
+        )
+    })?;
     if req.version > LOG_VERSION || req.version < 2 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -499,7 +506,12 @@ fn check_with(
                 detail: "this build has no migration for it".into(),
             });
         };
-        tracing::warn!(from = at, to = at + 1, step = m.describe, "migrating the data directory");
+        tracing::warn!(
+            from = at,
+            to = at + 1,
+            step = m.describe,
+            "migrating the data directory"
+        );
         (m.run)(data_dir).map_err(|detail| FormatError::Migration {
             path: data_dir.to_path_buf(),
             from: at,
@@ -559,17 +571,26 @@ mod tests {
     #[test]
     fn fresh_dir_is_marked_and_then_current() {
         let d = tempfile::tempdir().expect("tempdir");
-        assert_eq!(check_data_format(d.path()).expect("fresh"), FormatOutcome::Fresh);
+        assert_eq!(
+            check_data_format(d.path()).expect("fresh"),
+            FormatOutcome::Fresh
+        );
         let text = std::fs::read_to_string(d.path().join(FORMAT_FILE)).expect("marker");
         assert_eq!(text, format!("enclave-data-format {DATA_FORMAT}\n"));
-        assert_eq!(check_data_format(d.path()).expect("again"), FormatOutcome::Current);
+        assert_eq!(
+            check_data_format(d.path()).expect("again"),
+            FormatOutcome::Current
+        );
     }
 
     #[test]
     fn unmarked_store_of_the_first_release_is_format_one() {
         let d = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(d.path().join("store")).expect("store");
-        assert_eq!(check_data_format(d.path()).expect("v0.1.0 dir"), FormatOutcome::Current);
+        assert_eq!(
+            check_data_format(d.path()).expect("v0.1.0 dir"),
+            FormatOutcome::Current
+        );
         assert!(d.path().join(FORMAT_FILE).exists(), "marker written");
     }
 
@@ -579,7 +600,10 @@ mod tests {
         std::fs::write(d.path().join(FORMAT_FILE), "enclave-data-format 9\n").expect("write");
         let e = check_data_format(d.path()).expect_err("downgrade");
         let msg = e.to_string();
-        assert!(msg.contains("format 9") && msg.contains("downgrading is not supported"), "{msg}");
+        assert!(
+            msg.contains("format 9") && msg.contains("downgrading is not supported"),
+            "{msg}"
+        );
         assert!(msg.contains("FORMAT"), "names the file: {msg}");
         // Nothing changed.
         let text = std::fs::read_to_string(d.path().join(FORMAT_FILE)).expect("marker");
@@ -590,7 +614,9 @@ mod tests {
     fn garbled_marker_is_refused() {
         let d = tempfile::tempdir().expect("tempdir");
         std::fs::write(d.path().join(FORMAT_FILE), "hello").expect("write");
-        let msg = check_data_format(d.path()).expect_err("garbled").to_string();
+        let msg = check_data_format(d.path())
+            .expect_err("garbled")
+            .to_string();
         assert!(msg.contains("unreadable data format marker"), "{msg}");
     }
 
@@ -655,7 +681,10 @@ mod tests {
         let msg = check_with(d.path(), 3, &migrations)
             .expect_err("fails")
             .to_string();
-        assert!(msg.contains("from format 2 to 3") && msg.contains("disk on fire"), "{msg}");
+        assert!(
+            msg.contains("from format 2 to 3") && msg.contains("disk on fire"),
+            "{msg}"
+        );
         let text = std::fs::read_to_string(d.path().join(FORMAT_FILE)).expect("marker");
         assert_eq!(text, "enclave-data-format 2\n");
     }

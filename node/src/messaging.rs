@@ -78,7 +78,10 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
         Command::SetPolicy { .. } => ("policy.set", "policy".into()),
         Command::SetClusterVersion { version, forced } => (
             "cluster.version.set",
-            format!("log_version:{version}{}", if *forced { ",forced" } else { "" }),
+            format!(
+                "log_version:{version}{}",
+                if *forced { ",forced" } else { "" }
+            ),
         ),
         Command::SetNoticePolicy { policy } => (
             "policy.set",
@@ -361,8 +364,9 @@ impl Application for NodeApp {
             Some((&TAG_CHECKPOINT, rest)) => {
                 let cp = decode_exact::<audit::Checkpoint>(rest)
                     .map_err(|e| self.halt(ctx, "an audit checkpoint", &e))?;
-                let result: Result<(), String> = audit::apply_checkpoint(&mut TxnStore(txn), &cp)
-                    .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
+                let result: Result<(), String> =
+                    audit::apply_checkpoint(&mut TxnStore(txn), &cp)
+                        .map_err(|e| sled::Error::Io(std::io::Error::other(e)))?;
                 Ok(postcard::to_stdvec(&result).unwrap_or_default())
             }
             Some((&TAG_DOMAIN, rest)) => {

@@ -67,7 +67,7 @@ impl Writer {
             let mut n = 0u64;
             while !flag.load(Ordering::Relaxed) {
                 let c = &clients[n as usize % clients.len()];
-                let dept = n % 5 == 0;
+                let dept = n.is_multiple_of(5);
                 let id = 10_000 + n;
                 let key = format!("{prefix}-{n}");
                 n += 1;
@@ -75,7 +75,11 @@ impl Writer {
                     c.request(
                         Method::PUT,
                         &format!("/v1/directory/departments/{id}"),
-                        Some(json!({ "parent": 1, "name": format!("D{id}") }).to_string().into_bytes()),
+                        Some(
+                            json!({ "parent": 1, "name": format!("D{id}") })
+                                .to_string()
+                                .into_bytes(),
+                        ),
                     )
                     .await
                 } else {
@@ -123,9 +127,11 @@ impl Writer {
 /// started waiting.
 async fn caught_up(c: &TestCluster, i: usize) {
     let leader = c.leader().await;
-    let target = wait_for_async("the leader's commit index", Duration::from_secs(30), || async {
-        c.status(leader).await?["this_node"]["committed_index"].as_u64()
-    })
+    let target = wait_for_async(
+        "the leader's commit index",
+        Duration::from_secs(30),
+        || async { c.status(leader).await?["this_node"]["committed_index"].as_u64() },
+    )
     .await;
     wait_for_async(
         &format!("{} to catch up to {target}", c.nodes[i].name),
@@ -246,10 +252,14 @@ async fn rolling_upgrade_under_load_loses_nothing_and_moves_the_version_last() {
         }
     }
     // All three run the new build: the leader moves the version.
-    let check = wait_for_async("the cluster to move to log version 2", Duration::from_secs(60), || async {
-        let v: Value = c.admin(0).get_json("/v1/cluster/upgrade").await.ok()?;
-        (v["cluster_version"] == 2 && v["done"] == true).then_some(v)
-    })
+    let check = wait_for_async(
+        "the cluster to move to log version 2",
+        Duration::from_secs(60),
+        || async {
+            let v: Value = c.admin(0).get_json("/v1/cluster/upgrade").await.ok()?;
+            (v["cluster_version"] == 2 && v["done"] == true).then_some(v)
+        },
+    )
     .await;
     assert_eq!(check["forced"], false);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -304,13 +314,19 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
     if c.leader().await == 2 {
         let (s, b) = c
             .admin(0)
-            .request(Method::POST, "/v1/cluster/transfer-leader", Some(br#"{"node":"node-1"}"#.to_vec()))
+            .request(
+                Method::POST,
+                "/v1/cluster/transfer-leader",
+                Some(br#"{"node":"node-1"}"#.to_vec()),
+            )
             .await
             .expect("transfer");
         assert!(s.is_success(), "{}", String::from_utf8_lossy(&b));
-        wait_for_async("node-3 to stop leading", Duration::from_secs(30), || async {
-            (c.leader().await != 2).then_some(())
-        })
+        wait_for_async(
+            "node-3 to stop leading",
+            Duration::from_secs(30),
+            || async { (c.leader().await != 2).then_some(()) },
+        )
         .await;
     }
     let check = upgrade_check(&c, 0).await;
@@ -328,7 +344,11 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
     ] {
         let (s, b) = c
             .admin(0)
-            .request(Method::POST, "/v1/cluster/version", Some(body.as_bytes().to_vec()))
+            .request(
+                Method::POST,
+                "/v1/cluster/version",
+                Some(body.as_bytes().to_vec()),
+            )
             .await
             .expect("set version");
         assert_eq!(s.as_u16(), want, "{body}: {}", String::from_utf8_lossy(&b));
@@ -346,12 +366,16 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
         .expect("force");
     assert!(s.is_success(), "{}", String::from_utf8_lossy(&b));
     // node-3 stops applying, and says why.
-    let reason = wait_for_async("node-3 to report that it stopped applying", Duration::from_secs(30), || async {
-        let api = Client::with_cert_dir(&c.nodes[2].api_url(), &c.admin_dir).ok()?;
-        let (s, b) = api.request(Method::GET, "/readyz", None).await.ok()?;
-        let text = String::from_utf8_lossy(&b).to_string();
-        (s.as_u16() == 503 && text.contains("apply_halted")).then_some(text)
-    })
+    let reason = wait_for_async(
+        "node-3 to report that it stopped applying",
+        Duration::from_secs(30),
+        || async {
+            let api = Client::with_cert_dir(&c.nodes[2].api_url(), &c.admin_dir).ok()?;
+            let (s, b) = api.request(Method::GET, "/readyz", None).await.ok()?;
+            let text = String::from_utf8_lossy(&b).to_string();
+            (s.as_u16() == 503 && text.contains("apply_halted")).then_some(text)
+        },
+    )
     .await;
     assert!(reason.contains("upgrade this node"), "{reason}");
     let halted_at = c.status(2).await.expect("status")["this_node"]["applied_index"]
@@ -361,9 +385,16 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
     // applied there (it was not skipped).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let later = c.status(2).await.expect("status")["this_node"]["applied_index"].as_u64();
-    assert_eq!(later, Some(halted_at), "node-3 applied past the entry it cannot decode");
+    assert_eq!(
+        later,
+        Some(halted_at),
+        "node-3 applied past the entry it cannot decode"
+    );
     let log = c.procs[2].as_ref().expect("node-3").log_text();
-    assert!(log.contains("stopped applying the replicated log"), "node-3's log does not say it stopped");
+    assert!(
+        log.contains("stopped applying the replicated log"),
+        "node-3's log does not say it stopped"
+    );
     let leader_applied = c.status(0).await.expect("status")["this_node"]["applied_index"]
         .as_u64()
         .unwrap_or(0);
@@ -374,7 +405,11 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
     c.restart(2);
     caught_up(&c, 2).await;
     let w = writer.stop().await;
-    assert!(!w.depts.is_empty(), "no department written: {:?}", w.last_error);
+    assert!(
+        !w.depts.is_empty(),
+        "no department written: {:?}",
+        w.last_error
+    );
     println!(
         "halt run: node-3 stopped at index {halted_at}; {} kv writes and {} departments acknowledged, {} failed, longest gap {:?}",
         w.kv.len(),

@@ -603,8 +603,7 @@ fn follow_directory<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx) -> Result<(), S
 /// The replicated-log version the cluster has moved to (1 until the first
 /// `SetClusterVersion`).
 pub fn cluster_version<S: Store + ?Sized>(s: &S) -> Result<u32, StoreFault> {
-    Ok(s
-        .get_as::<ClusterVersion>(keys::CLUSTER_VERSION)?
+    Ok(s.get_as::<ClusterVersion>(keys::CLUSTER_VERSION)?
         .map_or(1, |v| v.version))
 }
 
