@@ -118,6 +118,14 @@ enum Command {
     /// Files: the file policy (show: operators; set: secadmin).
     #[command(subcommand)]
     Files(enclave_ops::cmd::files::FilesCommand),
+    /// The vendor's Ed25519 release key that signs offline bundles
+    /// (works offline).
+    #[command(subcommand)]
+    ReleaseKey(enclave_ops::cmd::bundle::ReleaseKeyCommand),
+    /// Offline install bundles: sign, verify (names every file that
+    /// differs), SBOM (works offline).
+    #[command(subcommand)]
+    Bundle(enclave_ops::cmd::bundle::BundleCommand),
 }
 
 fn main() -> ExitCode {
@@ -133,8 +141,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Ca(c) => cmd::ca::run(c, cli.output),
-        Command::Cert(c) => cmd::cert::run(c, cli.output),
+        Command::Ca(c) => cmd::ca::run(c, cli.output, &cli.endpoint, cli.cert_dir.as_deref()),
+        Command::Cert(c) => cmd::cert::run(c, cli.output, &cli.endpoint, cli.cert_dir.as_deref()),
+        Command::ReleaseKey(c) => cmd::bundle::run_release_key(c, cli.output),
+        Command::Bundle(c) => cmd::bundle::run(c, cli.output),
         Command::Status => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::status::run(&client, cli.output))

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod backup;
 pub mod bench;
 pub mod blobs;
+pub mod bundle;
 pub mod ca;
 pub mod cert;
 pub mod cluster;
@@ -15,6 +16,7 @@ pub mod msgbench;
 pub mod notice;
 pub mod noticebench;
 pub mod office;
+pub mod sbom;
 pub mod status;
 pub mod wecombench;
 
