@@ -453,8 +453,11 @@ pub async fn watch_loop(
 async fn sample_slow(state: &crate::http::NodeState, lag_names: &mut Vec<String>) {
     let m = &state.metrics;
     let s = state.cluster.status().await;
+    // Raft records the commit index lazily (a hint, not flushed), so the
+    // stored value can trail the applied one; nothing is applied before
+    // it is committed.
     m.raft_committed_index
-        .set(s.committed_index.unwrap_or(0) as i64);
+        .set(s.committed_index.max(s.applied_index).unwrap_or(0) as i64);
     let mut lags = Vec::new();
     if let (Some(replication), Some(last)) = (&s.replication, s.last_log_index) {
         for (id, matched) in replication {
