@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use enclave_certs::{CertKind, CertificateAuthority, Validity};
+use enclave_certs::{CertKind, Validity};
 use enclave_cluster::control::JoinTokenRecord;
 use enclave_cluster::listener::{ConnInfo, JOIN_ALPN};
 use enclave_cluster::types::{ControlCommand, ControlOutcome};
@@ -109,7 +109,8 @@ async fn join(
             "this node holds no CA key (tls.ca_dir); join through the node that does, or issue the node certificate offline with `enclavectl cert issue node` and add the node with `enclavectl cluster add`",
         ));
     };
-    let ca = CertificateAuthority::open(dir)
+    // During a CA rotation (`enclavectl ca rotate`), the new CA issues.
+    let ca = enclave_certs::rotation::issuing_ca(dir)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ca", e.to_string()))?;
     let host = req
         .peer
@@ -451,16 +452,32 @@ pub async fn perform(j: Joiner<'_>) -> anyhow::Result<()> {
             j.url
         );
     }
-    let ca_der = rustls_pki_types::pem::PemObject::from_pem_slice(&ca_pem)
-        .map(|c: CertificateDer<'static>| c)
-        .context("the CA certificate the node sent is not PEM")?;
-    let got = enclave_certs::fingerprint(&ca_der);
-    if got != expected {
+    // During a CA rotation the node hands out a bundle (old + new CA): pin
+    // the one whose fingerprint is --ca-hash and trust only it for now.
+    // The whole bundle comes back in the join answer, over TLS verified
+    // with the pinned CA.
+    let bundle: Vec<CertificateDer<'static>> =
+        rustls_pki_types::pem::PemObject::pem_slice_iter(&ca_pem)
+            .collect::<Result<_, _>>()
+            .context("the CA certificate the node sent is not PEM")?;
+    let presented: Vec<String> = bundle
+        .iter()
+        .map(|c| enclave_certs::fingerprint(c))
+        .collect();
+    let Some(ca_der) = bundle
+        .into_iter()
+        .find(|c| enclave_certs::fingerprint(c) == expected)
+    else {
         bail!(
-            "CA fingerprint mismatch: --ca-hash is {expected} but {} presented {got}; refusing to join (wrong cluster, or someone in the middle)",
-            j.url
+            "CA fingerprint mismatch: --ca-hash is {expected} but {} presented {}; refusing to join (wrong cluster, or someone in the middle)",
+            j.url,
+            if presented.is_empty() {
+                "no CA".to_string()
+            } else {
+                presented.join(", ")
+            }
         );
-    }
+    };
     // 2. Talk to the node trusting only that CA.
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_der)?;

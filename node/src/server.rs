@@ -97,6 +97,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         );
     }
     let paths = config.tls.clone();
+    if enclave_certs::install::recover_interrupted_install(&paths)
+        .context("finishing an interrupted certificate install")?
+    {
+        tracing::warn!(key = %paths.key.display(), "finished a certificate install that was interrupted between its two renames");
+    }
     let material = TlsMaterial::load_for_role(&paths, &[Role::Node])
         .context("loading the node's TLS material")?;
     let identity = material
@@ -189,7 +194,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         )
     })?;
 
-    let metrics = Metrics::new(&node_id, |r| cluster.register_metrics(r));
+    let metrics = Metrics::new(&node_id, |r| {
+        cluster.register_metrics(r);
+        crate::admin::certs::register_metrics(r, peer_tls.clone());
+    });
     let cert_info = CertInfo::from_file(&paths.cert)?;
     set_expiry(&metrics, &cert_info);
     let state = Arc::new(NodeState {
@@ -241,9 +249,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         shutdown_grace: config.shutdown_grace,
     };
     let mut tasks = Vec::new();
+    let join_tls = ReloadingServerConfig::new(paths.clone(), ClientAuth::None)
+        .context("TLS config for the join door")?;
     let join_door = JoinDoor {
-        tls: ReloadingServerConfig::new(paths.clone(), ClientAuth::None)
-            .context("TLS config for the join door")?,
+        tls: join_tls.clone(),
         router: crate::join::router(state.clone()),
     };
     for (l, listener, router, join) in [
@@ -321,7 +330,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
     )));
     tasks.push(tokio::spawn(reload_loop(
         hup,
-        vec![peer, api, admin],
+        vec![
+            peer,
+            api,
+            admin,
+            Listener {
+                name: "join",
+                tls: join_tls,
+            },
+        ],
         state.clone(),
         shutdown_rx,
     )));
@@ -408,6 +425,7 @@ async fn reload_loop(
         let trigger = tokio::select! {
             _ = tick.tick() => "interval",
             Some(_) = hup.recv() => "SIGHUP",
+            _ = crate::admin::certs::RELOAD.notified() => "admin",
             _ = shutdown.wait_for(|s| *s) => return,
         };
         let mut changed = false;

@@ -265,7 +265,7 @@ pub async fn join_token(
                 "token": format!("{id}.{secret}"),
                 "id": id,
                 "expires_at": enclave_certs::inspect::rfc3339((expires_at_ms / 1000) as i64),
-                "ca_hash": state.ca_fingerprint,
+                "ca_hash": crate::admin::certs::active_ca_fingerprint(&state),
             })))
         }
         other => Err(ApiError::new(

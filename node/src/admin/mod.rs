@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub mod apps;
 pub mod audit;
 pub mod backup;
+pub mod certs;
 pub mod cluster;
 pub mod directory;
 pub mod files;
@@ -53,6 +54,22 @@ pub fn router(state: Arc<NodeState>) -> Router {
             get(|| async { "ok\n" }).route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
         )
         .route(
+            "/v1/tls",
+            get(certs::show).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/tls/csr",
+            post(certs::csr).route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
+        )
+        .route(
+            "/v1/tls/cert",
+            put(certs::put_cert).route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
+        )
+        .route(
+            "/v1/tls/trust",
+            put(certs::put_trust).route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
+        )
+        .route(
             "/v1/backup",
             get(backup::create).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
@@ -70,6 +87,16 @@ pub fn router(state: Arc<NodeState>) -> Router {
             get(cluster::kv_keys).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )
         .route(
+            "/v1/cluster/upgrade",
+            get(crate::lifecycle::upgrade_route)
+                .route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
+        )
+        .route(
+            "/v1/cluster/version",
+            post(crate::lifecycle::set_version_route)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
             "/v1/cluster/init",
             post(cluster::init).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
@@ -84,16 +111,6 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route(
             "/v1/cluster/members/{name}",
             delete(cluster::remove_member)
-                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
-        )
-        .route(
-            "/v1/cluster/upgrade",
-            get(crate::lifecycle::upgrade_route)
-                .route_layer(middleware::from_fn_with_state(ANY_ADMIN, guard)),
-        )
-        .route(
-            "/v1/cluster/version",
-            post(crate::lifecycle::set_version_route)
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
@@ -470,8 +487,15 @@ pub struct Status {
     /// The node's Raft role: leader, follower, learner, candidate, or
     /// `uninitialized` before the node is part of a cluster.
     pub role: String,
+    /// The CA that issued this node's certificate.
     pub ca_fingerprint: String,
+    /// Every CA this node trusts (two while the CA is being rotated).
+    #[serde(default)]
+    pub ca_fingerprints: Vec<String>,
     pub certificate: CertStatus,
+    /// Trust bundle, certificate and expiry warnings (30 days out).
+    #[serde(default)]
+    pub tls: certs::TlsStatus,
     pub listen: ListenStatus,
     /// Who asked, as read from the client certificate.
     pub caller: Caller,
@@ -509,8 +533,10 @@ async fn status(
         } else {
             "uninitialized".into()
         },
-        ca_fingerprint: state.ca_fingerprint.clone(),
+        ca_fingerprint: certs::active_ca_fingerprint(&state),
+        ca_fingerprints: certs::ca_fingerprints(&state),
         certificate: cert,
+        tls: certs::tls_status(&state),
         listen: state.bound.clone(),
         caller: Caller {
             name: id.name,
