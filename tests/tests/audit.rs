@@ -612,6 +612,9 @@ async fn each_role_is_refused_each_action_outside_its_duty_and_each_refusal_is_r
             sys,
         ),
         (Method::PUT, "/v1/policy", "/v1/policy", "secadmin"),
+        (Method::POST, "/v1/tls/csr", "/v1/tls/csr", "secadmin"),
+        (Method::PUT, "/v1/tls/cert", "/v1/tls/cert", "secadmin"),
+        (Method::PUT, "/v1/tls/trust", "/v1/tls/trust", "secadmin"),
         (Method::GET, "/v1/audit", "/v1/audit", "auditor"),
         (
             Method::GET,
