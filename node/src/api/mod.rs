@@ -3,7 +3,6 @@
 //! readiness.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
@@ -47,46 +46,28 @@ async fn healthz() -> Json<serde_json::Value> {
 /// Readiness: the listeners are up, Raft is running, and the node is in a
 /// cluster that has a leader — i.e. a write sent here can be served. A node
 /// whose Raft stopped (e.g. its disk filled up) is not ready.
+/// The same check decides what systemd is told (`sdnotify::readiness`).
 async fn readyz(State(state): State<Arc<NodeState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    let not_ready = |code: &'static str, msg: &str| {
-        Err(ApiError::new(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            code,
-            msg,
-        ))
+    let code = match crate::sdnotify::readiness(&state) {
+        Ok(()) => return Ok(Json(json!({ "status": "ready", "node": state.node_id }))),
+        Err(code) => code,
     };
-    if !state.ready.load(Ordering::Acquire) {
-        return not_ready("not_ready", "node is starting or stopping");
-    }
-    let (running, leader) = {
-        let m = state.cluster.raft.metrics();
-        let m = m.borrow();
-        (
-            m.running_state.is_ok() && m.state != openraft::ServerState::Shutdown,
-            m.current_leader,
-        )
+    let message = match code {
+        "apply_halted" => state
+            .cluster
+            .sm
+            .app()
+            .halted()
+            .map(|h| h.reason)
+            .unwrap_or_else(|| "this node stopped applying the log".into()),
+        "raft_stopped" => "Raft has stopped on this node (see its log: storage failure?)".into(),
+        "not_initialized" => "this node is not part of a cluster yet".into(),
+        "no_leader" => "no leader is known (election in progress, or no quorum)".into(),
+        _ => "node is starting or stopping".into(),
     };
-    if !running && let Some(halt) = state.cluster.sm.app().halted() {
-        return Err(ApiError::new(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "apply_halted",
-            halt.reason,
-        ));
-    }
-    if !running {
-        return not_ready(
-            "raft_stopped",
-            "Raft has stopped on this node (see its log: storage failure?)",
-        );
-    }
-    if !state.cluster.is_initialized() {
-        return not_ready("not_initialized", "this node is not part of a cluster yet");
-    }
-    if leader.is_none() {
-        return not_ready(
-            "no_leader",
-            "no leader is known (election in progress, or no quorum)",
-        );
-    }
-    Ok(Json(json!({ "status": "ready", "node": state.node_id })))
+    Err(ApiError::new(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        code,
+        message,
+    ))
 }
