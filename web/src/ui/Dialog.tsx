@@ -21,9 +21,19 @@ export function Dialog(props: {
     const d = ref.current!;
     const opener = document.activeElement as HTMLElement | null;
     if (!d.open) d.showModal();
+    // The opener may have been re-rendered while the dialog was open (a
+    // route change or a live update): then focus its successor, found by
+    // the same id or test id.
+    const id = opener?.id;
+    const testid = opener?.getAttribute?.('data-testid');
     return () => {
       if (d.open) d.close();
-      opener?.focus?.();
+      const target = opener?.isConnected
+        ? opener
+        : ((id && document.getElementById(id)) ||
+            (testid && document.querySelector<HTMLElement>(`[data-testid="${CSS.escape(testid)}"]`)) ||
+            null);
+      target?.focus?.();
     };
   }, []);
   return (
