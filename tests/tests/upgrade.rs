@@ -243,7 +243,10 @@ async fn rolling_upgrade_under_load_loses_nothing_and_moves_the_version_last() {
                 .request(
                     Method::POST,
                     "/v1/cluster/version",
-                    Some(br#"{"version":2}"#.to_vec()),
+                    Some(
+                        format!(r#"{{"version":{}}}"#, check["this_node"]["log_version"])
+                            .into_bytes(),
+                    ),
                 )
                 .await
                 .expect("set version");
@@ -257,7 +260,8 @@ async fn rolling_upgrade_under_load_loses_nothing_and_moves_the_version_last() {
         Duration::from_secs(60),
         || async {
             let v: Value = c.admin(0).get_json("/v1/cluster/upgrade").await.ok()?;
-            (v["cluster_version"] == 2 && v["done"] == true).then_some(v)
+            (v["cluster_version"] == v["this_node"]["log_version"] && v["done"] == true)
+                .then_some(v)
         },
     )
     .await;
@@ -331,6 +335,10 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
     }
     let check = upgrade_check(&c, 0).await;
     assert_eq!(check["cluster_version"], 1);
+    // The newest log version this build has (2 for 0.2.0).
+    let newest = check["this_node"]["log_version"]
+        .as_u64()
+        .expect("log version");
     assert_eq!(check["next"], "node-3", "{check}");
     make_root(&c).await;
     let writer = Writer::start(&c, "halt");
@@ -338,9 +346,9 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
 
     // Bad input first: a version this build does not have, a bad body.
     for (body, want) in [
-        (r#"{"version":3,"force":true}"#, 400),
-        (r#"{"version":"2"}"#, 400),
-        (r#"{"version":2,"forse":true}"#, 400),
+        (format!(r#"{{"version":{},"force":true}}"#, newest + 1), 400),
+        (r#"{"version":"2"}"#.to_string(), 400),
+        (r#"{"version":2,"forse":true}"#.to_string(), 400),
     ] {
         let (s, b) = c
             .admin(0)
@@ -360,7 +368,7 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
         .request(
             Method::POST,
             "/v1/cluster/version",
-            Some(br#"{"version":2,"force":true}"#.to_vec()),
+            Some(format!(r#"{{"version":{newest},"force":true}}"#).into_bytes()),
         )
         .await
         .expect("force");
@@ -419,7 +427,7 @@ async fn old_node_stops_applying_at_a_new_entry_and_resumes_when_upgraded() {
     );
     assert_written(&c, &w).await;
     let check = upgrade_check(&c, 2).await;
-    assert_eq!(check["cluster_version"], 2);
+    assert_eq!(check["cluster_version"], newest);
     assert_eq!(check["forced"], true);
     assert_eq!(check["done"], true, "{check}");
 }
