@@ -15,6 +15,11 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 read -r tag sha < tests/previous-release
 out=$root/target/upgrade-prev
+mkdir -p "$root/target"
+# One build at a time: the upgrade tests run in parallel processes and each
+# calls this script; the second waits here and then finds the cached build.
+exec 9>"$root/target/upgrade-prev.lock"
+flock 9
 if [ -x "$out/bin/enclave" ] && [ "$(cat "$out/bin/COMMIT" 2>/dev/null)" = "$sha" ]; then
     echo "previous release $tag ($sha) already built: $out/bin/enclave"
     exit 0
@@ -32,6 +37,7 @@ git archive "$sha" | tar -x -C "$out/src"
 # crate versions and features are fresh there, so only the workspace's own
 # crates are compiled. Copies, not hard links: rustc may rewrite outputs.
 if [ -d target/debug/deps ] && [ ! -e "$out/target/debug/.seeded" ]; then
+    rm -rf "$out/target/debug" && mkdir -p "$out/target/debug"   # a copy cut short before
     for d in deps build .fingerprint; do
         [ -d "target/debug/$d" ] && cp -a "target/debug/$d" "$out/target/debug/"
     done
