@@ -185,20 +185,7 @@ pub async fn put_cert(
     let info = match result {
         Ok(info) => info,
         Err(e) => {
-            let msg = e.to_string();
-            crate::http::record(
-                &state,
-                &op.0,
-                "tls.cert.install",
-                &state.node_id,
-                &format!("refused: {msg}"),
-            )
-            .await;
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "certificate_refused",
-                msg,
-            ));
+            return Err(refused(&state, &op, "tls.cert.install", "certificate_refused", e).await);
         }
     };
     let serial = info.leaf.serial.clone();
@@ -233,22 +220,7 @@ pub async fn put_trust(
         .map_err(|e| internal(e.to_string()))?;
     let info = match result {
         Ok(info) => info,
-        Err(e) => {
-            let msg = e.to_string();
-            crate::http::record(
-                &state,
-                &op.0,
-                "tls.trust.install",
-                &state.node_id,
-                &format!("refused: {msg}"),
-            )
-            .await;
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "trust_refused",
-                msg,
-            ));
-        }
+        Err(e) => return Err(refused(&state, &op, "tls.trust.install", "trust_refused", e).await),
     };
     let want = info.fingerprints();
     let served = wait_served(&state, |i| i.fingerprints() == want).await;
@@ -339,4 +311,24 @@ pub fn register_metrics(
     peer_tls: std::sync::Arc<enclave_certs::ReloadingClientConfig>,
 ) {
     registry.register_collector(Box::new(CaExpiryCollector(peer_tls)));
+}
+
+/// An install the node refused: audited as `refused: <why>`, answered 422.
+async fn refused(
+    state: &NodeState,
+    op: &OperatorOrigin,
+    action: &str,
+    code: &'static str,
+    e: impl std::fmt::Display,
+) -> ApiError {
+    let msg = e.to_string();
+    crate::http::record(
+        state,
+        &op.0,
+        action,
+        &state.node_id,
+        &format!("refused: {msg}"),
+    )
+    .await;
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, msg)
 }
