@@ -343,12 +343,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         shutdown_rx,
     )));
 
+    state.ready.store(true, Ordering::Release);
+    // Logged before endpoints.json is written: whoever waits for that file
+    // (a test, a script) finds the line already in the log.
+    info!(node = %node_id, peer = %bound.peer, api = %bound.api, admin = %bound.admin, "node started");
     enclave_certs::files::write_public(
         &config.run_dir().join("endpoints.json"),
         &serde_json::to_vec_pretty(&bound)?,
     )?;
-    state.ready.store(true, Ordering::Release);
-    info!(node = %node_id, peer = %bound.peer, api = %bound.api, admin = %bound.admin, "node started");
     Ok(RunningNode {
         bound,
         state,

@@ -50,13 +50,19 @@ fn environment_overrides_the_config_file() {
     let mut node = NodeProc::start_with_tls(&node_dir, &pki.ca_dir().join("crl.pem"), spec);
     let ep = node.endpoints();
     assert!(ep.api.ip().is_loopback(), "{:?}", ep.api);
-    // The file was read too: its log format applies.
-    let log = node.log_text();
-    assert!(
+    // The file was read too: its log format applies. The endpoints file is
+    // written just before the "node started" line, and the log is written
+    // by a background writer: wait for the line rather than read once.
+    let json_started = |log: &str| {
         log.lines()
-            .any(|l| l.starts_with('{') && l.contains("node started")),
-        "expected JSON logs:\n{log}"
-    );
+            .any(|l| l.starts_with('{') && l.contains("node started"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !json_started(&node.log_text()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = node.log_text();
+    assert!(json_started(&log), "expected JSON logs:\n{log}");
 }
 
 #[test]
