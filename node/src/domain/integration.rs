@@ -32,16 +32,19 @@ pub enum Scope {
     OAuth,
     /// File approval requests for members and read approvals (`oa/*`).
     Approval,
+    /// External contacts and customer groups (`externalcontact/*`).
+    ExternalContact,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::DirectoryRead,
         Scope::DirectoryWrite,
         Scope::MessageSend,
         Scope::AppChat,
         Scope::OAuth,
         Scope::Approval,
+        Scope::ExternalContact,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Scope {
             Scope::AppChat => "appchat",
             Scope::OAuth => "oauth",
             Scope::Approval => "approval",
+            Scope::ExternalContact => "externalcontact",
         }
     }
 

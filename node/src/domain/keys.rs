@@ -458,3 +458,77 @@ pub fn file_refs(id: &str) -> Vec<u8> {
 pub fn file_usage(uploader: &str) -> Vec<u8> {
     cat(&[b"fileu/", uploader.as_bytes()])
 }
+
+// ---------------------------------------------------------- external contacts
+//
+// `ext/<userid>` account · `exti/<code sha256>` invitation ·
+// `extib/<employee>\0<code sha256>` open invitations of an employee ·
+// `extc/<employee>\0<external>` contact · `extr/<external>\0<employee>`
+// served by · `extg/<owner>\0<conv>` customer groups owned ·
+// `extd/<employee>` departed with contacts (the unassigned list) ·
+// `ctr/xconv` · `ctr/xfer` · `extx/<id>` transfer ·
+// `extxd/<due ms><id>` transfers waiting (the leader's schedule) ·
+// `extxi/<item>` the waiting transfer an item is in ·
+// `extar/<conv>` auto-reply rules · `exts/<employee>\0<day>` messages sent ·
+// `cfg/external` policy.
+
+pub const EXTERNAL_POLICY: &[u8] = b"cfg/external";
+pub const XCONV_CTR: &[u8] = b"ctr/xconv";
+pub const TRANSFER_CTR: &[u8] = b"ctr/xfer";
+pub const EXTERNALS: &[u8] = b"ext/";
+pub const DEPARTED_WITH_CONTACTS: &[u8] = b"extd/";
+pub const TRANSFERS_DUE: &[u8] = b"extxd/";
+pub const TRANSFERS: &[u8] = b"extx/";
+
+pub fn external(userid: &str) -> Vec<u8> {
+    cat(&[b"ext/", userid.as_bytes()])
+}
+pub fn invitation(code_hash: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"exti/", code_hash])
+}
+pub fn invitation_of(employee: &str, code_hash: &[u8; 32]) -> Vec<u8> {
+    cat(&[b"extib/", employee.as_bytes(), b"\0", code_hash])
+}
+pub fn invitations_of(employee: &str) -> Vec<u8> {
+    cat(&[b"extib/", employee.as_bytes(), b"\0"])
+}
+pub fn contact(employee: &str, external: &str) -> Vec<u8> {
+    cat(&[b"extc/", employee.as_bytes(), b"\0", external.as_bytes()])
+}
+pub fn contacts_of(employee: &str) -> Vec<u8> {
+    cat(&[b"extc/", employee.as_bytes(), b"\0"])
+}
+pub fn served_by(external: &str, employee: &str) -> Vec<u8> {
+    cat(&[b"extr/", external.as_bytes(), b"\0", employee.as_bytes()])
+}
+pub fn servers_of(external: &str) -> Vec<u8> {
+    cat(&[b"extr/", external.as_bytes(), b"\0"])
+}
+pub fn customer_group(owner: &str, conv: &str) -> Vec<u8> {
+    cat(&[b"extg/", owner.as_bytes(), b"\0", conv.as_bytes()])
+}
+pub fn customer_groups_of(owner: &str) -> Vec<u8> {
+    cat(&[b"extg/", owner.as_bytes(), b"\0"])
+}
+pub fn departed_with_contacts(employee: &str) -> Vec<u8> {
+    cat(&[b"extd/", employee.as_bytes()])
+}
+pub fn transfer(id: u64) -> Vec<u8> {
+    cat(&[b"extx/", &id.to_be_bytes()])
+}
+pub fn transfer_due(due_ms: u64, id: u64) -> Vec<u8> {
+    cat(&[b"extxd/", &due_ms.to_be_bytes(), &id.to_be_bytes()])
+}
+/// `item`: `c:<from>\0<external>` for a contact, `g:<conv>` for a group.
+pub fn transfer_item(item: &str) -> Vec<u8> {
+    cat(&[b"extxi/", item.as_bytes()])
+}
+pub fn auto_replies(conv: &str) -> Vec<u8> {
+    cat(&[b"extar/", conv.as_bytes()])
+}
+pub fn external_sent(employee: &str, day: u32) -> Vec<u8> {
+    cat(&[b"exts/", employee.as_bytes(), b"\0", &day.to_be_bytes()])
+}
+pub fn external_sent_of(employee: &str) -> Vec<u8> {
+    cat(&[b"exts/", employee.as_bytes(), b"\0"])
+}

@@ -14,6 +14,7 @@
 pub mod announcements;
 pub mod apply;
 pub mod approvals;
+pub mod external;
 pub mod files;
 pub mod integration;
 pub mod keys;
@@ -26,6 +27,8 @@ pub mod store;
 mod tests;
 #[cfg(test)]
 mod tests_apps;
+#[cfg(test)]
+mod tests_external;
 #[cfg(test)]
 mod tests_files;
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::announcements::*;
 pub use super::approvals::*;
+pub use super::external::*;
 pub use super::integration::*;
 pub use super::notices::*;
 
@@ -136,6 +137,25 @@ pub enum ConvKind {
     /// reminders, and escalations they are told of. Id `n.<userid>`;
     /// takes no messages.
     Notice,
+    // --- log version 3 (external contacts): appended, never moved ---
+    /// An employee's 1:1 with an external contact (`x<n>`). `owner` is the
+    /// employee serving the contact now; it moves with a transfer.
+    Contact,
+    /// A customer group (客户群, `xg<n>`): employees and external contacts,
+    /// owned by an employee.
+    Customer,
+}
+
+impl ConvKind {
+    /// A conversation with people outside the organization.
+    pub fn is_external(self) -> bool {
+        matches!(self, ConvKind::Contact | ConvKind::Customer)
+    }
+
+    /// A group: members are added and removed, it has an owner.
+    pub fn is_group(self) -> bool {
+        matches!(self, ConvKind::Group | ConvKind::Customer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -694,6 +714,72 @@ pub enum Command {
         version: u32,
         forced: bool,
     },
+    // --- log version 3 (issue 19): external contacts ---
+    /// An employee with `external:add` issues a one-time invitation; only
+    /// the code's SHA-256 is in the log.
+    CreateInvitation {
+        actor: String,
+        code_hash: [u8; 32],
+    },
+    /// The invited person accepts: an external account and a contact of
+    /// the inviting employee, with their 1:1 conversation.
+    AcceptInvitation {
+        code_hash: [u8; 32],
+        userid: String,
+        name: String,
+        org: String,
+        phone: String,
+        email: String,
+        /// argon2id PHC string, hashed by the receiving node.
+        password_hash: String,
+    },
+    /// An administrator disables (or enables again) an external account.
+    SetExternalDisabled {
+        userid: String,
+        disabled: bool,
+    },
+    SetExternalPolicy {
+        policy: ExternalPolicy,
+    },
+    /// A customer group: employees and the actor's external contacts.
+    CreateCustomerGroup {
+        actor: String,
+        name: String,
+        members: Vec<String>,
+    },
+    /// The owner replaces a customer group's keyword auto-replies (empty:
+    /// none).
+    SetAutoReplies {
+        actor: String,
+        conv: String,
+        rules: Vec<AutoReplyRule>,
+    },
+    /// Hand contacts and customer groups of `from` to `to`: at once when
+    /// `from` has departed, after the policy's window otherwise. `actor`:
+    /// a leader of `from` (active employees only); `None`: an
+    /// administrator or an app, checked by the receiving node.
+    TransferContacts {
+        actor: Option<String>,
+        from: String,
+        to: String,
+        externals: Vec<String>,
+        groups: Vec<String>,
+        message: String,
+    },
+    /// Cancel a waiting transfer (its requester, or an administrator).
+    CancelTransfer {
+        actor: Option<String>,
+        id: u64,
+    },
+    /// A contact objects to a waiting transfer: they stay where they are.
+    ObjectTransfer {
+        actor: String,
+        id: u64,
+    },
+    /// Leader: a waiting transfer whose window has ended takes effect.
+    TransferStep {
+        id: u64,
+    },
 }
 
 impl Command {
@@ -703,6 +789,16 @@ impl Command {
     pub fn log_version(&self) -> u32 {
         match self {
             Command::SetClusterVersion { .. } => 2,
+            Command::CreateInvitation { .. }
+            | Command::AcceptInvitation { .. }
+            | Command::SetExternalDisabled { .. }
+            | Command::SetExternalPolicy { .. }
+            | Command::CreateCustomerGroup { .. }
+            | Command::SetAutoReplies { .. }
+            | Command::TransferContacts { .. }
+            | Command::CancelTransfer { .. }
+            | Command::ObjectTransfer { .. }
+            | Command::TransferStep { .. } => 3,
             _ => 1,
         }
     }
@@ -724,15 +820,22 @@ pub enum Permission {
     NoticeUrgent,
     /// Publish announcements (公告) to departments or everyone.
     AnnouncementPublish,
+    /// Invite people outside the organization as external contacts.
+    ExternalAdd,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 2] = [Permission::NoticeUrgent, Permission::AnnouncementPublish];
+    pub const ALL: [Permission; 3] = [
+        Permission::NoticeUrgent,
+        Permission::AnnouncementPublish,
+        Permission::ExternalAdd,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Permission::NoticeUrgent => "notice:urgent",
             Permission::AnnouncementPublish => "announcement:publish",
+            Permission::ExternalAdd => "external:add",
         }
     }
 
@@ -783,6 +886,8 @@ pub enum Code {
     /// A command kind the cluster has not moved to yet (a rolling upgrade
     /// is under way: see docs/operator/upgrade.md).
     ClusterUpgrading,
+    /// A one-time code that was used already.
+    AlreadyUsed,
 }
 
 impl Code {
@@ -813,6 +918,7 @@ impl Code {
             Code::TypeNotAllowed => "type_not_allowed",
             Code::TooLarge => "too_large",
             Code::ClusterUpgrading => "cluster_upgrading",
+            Code::AlreadyUsed => "already_used",
         }
     }
 }
@@ -875,6 +981,15 @@ pub enum Done {
     },
     ApprovalTemplate(ApprovalTemplate),
     Approval(Box<ApprovalRequest>),
+    /// An accepted invitation: the account and its 1:1 conversation.
+    ExternalAccount {
+        external: External,
+        conv: String,
+    },
+    Invitation {
+        expires_ms: u64,
+    },
+    Transfer(Transfer),
 }
 
 pub type Outcome = Result<Done, Refusal>;

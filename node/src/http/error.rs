@@ -125,7 +125,7 @@ pub fn refusal(r: Refusal) -> ApiError {
         Code::AppDisabled | Code::ScopeDenied => StatusCode::FORBIDDEN,
         Code::DeadlinePassed => StatusCode::UNPROCESSABLE_ENTITY,
         Code::Withdrawn => StatusCode::GONE,
-        Code::AlreadyDecided => StatusCode::CONFLICT,
+        Code::AlreadyDecided | Code::AlreadyUsed => StatusCode::CONFLICT,
         Code::QuotaExceeded => StatusCode::FORBIDDEN,
         Code::TypeNotAllowed => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Code::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -15,7 +15,9 @@ pub(super) fn conv_as_member<S: Store>(
     actor: &str,
     conv: &str,
 ) -> R<(Conversation, ConvMember)> {
-    let _ = check!(active_member(s, actor, true));
+    // A member or an external account (who is only ever in the external
+    // conversations made for them).
+    let _ = check!(super::external::active_party(s, actor, true));
     let c = check!(load_conv(s, conv));
     let Some(me) = s.get_as::<ConvMember>(&keys::conv_member(conv, actor))? else {
         // Same answer as for a conversation that does not exist: members
@@ -42,7 +44,7 @@ pub(super) fn group_as_manager<S: Store>(
 ) -> R<Conversation> {
     let (c, _) = check!(conv_as_member(s, actor, conv));
     ensure!(
-        c.kind == ConvKind::Group,
+        c.kind.is_group(),
         Code::InvalidArgument,
         "{conv:?} is a 1:1 conversation"
     );
@@ -175,7 +177,7 @@ pub(super) fn send<S: Store>(
             conv.id
         );
     }
-    if mention_all && conv.kind == ConvKind::Group {
+    if mention_all && conv.kind.is_group() {
         ensure!(
             conv.owner == actor || conv.admins.iter().any(|a| a == actor),
             Code::Forbidden,
@@ -196,36 +198,16 @@ pub(super) fn send<S: Store>(
         Some(id) => Some(check!(super::files::attach(s, actor, id))),
         None => None,
     };
-    conv.last_seq += 1;
-    if let Some(f) = &attached {
-        super::files::add_ref(s, f, &conv.id, conv.last_seq)?;
-    }
-    let mut msg = Message {
-        conv: conv.id.clone(),
-        seq: conv.last_seq,
-        sender: actor.to_string(),
-        time_ms: ctx.time_ms,
-        text: text.to_string(),
-        mentions,
-        mention_all,
-        reply_to,
-        recalled: false,
-        event: 0,
-        rich: None,
-        safe: false,
-        file: attached.map(|f| f.reference()),
-    };
-    // The event number is known before emitting: the counter is next.
-    msg.event = s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1;
-    s.put_as(&keys::message(&conv.id, msg.seq), &msg)?;
-    emit(
+    let msg = post(
         s,
         ctx,
         &mut conv,
         actor,
-        EventBody::Message {
-            message: msg.clone(),
-        },
+        text,
+        mentions,
+        mention_all,
+        reply_to,
+        attached,
     )?;
     // The sender has read what they sent.
     let key = keys::conv_member(&conv.id, actor);
@@ -244,7 +226,70 @@ pub(super) fn send<S: Store>(
         // A reply to an app: the app is told (if it has a callback).
         super::callbacks::reply_to_app(s, ctx, agentid, &msg)?;
     }
+    if conv.kind.is_external() {
+        super::external::after_message(s, ctx, &mut conv, &msg)?;
+    }
     Ok(Ok(Done::Message(msg)))
+}
+
+/// Post a message in `conv` (its next seq, its event).
+#[allow(clippy::too_many_arguments)]
+fn post<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    conv: &mut Conversation,
+    sender: &str,
+    text: &str,
+    mentions: Vec<String>,
+    mention_all: bool,
+    reply_to: Option<u64>,
+    attached: Option<crate::domain::BlobRecord>,
+) -> Result<Message, StoreFault> {
+    conv.last_seq += 1;
+    if let Some(f) = &attached {
+        super::files::add_ref(s, f, &conv.id, conv.last_seq)?;
+    }
+    let mut msg = Message {
+        conv: conv.id.clone(),
+        seq: conv.last_seq,
+        sender: sender.to_string(),
+        time_ms: ctx.time_ms,
+        text: text.to_string(),
+        mentions,
+        mention_all,
+        reply_to,
+        recalled: false,
+        event: 0,
+        rich: None,
+        safe: false,
+        file: attached.map(|f| f.reference()),
+    };
+    // The event number is known before emitting: the counter is next.
+    msg.event = s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1;
+    s.put_as(&keys::message(&conv.id, msg.seq), &msg)?;
+    emit(
+        s,
+        ctx,
+        conv,
+        sender,
+        EventBody::Message {
+            message: msg.clone(),
+        },
+    )?;
+    Ok(msg)
+}
+
+/// A plain-text message from the system or a group's assistant (a sender
+/// that is not an account).
+pub(super) fn emit_system_message<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    conv: &mut Conversation,
+    sender: &str,
+    text: &str,
+    reply_to: Option<u64>,
+) -> Result<Message, StoreFault> {
+    post(s, ctx, conv, sender, text, Vec::new(), false, reply_to, None)
 }
 
 pub(super) fn recall<S: Store>(
@@ -327,6 +372,7 @@ pub(super) fn create_group<S: Store>(
     name: &str,
     members: &[String],
 ) -> R<Done> {
+    check!(super::external::not_external(s, actor, "create internal groups"));
     let _ = check!(active_member(s, actor, true));
     valid!(valid_name(name, "group name"));
     let mut all = members.to_vec();
@@ -379,14 +425,29 @@ pub(super) fn add_members<S: Store>(
     userids: &[String],
 ) -> R<Done> {
     let mut c = check!(group_as_manager(s, actor, conv, false));
-    let new = check!(check_new_members(s, Some(conv), userids));
+    let new = if c.kind == ConvKind::Customer {
+        check!(super::external::check_customer_members(
+            s,
+            actor,
+            Some(conv),
+            userids
+        ))
+    } else {
+        for u in userids {
+            check!(super::external::not_external(
+                s,
+                u,
+                "join internal groups"
+            ));
+        }
+        check!(check_new_members(s, Some(conv), userids))
+    };
     ensure!(!new.is_empty(), Code::InvalidArgument, "no members to add");
-    let policy = policy(s)?;
+    let limit = super::external::group_limit(s, c.kind)?;
     ensure!(
-        c.member_count as usize + new.len() <= policy.max_group_members as usize,
+        c.member_count as usize + new.len() <= limit as usize,
         Code::LimitExceeded,
-        "a group has at most {} members",
-        policy.max_group_members
+        "a group has at most {limit} members"
     );
     c.member_count += new.len() as u32;
     let no = emit(
@@ -415,7 +476,7 @@ pub(super) fn remove_member<S: Store>(
     let mut c = if leaving {
         let (c, _) = check!(conv_as_member(s, actor, conv));
         ensure!(
-            c.kind == ConvKind::Group,
+            c.kind.is_group(),
             Code::InvalidArgument,
             "cannot leave a 1:1 conversation"
         );
@@ -475,12 +536,16 @@ pub(super) fn transfer_owner<S: Store>(
     to: &str,
 ) -> R<Done> {
     let mut c = check!(group_as_manager(s, actor, conv, true));
+    check!(super::external::not_external(s, to, "own groups"));
     let _ = check!(active_member(s, to, true));
     ensure!(
         s.get(&keys::conv_member(conv, to))?.is_some(),
         Code::NotAMember,
         "{to:?} is not a member of {conv:?}"
     );
+    if c.kind == ConvKind::Customer {
+        super::external::owner_moved(s, conv, &c.owner, to);
+    }
     c.owner = to.to_string();
     c.admins.retain(|a| a != to);
     emit(
@@ -508,6 +573,7 @@ pub(super) fn set_admins<S: Store>(
     admins.dedup();
     ensure!(admins.len() <= 10, Code::LimitExceeded, "at most 10 admins");
     for a in &admins {
+        check!(super::external::not_external(s, a, "be group admins"));
         ensure!(
             s.get(&keys::conv_member(conv, a))?.is_some(),
             Code::NotAMember,

@@ -133,7 +133,7 @@ pub(super) fn create_member<S: Store>(
 ) -> R<Done> {
     check!(check_member_fields(s, m));
     ensure!(
-        s.get(&keys::user(&m.userid))?.is_none(),
+        s.get(&keys::user(&m.userid))?.is_none() && s.get(&keys::external(&m.userid))?.is_none(),
         Code::AlreadyExists,
         "userid {:?} is taken",
         m.userid
@@ -259,6 +259,10 @@ pub(super) fn set_status<S: Store>(
         }
     }
     s.put_as(&keys::user(userid), &m)?;
+    if status == MemberStatus::Departed {
+        // Their external contacts and customer groups wait for a new owner.
+        super::external::member_departed(s, ctx, userid)?;
+    }
     if status == MemberStatus::Departed {
         callbacks::contact_changed(
             s,

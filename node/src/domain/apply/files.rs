@@ -36,7 +36,7 @@ fn check_uploader<S: Store>(s: &Overlay<'_, S>, ctx: &Ctx, uploader: &str) -> R<
         Code::Forbidden,
         "an app uploads as app:<agentid>"
     );
-    let _ = check!(active_member(s, uploader, true));
+    let _ = check!(super::external::active_party(s, uploader, true));
     Ok(Ok(()))
 }
 

@@ -123,6 +123,7 @@ mod audience;
 mod callbacks;
 mod conversations;
 mod directory;
+pub mod external;
 pub mod files;
 pub mod jobs;
 pub mod notices;
@@ -155,6 +156,9 @@ fn app_scope(cmd: &Command) -> Option<Scope> {
         | Command::AppChatSend { .. } => Scope::AppChat,
         Command::RedeemOAuthCode { .. } => Scope::OAuth,
         Command::SubmitApproval { .. } => Scope::Approval,
+        Command::TransferContacts { .. } | Command::CancelTransfer { .. } => {
+            Scope::ExternalContact
+        }
         _ => return None,
     })
 }
@@ -247,7 +251,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             userid,
             password_hash,
         } => {
-            let _ = check!(active_member(s, userid, false));
+            let _ = check!(external::active_party(s, userid, false));
             let mut acct: Account = s.get_as(&keys::account(userid))?.unwrap_or_default();
             acct.password_hash = Some(password_hash.clone());
             acct.must_change = true;
@@ -258,7 +262,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             Ok(Ok(Done::Ok))
         }
         Command::UnlockAccount { userid } => {
-            let _ = check!(active_member(s, userid, false));
+            let _ = check!(external::active_party(s, userid, false));
             let mut acct: Account = s.get_as(&keys::account(userid))?.unwrap_or_default();
             acct.failed_logins = 0;
             acct.locked_until_ms = 0;
@@ -307,7 +311,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             password_hash,
             keep_session,
         } => {
-            let _ = check!(active_member(s, userid, true));
+            let _ = check!(external::active_party(s, userid, true));
             let mut acct: Account = s.get_as(&keys::account(userid))?.unwrap_or_default();
             acct.password_hash = Some(password_hash.clone());
             acct.must_change = false;
@@ -568,6 +572,60 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             step,
             action,
         } => approvals::act(s, ctx, actor, *id, *step, action),
+        Command::CreateInvitation { actor, code_hash } => {
+            external::create_invitation(s, ctx, actor, code_hash)
+        }
+        Command::AcceptInvitation {
+            code_hash,
+            userid,
+            name,
+            org,
+            phone,
+            email,
+            password_hash,
+        } => external::accept_invitation(
+            s,
+            ctx,
+            code_hash,
+            userid,
+            name,
+            org,
+            phone,
+            email,
+            password_hash,
+        ),
+        Command::SetExternalDisabled { userid, disabled } => {
+            external::set_disabled(s, userid, *disabled)
+        }
+        Command::SetExternalPolicy { policy } => external::set_policy(s, policy),
+        Command::CreateCustomerGroup {
+            actor,
+            name,
+            members,
+        } => external::create_customer_group(s, ctx, actor, name, members),
+        Command::SetAutoReplies { actor, conv, rules } => {
+            external::set_auto_replies(s, actor, conv, rules)
+        }
+        Command::TransferContacts {
+            actor,
+            from,
+            to,
+            externals,
+            groups,
+            message,
+        } => external::transfer(
+            s,
+            ctx,
+            actor.as_deref(),
+            from,
+            to,
+            externals,
+            groups,
+            message,
+        ),
+        Command::CancelTransfer { actor, id } => external::cancel(s, ctx, actor.as_deref(), *id),
+        Command::ObjectTransfer { actor, id } => external::object(s, actor, *id),
+        Command::TransferStep { id } => external::step(s, ctx, *id),
     }
 }
 

@@ -43,7 +43,7 @@ pub(super) fn login_succeeded<S: Store>(
     token_hash: &[u8; 32],
     refresh_hash: &[u8; 32],
 ) -> R<Done> {
-    let _ = check!(active_member(s, userid, true));
+    let _ = check!(super::external::active_party(s, userid, true));
     let mut acct: Account = s.get_as(&keys::account(userid))?.unwrap_or_default();
     // A lockout decided meanwhile (on another node) wins.
     ensure!(
@@ -78,7 +78,7 @@ pub(super) fn login_succeeded<S: Store>(
 
 pub(super) fn login_failed<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, userid: &str) -> R<Done> {
     // Unknown users are not recorded: there is no account to lock.
-    if s.get(&keys::user(userid))?.is_none() {
+    if s.get(&keys::user(userid))?.is_none() && s.get(&keys::external(userid))?.is_none() {
         return Ok(Ok(Done::Ok));
     }
     let policy = policy(s)?;

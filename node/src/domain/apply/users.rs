@@ -34,6 +34,12 @@ pub(super) fn put_user<S: Store>(
     notify: bool,
 ) -> R<Done> {
     valid!(valid_userid(&f.userid));
+    ensure!(
+        s.get(&keys::external(&f.userid))?.is_none(),
+        Code::AlreadyExists,
+        "userid {:?} is an external account",
+        f.userid
+    );
     let existing = s.get_as::<Member>(&keys::user(&f.userid))?;
     match (&existing, mode) {
         (Some(m), PutMode::Create | PutMode::Upsert) if m.status == MemberStatus::Departed => {

@@ -1,0 +1,984 @@
+//! External contacts: invitations, accounts, customer groups, hand-over
+//! and keyword auto-replies (see `domain/external.rs` for the records).
+
+use super::conversations::{emit_system_message, join};
+use super::*;
+
+use crate::domain::external::{external, policy as external_policy};
+
+/// The member view of an external account: no departments, active unless
+/// disabled. Lets the login, session and conversation paths treat both
+/// kinds of account alike.
+pub fn as_member(e: &External) -> Member {
+    Member {
+        userid: e.userid.clone(),
+        name: e.name.clone(),
+        departments: Vec::new(),
+        title: e.org.clone(),
+        email: e.email.clone(),
+        mobile: e.phone.clone(),
+        status: if e.disabled {
+            MemberStatus::Disabled
+        } else {
+            MemberStatus::Active
+        },
+    }
+}
+
+/// A member or an external account, which must exist (and be active if
+/// `need_active`). The bool says it is external.
+pub(super) fn active_party<S: Store>(
+    s: &Overlay<'_, S>,
+    userid: &str,
+    need_active: bool,
+) -> R<(Member, bool)> {
+    if let Some(e) = external(s, userid)? {
+        ensure!(
+            !(need_active && e.disabled),
+            Code::AccountInactive,
+            "external account {userid:?} is disabled"
+        );
+        return Ok(Ok((as_member(&e), true)));
+    }
+    let m = check!(active_member(s, userid, need_active));
+    Ok(Ok((m, false)))
+}
+
+/// Refuse an external account where only employees may act.
+pub(super) fn not_external<S: Store>(s: &Overlay<'_, S>, userid: &str, what: &str) -> R<()> {
+    ensure!(
+        s.get(&keys::external(userid))?.is_none(),
+        Code::Forbidden,
+        "{userid:?} is an external account: external accounts cannot {what}"
+    );
+    Ok(Ok(()))
+}
+
+fn count_prefix<S: Store>(s: &Overlay<'_, S>, prefix: &[u8]) -> Result<usize, StoreFault> {
+    Ok(s.scan(prefix, None, usize::MAX)?.len())
+}
+
+/// Open (unused, unexpired) invitations of an employee; drops the index
+/// entries of the others.
+fn open_invitations<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    employee: &str,
+) -> Result<usize, StoreFault> {
+    let prefix = keys::invitations_of(employee);
+    let mut open = 0;
+    for (k, _) in s.scan(&prefix, None, usize::MAX)? {
+        let Ok(hash) = <[u8; 32]>::try_from(&k[prefix.len()..]) else {
+            continue;
+        };
+        match s.get_as::<Invitation>(&keys::invitation(&hash))? {
+            Some(inv) if inv.used_by.is_none() && inv.expires_ms > ctx.time_ms => open += 1,
+            _ => s.delete(&k),
+        }
+    }
+    Ok(open)
+}
+
+pub(super) fn create_invitation<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    actor: &str,
+    code_hash: &[u8; 32],
+) -> R<Done> {
+    check!(not_external(s, actor, "invite"));
+    let _ = check!(active_member(s, actor, true));
+    ensure!(
+        s.get(&keys::permission(Permission::ExternalAdd.as_str(), actor))?
+            .is_some(),
+        Code::Forbidden,
+        "{actor:?} lacks the external:add permission"
+    );
+    ensure!(
+        s.get(&keys::invitation(code_hash))?.is_none(),
+        Code::AlreadyExists,
+        "invitation code exists"
+    );
+    let policy = external_policy(s)?;
+    let have = count_prefix(s, &keys::contacts_of(actor))? + open_invitations(s, ctx, actor)?;
+    ensure!(
+        have < policy.max_contacts_per_employee as usize,
+        Code::LimitExceeded,
+        "{actor:?} has {have} external contacts and open invitations; the policy allows {}",
+        policy.max_contacts_per_employee
+    );
+    let inv = Invitation {
+        employee: actor.to_string(),
+        created_ms: ctx.time_ms,
+        expires_ms: ctx.time_ms + policy.invitation_ttl_ms,
+        used_by: None,
+    };
+    s.put_as(&keys::invitation(code_hash), &inv)?;
+    s.put(&keys::invitation_of(actor, code_hash), Vec::new());
+    Ok(Ok(Done::Invitation {
+        expires_ms: inv.expires_ms,
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn accept_invitation<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    code_hash: &[u8; 32],
+    userid: &str,
+    name: &str,
+    org: &str,
+    phone: &str,
+    email: &str,
+    password_hash: &str,
+) -> R<Done> {
+    let Some(mut inv) = s.get_as::<Invitation>(&keys::invitation(code_hash))? else {
+        return Ok(refuse(Code::NotFound, "unknown invitation code"));
+    };
+    ensure!(
+        inv.used_by.is_none(),
+        Code::AlreadyUsed,
+        "this invitation has been used already"
+    );
+    ensure!(
+        inv.expires_ms > ctx.time_ms,
+        Code::Expired,
+        "this invitation has expired; ask for a new one"
+    );
+    let employee = inv.employee.clone();
+    ensure!(
+        s.get_as::<Member>(&keys::user(&employee))?
+            .is_some_and(|m| m.status == MemberStatus::Active),
+        Code::AccountInactive,
+        "the employee who invited you is no longer active"
+    );
+    valid!(valid_userid(userid));
+    valid!(valid_name(name, "name"));
+    valid!(valid_name(org, "org"));
+    valid!(valid_field(phone, "phone"));
+    valid!(valid_field(email, "email"));
+    ensure!(
+        s.get(&keys::user(userid))?.is_none() && s.get(&keys::external(userid))?.is_none(),
+        Code::AlreadyExists,
+        "userid {userid:?} is taken"
+    );
+    let policy = external_policy(s)?;
+    let have = count_prefix(s, &keys::contacts_of(&employee))?;
+    ensure!(
+        have < policy.max_contacts_per_employee as usize,
+        Code::LimitExceeded,
+        "{employee:?} has the most external contacts the policy allows ({})",
+        policy.max_contacts_per_employee
+    );
+    let ext = External {
+        userid: userid.to_string(),
+        name: name.to_string(),
+        org: org.to_string(),
+        phone: phone.to_string(),
+        email: email.to_string(),
+        invited_by: employee.clone(),
+        created_ms: ctx.time_ms,
+        disabled: false,
+    };
+    s.put_as(&keys::external(userid), &ext)?;
+    s.put_as(
+        &keys::account(userid),
+        &Account {
+            password_hash: Some(password_hash.to_string()),
+            ..Default::default()
+        },
+    )?;
+    let conv = contact_conv(s, ctx, &employee, userid)?;
+    inv.used_by = Some(userid.to_string());
+    s.put_as(&keys::invitation(code_hash), &inv)?;
+    s.delete(&keys::invitation_of(&employee, code_hash));
+    Ok(Ok(Done::ExternalAccount {
+        external: ext,
+        conv: conv.id,
+    }))
+}
+
+/// A new 1:1 of `employee` with `external`, and the contact records.
+fn contact_conv<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    employee: &str,
+    external: &str,
+) -> Result<Conversation, StoreFault> {
+    let n = s.get_as::<u64>(keys::XCONV_CTR)?.unwrap_or(0) + 1;
+    s.put_as(keys::XCONV_CTR, &n)?;
+    let mut c = Conversation {
+        id: format!("x{n}"),
+        kind: ConvKind::Contact,
+        name: String::new(),
+        owner: employee.to_string(),
+        admins: Vec::new(),
+        announcement: String::new(),
+        member_count: 2,
+        last_seq: 0,
+        last_event: 0,
+        created_ms: ctx.time_ms,
+        dissolved: false,
+    };
+    let mut members = vec![employee.to_string(), external.to_string()];
+    members.sort();
+    let no = emit(
+        s,
+        ctx,
+        &mut c,
+        external,
+        EventBody::Created {
+            kind: ConvKind::Contact,
+            name: String::new(),
+            members: members.clone(),
+        },
+    )?;
+    for m in &members {
+        join(s, &c.id, m, no, 0)?;
+    }
+    s.put_as(
+        &keys::contact(employee, external),
+        &Contact {
+            conv: c.id.clone(),
+            since_ms: ctx.time_ms,
+            previous: None,
+        },
+    )?;
+    s.put(&keys::served_by(external, employee), Vec::new());
+    Ok(c)
+}
+
+pub(super) fn set_disabled<S: Store>(
+    s: &mut Overlay<'_, S>,
+    userid: &str,
+    disabled: bool,
+) -> R<Done> {
+    let Some(mut e) = external(s, userid)? else {
+        return Ok(refuse(
+            Code::NotFound,
+            format!("no external account {userid:?}"),
+        ));
+    };
+    e.disabled = disabled;
+    s.put_as(&keys::external(userid), &e)?;
+    if disabled {
+        revoke_sessions(s, userid, None)?;
+    }
+    Ok(Ok(Done::Ok))
+}
+
+pub(super) fn set_policy<S: Store>(s: &mut Overlay<'_, S>, p: &ExternalPolicy) -> R<Done> {
+    ensure!(
+        p.max_contacts_per_employee >= 1 && p.max_contacts_per_employee <= 100_000,
+        Code::InvalidArgument,
+        "max_contacts_per_employee must be 1-100000"
+    );
+    ensure!(
+        p.max_customer_group_members >= 2 && p.max_customer_group_members <= 2_000,
+        Code::InvalidArgument,
+        "max_customer_group_members must be 2-2000"
+    );
+    ensure!(
+        p.invitation_ttl_ms >= 60_000 && p.invitation_ttl_ms <= 90 * 86_400_000,
+        Code::InvalidArgument,
+        "invitation_ttl_ms must be from 1 minute to 90 days"
+    );
+    ensure!(
+        p.transfer_window_ms <= 30 * 86_400_000,
+        Code::InvalidArgument,
+        "transfer_window_ms must be at most 30 days"
+    );
+    s.put_as(keys::EXTERNAL_POLICY, p)?;
+    Ok(Ok(Done::Ok))
+}
+
+/// Check new members of a customer group whose employee-side member
+/// `actor` adds them: employees (active) and `actor`'s own contacts.
+pub(super) fn check_customer_members<S: Store>(
+    s: &Overlay<'_, S>,
+    actor: &str,
+    conv: Option<&str>,
+    userids: &[String],
+) -> R<Vec<String>> {
+    let mut out: Vec<String> = userids.to_vec();
+    out.sort();
+    out.dedup();
+    for u in &out {
+        let (_, is_ext) = check!(active_party(s, u, true));
+        if is_ext {
+            ensure!(
+                s.get(&keys::contact(actor, u))?.is_some(),
+                Code::Forbidden,
+                "{u:?} is not an external contact of {actor:?}"
+            );
+        }
+        if let Some(c) = conv {
+            ensure!(
+                s.get(&keys::conv_member(c, u))?.is_none(),
+                Code::AlreadyExists,
+                "{u:?} is already a member"
+            );
+        }
+    }
+    Ok(Ok(out))
+}
+
+pub(super) fn create_customer_group<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    actor: &str,
+    name: &str,
+    members: &[String],
+) -> R<Done> {
+    check!(not_external(s, actor, "create groups"));
+    let _ = check!(active_member(s, actor, true));
+    valid!(valid_name(name, "group name"));
+    let mut all = members.to_vec();
+    all.push(actor.to_string());
+    let all = check!(check_customer_members(s, actor, None, &all));
+    let policy = external_policy(s)?;
+    ensure!(
+        all.len() <= policy.max_customer_group_members as usize,
+        Code::LimitExceeded,
+        "a customer group has at most {} members",
+        policy.max_customer_group_members
+    );
+    let n = s.get_as::<u64>(keys::XCONV_CTR)?.unwrap_or(0) + 1;
+    s.put_as(keys::XCONV_CTR, &n)?;
+    let mut c = Conversation {
+        id: format!("xg{n}"),
+        kind: ConvKind::Customer,
+        name: name.to_string(),
+        owner: actor.to_string(),
+        admins: Vec::new(),
+        announcement: String::new(),
+        member_count: all.len() as u32,
+        last_seq: 0,
+        last_event: 0,
+        created_ms: ctx.time_ms,
+        dissolved: false,
+    };
+    let no = emit(
+        s,
+        ctx,
+        &mut c,
+        actor,
+        EventBody::Created {
+            kind: ConvKind::Customer,
+            name: name.to_string(),
+            members: all.clone(),
+        },
+    )?;
+    for u in &all {
+        join(s, &c.id, u, no, 0)?;
+    }
+    s.put(&keys::customer_group(actor, &c.id), Vec::new());
+    Ok(Ok(Done::Conversation(c)))
+}
+
+/// The size limit of a group of this kind.
+pub(super) fn group_limit<S: Store>(s: &Overlay<'_, S>, kind: ConvKind) -> Result<u32, StoreFault> {
+    Ok(if kind == ConvKind::Customer {
+        external_policy(s)?.max_customer_group_members
+    } else {
+        policy(s)?.max_group_members
+    })
+}
+
+pub(super) fn set_auto_replies<S: Store>(
+    s: &mut Overlay<'_, S>,
+    actor: &str,
+    conv: &str,
+    rules: &[AutoReplyRule],
+) -> R<Done> {
+    let c = check!(group_as_manager(s, actor, conv, true));
+    ensure!(
+        c.kind == ConvKind::Customer,
+        Code::InvalidArgument,
+        "auto-replies are for customer groups; {conv:?} is not one"
+    );
+    ensure!(
+        rules.len() <= MAX_AUTO_REPLY_RULES,
+        Code::LimitExceeded,
+        "at most {MAX_AUTO_REPLY_RULES} rules"
+    );
+    for (i, r) in rules.iter().enumerate() {
+        let n = i + 1;
+        ensure!(
+            !r.keywords.is_empty() && r.keywords.len() <= MAX_KEYWORDS,
+            Code::InvalidArgument,
+            "rule {n}: 1-{MAX_KEYWORDS} keywords"
+        );
+        for k in &r.keywords {
+            let len = k.trim().chars().count();
+            ensure!(
+                len >= 1 && len <= MAX_KEYWORD_CHARS && !k.chars().any(char::is_control),
+                Code::InvalidArgument,
+                "rule {n}: keyword {k:?} must be 1-{MAX_KEYWORD_CHARS} characters without control characters"
+            );
+        }
+        let len = r.answer.trim().chars().count();
+        ensure!(
+            len >= 1 && r.answer.chars().count() <= MAX_ANSWER_CHARS,
+            Code::InvalidArgument,
+            "rule {n}: the answer must be 1-{MAX_ANSWER_CHARS} characters"
+        );
+    }
+    if rules.is_empty() {
+        s.delete(&keys::auto_replies(conv));
+    } else {
+        s.put_as(&keys::auto_replies(conv), &rules.to_vec())?;
+    }
+    Ok(Ok(Done::Ok))
+}
+
+/// After a message was posted in `conv` (an external conversation): count
+/// an employee's message, and answer an external member's message that
+/// matches a rule — in the same command, so exactly once.
+pub(super) fn after_message<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    conv: &mut Conversation,
+    msg: &Message,
+) -> Result<(), StoreFault> {
+    let sender_external = s.get(&keys::external(&msg.sender))?.is_some();
+    if !sender_external {
+        let key = keys::external_sent(&msg.sender, day_of(ctx.time_ms));
+        let n = s.get_as::<u64>(&key)?.unwrap_or(0) + 1;
+        s.put_as(&key, &n)?;
+        return Ok(());
+    }
+    if conv.kind != ConvKind::Customer || msg.text.is_empty() {
+        return Ok(());
+    }
+    let Some(rules) = s.get_as::<Vec<AutoReplyRule>>(&keys::auto_replies(&conv.id))? else {
+        return Ok(());
+    };
+    if let Some(rule) = rules.iter().find(|r| r.matches(&msg.text)) {
+        let sender = assistant_sender(&conv.id);
+        emit_system_message(s, ctx, conv, &sender, &rule.answer, Some(msg.seq))?;
+    }
+    Ok(())
+}
+
+/// Mark an employee who departs with contacts or customer groups: they
+/// appear in the unassigned list until transferred.
+pub(super) fn member_departed<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    userid: &str,
+) -> Result<(), StoreFault> {
+    if has_relationships(s, userid)? {
+        s.put_as(&keys::departed_with_contacts(userid), &ctx.time_ms)?;
+    }
+    Ok(())
+}
+
+fn has_relationships<S: Store>(s: &Overlay<'_, S>, userid: &str) -> Result<bool, StoreFault> {
+    Ok(!s.scan(&keys::contacts_of(userid), None, 1)?.is_empty()
+        || owned_groups(s, userid)?.next().is_some())
+}
+
+/// Customer groups `owner` owns that are not dissolved.
+fn owned_groups<S: Store>(
+    s: &Overlay<'_, S>,
+    owner: &str,
+) -> Result<impl Iterator<Item = String>, StoreFault> {
+    let prefix = keys::customer_groups_of(owner);
+    let mut out = Vec::new();
+    for (k, _) in s.scan(&prefix, None, usize::MAX)? {
+        let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        if s.get_as::<Conversation>(&keys::conv(&id))?
+            .is_some_and(|c| !c.dissolved)
+        {
+            out.push(id);
+        }
+    }
+    Ok(out.into_iter())
+}
+
+/// The customer group's owner moved (a transfer or the owner's own
+/// `TransferOwner`): move the index entry.
+pub(super) fn owner_moved<S: Store>(s: &mut Overlay<'_, S>, conv: &str, from: &str, to: &str) {
+    s.delete(&keys::customer_group(from, conv));
+    s.put(&keys::customer_group(to, conv), Vec::new());
+}
+
+fn contact_item(from: &str, external: &str) -> String {
+    format!("c:{from}\0{external}")
+}
+
+fn group_item(conv: &str) -> String {
+    format!("g:{conv}")
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn transfer<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    actor: Option<&str>,
+    from: &str,
+    to: &str,
+    externals: &[String],
+    groups: &[String],
+    message: &str,
+) -> R<Done> {
+    let Some(from_m) = s.get_as::<Member>(&keys::user(from))? else {
+        return Ok(refuse(Code::NotFound, format!("no employee {from:?}")));
+    };
+    ensure!(from != to, Code::InvalidArgument, "from and to are the same");
+    ensure!(
+        s.get(&keys::external(to))?.is_none(),
+        Code::InvalidArgument,
+        "{to:?} is an external account: contacts go to an employee"
+    );
+    let Some(to_m) = s.get_as::<Member>(&keys::user(to))? else {
+        return Ok(refuse(Code::NotFound, format!("no employee {to:?}")));
+    };
+    ensure!(
+        to_m.status == MemberStatus::Active,
+        Code::AccountInactive,
+        "{to:?} is not an active employee ({})",
+        match to_m.status {
+            MemberStatus::Departed => "departed",
+            _ => "disabled",
+        }
+    );
+    let departed = from_m.status == MemberStatus::Departed;
+    let by = match actor {
+        Some(a) => {
+            let _ = check!(active_member(s, a, true));
+            ensure!(
+                !departed,
+                Code::Forbidden,
+                "the contacts of a departed employee are transferred by an administrator"
+            );
+            let mut leads = false;
+            for d in &from_m.departments {
+                if s.get_as::<Department>(&keys::dept(*d))?
+                    .is_some_and(|dept| dept.leaders.iter().any(|l| l == a))
+                {
+                    leads = true;
+                }
+            }
+            ensure!(
+                leads,
+                Code::Forbidden,
+                "{a:?} is not a leader of {from:?}'s departments"
+            );
+            a.to_string()
+        }
+        None => match ctx.app {
+            Some(agentid) => format!("app:{agentid}"),
+            None => "admin".to_string(),
+        },
+    };
+    ensure!(
+        !externals.is_empty() || !groups.is_empty(),
+        Code::InvalidArgument,
+        "nothing to transfer: name external contacts or customer groups"
+    );
+    ensure!(
+        externals.len() <= MAX_TRANSFER_ITEMS && groups.len() <= MAX_TRANSFER_ITEMS,
+        Code::LimitExceeded,
+        "at most {MAX_TRANSFER_ITEMS} contacts and {MAX_TRANSFER_ITEMS} groups per transfer"
+    );
+    ensure!(
+        message.chars().count() <= 200 && !message.chars().any(char::is_control),
+        Code::InvalidArgument,
+        "message must be at most 200 characters without control characters"
+    );
+    let mut externals = externals.to_vec();
+    externals.sort();
+    externals.dedup();
+    let mut groups = groups.to_vec();
+    groups.sort();
+    groups.dedup();
+    for x in &externals {
+        ensure!(
+            s.get(&keys::contact(from, x))?.is_some(),
+            Code::NotFound,
+            "{x:?} is not an external contact of {from:?}"
+        );
+        ensure!(
+            s.get(&keys::contact(to, x))?.is_none(),
+            Code::AlreadyExists,
+            "{x:?} is already a contact of {to:?}"
+        );
+        if let Some(id) = s.get_as::<u64>(&keys::transfer_item(&contact_item(from, x)))? {
+            return Ok(refuse(
+                Code::AlreadyExists,
+                format!("{x:?} is in waiting transfer {id} already"),
+            ));
+        }
+    }
+    for g in &groups {
+        let Some(c) = s.get_as::<Conversation>(&keys::conv(g))? else {
+            return Ok(refuse(Code::NotFound, format!("no customer group {g:?}")));
+        };
+        ensure!(
+            c.kind == ConvKind::Customer && c.owner == from && !c.dissolved,
+            Code::NotFound,
+            "{g:?} is not a customer group owned by {from:?}"
+        );
+        if let Some(id) = s.get_as::<u64>(&keys::transfer_item(&group_item(g)))? {
+            return Ok(refuse(
+                Code::AlreadyExists,
+                format!("{g:?} is in waiting transfer {id} already"),
+            ));
+        }
+    }
+    let policy = external_policy(s)?;
+    let have = count_prefix(s, &keys::contacts_of(to))?;
+    ensure!(
+        have + externals.len() <= policy.max_contacts_per_employee as usize,
+        Code::LimitExceeded,
+        "{to:?} has {have} external contacts; {} more would pass the policy's {}",
+        externals.len(),
+        policy.max_contacts_per_employee
+    );
+    let id = s.get_as::<u64>(keys::TRANSFER_CTR)?.unwrap_or(0) + 1;
+    s.put_as(keys::TRANSFER_CTR, &id)?;
+    let due_ms = if departed {
+        ctx.time_ms
+    } else {
+        ctx.time_ms + policy.transfer_window_ms
+    };
+    let mut t = Transfer {
+        id,
+        from: from.to_string(),
+        to: to.to_string(),
+        externals,
+        groups,
+        by,
+        message: message.to_string(),
+        created_ms: ctx.time_ms,
+        due_ms,
+        status: TransferStatus::Waiting,
+        objected: Vec::new(),
+        finished_ms: 0,
+    };
+    if departed || policy.transfer_window_ms == 0 {
+        perform(s, ctx, &mut t)?;
+    } else {
+        // The contacts are told, and may object until the window ends.
+        let to_name = to_m.name.clone();
+        for x in &t.externals {
+            if let Some(contact) = s.get_as::<Contact>(&keys::contact(from, x))?
+                && let Some(mut c) = s.get_as::<Conversation>(&keys::conv(&contact.conv))?
+            {
+                let text = format!(
+                    "{to_name} will take over from {} as your contact on {} (UTC) unless you object before then. {}",
+                    from_m.name,
+                    utc_minute(due_ms),
+                    t.message
+                );
+                emit_system_message(s, ctx, &mut c, HANDOVER_SENDER, text.trim_end(), None)?;
+            }
+            s.put_as(&keys::transfer_item(&contact_item(from, x)), &id)?;
+        }
+        for g in &t.groups {
+            s.put_as(&keys::transfer_item(&group_item(g)), &id)?;
+        }
+        s.put(&keys::transfer_due(due_ms, id), Vec::new());
+    }
+    s.put_as(&keys::transfer(id), &t)?;
+    Ok(Ok(Done::Transfer(t)))
+}
+
+/// `YYYY-MM-DD HH:MM` of a time in ms (UTC), for system messages.
+fn utc_minute(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// Carry out a transfer (now `Done`): each contact's 1:1 and each group
+/// moves to `to`, who reads their whole history.
+fn perform<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    t: &mut Transfer,
+) -> Result<(), StoreFault> {
+    let from = t.from.clone();
+    let to = t.to.clone();
+    let from_name = s
+        .get_as::<Member>(&keys::user(&from))?
+        .map_or_else(|| from.clone(), |m| m.name);
+    let to_name = s
+        .get_as::<Member>(&keys::user(&to))?
+        .map_or_else(|| to.clone(), |m| m.name);
+    let from_departed = s
+        .get_as::<Member>(&keys::user(&from))?
+        .is_some_and(|m| m.status == MemberStatus::Departed);
+    for x in t.externals.clone() {
+        s.delete(&keys::transfer_item(&contact_item(&from, &x)));
+        if t.objected.contains(&x) {
+            continue;
+        }
+        let Some(contact) = s.get_as::<Contact>(&keys::contact(&from, &x))? else {
+            continue;
+        };
+        if s.get(&keys::contact(&to, &x))?.is_some() {
+            continue;
+        }
+        let Some(mut c) = s.get_as::<Conversation>(&keys::conv(&contact.conv))? else {
+            continue;
+        };
+        handover_member(s, ctx, &mut c, &from, &to)?;
+        c.owner = to.clone();
+        s.put_as(&keys::conv(&c.id), &c)?;
+        let text = format!(
+            "{to_name} now serves you in place of {from_name}. {}",
+            t.message
+        );
+        emit_system_message(s, ctx, &mut c, HANDOVER_SENDER, text.trim_end(), None)?;
+        s.delete(&keys::contact(&from, &x));
+        s.delete(&keys::served_by(&x, &from));
+        s.put_as(
+            &keys::contact(&to, &x),
+            &Contact {
+                conv: c.id.clone(),
+                since_ms: ctx.time_ms,
+                previous: Some(from.clone()),
+            },
+        )?;
+        s.put(&keys::served_by(&x, &to), Vec::new());
+    }
+    for g in t.groups.clone() {
+        s.delete(&keys::transfer_item(&group_item(&g)));
+        let Some(mut c) = s.get_as::<Conversation>(&keys::conv(&g))? else {
+            continue;
+        };
+        if c.owner != from || c.dissolved {
+            continue;
+        }
+        if s.get(&keys::conv_member(&g, &to))?.is_none() {
+            c.member_count += 1;
+            let no = emit(
+                s,
+                ctx,
+                &mut c,
+                HANDOVER_SENDER,
+                EventBody::MembersAdded {
+                    userids: vec![to.clone()],
+                },
+            )?;
+            let _ = no;
+            join(s, &g, &to, 0, c.last_seq)?;
+        } else {
+            // A member already: from now on they see the whole history.
+            let key = keys::conv_member(&g, &to);
+            if let Some(mut m) = s.get_as::<ConvMember>(&key)? {
+                m.joined_event = 0;
+                s.put_as(&key, &m)?;
+            }
+            let ukey = keys::user_conv(&to, &g);
+            if let Some(mut u) = s.get_as::<UserConv>(&ukey)? {
+                u.joined_event = 0;
+                s.put_as(&ukey, &u)?;
+            }
+        }
+        c.owner = to.clone();
+        c.admins.retain(|a| a != &to);
+        emit(
+            s,
+            ctx,
+            &mut c,
+            HANDOVER_SENDER,
+            EventBody::OwnerChanged { owner: to.clone() },
+        )?;
+        if from_departed {
+            leave_conv(s, ctx, &mut c, &from)?;
+        }
+        owner_moved(s, &g, &from, &to);
+        let text = format!("{to_name} now owns this group in place of {from_name}.");
+        emit_system_message(s, ctx, &mut c, HANDOVER_SENDER, &text, None)?;
+    }
+    if !has_relationships(s, &from)? {
+        s.delete(&keys::departed_with_contacts(&from));
+    }
+    s.delete(&keys::transfer_due(t.due_ms, t.id));
+    t.status = TransferStatus::Done;
+    t.finished_ms = ctx.time_ms;
+    Ok(())
+}
+
+/// In a contact's 1:1: `to` joins seeing everything, `from` leaves.
+fn handover_member<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    c: &mut Conversation,
+    from: &str,
+    to: &str,
+) -> Result<(), StoreFault> {
+    emit(
+        s,
+        ctx,
+        c,
+        HANDOVER_SENDER,
+        EventBody::MembersAdded {
+            userids: vec![to.to_string()],
+        },
+    )?;
+    join(s, &c.id, to, 0, c.last_seq)?;
+    leave_conv(s, ctx, c, from)
+}
+
+fn leave_conv<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    c: &mut Conversation,
+    userid: &str,
+) -> Result<(), StoreFault> {
+    if s.get(&keys::conv_member(&c.id, userid))?.is_none() {
+        return Ok(());
+    }
+    c.admins.retain(|a| a != userid);
+    let no = emit(
+        s,
+        ctx,
+        c,
+        HANDOVER_SENDER,
+        EventBody::MemberRemoved {
+            userid: userid.to_string(),
+        },
+    )?;
+    if c.kind == ConvKind::Customer {
+        c.member_count = c.member_count.saturating_sub(1);
+        s.put_as(&keys::conv(&c.id), c)?;
+    }
+    s.delete(&keys::conv_member(&c.id, userid));
+    let uc_key = keys::user_conv(userid, &c.id);
+    let mut uc: UserConv = s.get_as(&uc_key)?.unwrap_or(UserConv {
+        joined_event: no,
+        left_event: None,
+    });
+    uc.left_event = Some(no);
+    s.put_as(&uc_key, &uc)
+}
+
+fn load_transfer<S: Store>(s: &Overlay<'_, S>, id: u64) -> R<Transfer> {
+    match s.get_as::<Transfer>(&keys::transfer(id))? {
+        Some(t) => Ok(Ok(t)),
+        None => Ok(refuse(Code::NotFound, format!("no transfer {id}"))),
+    }
+}
+
+fn release_items<S: Store>(s: &mut Overlay<'_, S>, t: &Transfer) {
+    for x in &t.externals {
+        s.delete(&keys::transfer_item(&contact_item(&t.from, x)));
+    }
+    for g in &t.groups {
+        s.delete(&keys::transfer_item(&group_item(g)));
+    }
+    s.delete(&keys::transfer_due(t.due_ms, t.id));
+}
+
+pub(super) fn cancel<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    actor: Option<&str>,
+    id: u64,
+) -> R<Done> {
+    let mut t = check!(load_transfer(s, id));
+    if let Some(a) = actor {
+        ensure!(
+            t.by == a,
+            Code::Forbidden,
+            "only who asked for transfer {id} (or an administrator) may cancel it"
+        );
+    }
+    ensure!(
+        t.status == TransferStatus::Waiting,
+        Code::AlreadyDecided,
+        "transfer {id} is {} already",
+        if t.status == TransferStatus::Done {
+            "done"
+        } else {
+            "cancelled"
+        }
+    );
+    release_items(s, &t);
+    t.status = TransferStatus::Cancelled;
+    t.finished_ms = ctx.time_ms;
+    for x in &t.externals {
+        if let Some(contact) = s.get_as::<Contact>(&keys::contact(&t.from, x))?
+            && let Some(mut c) = s.get_as::<Conversation>(&keys::conv(&contact.conv))?
+        {
+            emit_system_message(
+                s,
+                ctx,
+                &mut c,
+                HANDOVER_SENDER,
+                "The announced change of your contact has been cancelled.",
+                None,
+            )?;
+        }
+    }
+    s.put_as(&keys::transfer(id), &t)?;
+    Ok(Ok(Done::Transfer(t)))
+}
+
+pub(super) fn object<S: Store>(s: &mut Overlay<'_, S>, actor: &str, id: u64) -> R<Done> {
+    let mut t = check!(load_transfer(s, id));
+    ensure!(
+        t.externals.iter().any(|x| x == actor),
+        Code::NotFound,
+        "transfer {id} does not concern {actor:?}"
+    );
+    ensure!(
+        t.status == TransferStatus::Waiting,
+        Code::AlreadyDecided,
+        "transfer {id} has ended"
+    );
+    if !t.objected.iter().any(|x| x == actor) {
+        t.objected.push(actor.to_string());
+        t.objected.sort();
+        s.delete(&keys::transfer_item(&contact_item(&t.from, actor)));
+        s.put_as(&keys::transfer(id), &t)?;
+    }
+    Ok(Ok(Done::Transfer(t)))
+}
+
+pub(super) fn step<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, id: u64) -> R<Done> {
+    let mut t = check!(load_transfer(s, id));
+    ensure!(
+        t.status == TransferStatus::Waiting,
+        Code::Stale,
+        "transfer {id} has ended"
+    );
+    ensure!(
+        ctx.time_ms >= t.due_ms,
+        Code::Stale,
+        "transfer {id} is due at {}",
+        t.due_ms
+    );
+    let to_ok = s
+        .get_as::<Member>(&keys::user(&t.to))?
+        .is_some_and(|m| m.status == MemberStatus::Active);
+    if to_ok {
+        perform(s, ctx, &mut t)?;
+    } else {
+        // The receiving employee left in the window: nothing moves.
+        release_items(s, &t);
+        t.status = TransferStatus::Cancelled;
+        t.finished_ms = ctx.time_ms;
+    }
+    s.put_as(&keys::transfer(id), &t)?;
+    Ok(Ok(Done::Transfer(t)))
+}
