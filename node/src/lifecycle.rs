@@ -32,8 +32,9 @@ use crate::http::{ApiError, NodeState};
 pub const RELEASE: &str = env!("CARGO_PKG_VERSION");
 
 /// The newest replicated-log version this build applies. Version 1 is what
-/// v0.1.0 wrote; version 2 added `SetClusterVersion`.
-pub const LOG_VERSION: u32 = 2;
+/// v0.1.0 wrote; version 2 added `SetClusterVersion`; version 3
+/// added the external-contact commands (issue 19).
+pub const LOG_VERSION: u32 = 3;
 
 /// The data-directory format this build reads and writes.
 pub const DATA_FORMAT: u32 = 1;

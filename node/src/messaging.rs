@@ -218,6 +218,52 @@ fn audited(cmd: &Command) -> Option<(&'static str, String)> {
             },
             format!("{userid}:{}", permission.as_str()),
         ),
+        Command::CreateInvitation { actor, .. } => ("external.invite", actor.clone()),
+        Command::AcceptInvitation { userid, .. } => ("external.accept", userid.clone()),
+        Command::SetExternalDisabled { userid, disabled } => (
+            if *disabled {
+                "external.disable"
+            } else {
+                "external.enable"
+            },
+            userid.clone(),
+        ),
+        Command::SetExternalPolicy { policy } => (
+            "policy.set",
+            format!(
+                "external:max_contacts_per_employee={};max_customer_group_members={};invitation_ttl_ms={};transfer_window_ms={}",
+                policy.max_contacts_per_employee,
+                policy.max_customer_group_members,
+                policy.invitation_ttl_ms,
+                policy.transfer_window_ms
+            ),
+        ),
+        Command::CreateCustomerGroup { actor, .. } => ("external.group.create", actor.clone()),
+        Command::SetAutoReplies { conv, rules, .. } => (
+            "external.autoreply.set",
+            format!("{conv}:rules={}", rules.len()),
+        ),
+        Command::TransferContacts {
+            from,
+            to,
+            externals,
+            groups,
+            ..
+        } => (
+            "external.transfer",
+            format!(
+                "{from}->{to}:contacts={};groups={}",
+                externals.join("|"),
+                groups.join("|")
+            ),
+        ),
+        Command::CancelTransfer { id, .. } => {
+            ("external.transfer.cancel", format!("transfer:{id}"))
+        }
+        Command::ObjectTransfer { actor, id } => {
+            ("external.transfer.object", format!("transfer:{id}:{actor}"))
+        }
+        Command::TransferStep { id } => ("external.transfer.step", format!("transfer:{id}")),
         _ => return None,
     })
 }
@@ -416,6 +462,15 @@ impl Application for NodeApp {
                                 (Ok(domain::Done::Approval(r)), _) => {
                                     format!("ok,{}", r.status.as_str())
                                 }
+                                (Ok(domain::Done::Transfer(t)), _) => format!(
+                                    "ok,transfer:{},{}",
+                                    t.id,
+                                    match t.status {
+                                        domain::TransferStatus::Waiting => "waiting",
+                                        domain::TransferStatus::Done => "done",
+                                        domain::TransferStatus::Cancelled => "cancelled",
+                                    }
+                                ),
                                 (Ok(domain::Done::NoticeMark { changed: false, .. }), _) => {
                                     "ok,already".into()
                                 }

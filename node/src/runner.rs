@@ -121,6 +121,14 @@ async fn round(state: &NodeState) -> Result<bool, String> {
         count(state, "announcement", &out);
         moved |= out.is_ok();
     }
+    for t in domain::external::transfers_due(&view, now, 64).map_err(|e| e.to_string())? {
+        // A repeat (the view lagging the log) finds it done: stale.
+        let out = propose(state, &Command::TransferStep { id: t.id }, None)
+            .await
+            .map_err(|e| e.message)?;
+        count(state, "transfer", &out);
+        moved |= out.is_ok();
+    }
     // Files past retention and uploads never sent: one bounded step per
     // round (not counted as movement, so a backlog drains a step a second
     // without starving other work).

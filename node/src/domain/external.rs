@@ -180,10 +180,7 @@ pub fn external<S: Store + ?Sized>(s: &S, userid: &str) -> Result<Option<Externa
 }
 
 /// A member, or the member view of an external account (`true`).
-pub fn party<S: Store + ?Sized>(
-    s: &S,
-    userid: &str,
-) -> Result<Option<(Member, bool)>, StoreFault> {
+pub fn party<S: Store + ?Sized>(s: &S, userid: &str) -> Result<Option<(Member, bool)>, StoreFault> {
     if let Some(m) = s.get_as::<Member>(&keys::user(userid))? {
         return Ok(Some((m, false)));
     }
@@ -197,10 +194,12 @@ pub fn externals<S: Store + ?Sized>(
     limit: usize,
 ) -> Result<Vec<External>, StoreFault> {
     let after = cursor.map(keys::external);
-    Ok(s.scan_as::<External>(keys::EXTERNALS, after.as_deref(), limit)?
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect())
+    Ok(
+        s.scan_as::<External>(keys::EXTERNALS, after.as_deref(), limit)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect(),
+    )
 }
 
 pub fn invitation<S: Store + ?Sized>(
@@ -392,7 +391,9 @@ pub fn supervision<S: Store + ?Sized>(
     from_day: u32,
     to_day: u32,
 ) -> Result<Supervision, StoreFault> {
-    let contacts = s.scan(&keys::contacts_of(&m.userid), None, usize::MAX)?.len() as u64;
+    let contacts = s
+        .scan(&keys::contacts_of(&m.userid), None, usize::MAX)?
+        .len() as u64;
     let customer_groups = customer_groups_of(s, &m.userid)?
         .into_iter()
         .filter(|c| !c.dissolved && c.owner == m.userid)

@@ -289,7 +289,17 @@ pub(super) fn emit_system_message<S: Store>(
     text: &str,
     reply_to: Option<u64>,
 ) -> Result<Message, StoreFault> {
-    post(s, ctx, conv, sender, text, Vec::new(), false, reply_to, None)
+    post(
+        s,
+        ctx,
+        conv,
+        sender,
+        text,
+        Vec::new(),
+        false,
+        reply_to,
+        None,
+    )
 }
 
 pub(super) fn recall<S: Store>(
@@ -372,7 +382,11 @@ pub(super) fn create_group<S: Store>(
     name: &str,
     members: &[String],
 ) -> R<Done> {
-    check!(super::external::not_external(s, actor, "create internal groups"));
+    check!(super::external::not_external(
+        s,
+        actor,
+        "create internal groups"
+    ));
     let _ = check!(active_member(s, actor, true));
     valid!(valid_name(name, "group name"));
     let mut all = members.to_vec();
@@ -434,11 +448,7 @@ pub(super) fn add_members<S: Store>(
         ))
     } else {
         for u in userids {
-            check!(super::external::not_external(
-                s,
-                u,
-                "join internal groups"
-            ));
+            check!(super::external::not_external(s, u, "join internal groups"));
         }
         check!(check_new_members(s, Some(conv), userids))
     };

@@ -525,7 +525,11 @@ pub(super) fn transfer<S: Store>(
     let Some(from_m) = s.get_as::<Member>(&keys::user(from))? else {
         return Ok(refuse(Code::NotFound, format!("no employee {from:?}")));
     };
-    ensure!(from != to, Code::InvalidArgument, "from and to are the same");
+    ensure!(
+        from != to,
+        Code::InvalidArgument,
+        "from and to are the same"
+    );
     ensure!(
         s.get(&keys::external(to))?.is_none(),
         Code::InvalidArgument,

@@ -156,9 +156,7 @@ fn app_scope(cmd: &Command) -> Option<Scope> {
         | Command::AppChatSend { .. } => Scope::AppChat,
         Command::RedeemOAuthCode { .. } => Scope::OAuth,
         Command::SubmitApproval { .. } => Scope::Approval,
-        Command::TransferContacts { .. } | Command::CancelTransfer { .. } => {
-            Scope::ExternalContact
-        }
+        Command::TransferContacts { .. } | Command::CancelTransfer { .. } => Scope::ExternalContact,
         _ => return None,
     })
 }
