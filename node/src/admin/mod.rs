@@ -19,6 +19,7 @@ pub mod backup;
 pub mod certs;
 pub mod cluster;
 pub mod directory;
+pub mod external;
 pub mod files;
 pub mod notices;
 pub mod office;
@@ -270,6 +271,63 @@ pub fn router(state: Arc<NodeState>) -> Router {
             "/v1/approvals/{id}",
             get(office::approval)
                 .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/external/unassigned",
+            get(external::unassigned)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/external/transfers",
+            post(external::transfer).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/external/transfers",
+            get(external::transfers)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/external/transfers/{id}",
+            get(external::show_transfer)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/external/transfers/{id}/cancel",
+            post(external::cancel_transfer)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/external/accounts",
+            get(external::accounts)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/external/accounts/{userid}",
+            get(external::account)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/external/accounts/{userid}/disabled",
+            put(external::set_disabled)
+                .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/external/contacts",
+            get(external::contacts)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/external/supervision",
+            get(external::supervision)
+                .route_layer(middleware::from_fn_with_state(NOTICE_READERS, guard)),
+        )
+        .route(
+            "/v1/policy/external",
+            get(external::get_policy).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
+            "/v1/policy/external",
+            put(external::put_policy).route_layer(middleware::from_fn_with_state(SECADMIN, guard)),
         )
         .route(
             "/v1/permissions/{perm}",

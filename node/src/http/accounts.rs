@@ -172,7 +172,10 @@ pub async fn password_login(
         return Err(invalid_credentials());
     }
     let view = state.view();
-    let member = domain::query::member(&view, userid).map_err(store_error)?;
+    // A member or an external account: both sign in here.
+    let member = domain::external::party(&view, userid)
+        .map_err(store_error)?
+        .map(|(m, _)| m);
     let account = domain::query::account(&view, userid).map_err(store_error)?;
     if let Some(a) = &account
         && a.locked_until_ms > now_ms()

@@ -105,7 +105,7 @@ pub async fn refresh(
 /// `GET /v1/me`
 pub async fn me(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let view = state.view();
-    let m = domain::query::member(&view, &caller.userid)
+    let (m, _) = domain::external::party(&view, &caller.userid)
         .map_err(store_error)?
         .ok_or_else(|| ApiError::unauthenticated("the account is gone"))?;
     let must_change = domain::query::account(&view, &caller.userid)
@@ -115,6 +115,7 @@ pub async fn me(State(state): State<S>, caller: Caller) -> Result<Json<Value>, A
         "member": crate::http::views::member_json(&m),
         "session_expires_at_ms": caller.session.expires_ms,
         "must_change_password": must_change,
+        "external": caller.external,
         "sync_head": domain::query::head(&view).map_err(store_error)?,
         "permissions": domain::query::permissions_of(&view, &caller.userid)
             .map_err(store_error)?

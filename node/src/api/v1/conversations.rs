@@ -24,6 +24,9 @@ pub fn conv_json(c: &Conversation, me: Option<&ConvMember>) -> Value {
         "last_seq": c.last_seq,
         "created_at_ms": c.created_ms,
         "dissolved": c.dissolved,
+        // With people outside the organization (a contact's 1:1 or a
+        // customer group): clients mark it.
+        "external": c.kind.is_external(),
     });
     if c.kind == domain::ConvKind::App {
         // `a<agentid>.<userid>`: the app this conversation is with.
@@ -148,6 +151,7 @@ pub async fn create_group(
     headers: HeaderMap,
     Body(req): Body<CreateGroupReq>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.employee_only("create internal groups")?;
     let key = scoped_key(
         &caller.userid,
         KeyScope::CreateGroup,
@@ -281,7 +285,7 @@ pub async fn members(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 500, 2000)?;
     let view = state.view();
-    domain::query::conversation_for(&view, &caller.userid, &conv)
+    let (c, _) = domain::query::conversation_for(&view, &caller.userid, &conv)
         .map_err(store_error)?
         .map_err(crate::http::refusal)?;
     let list = domain::query::conversation_members(&view, &conv, q.cursor.as_deref(), limit)
@@ -289,10 +293,23 @@ pub async fn members(
     let next = (list.len() == limit)
         .then(|| list.last().map(|(u, _)| u.clone()))
         .flatten();
-    let out: Vec<Value> = list
-        .iter()
-        .map(|(u, m)| json!({ "userid": u, "read_seq": m.read_seq, "delivered_seq": m.delivered_seq }))
-        .collect();
+    let mut out: Vec<Value> = Vec::with_capacity(list.len());
+    for (u, m) in &list {
+        let mut v =
+            json!({ "userid": u, "read_seq": m.read_seq, "delivered_seq": m.delivered_seq });
+        if c.kind.is_external() {
+            // External members cannot read the directory: names (and
+            // which side each member is on) come with the list.
+            if let Some((p, ext)) = domain::external::party(&view, u).map_err(store_error)? {
+                v["name"] = json!(p.name);
+                v["external"] = json!(ext);
+                if ext {
+                    v["org"] = json!(p.title);
+                }
+            }
+        }
+        out.push(v);
+    }
     Ok(Json(json!({ "members": out, "next_cursor": next })))
 }
 

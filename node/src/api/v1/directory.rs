@@ -14,6 +14,7 @@ use crate::http::{ApiError, Params, S, page_limit, store_error};
 
 /// `GET /v1/directory/departments`: the visible part of the tree.
 pub async fn departments(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.employee_only("read the directory")?;
     let view = state.view();
     let me = domain::query::member(&view, &caller.userid)
         .map_err(store_error)?
@@ -45,6 +46,7 @@ pub async fn members(
     Params(q): Params<MembersQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 1000)?;
+    caller.employee_only("read the directory")?;
     let view = state.view();
     let me = domain::query::member(&view, &caller.userid)
         .map_err(store_error)?
@@ -71,6 +73,7 @@ pub async fn member(
     caller: Caller,
     PathArgs(userid): PathArgs<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.employee_only("read the directory")?;
     let view = state.view();
     let me = domain::query::member(&view, &caller.userid)
         .map_err(store_error)?

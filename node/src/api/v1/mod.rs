@@ -10,6 +10,7 @@ pub mod approvals;
 pub mod auth;
 pub mod conversations;
 pub mod directory;
+pub mod external;
 pub mod files;
 pub mod notices;
 pub mod stream;
@@ -207,6 +208,47 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
             "/v1/uploads/{id}/finish",
             post(files::upload_finish),
         ),
+        ("post", "/v1/external/invitations", post(external::invite)),
+        (
+            "get",
+            "/v1/external/invitations/{code}",
+            get(external::invitation),
+        ),
+        ("post", "/v1/external/accept", post(external::accept)),
+        ("get", "/v1/external/contacts", get(external::contacts)),
+        ("get", "/v1/external/groups", get(external::groups)),
+        ("post", "/v1/external/groups", post(external::create_group)),
+        (
+            "get",
+            "/v1/external/groups/{conv}/auto-replies",
+            get(external::auto_replies),
+        ),
+        (
+            "put",
+            "/v1/external/groups/{conv}/auto-replies",
+            put(external::set_auto_replies),
+        ),
+        ("post", "/v1/external/transfers", post(external::transfer)),
+        (
+            "get",
+            "/v1/external/transfers/{id}",
+            get(external::show_transfer),
+        ),
+        (
+            "post",
+            "/v1/external/transfers/{id}/cancel",
+            post(external::cancel_transfer),
+        ),
+        (
+            "post",
+            "/v1/external/transfers/{id}/object",
+            post(external::object_transfer),
+        ),
+        (
+            "get",
+            "/v1/external/supervision",
+            get(external::supervision),
+        ),
         ("get", "/v1/sync", get(stream::sync)),
         ("get", "/v1/stream", get(stream::websocket)),
         ("get", "/v1/openapi.json", get(openapi)),
@@ -234,8 +276,25 @@ pub struct Caller {
     pub userid: String,
     pub token_hash: [u8; 32],
     pub session: Session,
+    /// An external account (a contact from outside the organization):
+    /// no directory, no internal groups, only its own conversations.
+    pub external: bool,
     /// For the audit record of what the caller does.
     pub origin: crate::audit::Origin,
+}
+
+impl Caller {
+    /// Refuse an external account: 403 `external_account`.
+    pub fn employee_only(&self, what: &str) -> Result<(), ApiError> {
+        if self.external {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "external_account",
+                format!("external accounts cannot {what}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn bearer(parts: &Parts) -> Option<String> {
@@ -285,10 +344,10 @@ impl FromRequestParts<S> for Caller {
                 "the access token has expired; refresh it or log in again",
             ));
         }
-        match domain::query::member(&view, &session.userid).map_err(store_error)? {
-            Some(m) if m.status == domain::MemberStatus::Active => {}
+        let external = match domain::external::party(&view, &session.userid).map_err(store_error)? {
+            Some((m, external)) if m.status == domain::MemberStatus::Active => external,
             _ => return Err(ApiError::unauthenticated("the account is not active")),
-        }
+        };
         state
             .limits
             .check_token(&hash)
@@ -304,6 +363,7 @@ impl FromRequestParts<S> for Caller {
             userid: session.userid.clone(),
             token_hash: hash,
             session,
+            external,
         })
     }
 }
