@@ -523,7 +523,6 @@ pub async fn supervision(
     Params(q): Params<SupervisionQuery>,
 ) -> Result<Json<Value>, ApiError> {
     caller.employee_only("supervise")?;
-    let (from, to) = day_range(q.from_day, q.to_day)?;
     let view = state.view();
     let dept = domain::query::department(&view, q.department)
         .map_err(store_error)?
@@ -538,6 +537,7 @@ pub async fn supervision(
             ),
         ));
     }
+    let (from, to) = day_range(q.from_day, q.to_day)?;
     let rows = supervision_rows(&view, dept.id, from, to)?;
     Ok(Json(json!({
         "department": dept.id, "from_day": from, "to_day": to, "members": rows,

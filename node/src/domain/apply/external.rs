@@ -390,11 +390,16 @@ pub(super) fn set_auto_replies<S: Store>(
     conv: &str,
     rules: &[AutoReplyRule],
 ) -> R<Done> {
-    let c = check!(group_as_manager(s, actor, conv, true));
+    let (c, _) = check!(conv_as_member(s, actor, conv));
     ensure!(
         c.kind == ConvKind::Customer,
-        Code::InvalidArgument,
-        "auto-replies are for customer groups; {conv:?} is not one"
+        Code::NotFound,
+        "{conv:?} is not a customer group (auto-replies are for customer groups)"
+    );
+    ensure!(
+        c.owner == actor,
+        Code::Forbidden,
+        "only the group's owner sets its auto-replies"
     );
     ensure!(
         rules.len() <= MAX_AUTO_REPLY_RULES,
@@ -525,29 +530,8 @@ pub(super) fn transfer<S: Store>(
     let Some(from_m) = s.get_as::<Member>(&keys::user(from))? else {
         return Ok(refuse(Code::NotFound, format!("no employee {from:?}")));
     };
-    ensure!(
-        from != to,
-        Code::InvalidArgument,
-        "from and to are the same"
-    );
-    ensure!(
-        s.get(&keys::external(to))?.is_none(),
-        Code::InvalidArgument,
-        "{to:?} is an external account: contacts go to an employee"
-    );
-    let Some(to_m) = s.get_as::<Member>(&keys::user(to))? else {
-        return Ok(refuse(Code::NotFound, format!("no employee {to:?}")));
-    };
-    ensure!(
-        to_m.status == MemberStatus::Active,
-        Code::AccountInactive,
-        "{to:?} is not an active employee ({})",
-        match to_m.status {
-            MemberStatus::Departed => "departed",
-            _ => "disabled",
-        }
-    );
     let departed = from_m.status == MemberStatus::Departed;
+    // Who may ask comes first.
     let by = match actor {
         Some(a) => {
             let _ = check!(active_member(s, a, true));
@@ -576,6 +560,28 @@ pub(super) fn transfer<S: Store>(
             None => "admin".to_string(),
         },
     };
+    ensure!(
+        from != to,
+        Code::InvalidArgument,
+        "from and to are the same"
+    );
+    ensure!(
+        s.get(&keys::external(to))?.is_none(),
+        Code::InvalidArgument,
+        "{to:?} is an external account: contacts go to an employee"
+    );
+    let Some(to_m) = s.get_as::<Member>(&keys::user(to))? else {
+        return Ok(refuse(Code::NotFound, format!("no employee {to:?}")));
+    };
+    ensure!(
+        to_m.status == MemberStatus::Active,
+        Code::AccountInactive,
+        "{to:?} is not an active employee ({})",
+        match to_m.status {
+            MemberStatus::Departed => "departed",
+            _ => "disabled",
+        }
+    );
     ensure!(
         !externals.is_empty() || !groups.is_empty(),
         Code::InvalidArgument,
