@@ -202,6 +202,22 @@ impl TestCluster {
             .with_timeout(Duration::from_secs(15))
     }
 
+    /// Wait until the cluster has moved to replicated-log version `v` (a
+    /// fresh cluster moves to its build's version within seconds of
+    /// having a leader; commands of a newer version answer 503
+    /// `cluster_upgrading` until then).
+    pub async fn wait_log_version(&self, i: usize, v: u64) {
+        crate::wait_for_async(
+            &format!("the cluster to move to log version {v}"),
+            Duration::from_secs(60),
+            || async {
+                let s: Value = self.admin(i).get_json("/v1/cluster/upgrade").await.ok()?;
+                (s["cluster_version"].as_u64()? >= v).then_some(())
+            },
+        )
+        .await
+    }
+
     /// Indices of nodes whose process runs.
     pub fn live(&self) -> Vec<usize> {
         (0..self.procs.len())
