@@ -28,12 +28,20 @@ pub mod code {
     pub const INVALID_CODE: i64 = 40029;
     pub const INVALID_AGENTID: i64 = 40056;
     pub const INVALID_PARAMETER: i64 = 40058;
+    pub const INVALID_EXTERNAL_USERID: i64 = 40096;
+    pub const NOT_DEPARTED: i64 = 40097;
+    pub const CONTACT_LIMIT: i64 = 40099;
+    pub const IN_TRANSFER: i64 = 40100;
+    pub const SAME_FOLLOWER: i64 = 40130;
+    pub const NOT_FOLLOWER: i64 = 40131;
     pub const MISSING_TOKEN: i64 = 41001;
     pub const MISSING_CORPID: i64 = 41002;
     pub const MISSING_SECRET: i64 = 41004;
     pub const MISSING_MEDIA: i64 = 41005;
     pub const MISSING_MEDIA_ID: i64 = 41006;
+    pub const MISSING_USERID: i64 = 41009;
     pub const MISSING_AGENTID: i64 = 41011;
+    pub const MISSING_EXTERNAL_USERID: i64 = 41035;
     pub const EXPIRED_TOKEN: i64 = 42001;
     pub const EXPIRED_CODE: i64 = 42003;
     pub const EMPTY_POST: i64 = 44002;
@@ -42,6 +50,8 @@ pub mod code {
     pub const RATE_LIMITED: i64 = 45009;
     pub const JSON_FORMAT: i64 = 47001;
     pub const FORBIDDEN: i64 = 48002;
+    pub const GROUP_DISSOLVED: i64 = 49008;
+    pub const INVALID_CURSOR: i64 = 50100;
     pub const DEPT_NAME_INVALID: i64 = 60001;
     pub const DEPT_NOT_FOUND: i64 = 60003;
     pub const PARENT_NOT_FOUND: i64 = 60004;
@@ -55,6 +65,12 @@ pub mod code {
     pub const NAME_INVALID: i64 = 60112;
     pub const ALL_INVALID: i64 = 81013;
     pub const CHAT_NOT_FOUND: i64 = 86003;
+    pub const OWNER_NOT_DEPARTED: i64 = 90500;
+    pub const NOT_CUSTOMER_GROUP: i64 = 90501;
+    pub const OWNER_DEPARTED: i64 = 90502;
+    pub const GROUP_FULL: i64 = 90503;
+    pub const OWNER_UNCHANGED: i64 = 90504;
+    pub const GROUP_IN_TRANSFER: i64 = 90507;
     pub const INVALID_PARAM_ALT: i64 = 301002;
 }
 
@@ -114,6 +130,10 @@ pub enum Family {
     Chat,
     Job,
     OAuth,
+    /// Hand-overs of external contacts (`externalcontact/*transfer_customer`).
+    External,
+    /// Hand-overs of customer groups (`externalcontact/groupchat/*transfer`).
+    CustomerGroup,
     Other,
 }
 
@@ -131,6 +151,16 @@ pub fn refusal(r: Refusal, family: Family) -> WeErr {
         (Code::NotFound, Job) => code::INVALID_MEDIA_ID,
         (Code::Expired, Job) => code::INVALID_MEDIA_ID,
         (Code::NotFound, OAuth) => code::INVALID_CODE,
+        (Code::NotFound, External) => code::NOT_FOLLOWER,
+        (Code::AlreadyExists, External) => code::IN_TRANSFER,
+        (Code::LimitExceeded, External) => code::CONTACT_LIMIT,
+        (Code::NotFound, CustomerGroup) => code::NOT_CUSTOMER_GROUP,
+        (Code::AlreadyExists, CustomerGroup) => code::GROUP_IN_TRANSFER,
+        (Code::LimitExceeded, CustomerGroup) => code::GROUP_FULL,
+        // A one-time code (sign-in, invitation) that was used already.
+        (Code::AlreadyUsed, _) => code::INVALID_CODE,
+        // A rolling upgrade is under way: retry later, like WeCom's -1.
+        (Code::ClusterUpgrading, _) => code::BUSY,
         (Code::Expired, _) => code::EXPIRED_CODE,
         (Code::NotFound | Code::NotAMember | Code::AccountInactive, Message) => {
             code::USERID_NOT_FOUND
@@ -156,3 +186,50 @@ pub fn ok(fields: Value) -> Json<Value> {
 }
 
 pub type WeResult = Result<Json<Value>, WeErr>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(c: Code, f: Family) -> i64 {
+        refusal(
+            Refusal {
+                code: c,
+                message: "m".into(),
+            },
+            f,
+        )
+        .errcode
+    }
+
+    /// The refusals of log version 3: a rolling upgrade is "busy, retry"
+    /// in every family; a used one-time code is an invalid code; the
+    /// hand-over families speak WeCom's external-contact codes.
+    #[test]
+    fn newer_refusals_have_wecom_codes() {
+        for f in [Family::User, Family::External, Family::Other] {
+            assert_eq!(code_of(Code::ClusterUpgrading, f), code::BUSY);
+            assert_eq!(code_of(Code::AlreadyUsed, f), code::INVALID_CODE);
+        }
+        assert_eq!(
+            code_of(Code::NotFound, Family::External),
+            code::NOT_FOLLOWER
+        );
+        assert_eq!(
+            code_of(Code::AlreadyExists, Family::External),
+            code::IN_TRANSFER
+        );
+        assert_eq!(
+            code_of(Code::LimitExceeded, Family::External),
+            code::CONTACT_LIMIT
+        );
+        assert_eq!(
+            code_of(Code::AlreadyExists, Family::CustomerGroup),
+            code::GROUP_IN_TRANSFER
+        );
+        assert_eq!(
+            code_of(Code::AccountInactive, Family::External),
+            code::USERID_NOT_FOUND
+        );
+    }
+}

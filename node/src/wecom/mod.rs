@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod directory;
 pub mod errors;
+pub mod externalcontact;
 pub mod extract;
 pub mod message;
 pub mod oa;
@@ -114,6 +115,71 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
             "post",
             "/cgi-bin/oa/getapprovaldetail",
             post(oa::getapprovaldetail),
+        ),
+        (
+            "get",
+            "/cgi-bin/externalcontact/list",
+            get(externalcontact::list),
+        ),
+        (
+            "get",
+            "/cgi-bin/externalcontact/get",
+            get(externalcontact::get),
+        ),
+        (
+            "get",
+            "/cgi-bin/externalcontact/get_follow_user_list",
+            get(externalcontact::get_follow_user_list),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/get_unassigned_list",
+            post(externalcontact::get_unassigned_list),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/transfer_customer",
+            post(externalcontact::transfer_customer),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/transfer_result",
+            post(externalcontact::transfer_result),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/resigned/transfer_customer",
+            post(externalcontact::resigned_transfer_customer),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/resigned/transfer_result",
+            post(externalcontact::transfer_result),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/transfer",
+            post(externalcontact::transfer),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/groupchat/list",
+            post(externalcontact::groupchat_list),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/groupchat/get",
+            post(externalcontact::groupchat_get),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/groupchat/transfer",
+            post(externalcontact::groupchat_transfer),
+        ),
+        (
+            "post",
+            "/cgi-bin/externalcontact/groupchat/onjob_transfer",
+            post(externalcontact::groupchat_onjob_transfer),
         ),
         (
             "get",
