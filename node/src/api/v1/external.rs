@@ -527,7 +527,7 @@ pub async fn supervision(
     let dept = domain::query::department(&view, q.department)
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no department {}", q.department)))?;
-    if !dept.leaders.iter().any(|l| *l == caller.userid) {
+    if !dept.leaders.contains(&caller.userid) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -424,7 +424,7 @@ pub(super) fn set_auto_replies<S: Store>(
         for k in &r.keywords {
             let len = k.trim().chars().count();
             ensure!(
-                len >= 1 && len <= MAX_KEYWORD_CHARS && !k.chars().any(char::is_control),
+                (1..=MAX_KEYWORD_CHARS).contains(&len) && !k.chars().any(char::is_control),
                 Code::InvalidArgument,
                 "rule {n}: keyword {k:?} must be 1-{MAX_KEYWORD_CHARS} characters without control characters"
             );
