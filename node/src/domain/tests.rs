@@ -619,6 +619,13 @@ pub(super) fn arb_command() -> impl Strategy<Value = Command> {
         } }),
         2 => (prop::option::of(arb_user()), arb_user(), arb_party(), prop::collection::vec(arb_external_id(), 0..3), prop::collection::vec(arb_xconv(), 0..2))
             .prop_map(|(actor, from, to, externals, groups)| Command::TransferContacts { actor, from, to, externals, groups, message: String::new() }),
+        // Transfers that name real contacts and groups (the seed's, and
+        // xcy/xdi if accepted): by an administrator or by eve (a leader,
+        // see `external_seed`).
+        3 => (prop::sample::select(vec![("ann", "xav"), ("bob", "xbo"), ("ann", "xcy"), ("bob", "xdi")]), arb_user(), any::<bool>(), prop::option::of(Just("eve".to_string())))
+            .prop_map(|((from, x), to, group, actor)| Command::TransferContacts {
+                actor, from: from.into(), to, externals: vec![x.into()],
+                groups: if group { vec!["xg3".into()] } else { vec![] }, message: "m".into() }),
         1 => (prop::option::of(arb_user()), 1u64..4).prop_map(|(actor, id)| Command::CancelTransfer { actor, id }),
         1 => (arb_external_id(), 1u64..4).prop_map(|(actor, id)| Command::ObjectTransfer { actor, id }),
         1 => (1u64..4).prop_map(|id| Command::TransferStep { id }),
@@ -718,6 +725,20 @@ pub(super) fn external_seed(s: &mut MemStore) {
             }],
         },
     );
+    // eve leads the root department (ann's and bob's leader for
+    // in-service transfers).
+    for (id, parent) in [(1, None), (2, Some(1))] {
+        ok(
+            s,
+            1,
+            Command::UpsertDepartment {
+                dept: Department {
+                    leaders: vec!["eve".into()],
+                    ..dept(id, parent)
+                },
+            },
+        );
+    }
     ok(
         s,
         1,
