@@ -6,6 +6,8 @@
 //! Token, department and user lifecycle, a bulk replaceuser job, app
 //! messages to users and a department, media uploaded and sent as image
 //! and file messages and read back with `media/get`, app chats, OAuth2 code → userid,
+//! external contacts and customer groups read and handed over after a
+//! departure,
 //! callbacks decrypted by wechatpy's own `WeChatCrypto`, and the error
 //! codes for a bad token, an expired token, an unknown and an existing
 //! userid.
@@ -89,6 +91,7 @@ async fn wechatpy_drives_the_whole_api() {
             "appchat",
             "oauth",
             "approval",
+            "externalcontact",
         ],
         &["oa.example.internal"],
     )

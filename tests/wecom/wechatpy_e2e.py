@@ -326,6 +326,50 @@ bad = [dict(contents[0], value={"new_number": "两天"})] + contents[1:]
 e = expect_error(40058, c.OA.apply_event, "e0002", "leave", 1, None, {"contents": bad}, [])
 assert "days" in e.errmsg, e.errmsg
 
+# --- external contacts (外部联系人) -----------------------------------------
+# e0002 invites a customer through the client API (the invitation and its
+# acceptance are the people's side); the integration reads the contact and
+# the customer group, and after e0002 leaves hands both to wangwu, all with
+# wechatpy's own calls.
+ctl("directory", "permission", "grant", "e0002", "external:add")
+s, login = native("POST", "/v1/login", body={"userid": "e0002", "password": new_pw})
+assert s == 200, login
+t2 = login["access_token"]
+for _ in range(300):  # log version 3 (a fresh cluster moves within seconds)
+    s, inv = native("POST", "/v1/external/invitations", t2)
+    if s != 503:
+        break
+    time.sleep(0.1)
+assert s == 200, inv
+s, acc = native("POST", "/v1/external/accept", body={
+    "code": inv["code"], "userid": "wm-acme-zhang", "name": "张经理", "org": "Acme 贸易", "password": PW})
+assert s == 200, acc
+assert c.external_contact.list("e0002")["external_userid"] == ["wm-acme-zhang"]
+x = c.external_contact.get("wm-acme-zhang")
+assert x["external_contact"]["name"] == "张经理" and x["external_contact"]["corp_name"] == "Acme 贸易", x
+assert [f["userid"] for f in x["follow_user"]] == ["e0002"], x
+s, grp = native("POST", "/v1/external/groups", t2, {"name": "Acme 客户群", "members": ["wm-acme-zhang", "wangwu"]})
+assert s == 200 and grp["external"] and grp["kind"] == "customer", grp
+chats = c.external_contact_group_chat.list(owner_userid_list=["e0002"])["group_chat_list"]
+assert [ch["chat_id"] for ch in chats] == [grp["id"]], chats
+info = c.external_contact_group_chat.get(grp["id"])["group_chat"]
+types = {m["userid"]: m["type"] for m in info["member_list"]}
+assert info["owner"] == "e0002" and types == {"e0002": 1, "wangwu": 1, "wm-acme-zhang": 2}, info
+# e0002 leaves (WeCom's delete): the contact is unassigned, then handed over.
+c.user.delete("e0002")
+un = c.external_contact.get_unassigned_list(0, 100)
+assert [(i["handover_userid"], i["external_userid"]) for i in un["info"]] == [("e0002", "wm-acme-zhang")], un
+assert c.external_contact_group_chat.list(status_filter=1)["group_chat_list"][0]["chat_id"] == grp["id"]
+c.external_contact.transfer("wm-acme-zhang", "e0002", "wangwu")
+assert [f["userid"] for f in c.external_contact.get("wm-acme-zhang")["follow_user"]] == ["wangwu"]
+assert c.external_contact.get_unassigned_list(0, 100)["info"] == []
+r = c.post("externalcontact/groupchat/transfer", data={"chat_id_list": [grp["id"]], "new_owner": "wangwu"})
+assert r["failed_chat_list"] == [], r
+assert c.external_contact_group_chat.get(grp["id"])["group_chat"]["owner"] == "wangwu"
+# A transfer to an unknown takeover is refused with WeCom's code.
+expect_error(60111, c.post, "externalcontact/resigned/transfer_customer", data={
+    "handover_userid": "e0002", "takeover_userid": "nobody", "external_userid": ["wm-acme-zhang"]})
+
 # --- token errors ----------------------------------------------------------
 bad = Client(CORPID, SECRET, access_token="not-a-token", auto_retry=False)
 expect_error(40014, bad.user.get, "lisi")
