@@ -115,6 +115,13 @@ enum Command {
     /// verify and repair (sysadmin).
     #[command(subcommand)]
     Blobs(enclave_ops::cmd::blobs::BlobsCommand),
+    /// External contacts: departed employees' unassigned contacts and
+    /// customer groups, hand-over (transfers, cancel), external accounts
+    /// (disable/enable), whom an employee serves, supervision (sysadmin,
+    /// auditor reads); the external-contact policy (show: operators; set:
+    /// secadmin).
+    #[command(subcommand)]
+    External(enclave_ops::cmd::external::ExternalCommand),
     /// Files: the file policy (show: operators; set: secadmin).
     #[command(subcommand)]
     Files(enclave_ops::cmd::files::FilesCommand),
@@ -187,6 +194,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Files(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             runtime()?.block_on(cmd::files::run(c, &client, cli.output))
+        }
+        Command::External(c) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            runtime()?.block_on(cmd::external::run(c, &client, cli.output))
         }
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

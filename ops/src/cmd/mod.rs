@@ -10,6 +10,7 @@ pub mod ca;
 pub mod cert;
 pub mod cluster;
 pub mod directory;
+pub mod external;
 pub mod filebench;
 pub mod files;
 pub mod msgbench;
