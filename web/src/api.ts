@@ -45,7 +45,8 @@ export interface Department {
 
 export interface Conversation {
   id: string;
-  kind: 'direct' | 'group' | 'app' | 'notice';
+  /** `contact`: an employee's 1:1 with an external contact; `customer`: a customer group (客户群). */
+  kind: 'direct' | 'group' | 'app' | 'notice' | 'contact' | 'customer';
   name: string;
   owner: string;
   admins: string[];
@@ -54,6 +55,8 @@ export interface Conversation {
   last_seq: number;
   created_at_ms: number;
   dissolved: boolean;
+  /** With people outside the organization (kinds `contact` and `customer`). */
+  external?: boolean;
   read_seq?: number;
   unread?: number;
   agentid?: number;
@@ -67,6 +70,11 @@ export interface ConvMember {
   userid: string;
   read_seq: number;
   delivered_seq: number;
+  /** External conversations only: names come with the list (externals cannot read the directory). */
+  name?: string;
+  external?: boolean;
+  /** An external member's organization. */
+  org?: string;
 }
 
 export interface Receipts {
@@ -84,6 +92,8 @@ export interface Me {
   must_change_password: boolean;
   sync_head: number;
   permissions?: string[];
+  /** An external account (a contact from outside the organization): no directory, no internal groups. */
+  external?: boolean;
 }
 
 export interface NodeInfo {

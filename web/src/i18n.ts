@@ -230,6 +230,17 @@ const zh = {
   unreadAnnouncements: '{n} 条未读公告',
   waitingApprovals: '{n} 条待我审批',
   confidential: '保密消息，请勿转发',
+  // external contacts (the rest of their strings load with their views)
+  externalTag: '外部',
+  externalOrg: '外部 · {org}',
+  externalConv: '外部会话：对方不是本单位人员',
+  customerGroupTag: '客户群',
+  systemSender: '系统',
+  assistantSender: '助手',
+  externalContacts: '外部联系人',
+  externalNav: '外部联系人',
+  myContacts: '我的联系人',
+  autoReplies: '自动回复',
 } as const;
 
 export type Key = keyof typeof zh;
@@ -452,6 +463,16 @@ const en: Dict = {
   unreadAnnouncements: '{n} unread announcements',
   waitingApprovals: '{n} waiting for you',
   confidential: 'Confidential: do not forward',
+  externalTag: 'External',
+  externalOrg: 'External · {org}',
+  externalConv: 'External conversation: people from outside the organization take part',
+  customerGroupTag: 'Customer group',
+  systemSender: 'System',
+  assistantSender: 'Assistant',
+  externalContacts: 'External contacts',
+  externalNav: 'External',
+  myContacts: 'My contacts',
+  autoReplies: 'Auto-replies',
 };
 
 export type Lang = 'zh' | 'en';

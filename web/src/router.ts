@@ -1,7 +1,8 @@
 // A tiny hash router: #/chats, #/chat/<id>, #/direct/<userid>,
 // #/contacts, #/user/<userid>, #/notices, #/notices/<id>, #/notices/new,
 // #/announcements, #/announcements/<id>, #/announcements/new,
-// #/approvals, #/approvals/<id>, #/approvals/new[/<template>].
+// #/approvals, #/approvals/<id>, #/approvals/new[/<template>],
+// #/external, #/external/group/<conv>, #/accept/<code> (no login).
 
 export type Route =
   | { name: 'chats' }
@@ -17,7 +18,10 @@ export type Route =
   | { name: 'announcement-new' }
   | { name: 'approvals' }
   | { name: 'approval'; id: number }
-  | { name: 'approval-new'; template?: string };
+  | { name: 'approval-new'; template?: string }
+  | { name: 'external' }
+  | { name: 'external-group'; id: string }
+  | { name: 'accept'; code: string };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map((p) => {
@@ -45,6 +49,10 @@ export function parseRoute(hash: string): Route {
     case 'approvals':
       if (parts[1] === 'new') return parts[2] ? { name: 'approval-new', template: parts[2] } : { name: 'approval-new' };
       return parts[1] && /^\d+$/.test(parts[1]) ? { name: 'approval', id: Number(parts[1]) } : { name: 'approvals' };
+    case 'external':
+      return parts[1] === 'group' && parts[2] ? { name: 'external-group', id: parts[2] } : { name: 'external' };
+    case 'accept':
+      return { name: 'accept', code: parts[1] ?? '' };
     default:
       return { name: 'chats' };
   }
@@ -80,6 +88,12 @@ export function href(r: Route): string {
       return `#/approvals/${r.id}`;
     case 'approval-new':
       return r.template ? `#/approvals/new/${encodeURIComponent(r.template)}` : '#/approvals/new';
+    case 'external':
+      return '#/external';
+    case 'external-group':
+      return `#/external/group/${encodeURIComponent(r.id)}`;
+    case 'accept':
+      return `#/accept/${encodeURIComponent(r.code)}`;
   }
 }
 

@@ -26,6 +26,10 @@ import type { FileView } from './logic/files.ts';
 import { FileCache } from './files.ts';
 import { Attachments } from './attachments.ts';
 import { errorText, uuid } from './util.ts';
+import { t } from './i18n.ts';
+import { systemSender } from './logic/external.ts';
+
+export { systemSender };
 
 export { errorText, uuid };
 
@@ -89,6 +93,14 @@ export class Store {
   readonly files: FileCache;
   /** Directory entries by userid (names for display). */
   people = new Map<string, Member>();
+  /** External accounts seen in member lists: userid → organization. */
+  orgs = new Map<string, string>();
+  /** This session is an external account's (a contact from outside): no directory, no internal groups. */
+  external = false;
+  /** May invite external contacts (`external:add`). */
+  canInvite = false;
+  /** The login id to put in the login form (after accepting an invitation). */
+  loginHint = '';
   /** Urgent notices (the notice inbox `n.<me>`). */
   urgent: Notices;
   /** Announcements and approvals (their events also arrive in `n.<me>`). */
@@ -213,6 +225,9 @@ export class Store {
     this.uploads.reset();
     this.files.clear();
     this.me = null;
+    this.external = false;
+    this.canInvite = false;
+    this.orgs.clear();
     this.openConv = null;
     this.phase = 'login';
     this.notice = reason;
@@ -234,6 +249,8 @@ export class Store {
       return;
     }
     this.me = me.member;
+    this.external = me.external === true;
+    this.canInvite = !this.external && (me.permissions ?? []).includes('external:add');
     this.people.set(me.member.userid, me.member);
     if (me.must_change_password) {
       this.phase = 'password';
@@ -255,14 +272,18 @@ export class Store {
       /* shown empty; the stream still fills it in */
     }
     this.loadOutbox();
-    this.urgent.canSend = (me.permissions ?? []).includes('notice:urgent');
-    this.urgent.load().catch(() => {
-      /* the stream still brings new ones */
-    });
-    this.office.canPublish = (me.permissions ?? []).includes('announcement:publish');
-    this.office.load().catch(() => {
-      /* the stream still brings new ones */
-    });
+    // Urgent notices, announcements and approvals are the organization's
+    // own: an external account has none of them.
+    if (!this.external) {
+      this.urgent.canSend = (me.permissions ?? []).includes('notice:urgent');
+      this.urgent.load().catch(() => {
+        /* the stream still brings new ones */
+      });
+      this.office.canPublish = (me.permissions ?? []).includes('announcement:publish');
+      this.office.load().catch(() => {
+        /* the stream still brings new ones */
+      });
+    }
     this.phase = 'ready';
     this.changed();
     this.stream = new EventStream(
@@ -361,12 +382,14 @@ export class Store {
   /** Fill in what the list route does not give: 1:1 peers and last messages. */
   private async fillSummaries(): Promise<void> {
     const todo = [...this.conversations.values()].filter(
-      (cs) => (cs.conv.kind === 'direct' && !cs.peer) || (cs.conv.last_seq > 0 && !cs.lastMessage),
+      (cs) => (isPair(cs.conv) && !cs.peer) || (cs.conv.external && !cs.members) || (cs.conv.last_seq > 0 && !cs.lastMessage),
     );
     const worker = async () => {
       for (let cs = todo.shift(); cs; cs = todo.shift()) {
         try {
-          if (cs.conv.kind === 'direct' && !cs.peer) await this.resolvePeer(cs);
+          // External conversations: the member list carries the names.
+          if (cs.conv.external && !cs.members) await this.loadMembers(cs);
+          else if (isPair(cs.conv) && !cs.peer) await this.resolvePeer(cs);
           if (cs.conv.last_seq > 0 && !cs.lastMessage) await this.loadLastMessage(cs);
         } catch {
           /* shown without it */
@@ -378,6 +401,7 @@ export class Store {
 
   private async resolvePeer(cs: ConvState): Promise<void> {
     const r = await this.api.convMembers(cs.conv.id);
+    this.rememberMembers(r.members);
     const me = this.api.userid;
     const other = r.members.find((m) => m.userid !== me);
     if (other) {
@@ -442,6 +466,7 @@ export class Store {
     let cursor: string | undefined;
     for (let i = 0; i < 20; i++) {
       const r = await this.api.convMembers(cs.conv.id, cursor);
+      this.rememberMembers(r.members);
       for (const m of r.members) map.set(m.userid, m);
       if (!r.next_cursor) break;
       cursor = r.next_cursor;
@@ -454,7 +479,8 @@ export class Store {
       }
     }
     cs.members = map;
-    if (cs.conv.kind === 'direct' && !cs.peer) {
+    // A contact's 1:1 changes hands with a transfer: its peer is whoever is there now.
+    if (isPair(cs.conv) && (!cs.peer || !map.has(cs.peer))) {
       const other = [...map.keys()].find((u) => u !== this.api.userid);
       if (other) cs.peer = other;
     }
@@ -566,8 +592,8 @@ export class Store {
       case 'created': {
         const members = (ev.members as string[]) ?? [];
         if (!cs) {
-          this.refetchConv(id, ev.kind === 'direct' ? members.find((u) => u !== me) : undefined);
-        } else if (cs.conv.kind === 'direct' && !cs.peer) {
+          this.refetchConv(id, ev.kind === 'direct' || ev.kind === 'contact' ? members.find((u) => u !== me) : undefined);
+        } else if (isPair(cs.conv) && !cs.peer) {
           cs.peer = members.find((u) => u !== me) ?? null;
           this.touch(cs);
         }
@@ -595,6 +621,7 @@ export class Store {
           return;
         }
         cs.members?.delete(u);
+        if (cs.peer === u && cs.conv.kind === 'contact') cs.peer = null;
         this.refetchConv(id);
         this.touch(cs);
         return;
@@ -643,9 +670,9 @@ export class Store {
         const c = await this.api.conversation(id);
         const cs = this.upsertConv(c);
         if (peer && !cs.peer) cs.peer = peer;
-        if (cs.conv.kind === 'direct' && !cs.peer) await this.resolvePeer(cs);
+        if (cs.members || cs.conv.external) await this.loadMembers(cs);
+        else if (isPair(cs.conv) && !cs.peer) await this.resolvePeer(cs);
         if (cs.conv.last_seq > 0 && !cs.lastMessage) await this.loadLastMessage(cs);
-        if (cs.members) await this.loadMembers(cs);
         for (const o of this.outbox) {
           if (!o.convId && 'direct' in o.target && o.target.direct === cs.peer) o.convId = cs.conv.id;
         }
@@ -696,6 +723,8 @@ export class Store {
   /** A display name for a userid (fetched in the background when unknown). */
   name(userid: string): string {
     if (userid.startsWith('app:')) return `App ${userid.slice(4)}`;
+    const sys = systemSender(userid);
+    if (sys) return t(sys);
     const p = this.people.get(userid);
     if (p) return p.name || userid;
     this.wantPerson(userid);
@@ -703,13 +732,41 @@ export class Store {
   }
 
   convTitle(cs: ConvState): string {
-    if (cs.conv.kind === 'group') return cs.conv.name || cs.conv.id;
+    if (isGroupConv(cs.conv)) return cs.conv.name || cs.conv.id;
     if (cs.conv.kind === 'app') return cs.conv.name || `App ${cs.conv.agentid ?? ''}`;
     return cs.peer ? this.name(cs.peer) : cs.conv.name || '…';
   }
 
+  /** The organization of an external account (known from member lists); null for employees. */
+  orgOf(userid: string): string | null {
+    return this.orgs.get(userid) ?? null;
+  }
+
+  /** Names (and, for external accounts, organizations) from an external conversation's member list. */
+  rememberMembers(list: readonly ConvMember[]): void {
+    for (const m of list) {
+      if (m.name === undefined) continue;
+      if (m.external) this.orgs.set(m.userid, m.org ?? '');
+      const old = this.people.get(m.userid);
+      if (!old || old.name !== m.name) {
+        this.people.set(m.userid, {
+          userid: m.userid,
+          name: m.name,
+          departments: old?.departments ?? [],
+          title: m.external ? (m.org ?? '') : (old?.title ?? ''),
+          email: old?.email ?? '',
+          mobile: old?.mobile ?? '',
+          // A member of the conversation now: active.
+          status: 'active',
+        });
+      }
+    }
+  }
+
   wantPerson(userid: string): void {
-    if (!userid || userid.startsWith('app:') || this.people.has(userid) || this.pendingPeople.has(userid)) return;
+    if (!userid || userid.startsWith('app:') || systemSender(userid) || this.people.has(userid) || this.pendingPeople.has(userid)) return;
+    // An external account may not read the directory: names come with member lists.
+    if (this.external || this.orgs.has(userid)) return;
     this.pendingPeople.add(userid);
     if (this.peopleTimer) return;
     this.peopleTimer = setTimeout(() => this.fetchPeople(), 30);
@@ -723,7 +780,9 @@ export class Store {
         try {
           this.people.set(u, await this.api.member(u));
         } catch (e) {
-          if (e instanceof ApiError && e.status === 404) {
+          // Not in the directory (departed, or an external account whose
+          // name a member list gives): keep what is known.
+          if (e instanceof ApiError && e.status === 404 && !this.people.has(u)) {
             this.people.set(u, { userid: u, name: u, departments: [], title: '', email: '', mobile: '', status: 'departed' });
           }
         } finally {
@@ -936,6 +995,12 @@ export class Store {
     return c.id;
   }
 
+  /** A conversation I was just put in (a customer group I created): show it before its event arrives. */
+  adoptConversation(c: Conversation): void {
+    const cs = this.upsertConv({ ...c, read_seq: c.read_seq ?? 0, unread: c.unread ?? 0 });
+    cs.members = null;
+  }
+
   /** Apply a conversation the server returned after a change. */
   applyConv(c: Conversation | unknown): void {
     if (c && typeof c === 'object' && 'id' in c && 'kind' in c) {
@@ -953,6 +1018,16 @@ export class Store {
     this.conversations.delete(id);
     this.changed();
   }
+}
+
+/** A 1:1 conversation: with a colleague, or an employee's with an external contact. */
+export function isPair(c: Conversation): boolean {
+  return c.kind === 'direct' || c.kind === 'contact';
+}
+
+/** A group: internal, or a customer group (客户群). */
+export function isGroupConv(c: Conversation): boolean {
+  return c.kind === 'group' || c.kind === 'customer';
 }
 
 function activity(cs: ConvState): number {

@@ -151,7 +151,7 @@ await run('console', async ({ browser, track }) => {
   await page.waitForSelector('[data-testid="console-who"][data-role="sysadmin"]');
   let t = await tabs(page);
   assert(
-    JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-directory', 'tab-apps', 'tab-office', 'tab-policy']),
+    JSON.stringify(t) === JSON.stringify(['tab-cluster', 'tab-directory', 'tab-apps', 'tab-office', 'tab-external', 'tab-policy']),
     `sysadmin tabs: ${t}`,
   );
 
@@ -415,7 +415,7 @@ await run('console', async ({ browser, track }) => {
   await ap.goto(`${ADMINS[2]}/`);
   await ap.waitForSelector('[data-testid="console-who"][data-role="auditor"]');
   t = await tabs(ap);
-  assert(JSON.stringify(t) === JSON.stringify(['tab-audit', 'tab-office', 'tab-cluster']), `auditor tabs: ${t}`);
+  assert(JSON.stringify(t) === JSON.stringify(['tab-audit', 'tab-office', 'tab-external', 'tab-cluster']), `auditor tabs: ${t}`);
   assert((await ap.$('[data-testid="member-add"]')) === null, 'no directory controls for the auditor');
   await ap.waitForSelector('[data-testid="audit-row"]');
   // What the others just did is on the trail.

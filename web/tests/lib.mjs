@@ -222,3 +222,56 @@ export async function run(name, fn) {
   }
   process.exit(code);
 }
+
+// ----------------------------------------------------------------- console
+
+export const ADMINS = JSON.parse(process.env.ENCLAVE_ADMINS || '["https://127.0.0.1:9443"]');
+const CERTS = JSON.parse(process.env.ENCLAVE_CERTS || '{}');
+
+/** A browser context presenting `role`'s operator certificate to every admin port (confirmation prompts accepted). */
+export async function consoleAs(browser, role, { width = 1360, height = 860 } = {}) {
+  const c = CERTS[role];
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width, height },
+    locale: 'zh-CN',
+    timezoneId: 'Asia/Shanghai',
+    clientCertificates: c ? ADMINS.map((origin) => ({ origin, certPath: c.cert, keyPath: c.key })) : [],
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => log('  [page error]', e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') log('  [page console]', m.text());
+  });
+  page.on('dialog', (d) => d.accept());
+  page.setDefaultTimeout(20000);
+  return { context, page };
+}
+
+/** A JSON call to node `i`'s api port as a client makes it (Bearer `token` if given): {status, body}. */
+export async function apiCall(i, method, path, body, token) {
+  const { readFileSync } = await import('node:fs');
+  const https = await import('node:https');
+  const url = new URL(path, NODES[i]);
+  return new Promise((resolve, reject) => {
+    const headers = { 'content-type': 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const req = https.request(url, { method, ca: readFileSync(process.env.ENCLAVE_CA), headers }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (data += c));
+      res.on('end', () => {
+        let v = null;
+        try {
+          v = data ? JSON.parse(data) : null;
+        } catch {
+          v = data;
+        }
+        resolve({ status: res.statusCode, body: v });
+      });
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(JSON.stringify(body));
+    req.end();
+  });
+}

@@ -6,12 +6,13 @@ import { Apps } from './Apps.tsx';
 import { Audit } from './Audit.tsx';
 import { Cluster } from './Cluster.tsx';
 import { Directory } from './Directory.tsx';
+import { External } from './External.tsx';
 import { Office } from './Office.tsx';
 import { PolicyView } from './Policy.tsx';
 import { errorText } from './common.tsx';
 import { ct, roleName } from './strings.ts';
 
-type Tab = 'cluster' | 'directory' | 'apps' | 'office' | 'policy' | 'audit';
+type Tab = 'cluster' | 'directory' | 'apps' | 'office' | 'external' | 'policy' | 'audit';
 
 /**
  * What each role sees: the same split as the admin port's routes
@@ -19,9 +20,9 @@ type Tab = 'cluster' | 'directory' | 'apps' | 'office' | 'policy' | 'audit';
  * refuses the calls of a role that may not make them.
  */
 export const TABS: Record<string, Tab[]> = {
-  sysadmin: ['cluster', 'directory', 'apps', 'office', 'policy'],
+  sysadmin: ['cluster', 'directory', 'apps', 'office', 'external', 'policy'],
   secadmin: ['cluster', 'policy'],
-  auditor: ['audit', 'office', 'cluster'],
+  auditor: ['audit', 'office', 'external', 'cluster'],
 };
 
 function tabName(t: Tab): string {
@@ -34,6 +35,8 @@ function tabName(t: Tab): string {
       return ct('tabApps');
     case 'office':
       return ct('tabOffice');
+    case 'external':
+      return ct('tabExternal');
     case 'policy':
       return ct('tabPolicy');
     case 'audit':
@@ -101,6 +104,7 @@ export function ConsoleApp() {
         {current === 'directory' ? <Directory /> : null}
         {current === 'apps' ? <Apps /> : null}
         {current === 'office' ? <Office role={me.caller.role} /> : null}
+        {current === 'external' ? <External role={me.caller.role} /> : null}
         {current === 'policy' ? <PolicyView role={me.caller.role} /> : null}
         {current === 'audit' ? <Audit /> : null}
         {!current ? <p data-testid="console-denied">{ct('noAccess')}</p> : null}

@@ -33,6 +33,7 @@ type Key = Parameters<typeof ct>[0];
 const PERMS: [string, Key, Key, Key][] = [
   ['notice:urgent', 'permNoticeUrgent', 'permGranted', 'permRevoked'],
   ['announcement:publish', 'permAnnouncePublish', 'permAnnGranted', 'permAnnRevoked'],
+  ['external:add', 'permExternalAdd', 'permExtGranted', 'permExtRevoked'],
 ];
 
 function statusName(s: string): string {

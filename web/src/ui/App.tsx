@@ -8,14 +8,14 @@ import { Directory } from './Directory.tsx';
 import { Profile } from './Profile.tsx';
 import { LangSwitch } from './LangSwitch.tsx';
 import { Dialog } from './Dialog.tsx';
-import { AnnouncementIcon, ApprovalIcon, ChatIcon, ContactsIcon, NoticeIcon } from './Icons.tsx';
+import { AnnouncementIcon, ApprovalIcon, ChatIcon, ContactsIcon, ExternalIcon, NoticeIcon } from './Icons.tsx';
 import { NoticeCompose, NoticeList, NoticePage, UrgentDialog } from './Notices.tsx';
 import { useLang, useNarrow, useRoute, useStore } from './hooks.ts';
-import { prefetchFiles, prefetchOffice, useOffice } from './lazy.ts';
+import { prefetchExternal, prefetchFiles, prefetchOffice, useExternal, useOffice } from './lazy.ts';
 import { Attachments } from '../attachments.ts';
 import type { Route } from '../router.ts';
 
-type Section = 'chats' | 'contacts' | 'notices' | 'announcements' | 'approvals';
+type Section = 'chats' | 'contacts' | 'notices' | 'announcements' | 'approvals' | 'external';
 
 function sectionOf(r: Route): Section {
   switch (r.name) {
@@ -34,6 +34,9 @@ function sectionOf(r: Route): Section {
     case 'approval':
     case 'approval-new':
       return 'approvals';
+    case 'external':
+    case 'external-group':
+      return 'external';
     default:
       return 'chats';
   }
@@ -49,24 +52,52 @@ const DETAIL = new Set<Route['name']>([
   'announcement-new',
   'approval',
   'approval-new',
+  'external-group',
+]);
+
+/** What an external account's session does not have: the organization's notices, announcements, approvals, directory and external-contact management. */
+const NOT_FOR_EXTERNAL = new Set<Route['name']>([
+  'user',
+  'direct',
+  'notices',
+  'notice',
+  'notice-new',
+  'announcements',
+  'announcement',
+  'announcement-new',
+  'approvals',
+  'approval',
+  'approval-new',
+  'external',
+  'external-group',
 ]);
 
 export function App() {
   useLang();
   const store = useStore();
-  const route = useRoute();
+  const asked = useRoute();
+  // What an external account may not open is not rendered at all (it would ask the directory): the chats instead.
+  const route: Route = store.external && NOT_FOR_EXTERNAL.has(asked.name) ? { name: 'chats' } : asked;
   const narrow = useNarrow();
   const [pwOpen, setPwOpen] = useState(false);
   const section = sectionOf(route);
   const office = useOffice(store.phase === 'ready' && (section === 'announcements' || section === 'approvals'));
   const ready = store.phase === 'ready';
+  const accepting = route.name === 'accept';
+  const external = useExternal(accepting || (ready && (section === 'external' || (store.external && section === 'contacts'))));
   useEffect(() => {
     if (ready) {
-      prefetchOffice();
+      if (!store.external) prefetchOffice();
       prefetchFiles();
+      prefetchExternal();
       Attachments.prefetch();
     }
-  }, [ready]);
+  }, [ready, store]);
+
+  // An external account has no directory, notices, announcements or approvals.
+  useEffect(() => {
+    if (ready && store.external && NOT_FOR_EXTERNAL.has(asked.name)) go({ name: 'chats' }, true);
+  });
 
   // The conversation on screen is the one marked read.
   const openId = store.phase === 'ready' && route.name === 'chat' ? route.id : null;
@@ -82,6 +113,34 @@ export function App() {
     }
   });
 
+  const XV = external.views;
+  const chunkState = (
+    <div class="empty-main">
+      {external.failed ? (
+        <p role="alert">
+          {t('loadFailed')}{' '}
+          <button type="button" class="link-btn" onClick={external.retry}>
+            {t('retry')}
+          </button>
+        </p>
+      ) : (
+        <p role="status">{t('loading')}</p>
+      )}
+    </div>
+  );
+  // The acceptance page of an invitation needs no login.
+  if (accepting) {
+    return XV ? (
+      <XV.AcceptPage key={route.code} code={route.code} />
+    ) : (
+      <div class="auth-page">
+        <main class="auth-card" id="main">
+          <h1 class="brand">{t('appName')}</h1>
+          {chunkState}
+        </main>
+      </div>
+    );
+  }
   if (store.phase === 'login') return <Login store={store} />;
   if (store.phase === 'password') return <ChangePassword store={store} forced />;
   if (store.phase === 'loading' || !store.me) {
@@ -154,36 +213,48 @@ export function App() {
           data-testid="nav-contacts"
         >
           <ContactsIcon />
-          <span>{t('contacts')}</span>
+          <span>{store.external ? t('myContacts') : t('contacts')}</span>
         </a>
-        <a href={href({ name: 'notices' })} aria-current={section === 'notices' ? 'page' : undefined} data-testid="nav-notices">
-          <NoticeIcon />
-          <span>{t('notices')}</span>
-          <UnackedBadge />
-        </a>
-        <a
-          href={href({ name: 'announcements' })}
-          aria-current={section === 'announcements' ? 'page' : undefined}
-          data-testid="nav-announcements"
-        >
-          <AnnouncementIcon />
-          <span>{t('announcements')}</span>
-          <CountBadge n={store.office.unreadAnnouncements()} label="unreadAnnouncements" testid="unread-announcements" />
-        </a>
-        <a
-          href={href({ name: 'approvals' })}
-          aria-current={section === 'approvals' ? 'page' : undefined}
-          data-testid="nav-approvals"
-        >
-          <ApprovalIcon />
-          <span>{t('approvals')}</span>
-          <CountBadge
-            n={store.office.waitingCount()}
-            more={store.office.waitingMore()}
-            label="waitingApprovals"
-            testid="waiting-approvals"
-          />
-        </a>
+        {!store.external && (
+          <>
+            <a
+              href={href({ name: 'external' })}
+              aria-current={section === 'external' ? 'page' : undefined}
+              data-testid="nav-external"
+            >
+              <ExternalIcon />
+              <span>{t('externalNav')}</span>
+            </a>
+            <a href={href({ name: 'notices' })} aria-current={section === 'notices' ? 'page' : undefined} data-testid="nav-notices">
+              <NoticeIcon />
+              <span>{t('notices')}</span>
+              <UnackedBadge />
+            </a>
+            <a
+              href={href({ name: 'announcements' })}
+              aria-current={section === 'announcements' ? 'page' : undefined}
+              data-testid="nav-announcements"
+            >
+              <AnnouncementIcon />
+              <span>{t('announcements')}</span>
+              <CountBadge n={store.office.unreadAnnouncements()} label="unreadAnnouncements" testid="unread-announcements" />
+            </a>
+            <a
+              href={href({ name: 'approvals' })}
+              aria-current={section === 'approvals' ? 'page' : undefined}
+              data-testid="nav-approvals"
+            >
+              <ApprovalIcon />
+              <span>{t('approvals')}</span>
+              <CountBadge
+                n={store.office.waitingCount()}
+                more={store.office.waitingMore()}
+                label="waitingApprovals"
+                testid="waiting-approvals"
+              />
+            </a>
+          </>
+        )}
       </nav>
       <main class="main-wrap" id="main">
       <section
@@ -197,7 +268,11 @@ export function App() {
                 ? t('announcements')
                 : section === 'approvals'
                   ? t('approvals')
-                  : t('directory')
+                  : section === 'external'
+                    ? t('externalContacts')
+                    : store.external
+                      ? t('myContacts')
+                      : t('directory')
         }
       >
         {section === 'chats' ? (
@@ -216,6 +291,16 @@ export function App() {
           ) : (
             viewLoading
           )
+        ) : section === 'external' || store.external ? (
+          XV ? (
+            section === 'external' ? (
+              <XV.ExternalList route={route} />
+            ) : (
+              <XV.MyContacts />
+            )
+          ) : (
+            chunkState
+          )
         ) : (
           <Directory route={route} />
         )}
@@ -231,6 +316,16 @@ export function App() {
           <NoticePage key={route.id} id={route.id} />
         ) : route.name === 'notice-new' ? (
           <NoticeCompose />
+        ) : section === 'external' ? (
+          !XV ? (
+            chunkState
+          ) : route.name === 'external-group' ? (
+            <XV.CustomerGroupPage key={route.id} id={route.id} />
+          ) : (
+            <div class="empty-main">
+              <p>{XV.emptyText()}</p>
+            </div>
+          )
         ) : section === 'announcements' || section === 'approvals' ? (
           !V ? (
             viewLoading

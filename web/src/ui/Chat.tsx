@@ -1,8 +1,16 @@
 import { memo } from './memo.ts';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { fullTime, messageTime, t } from '../i18n.ts';
-import { go } from '../router.ts';
-import { RECALL_WINDOW_MS, errorText, type ConvState, type OutboxItem, type Store } from '../state.ts';
+import { go, href } from '../router.ts';
+import {
+  RECALL_WINDOW_MS,
+  errorText,
+  isGroupConv,
+  systemSender,
+  type ConvState,
+  type OutboxItem,
+  type Store,
+} from '../state.ts';
 import type { Message } from '../logic/messages.ts';
 import { humanSize, kindOf, uploadFraction, voiceName, type FileView } from '../logic/files.ts';
 import type { UploadItem } from '../attachments.ts';
@@ -13,6 +21,7 @@ import { Avatar } from './Avatar.tsx';
 import { Composer } from './Composer.tsx';
 import { ReceiptsDialog } from './ReceiptsDialog.tsx';
 import { GroupSettings } from './GroupSettings.tsx';
+import { ExternalBadge } from './ExternalBadge.tsx';
 import { VirtualList } from './VirtualList.tsx';
 import { useNarrow, useStore } from './hooks.ts';
 
@@ -118,7 +127,7 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
   }
 
   const title = cs ? store.convTitle(cs) : store.name(direct ?? '');
-  const isGroup = cs?.conv.kind === 'group';
+  const isGroup = !!cs && isGroupConv(cs.conv);
   const dissolved = !!cs?.conv.dissolved;
   const target = cs ? { conv: cs.conv.id } : { direct: direct! };
 
@@ -161,7 +170,13 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
         rowKey={row.key}
         m={m}
         mine={m.sender === me}
-        showSender={isGroup}
+        showSender={
+          isGroup ||
+          !!systemSender(m.sender) ||
+          // A contact's 1:1 keeps the history of whoever served them before.
+          (cs?.conv.kind === 'contact' && m.sender !== me && m.sender !== cs.peer)
+        }
+        system={!!systemSender(m.sender)}
         senderName={m.sender.startsWith('app:') && cs ? title : store.name(m.sender)}
         quotedName={quoted ? store.name(quoted.sender) : ''}
         quoted={quoted}
@@ -238,8 +253,19 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
           <h2 id="chat-title" data-testid="chat-title">
             {title}
           </h2>
-          {isGroup && cs && <span class="muted">{t('memberCount', { n: cs.conv.member_count })}</span>}
+          {isGroup && cs && (
+            <span class="muted">
+              {cs.conv.kind === 'customer' ? `${t('customerGroupTag')} · ` : ''}
+              {t('memberCount', { n: cs.conv.member_count })}
+            </span>
+          )}
+          {cs && <ExternalBadge store={store} cs={cs} />}
         </div>
+        {cs && cs.conv.kind === 'customer' && !dissolved && !store.external && cs.conv.owner === me && (
+          <a class="btn" href={href({ name: 'external-group', id: cs.conv.id })} data-testid="auto-replies-link">
+            {t('autoReplies')}
+          </a>
+        )}
         {isGroup && cs && !dissolved && (
           <button type="button" onClick={() => setSettings(true)} data-testid="group-settings">
             {t('groupInfo')}
@@ -389,6 +415,8 @@ interface RowProps {
   m: Message;
   mine: boolean;
   showSender: boolean;
+  /** From `system:handover` or a customer group's assistant: not a person. */
+  system?: boolean;
   senderName: string;
   quoted: Message | undefined;
   quotedName: string;
@@ -414,7 +442,7 @@ const MessageRow = memo(
     }
     return (
       <article
-        class={p.mine ? 'msg mine' : 'msg'}
+        class={p.mine ? 'msg mine' : p.system ? 'msg sys' : 'msg'}
         data-key={p.rowKey}
         data-testid="message"
         data-seq={m.seq}
@@ -492,7 +520,8 @@ const MessageRow = memo(
     a.canRecall === b.canRecall &&
     a.mentionNames.join() === b.mentionNames.join() &&
     !!a.onReply === !!b.onReply &&
-    a.showSender === b.showSender,
+    a.showSender === b.showSender &&
+    a.system === b.system,
 );
 
 function PendingRow({ rowKey, o, store, name }: { rowKey: string; o: OutboxItem; store: Store; name: string }) {

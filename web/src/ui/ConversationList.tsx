@@ -1,17 +1,19 @@
 import { useState } from 'preact/hooks';
 import { shortTime, t } from '../i18n.ts';
 import { href, type Route } from '../router.ts';
-import type { ConvState, Store } from '../state.ts';
+import { isGroupConv, systemSender, type ConvState, type Store } from '../state.ts';
 import { Avatar } from './Avatar.tsx';
 import { fileLabel } from './Attachment.tsx';
 import { GroupCreate } from './GroupCreate.tsx';
+import { ExternalBadge } from './ExternalBadge.tsx';
 import { useStore } from './hooks.ts';
 
 function preview(store: Store, cs: ConvState): string {
   const m = cs.lastMessage;
   if (!m) return '';
   if (m.recalled) return t('recalledPreview');
-  const who = cs.conv.kind === 'group' && m.sender !== store.api.userid ? `${store.name(m.sender)}: ` : '';
+  const who =
+    (isGroupConv(cs.conv) && m.sender !== store.api.userid) || systemSender(m.sender) ? `${store.name(m.sender)}: ` : '';
   const text = m.text.replace(/\s+/g, ' ');
   return who + (m.file ? `${fileLabel(m.file)}${text ? ` ${text}` : ''}` : text);
 }
@@ -25,9 +27,12 @@ export function ConversationList({ route }: { route: Route }) {
     <div class="pane">
       <div class="pane-head">
         <h2 class="pane-title">{t('chats')}</h2>
-        <button type="button" class="primary small" onClick={() => setCreating(true)} data-testid="new-group">
-          {t('newGroup')}
-        </button>
+        {/* External accounts may not create internal groups (nor pick members from the directory). */}
+        {!store.external && (
+          <button type="button" class="primary small" onClick={() => setCreating(true)} data-testid="new-group">
+            {t('newGroup')}
+          </button>
+        )}
       </div>
       {list.length === 0 ? (
         <p class="empty">{t('noConversations')}</p>
@@ -51,17 +56,20 @@ export function ConversationList({ route }: { route: Route }) {
                   data-conv={cs.conv.id}
                   data-title={title}
                   data-unread={unread}
+                  data-external={cs.conv.external ? 'true' : undefined}
                 >
-                  <Avatar name={title} group={cs.conv.kind === 'group'} />
+                  <Avatar name={title} group={isGroupConv(cs.conv)} />
                   <span class="conv-main">
                     <span class="conv-top">
-                      <span class="conv-title">
-                        {title}
-                        {cs.conv.kind === 'group' && (
+                      <span class="conv-title tagged">
+                        <span class="conv-name">{title}</span>
+                        {isGroupConv(cs.conv) && (
                           <span class="tag">
-                            {t('groupTag')} · {t('memberCount', { n: cs.conv.member_count })}
+                            {cs.conv.kind === 'customer' ? t('customerGroupTag') : t('groupTag')} ·{' '}
+                            {t('memberCount', { n: cs.conv.member_count })}
                           </span>
                         )}
+                        <ExternalBadge store={store} cs={cs} />
                       </span>
                       <time class="conv-time" dateTime={m ? new Date(m.time_ms).toISOString() : undefined}>
                         {shortTime(m?.time_ms ?? cs.conv.created_at_ms)}
@@ -87,7 +95,7 @@ export function ConversationList({ route }: { route: Route }) {
           })}
         </ul>
       )}
-      {creating && <GroupCreate onClose={() => setCreating(false)} />}
+      {creating && !store.external && <GroupCreate onClose={() => setCreating(false)} />}
     </div>
   );
 }

@@ -62,3 +62,11 @@ export function MicIcon() {
     </svg>
   );
 }
+
+export function ExternalIcon() {
+  return (
+    <svg class="icon" viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">
+      <path fill="currentColor" d="M8 4a4 4 0 1 1 0 8 4 4 0 0 1 0-8zm0 2a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm0 7c3.3 0 6 1.6 6 4v3H2v-3c0-2.4 2.7-4 6-4zm0 2c-2.3 0-4 1-4 2v1h8v-1c0-1-1.7-2-4-2zm9-10h5v5h-2V8.4l-3.3 3.3-1.4-1.4L18.6 7H17V5zm-2 9h2v4h4v2h-6v-6z" />
+    </svg>
+  );
+}

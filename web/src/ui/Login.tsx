@@ -25,7 +25,8 @@ function loginError(e: unknown): string {
 }
 
 export function Login({ store }: { store: Store }) {
-  const [userid, setUserid] = useState('');
+  // After accepting an invitation: the login id just chosen.
+  const [userid, setUserid] = useState(store.loginHint);
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);

@@ -1,12 +1,14 @@
 // Views that load on demand (their own chunk and stylesheet, from the
 // page's node), so the first load stays small: the announcement and
-// approval views, and the picture viewer and voice recorder. Once the page
+// approval views, the picture viewer and voice recorder, and the
+// external-contact views (with the invitation's acceptance page). Once the page
 // is up they are also fetched when the browser is idle, so they still open
 // if the page's node goes away later.
 import { useEffect, useState } from 'preact/hooks';
 
 export type OfficeViews = typeof import('./office/index.tsx');
 export type FileViews = typeof import('./files/index.tsx');
+export type ExternalViews = typeof import('./external/index.tsx');
 
 interface Chunk<T> {
   load(): Promise<T>;
@@ -71,6 +73,7 @@ function chunk<T>(importer: () => Promise<T>): Chunk<T> {
 
 const office = chunk(() => import('./office/index.tsx'));
 const files = chunk(() => import('./files/index.tsx'));
+const external = chunk(() => import('./external/index.tsx'));
 
 export const loadOffice = office.load;
 export const prefetchOffice = office.prefetch;
@@ -78,3 +81,6 @@ export const useOffice = office.use;
 
 export const prefetchFiles = files.prefetch;
 export const useFiles = files.use;
+
+export const prefetchExternal = external.prefetch;
+export const useExternal = external.use;

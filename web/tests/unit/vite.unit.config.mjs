@@ -23,6 +23,7 @@ export default defineConfig({
         office: here('./office.test.ts'),
         'console-office': here('./console-office.test.ts'),
         files: here('./files.test.ts'),
+        external: here('./external.test.ts'),
       },
       output: { entryFileNames: '[name].test.mjs' },
     },
