@@ -132,6 +132,10 @@ await run('external', async ({ browser, track }) => {
   await z.click('[data-testid="cg-create"]');
   await z.waitForSelector('[data-testid="chat"] [data-testid="auto-replies-link"]');
   assert((await z.textContent('[data-testid="chat-title"]')).trim() === '甲公司项目群', 'the new customer group is open');
+  // The group's settings mark the external member with their organization.
+  await z.click('[data-testid="group-settings"]');
+  await z.waitForSelector('[data-testid="gs-members"] li[data-userid="kehu1"] [data-testid="gs-external"]:has-text("甲公司")');
+  await z.keyboard.press('Escape');
   await z.click('[data-testid="auto-replies-link"]');
   await z.waitForSelector('[data-testid="auto-replies-form"]');
   // A rule without keywords is explained before anything is sent.

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Member } from '../api.ts';
 import { t } from '../i18n.ts';
 import { go } from '../router.ts';
-import { errorText, type ConvState } from '../state.ts';
+import { errorText, type ConvState, type Store } from '../state.ts';
 import { Avatar } from './Avatar.tsx';
 import { Dialog } from './Dialog.tsx';
 import { MemberPicker } from './MemberPicker.tsx';
@@ -98,6 +98,11 @@ export function GroupSettings({ cs, onClose }: { cs: ConvState; onClose: () => v
             <Avatar name={store.name(u)} small />
             <span class="grow">
               {store.name(u)} <span class="muted">{u}</span>
+              {store.orgOf(u) !== null && (
+                <span class="tag ext" data-testid="gs-external">
+                  {store.orgOf(u) ? t('externalOrg', { org: store.orgOf(u)! }) : t('externalTag')}
+                </span>
+              )}
               {u === c.owner && <span class="tag">{t('owner')}</span>}
               {c.admins.includes(u) && <span class="tag">{t('admin')}</span>}
             </span>
@@ -130,6 +135,10 @@ export function GroupSettings({ cs, onClose }: { cs: ConvState; onClose: () => v
             onClick={() => run(() => store.api.addMembers(c.id, adding.map((m) => m.userid)), () => setAdding([]))}>
             {t('add')}
           </button>
+          {c.kind === 'customer' && !store.external && (
+            <ContactPicker store={store} exclude={new Set(members)} busy={busy}
+              onAdd={(ids) => run(() => store.api.addMembers(c.id, ids))} />
+          )}
         </section>
       )}
       <div class="form-actions danger-zone">
@@ -151,5 +160,44 @@ export function GroupSettings({ cs, onClose }: { cs: ConvState; onClose: () => v
         )}
       </div>
     </Dialog>
+  );
+}
+
+/** A customer group's manager adds some of their own external contacts (the server takes only those). */
+function ContactPicker(props: { store: Store; exclude: ReadonlySet<string>; busy: boolean; onAdd: (ids: string[]) => void }) {
+  const { store, exclude } = props;
+  const [list, setList] = useState<{ userid: string; name: string; org: string }[] | null>(null);
+  const [picked, setPicked] = useState<string[]>([]);
+  useEffect(() => {
+    store.api
+      .call<{ contacts: { userid: string; name: string; org: string }[] }>('GET', '/v1/external/contacts')
+      .then((r) => setList(r.contacts), () => setList([]));
+  }, [store]);
+  const shown = (list ?? []).filter((x) => !exclude.has(x.userid));
+  if (!shown.length) return null;
+  return (
+    <fieldset class="gs-contacts">
+      <legend>{t('externalContacts')}</legend>
+      <ul class="picker-list">
+        {shown.map((x) => (
+          <li key={x.userid}>
+            <label class="picker-item" data-testid="gs-contact" data-userid={x.userid}>
+              <input type="checkbox" checked={picked.includes(x.userid)}
+                onChange={() => setPicked(picked.includes(x.userid) ? picked.filter((u) => u !== x.userid) : [...picked, x.userid])} />
+              <Avatar name={x.name} small />
+              <span>{x.name}</span>
+              <span class="tag ext">{x.org}</span>
+            </label>
+          </li>
+        ))}
+      </ul>
+      <button type="button" class="primary" disabled={props.busy || !picked.length} data-testid="gs-add-contacts"
+        onClick={() => {
+          props.onAdd(picked);
+          setPicked([]);
+        }}>
+        {t('add')}
+      </button>
+    </fieldset>
   );
 }
