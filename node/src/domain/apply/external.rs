@@ -684,11 +684,11 @@ pub(super) fn transfer<S: Store>(
             if let Some(contact) = s.get_as::<Contact>(&keys::contact(from, x))?
                 && let Some(mut c) = s.get_as::<Conversation>(&keys::conv(&contact.conv))?
             {
+                let when = utc_minute(due_ms);
                 let text = format!(
-                    "{to_name} will take over from {} as your contact on {} (UTC) unless you object before then. {}",
-                    from_m.name,
-                    utc_minute(due_ms),
-                    t.message
+                    "{to_name} 将于 {when}（UTC）接替 {from} 作为您的对接人；如有异议，请在此之前提出。 / {to_name} will take over from {from} as your contact on {when} (UTC) unless you object before then. {}",
+                    t.message,
+                    from = from_m.name,
                 );
                 emit_system_message(s, ctx, &mut c, HANDOVER_SENDER, text.trim_end(), None)?;
             }
@@ -761,7 +761,7 @@ fn perform<S: Store>(
         c.owner = to.clone();
         s.put_as(&keys::conv(&c.id), &c)?;
         let text = format!(
-            "{to_name} now serves you in place of {from_name}. {}",
+            "您的对接人已由 {from_name} 变更为 {to_name}。 / {to_name} now serves you in place of {from_name}. {}",
             t.message
         );
         emit_system_message(s, ctx, &mut c, HANDOVER_SENDER, text.trim_end(), None)?;
@@ -824,7 +824,9 @@ fn perform<S: Store>(
             leave_conv(s, ctx, &mut c, &from)?;
         }
         owner_moved(s, &g, &from, &to);
-        let text = format!("{to_name} now owns this group in place of {from_name}.");
+        let text = format!(
+            "群主已由 {from_name} 变更为 {to_name}。 / {to_name} now owns this group in place of {from_name}."
+        );
         emit_system_message(s, ctx, &mut c, HANDOVER_SENDER, &text, None)?;
     }
     if !has_relationships(s, &from)? {
@@ -943,7 +945,7 @@ pub(super) fn cancel<S: Store>(
                 ctx,
                 &mut c,
                 HANDOVER_SENDER,
-                "The announced change of your contact has been cancelled.",
+                "已取消更换对接人。 / The announced change of your contact has been cancelled.",
                 None,
             )?;
         }
