@@ -428,3 +428,21 @@ pub fn supervision<S: Store + ?Sized>(
         messages_to_externals: messages,
     })
 }
+
+/// The waiting transfers that concern external contact `external` (one
+/// per employee serving them at most).
+pub fn waiting_transfers_of<S: Store + ?Sized>(
+    s: &S,
+    external: &str,
+) -> Result<Vec<Transfer>, StoreFault> {
+    let mut out = Vec::new();
+    for employee in servers_of(s, external)? {
+        let item = format!("c:{employee}\0{external}");
+        if let Some(id) = s.get_as::<u64>(&keys::transfer_item(&item))?
+            && let Some(t) = transfer(s, id)?
+        {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}

@@ -431,6 +431,16 @@ fn an_in_service_transfer_waits_for_the_window_and_can_be_cancelled_or_objected_
             id: t.id,
         },
     );
+    // The contacts find it; the one who objected no longer does.
+    let waiting = |s: &MemStore, x: &str| -> Vec<u64> {
+        external::waiting_transfers_of(s, x)
+            .expect("read")
+            .iter()
+            .map(|t| t.id)
+            .collect()
+    };
+    assert_eq!(waiting(&s, "xav"), vec![t.id]);
+    assert!(waiting(&s, "xcy").is_empty());
     // Too early: stale, nothing moves.
     assert_eq!(
         refused(&mut s, T0 + 4_999, Command::TransferStep { id: t.id }),

@@ -400,6 +400,30 @@ fn id_param(s: &str) -> Result<u64, ApiError> {
     })
 }
 
+/// `GET /v1/external/transfers`: for an external account, the waiting
+/// hand-overs that concern them (each may be objected to until `due_ms`);
+/// for an employee, the newest transfers they asked for, gave or received
+/// (up to 100 among the newest 1,000).
+pub async fn transfers(State(state): State<S>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let view = state.view();
+    let list = if caller.external {
+        domain::external::waiting_transfers_of(&view, &caller.userid).map_err(store_error)?
+    } else {
+        domain::external::transfers(&view, None, None, 1_000)
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|t| {
+                let me = &caller.userid;
+                t.by == *me || t.from == *me || t.to == *me
+            })
+            .take(100)
+            .collect()
+    };
+    Ok(Json(
+        json!({ "transfers": list.iter().map(transfer_json).collect::<Vec<_>>() }),
+    ))
+}
+
 /// `GET /v1/external/transfers/{id}`: for who asked, both employees and
 /// the contacts it concerns.
 pub async fn show_transfer(

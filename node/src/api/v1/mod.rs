@@ -229,6 +229,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
             put(external::set_auto_replies),
         ),
         ("post", "/v1/external/transfers", post(external::transfer)),
+        ("get", "/v1/external/transfers", get(external::transfers)),
         (
             "get",
             "/v1/external/transfers/{id}",
