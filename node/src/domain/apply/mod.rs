@@ -125,6 +125,7 @@ mod conversations;
 mod directory;
 pub mod external;
 pub mod files;
+mod handover;
 pub mod jobs;
 pub mod notices;
 mod sessions;
@@ -611,7 +612,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             externals,
             groups,
             message,
-        } => external::transfer(
+        } => handover::transfer(
             s,
             ctx,
             actor.as_deref(),
@@ -621,9 +622,9 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
             groups,
             message,
         ),
-        Command::CancelTransfer { actor, id } => external::cancel(s, ctx, actor.as_deref(), *id),
-        Command::ObjectTransfer { actor, id } => external::object(s, actor, *id),
-        Command::TransferStep { id } => external::step(s, ctx, *id),
+        Command::CancelTransfer { actor, id } => handover::cancel(s, ctx, actor.as_deref(), *id),
+        Command::ObjectTransfer { actor, id } => handover::object(s, actor, *id),
+        Command::TransferStep { id } => handover::step(s, ctx, *id),
     }
 }
 
