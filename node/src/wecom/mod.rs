@@ -15,6 +15,7 @@ pub mod directory;
 pub mod errors;
 pub mod externalcontact;
 pub mod extract;
+pub mod groupchat;
 pub mod message;
 pub mod oa;
 pub mod oauth;
@@ -164,22 +165,22 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<S>)> {
         (
             "post",
             "/cgi-bin/externalcontact/groupchat/list",
-            post(externalcontact::groupchat_list),
+            post(groupchat::groupchat_list),
         ),
         (
             "post",
             "/cgi-bin/externalcontact/groupchat/get",
-            post(externalcontact::groupchat_get),
+            post(groupchat::groupchat_get),
         ),
         (
             "post",
             "/cgi-bin/externalcontact/groupchat/transfer",
-            post(externalcontact::groupchat_transfer),
+            post(groupchat::groupchat_transfer),
         ),
         (
             "post",
             "/cgi-bin/externalcontact/groupchat/onjob_transfer",
-            post(externalcontact::groupchat_onjob_transfer),
+            post(groupchat::groupchat_onjob_transfer),
         ),
         (
             "get",
