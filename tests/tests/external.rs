@@ -1172,11 +1172,11 @@ async fn departure_hands_contacts_and_groups_to_a_colleague() {
         1,
         "{transfer_target}"
     );
-    // (A refused login of a departed account is answered 403 before any
-    // command is proposed, so it leaves no audit record; printed only.)
-    eprintln!(
-        "audit records of sam's refused logins: {}",
-        has("auth.login", "sam", &|o| o != "ok")
+    // Both refused logins of the departed account are recorded.
+    assert_eq!(
+        has("auth.login", "sam", &|o| o == "refused:account_inactive"),
+        2,
+        "sam's refused logins are not in the audit trail"
     );
     assert!(has("auth.login", "nia", &ok) >= 1);
     eprintln!("audit trail of the hand-over:");

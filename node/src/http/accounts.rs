@@ -209,6 +209,17 @@ pub async fn password_login(
     match member.map(|m| m.status) {
         Some(MemberStatus::Active) => {}
         _ => {
+            // The right password for an account that may not sign in:
+            // recorded, like every other refused login.
+            super::submit::record(
+                state,
+                origin,
+                "auth.login",
+                userid,
+                "refused:account_inactive",
+            )
+            .await;
+            tracing::info!(%userid, source = %ip, "login refused: account inactive");
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "account_inactive",

@@ -535,6 +535,16 @@ pub fn supervision_rows(
         }
         cursor = page.last().map(|m| m.userid.clone());
     }
+    // Departed members leave the department's index; those whose contacts
+    // or groups still wait for a new owner are listed too.
+    for u in domain::external::unassigned(view, None, usize::MAX).map_err(store_error)? {
+        if let Some(m) = domain::query::member(view, &u.employee).map_err(store_error)?
+            && m.departments.contains(&dept)
+        {
+            let s = domain::external::supervision(view, &m, from, to).map_err(store_error)?;
+            out.push(json!(s));
+        }
+    }
     Ok(out)
 }
 

@@ -387,6 +387,9 @@ pub(super) fn create_group<S: Store>(
         actor,
         "create internal groups"
     ));
+    for u in members {
+        check!(super::external::not_external(s, u, "join internal groups"));
+    }
     let _ = check!(active_member(s, actor, true));
     valid!(valid_name(name, "group name"));
     let mut all = members.to_vec();
