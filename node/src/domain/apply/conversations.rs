@@ -404,14 +404,40 @@ pub(super) fn create_group<S: Store>(
     );
     let n = s.get_as::<u64>(keys::GROUP_CTR)?.unwrap_or(0) + 1;
     s.put_as(keys::GROUP_CTR, &n)?;
+    let c = open_conv(
+        s,
+        ctx,
+        format!("g{n}"),
+        ConvKind::Group,
+        name,
+        actor,
+        actor,
+        &all,
+    )?;
+    Ok(Ok(Done::Conversation(c)))
+}
+
+/// A new conversation of `kind` owned by `owner`: its `created` event (by
+/// `actor`) and every member joining at it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn open_conv<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    id: String,
+    kind: ConvKind,
+    name: &str,
+    owner: &str,
+    actor: &str,
+    members: &[String],
+) -> Result<Conversation, StoreFault> {
     let mut c = Conversation {
-        id: format!("g{n}"),
-        kind: ConvKind::Group,
+        id,
+        kind,
         name: name.to_string(),
-        owner: actor.to_string(),
+        owner: owner.to_string(),
         admins: Vec::new(),
         announcement: String::new(),
-        member_count: all.len() as u32,
+        member_count: members.len() as u32,
         last_seq: 0,
         last_event: 0,
         created_ms: ctx.time_ms,
@@ -423,15 +449,15 @@ pub(super) fn create_group<S: Store>(
         &mut c,
         actor,
         EventBody::Created {
-            kind: ConvKind::Group,
+            kind,
             name: name.to_string(),
-            members: all.clone(),
+            members: members.to_vec(),
         },
     )?;
-    for u in &all {
+    for u in members {
         join(s, &c.id, u, no, 0)?;
     }
-    Ok(Ok(Done::Conversation(c)))
+    Ok(c)
 }
 
 pub(super) fn add_members<S: Store>(

@@ -1,7 +1,7 @@
 //! External contacts: invitations, accounts, customer groups, hand-over
 //! and keyword auto-replies (see `domain/external.rs` for the records).
 
-use super::conversations::{emit_system_message, join};
+use super::conversations::{emit_system_message, open_conv};
 use super::*;
 
 pub(super) use crate::domain::external::{external, policy as external_policy};
@@ -217,35 +217,18 @@ fn contact_conv<S: Store>(
 ) -> Result<Conversation, StoreFault> {
     let n = s.get_as::<u64>(keys::XCONV_CTR)?.unwrap_or(0) + 1;
     s.put_as(keys::XCONV_CTR, &n)?;
-    let mut c = Conversation {
-        id: format!("x{n}"),
-        kind: ConvKind::Contact,
-        name: String::new(),
-        owner: employee.to_string(),
-        admins: Vec::new(),
-        announcement: String::new(),
-        member_count: 2,
-        last_seq: 0,
-        last_event: 0,
-        created_ms: ctx.time_ms,
-        dissolved: false,
-    };
     let mut members = vec![employee.to_string(), external.to_string()];
     members.sort();
-    let no = emit(
+    let c = open_conv(
         s,
         ctx,
-        &mut c,
+        format!("x{n}"),
+        ConvKind::Contact,
+        "",
+        employee,
         external,
-        EventBody::Created {
-            kind: ConvKind::Contact,
-            name: String::new(),
-            members: members.clone(),
-        },
+        &members,
     )?;
-    for m in &members {
-        join(s, &c.id, m, no, 0)?;
-    }
     s.put_as(
         &keys::contact(employee, external),
         &Contact {
@@ -355,33 +338,16 @@ pub(super) fn create_customer_group<S: Store>(
     );
     let n = s.get_as::<u64>(keys::XCONV_CTR)?.unwrap_or(0) + 1;
     s.put_as(keys::XCONV_CTR, &n)?;
-    let mut c = Conversation {
-        id: format!("xg{n}"),
-        kind: ConvKind::Customer,
-        name: name.to_string(),
-        owner: actor.to_string(),
-        admins: Vec::new(),
-        announcement: String::new(),
-        member_count: all.len() as u32,
-        last_seq: 0,
-        last_event: 0,
-        created_ms: ctx.time_ms,
-        dissolved: false,
-    };
-    let no = emit(
+    let c = open_conv(
         s,
         ctx,
-        &mut c,
+        format!("xg{n}"),
+        ConvKind::Customer,
+        name,
         actor,
-        EventBody::Created {
-            kind: ConvKind::Customer,
-            name: name.to_string(),
-            members: all.clone(),
-        },
+        actor,
+        &all,
     )?;
-    for u in &all {
-        join(s, &c.id, u, no, 0)?;
-    }
     s.put(&keys::customer_group(actor, &c.id), Vec::new());
     Ok(Ok(Done::Conversation(c)))
 }
