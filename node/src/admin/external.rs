@@ -11,17 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::OperatorOrigin;
-use crate::api::v1::external::{day_range, external_json, supervision_rows, transfer_json};
-use crate::domain::{self, Command, Done, ExternalPolicy};
+use crate::api::v1::external::{
+    day_range, external_json, submit_transfer, supervision_rows, transfer_json,
+};
+use crate::domain::{self, Command, ExternalPolicy};
 use crate::http::{ApiError, Body, Params, S, page_limit, store_error, submit};
-
-fn unexpected() -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "unexpected",
-        "unexpected outcome",
-    )
-}
 
 fn transfer_id(s: &str) -> Result<u64, ApiError> {
     s.parse::<u64>().map_err(|_| {
@@ -128,10 +122,10 @@ pub async fn transfer(
             .map(|c| c.id)
             .collect();
     }
-    let done = submit(
+    submit_transfer(
         &state,
         &op.0,
-        &Command::TransferContacts {
+        Command::TransferContacts {
             actor: None,
             from: req.from,
             to: req.to,
@@ -139,14 +133,8 @@ pub async fn transfer(
             groups,
             message: req.message,
         },
-        None,
     )
-    .await?;
-    state.runner_wake.notify_one();
-    match done {
-        Done::Transfer(t) => Ok(Json(transfer_json(&t))),
-        _ => Err(unexpected()),
-    }
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,17 +184,7 @@ pub async fn cancel_transfer(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = transfer_id(&id)?;
-    let done = submit(
-        &state,
-        &op.0,
-        &Command::CancelTransfer { actor: None, id },
-        None,
-    )
-    .await?;
-    match done {
-        Done::Transfer(t) => Ok(Json(transfer_json(&t))),
-        _ => Err(unexpected()),
-    }
+    submit_transfer(&state, &op.0, Command::CancelTransfer { actor: None, id }).await
 }
 
 /// `GET /v1/external/accounts?cursor=&limit=`

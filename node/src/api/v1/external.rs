@@ -45,6 +45,22 @@ pub fn transfer_json(t: &Transfer) -> Value {
     })
 }
 
+/// Propose a transfer command (a transfer, its cancellation or an
+/// objection) and answer the transfer as it now stands.
+pub async fn submit_transfer(
+    state: &S,
+    origin: &crate::audit::Origin,
+    cmd: Command,
+) -> Result<Json<Value>, ApiError> {
+    let done = submit(state, origin, &cmd, None).await?;
+    // A transfer due now is carried out by the leader's next step.
+    state.runner_wake.notify_one();
+    match done {
+        Done::Transfer(t) => Ok(Json(transfer_json(&t))),
+        _ => Err(unexpected()),
+    }
+}
+
 pub fn external_json(e: &domain::External) -> Value {
     json!({
         "userid": e.userid,
@@ -369,10 +385,10 @@ pub async fn transfer(
     Body(req): Body<TransferReq>,
 ) -> Result<Json<Value>, ApiError> {
     caller.employee_only("transfer contacts")?;
-    let done = submit(
+    submit_transfer(
         &state,
         &caller.origin,
-        &Command::TransferContacts {
+        Command::TransferContacts {
             actor: Some(caller.userid.clone()),
             from: req.from,
             to: req.to,
@@ -380,14 +396,8 @@ pub async fn transfer(
             groups: req.groups,
             message: req.message,
         },
-        None,
     )
-    .await?;
-    state.runner_wake.notify_one();
-    match done {
-        Done::Transfer(t) => Ok(Json(transfer_json(&t))),
-        _ => Err(unexpected()),
-    }
+    .await
 }
 
 fn id_param(s: &str) -> Result<u64, ApiError> {
@@ -450,20 +460,15 @@ pub async fn cancel_transfer(
     PathArgs(id): PathArgs<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = id_param(&id)?;
-    let done = submit(
+    submit_transfer(
         &state,
         &caller.origin,
-        &Command::CancelTransfer {
+        Command::CancelTransfer {
             actor: Some(caller.userid.clone()),
             id,
         },
-        None,
     )
-    .await?;
-    match done {
-        Done::Transfer(t) => Ok(Json(transfer_json(&t))),
-        _ => Err(unexpected()),
-    }
+    .await
 }
 
 /// `POST /v1/external/transfers/{id}/object` (a contact it concerns): they
@@ -474,20 +479,15 @@ pub async fn object_transfer(
     PathArgs(id): PathArgs<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = id_param(&id)?;
-    let done = submit(
+    submit_transfer(
         &state,
         &caller.origin,
-        &Command::ObjectTransfer {
+        Command::ObjectTransfer {
             actor: caller.userid.clone(),
             id,
         },
-        None,
     )
-    .await?;
-    match done {
-        Done::Transfer(t) => Ok(Json(transfer_json(&t))),
-        _ => Err(unexpected()),
-    }
+    .await
 }
 
 #[derive(Debug, Deserialize)]
