@@ -78,6 +78,20 @@ fn code(v: &Value) -> Option<&str> {
     v["error"]["code"].as_str()
 }
 
+/// A call that must be refused (or answered) with exactly this status and
+/// error code.
+async fn expect_code(
+    a: &Api,
+    method: Method,
+    path: &str,
+    tok: Option<&str>,
+    body: Option<Value>,
+    want: (u16, Option<&str>),
+) {
+    let (s, v) = a.call(method.clone(), path, tok, body.clone()).await;
+    assert_eq!((s, code(&v)), want, "{method} {path} {body:?}: {v}");
+}
+
 fn apis(c: &mut TestCluster) -> Vec<Api> {
     let ca = c.pki.ca_dir().join("ca.pem");
     (0..c.nodes.len())
@@ -136,6 +150,34 @@ async fn grant_external_add(c: &TestCluster, u: &str) {
     )
     .await;
     assert_eq!(s, 200, "external:add for {u}: {v}");
+}
+
+/// Root and department 2 `name` (led by `boss`, who is in the root) with
+/// `members`; `inviter` may invite external contacts. The cluster is at
+/// log version 3. Returns every node's API and the inviter's token.
+async fn org(
+    c: &mut TestCluster,
+    name: &str,
+    members: &[&str],
+    inviter: &str,
+) -> (Vec<Api>, String) {
+    wait_v3(c).await;
+    dept(c, 1, json!({"name": "Root"})).await;
+    dept(c, 2, json!({"name": name, "parent": 1})).await;
+    member(c, "boss", 1).await;
+    for u in members {
+        member(c, u, 2).await;
+    }
+    dept(
+        c,
+        2,
+        json!({"name": name, "parent": 1, "leaders": ["boss"]}),
+    )
+    .await;
+    grant_external_add(c, inviter).await;
+    let a = apis(c);
+    let tok = login(&a[0], inviter).await;
+    (a, tok)
 }
 
 /// The secadmin's partial policy change.
@@ -390,15 +432,15 @@ async fn invitation_works_once_and_external_accounts_see_only_their_own() {
     let forged = format!("{}x", &inv_code[..inv_code.len() - 1]);
     let (s, v) = accept(&a[2], &forged, "cust1c", "ACME").await;
     assert_eq!((s, code(&v)), (404, Some("not_found")), "{v}");
-    let (s, v) = a[2]
-        .call(
-            Method::GET,
-            &format!("/v1/external/invitations/{forged}"),
-            None,
-            None,
-        )
-        .await;
-    assert_eq!((s, code(&v)), (404, Some("not_found")), "{v}");
+    expect_code(
+        &a[2],
+        Method::GET,
+        &format!("/v1/external/invitations/{forged}"),
+        None,
+        None,
+        (404, Some("not_found")),
+    )
+    .await;
     c.wait_converged().await;
     let (s, v) = admin(&c, 2, Method::GET, "/v1/external/accounts", None).await;
     assert_eq!(s, 200, "{v}");
@@ -451,15 +493,15 @@ async fn invitation_works_once_and_external_accounts_see_only_their_own() {
         ),
         "an external in a new internal group: {s} {v}"
     );
-    let (s, v) = a[0]
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{g}/members"),
-            Some(&ann),
-            Some(json!({"userids": ["cust1"]})),
-        )
-        .await;
-    assert_eq!((s, code(&v)), (403, Some("forbidden")), "{v}");
+    expect_code(
+        &a[0],
+        Method::POST,
+        &format!("/v1/conversations/{g}/members"),
+        Some(&ann),
+        Some(json!({"userids": ["cust1"]})),
+        (403, Some("forbidden")),
+    )
+    .await;
     c.wait_converged().await;
 
     // Each refused, each with its own code.
@@ -783,22 +825,7 @@ async fn step(
 async fn departure_hands_contacts_and_groups_to_a_colleague() {
     let mut c = TestCluster::start(3, NodeSpec::default()).await;
     let ops = Ops::new(&c);
-    wait_v3(&c).await;
-    dept(&c, 1, json!({"name": "Root"})).await;
-    dept(&c, 2, json!({"name": "销售部", "parent": 1})).await;
-    member(&c, "boss", 1).await;
-    for u in ["sam", "nia"] {
-        member(&c, u, 2).await;
-    }
-    dept(
-        &c,
-        2,
-        json!({"name": "销售部", "parent": 1, "leaders": ["boss"]}),
-    )
-    .await;
-    grant_external_add(&c, "sam").await;
-    let a = apis(&mut c);
-    let sam = login(&a[0], "sam").await;
+    let (a, sam) = org(&mut c, "销售部", &["sam", "nia"], "sam").await;
 
     // sam serves three contacts, chats with each.
     let mut x = BTreeMap::new();
@@ -1221,22 +1248,7 @@ async fn transfer_status(c: &TestCluster, i: usize, id: u64) -> Value {
 async fn in_service_transfer_waits_for_the_window_and_can_be_cancelled() {
     let mut c = TestCluster::start(3, NodeSpec::default()).await;
     let ops = Ops::new(&c);
-    wait_v3(&c).await;
-    dept(&c, 1, json!({"name": "Root"})).await;
-    dept(&c, 2, json!({"name": "大客户部", "parent": 1})).await;
-    member(&c, "boss", 1).await;
-    for u in ["amy", "ben", "joe"] {
-        member(&c, u, 2).await;
-    }
-    dept(
-        &c,
-        2,
-        json!({"name": "大客户部", "parent": 1, "leaders": ["boss"]}),
-    )
-    .await;
-    grant_external_add(&c, "amy").await;
-    let a = apis(&mut c);
-    let amy = login(&a[0], "amy").await;
+    let (a, amy) = org(&mut c, "大客户部", &["amy", "ben", "joe"], "amy").await;
     let mut x = BTreeMap::new();
     let mut ktok = BTreeMap::new();
     for k in ["k1", "k2", "k3"] {
@@ -1623,15 +1635,15 @@ async fn auto_reply_fires_once_per_matching_message_even_if_the_leader_dies() {
         .call(Method::PUT, &path, Some(&eve), Some(rules.clone()))
         .await;
     assert_eq!((s, code(&v)), (403, Some("forbidden")), "{v}");
-    let (s, v) = a[1]
-        .call(
-            Method::PUT,
-            &path,
-            Some(&ptok["p1"]),
-            Some(json!({"rules": []})),
-        )
-        .await;
-    assert_eq!((s, code(&v)), (403, Some("forbidden")), "{v}");
+    expect_code(
+        &a[1],
+        Method::PUT,
+        &path,
+        Some(&ptok["p1"]),
+        Some(json!({"rules": []})),
+        (403, Some("forbidden")),
+    )
+    .await;
     let (s, v) = a[1].call(Method::GET, &path, Some(&ptok["p1"]), None).await;
     assert_eq!((s, &v["rules"]), (200, &rules["rules"]), "{v}");
 
@@ -1881,24 +1893,24 @@ async fn bad_transfers_and_limits_are_refused_and_change_nothing() {
     }
     // Through the client API: an external, a colleague who leads nothing,
     // a leader for a departed employee.
-    let (s, v) = a[1]
-        .call(
-            Method::POST,
-            "/v1/external/transfers",
-            Some(&c1),
-            Some(json!({"from": "ann", "to": "bob", "externals": ["c1"]})),
-        )
-        .await;
-    assert_eq!((s, code(&v)), (403, Some("external_account")), "{v}");
-    let (s, v) = a[0]
-        .call(
-            Method::POST,
-            "/v1/external/transfers",
-            Some(&bob),
-            Some(json!({"from": "ann", "to": "bob", "externals": ["c1"]})),
-        )
-        .await;
-    assert_eq!((s, code(&v)), (403, Some("forbidden")), "{v}");
+    expect_code(
+        &a[1],
+        Method::POST,
+        "/v1/external/transfers",
+        Some(&c1),
+        Some(json!({"from": "ann", "to": "bob", "externals": ["c1"]})),
+        (403, Some("external_account")),
+    )
+    .await;
+    expect_code(
+        &a[0],
+        Method::POST,
+        "/v1/external/transfers",
+        Some(&bob),
+        Some(json!({"from": "ann", "to": "bob", "externals": ["c1"]})),
+        (403, Some("forbidden")),
+    )
+    .await;
     let (s, v) = a[0]
         .call(
             Method::POST,
@@ -1970,15 +1982,15 @@ async fn bad_transfers_and_limits_are_refused_and_change_nothing() {
     assert_eq!((s, g["member_count"].as_u64()), (200, Some(3)), "{g}");
     let gid = g["id"].as_str().expect("id").to_string();
     let before = state_hash(&c, 0).await;
-    let (s, v) = a[0]
-        .call(
-            Method::POST,
-            &format!("/v1/conversations/{gid}/members"),
-            Some(&ann),
-            Some(json!({"userids": ["bob"]})),
-        )
-        .await;
-    assert_eq!((s, code(&v)), (422, Some("limit_exceeded")), "{v}");
+    expect_code(
+        &a[0],
+        Method::POST,
+        &format!("/v1/conversations/{gid}/members"),
+        Some(&ann),
+        Some(json!({"userids": ["bob"]})),
+        (422, Some("limit_exceeded")),
+    )
+    .await;
     assert_eq!(
         state_hash(&c, 0).await,
         before,

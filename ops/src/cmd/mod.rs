@@ -11,6 +11,7 @@ pub mod cert;
 pub mod cluster;
 pub mod directory;
 pub mod external;
+pub mod external_view;
 pub mod filebench;
 pub mod files;
 pub mod msgbench;
