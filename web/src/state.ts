@@ -20,6 +20,8 @@ import {
 import { EventStream, type StreamStatus } from './stream.ts';
 import { Notices } from './notices.ts';
 import { Office } from './office.ts';
+import type { Handovers } from './handovers.ts';
+import { loadExternal } from './ui/lazy.ts';
 import type { EventFrame } from './logic/cursor.ts';
 import { MessageLog, latestPage, olderPage } from './logic/messages.ts';
 import type { FileView } from './logic/files.ts';
@@ -105,6 +107,8 @@ export class Store {
   urgent: Notices;
   /** Announcements and approvals (their events also arrive in `n.<me>`). */
   office: Office;
+  /** An external account's waiting hand-overs (to object to); loaded with the external-contact chunk, null for employees. */
+  handovers: Handovers | null = null;
   streamStatus: StreamStatus = 'stopped';
   streamNode = '';
   /** The conversation on screen (marked read while visible). */
@@ -220,6 +224,8 @@ export class Store {
     this.conversations.clear();
     this.urgent.reset();
     this.office.reset();
+    this.handovers?.reset();
+    this.handovers = null;
     this.outbox = [];
     this.saveOutbox();
     this.uploads.reset();
@@ -272,6 +278,8 @@ export class Store {
       /* shown empty; the stream still fills it in */
     }
     this.loadOutbox();
+    // An external account: the hand-overs it may object to.
+    if (this.external) this.loadHandovers();
     // Urgent notices, announcements and approvals are the organization's
     // own: an external account has none of them.
     if (!this.external) {
@@ -300,6 +308,8 @@ export class Store {
           if (this.openConv) this.fillGap(this.openConv);
           this.pumpAll();
           this.office.synced();
+          // A hand-over notice may have come while the stream was away.
+          if (this.external) this.loadHandovers();
         },
       },
       head,
@@ -375,6 +385,46 @@ export class Store {
   directWith(userid: string): ConvState | undefined {
     for (const cs of this.conversations.values()) {
       if (cs.conv.kind === 'direct' && cs.peer === userid) return cs;
+    }
+    return undefined;
+  }
+
+  /**
+   * An external account's hand-overs: their code comes with the
+   * external-contact chunk (not fetched before it is needed); once loaded,
+   * the list is read (and read again on each call: a reconnect).
+   */
+  private loadHandovers(): void {
+    if (this.handovers) {
+      this.handovers.refreshSoon();
+      return;
+    }
+    const me = this.me;
+    loadExternal().then(
+      (m) => {
+        // Still this session (not logged out meanwhile), and not made by an earlier call.
+        if (!this.external || this.me !== me || this.handovers) return;
+        this.handovers = new m.Handovers({
+          api: this.api,
+          changed: () => this.changed(),
+          contactWith: (employee) => this.contactWith(employee),
+          knownName: (userid) => {
+            const p = this.people.get(userid);
+            return p && p.name && p.name !== userid ? p.name : null;
+          },
+        });
+        void this.handovers.refresh();
+      },
+      () => {
+        /* the next reconnect tries again */
+      },
+    );
+  }
+
+  /** An external account's 1:1 with this employee (who serves them), if known. */
+  contactWith(employee: string): ConvState | undefined {
+    for (const cs of this.conversations.values()) {
+      if (cs.conv.kind === 'contact' && cs.peer === employee) return cs;
     }
     return undefined;
   }
@@ -559,6 +609,7 @@ export class Store {
     switch (ev.type) {
       case 'message': {
         const m = ev.message as Message;
+        if (this.external) this.handovers?.onMessage(m);
         if (!cs) {
           this.refetchConv(id);
           return;

@@ -275,3 +275,41 @@ export async function apiCall(i, method, path, body, token) {
     req.end();
   });
 }
+
+/** A JSON call to admin port `i` with `role`'s operator certificate (ENCLAVE_CERTS): {status, body}. */
+export async function adminCall(i, role, method, path, body) {
+  const { readFileSync } = await import('node:fs');
+  const https = await import('node:https');
+  const c = CERTS[role];
+  if (!c) throw new Error(`ENCLAVE_CERTS has no ${role}`);
+  const url = new URL(path, ADMINS[i]);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method,
+        ca: readFileSync(process.env.ENCLAVE_CA),
+        cert: readFileSync(c.cert),
+        key: readFileSync(c.key),
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (data += d));
+        res.on('end', () => {
+          let v = null;
+          try {
+            v = data ? JSON.parse(data) : null;
+          } catch {
+            v = data;
+          }
+          resolve({ status: res.statusCode, body: v });
+        });
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.write(JSON.stringify(body));
+    req.end();
+  });
+}

@@ -16,7 +16,7 @@ import { humanSize, kindOf, uploadFraction, voiceName, type FileView } from '../
 import type { UploadItem } from '../attachments.ts';
 import { Attachment, fileLabel } from './Attachment.tsx';
 import { FileIcon } from './Icons.tsx';
-import { useFiles } from './lazy.ts';
+import { useExternal, useFiles } from './lazy.ts';
 import { Avatar } from './Avatar.tsx';
 import { Composer } from './Composer.tsx';
 import { ReceiptsDialog } from './ReceiptsDialog.tsx';
@@ -62,6 +62,9 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
   const dragDepth = useRef(0);
   const fileViews = useFiles(viewing !== null);
   const me = store.api.userid ?? '';
+  // An external account's 1:1: the hand-overs of this employee it may object to.
+  const handovers = store.handovers && cs?.conv.kind === 'contact' && cs.peer ? store.handovers.forEmployee(cs.peer) : [];
+  const XV = useExternal(handovers.length > 0).views;
 
   // Recall buttons disappear when the window has passed.
   useEffect(() => {
@@ -272,6 +275,7 @@ export function Chat({ convId, direct }: { convId: string | null; direct?: strin
           </button>
         )}
       </header>
+      {XV && handovers.map((h) => <XV.HandoverBanner key={h.t.id} h={h} />)}
       {cs?.conv.announcement && (
         <div class="announcement" data-testid="announcement">
           <strong>{t('announcement')}：</strong>

@@ -82,5 +82,6 @@ export const useOffice = office.use;
 export const prefetchFiles = files.prefetch;
 export const useFiles = files.use;
 
+export const loadExternal = external.load;
 export const prefetchExternal = external.prefetch;
 export const useExternal = external.use;

@@ -10,6 +10,7 @@ import { errorText, type Store } from '../../state.ts';
 import { Avatar } from '../Avatar.tsx';
 import { Dialog } from '../Dialog.tsx';
 import { MemberPicker } from '../MemberPicker.tsx';
+import { HandoverList } from './Handover.tsx';
 import { useStore } from '../hooks.ts';
 import * as x from './api.ts';
 import { xt } from './strings.ts';
@@ -315,7 +316,7 @@ function CustomerGroupCreate(props: {
   );
 }
 
-/** An external account's pane: the employees who serve them (never the directory). */
+/** An external account's pane: the hand-overs it may object to, the employees who serve them (never the directory). */
 export function MyContacts() {
   const store = useStore();
   const [list, setList] = useState<x.ServingEmployee[] | null>(null);
@@ -341,6 +342,7 @@ export function MyContacts() {
       <div class="pane-head">
         <h2 class="pane-title">{xt('myContacts')}</h2>
       </div>
+      <HandoverList />
       <p class="muted pad">{xt('myContactsIntro')}</p>
       {error && (
         <p class="form-error pad" role="alert">
