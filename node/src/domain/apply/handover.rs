@@ -277,7 +277,8 @@ fn perform<S: Store>(
         }
         if s.get(&keys::conv_member(&g, &to))?.is_none() {
             c.member_count += 1;
-            let no = emit(
+            // The owner must be in the group: the size limit gives way.
+            emit(
                 s,
                 ctx,
                 &mut c,
@@ -286,7 +287,6 @@ fn perform<S: Store>(
                     userids: vec![to.clone()],
                 },
             )?;
-            let _ = no;
             join(s, &g, &to, 0, c.last_seq)?;
         } else {
             // A member already: from now on they see the whole history.
