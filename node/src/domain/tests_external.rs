@@ -516,6 +516,58 @@ fn an_in_service_transfer_waits_for_the_window_and_can_be_cancelled_or_objected_
     check_invariants(&s);
 }
 
+/// Found by the property test: a contact who objected is free at once and
+/// may wait in a newer transfer; the end of the older one must not free
+/// the newer one's hold.
+#[test]
+fn the_end_of_an_objected_transfer_leaves_a_newer_transfers_hold() {
+    let mut s = world();
+    ok(
+        &mut s,
+        T0,
+        Command::UpsertDepartment {
+            dept: Department {
+                leaders: vec!["eve".into()],
+                ..super::tests::dept(1, None)
+            },
+        },
+    );
+    let req = || Command::TransferContacts {
+        actor: Some("eve".into()),
+        from: "ann".into(),
+        to: "cai".into(),
+        externals: vec!["xav".into()],
+        groups: vec![],
+        message: String::new(),
+    };
+    let t1 = transfer_of(ok(&mut s, T0, req()));
+    ok(
+        &mut s,
+        T0 + 1,
+        Command::ObjectTransfer {
+            actor: "xav".into(),
+            id: t1.id,
+        },
+    );
+    let t2 = transfer_of(ok(&mut s, T0 + 2, req()));
+    let waiting = |s: &MemStore| -> Vec<u64> {
+        external::waiting_transfers_of(s, "xav")
+            .expect("read")
+            .iter()
+            .map(|t| t.id)
+            .collect()
+    };
+    assert_eq!(waiting(&s), vec![t2.id]);
+    ok(&mut s, t1.due_ms, Command::TransferStep { id: t1.id });
+    assert_eq!(waiting(&s), vec![t2.id], "t2 still holds xav");
+    check_invariants(&s);
+    // A third transfer of xav is still refused while t2 waits.
+    assert_eq!(refused(&mut s, T0 + 3, req()), Code::AlreadyExists);
+    ok(&mut s, t2.due_ms, Command::TransferStep { id: t2.id });
+    assert!(external::contact(&s, "cai", "xav").expect("read").is_some());
+    check_invariants(&s);
+}
+
 #[test]
 fn a_keyword_auto_reply_answers_external_members_once() {
     let mut s = world();

@@ -234,7 +234,7 @@ fn perform<S: Store>(
         .get_as::<Member>(&keys::user(&from))?
         .is_some_and(|m| m.status == MemberStatus::Departed);
     for x in t.externals.clone() {
-        s.delete(&keys::transfer_item(&contact_item(&from, &x)));
+        release_item(s, &contact_item(&from, &x), t.id)?;
         if t.objected.contains(&x) {
             continue;
         }
@@ -268,7 +268,7 @@ fn perform<S: Store>(
         s.put(&keys::served_by(&x, &to), Vec::new());
     }
     for g in t.groups.clone() {
-        s.delete(&keys::transfer_item(&group_item(&g)));
+        release_item(s, &group_item(&g), t.id)?;
         let Some(mut c) = s.get_as::<Conversation>(&keys::conv(&g))? else {
             continue;
         };
@@ -389,14 +389,26 @@ fn load_transfer<S: Store>(s: &Overlay<'_, S>, id: u64) -> R<Transfer> {
     }
 }
 
-fn release_items<S: Store>(s: &mut Overlay<'_, S>, t: &Transfer) {
+fn release_items<S: Store>(s: &mut Overlay<'_, S>, t: &Transfer) -> Result<(), StoreFault> {
     for x in &t.externals {
-        s.delete(&keys::transfer_item(&contact_item(&t.from, x)));
+        release_item(s, &contact_item(&t.from, x), t.id)?;
     }
     for g in &t.groups {
-        s.delete(&keys::transfer_item(&group_item(g)));
+        release_item(s, &group_item(g), t.id)?;
     }
     s.delete(&keys::transfer_due(t.due_ms, t.id));
+    Ok(())
+}
+
+/// Free an item's "waiting in a transfer" mark if `id` holds it: a
+/// contact who objected was freed at once and may since wait in a newer
+/// transfer, whose mark must stay.
+fn release_item<S: Store>(s: &mut Overlay<'_, S>, item: &str, id: u64) -> Result<(), StoreFault> {
+    let key = keys::transfer_item(item);
+    if s.get_as::<u64>(&key)? == Some(id) {
+        s.delete(&key);
+    }
+    Ok(())
 }
 
 pub(super) fn cancel<S: Store>(
@@ -423,7 +435,7 @@ pub(super) fn cancel<S: Store>(
             "cancelled"
         }
     );
-    release_items(s, &t);
+    release_items(s, &t)?;
     t.status = TransferStatus::Cancelled;
     t.finished_ms = ctx.time_ms;
     for x in &t.externals {
@@ -485,7 +497,7 @@ pub(super) fn step<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, id: u64) -> R<Do
         perform(s, ctx, &mut t)?;
     } else {
         // The receiving employee left in the window: nothing moves.
-        release_items(s, &t);
+        release_items(s, &t)?;
         t.status = TransferStatus::Cancelled;
         t.finished_ms = ctx.time_ms;
     }
