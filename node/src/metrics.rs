@@ -51,8 +51,16 @@ pub struct LimitLabels {
     pub limit: String,
 }
 
-/// The limits [`Metrics::rate_limited`] counts, pre-created at 0.
-pub const LIMITS: [&str; 3] = ["token", "login_source", "app"];
+/// The limits [`Metrics::rate_limited`] counts, pre-created at 0: the
+/// rate limits, then the admission bounds (`http::admission`).
+pub const LIMITS: [&str; 6] = [
+    "token",
+    "login_source",
+    "app",
+    "requests",
+    "writes",
+    "password_hashing",
+];
 
 /// A follower of the leader, by node name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -130,6 +138,10 @@ pub struct Metrics {
     pub audit_forwarded: Counter,
     pub audit_forward_errors: Family<StageLabels, Counter>,
     pub audit_forward_backlog: Gauge,
+    /// This process: resident memory and CPU time, read from `/proc` at
+    /// each scrape (0 where `/proc` is absent).
+    pub process_resident_bytes: Gauge,
+    pub process_cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -269,7 +281,7 @@ impl Metrics {
         }
         registry.register(
             "enclave_rate_limited",
-            "Requests refused by a rate limit of this node, by limit (token, login_source, app)",
+            "Requests refused by a rate limit of this node (token, login_source, app) or by an admission bound (requests, writes, password_hashing: 503 overloaded), by limit",
             rate_limited.clone(),
         );
         let raft_committed_index = g(
@@ -336,7 +348,20 @@ impl Metrics {
             "enclave_audit_forward_backlog_records",
             "Audit records applied on this node and not yet forwarded to the SIEM (0 when forwarding is off)",
         );
+        let process_resident_bytes = g(
+            &mut registry,
+            "enclave_process_resident_memory_bytes",
+            "Resident memory of the node's process",
+        );
+        let process_cpu_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "enclave_process_cpu_seconds",
+            "CPU time (user + system) the node's process has used",
+            process_cpu_seconds.clone(),
+        );
         Arc::new(Metrics {
+            process_resident_bytes,
+            process_cpu_seconds,
             rate_limited,
             raft_committed_index,
             raft_has_leader,
@@ -398,12 +423,47 @@ impl Metrics {
     pub fn render(&self) -> String {
         self.uptime_seconds
             .set(self.started.elapsed().as_secs() as i64);
+        let (rss, cpu) = process_usage();
+        self.process_resident_bytes.set(rss as i64);
+        // A counter (`_total`): add what was used since the last scrape.
+        let seen = self.process_cpu_seconds.get();
+        if cpu > seen {
+            self.process_cpu_seconds.inc_by(cpu - seen);
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
     }
+}
+
+/// Resident bytes and CPU seconds (user + system) of this process, from
+/// `/proc/self` (Linux; zeros elsewhere). `stat` counts in USER_HZ ticks,
+/// which the kernel's ABI fixes at 100 per second.
+pub fn process_usage() -> (u64, f64) {
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024);
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The command name may hold spaces: fields count after its ')'.
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After ')': state is field 3, utime 14 and stime 15.
+            let utime: u64 = f.get(11)?.parse().ok()?;
+            let stime: u64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) as f64 / 100.0)
+        })
+        .unwrap_or(0.0);
+    (rss, cpu)
 }
 
 /// Keep the sampled gauges current until shutdown: leader changes as

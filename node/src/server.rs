@@ -238,6 +238,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         app_calls: Default::default(),
         limits: crate::http::Limits::new(config.token_rate_per_sec, config.token_burst)
             .with_apps(config.apps.rate_per_sec, config.apps.burst),
+        admission: crate::http::admission::Admission::new(
+            config.admission,
+            metrics.rate_limited.clone(),
+        ),
         delivery: delivery(&config)?,
         runner_wake: tokio::sync::Notify::new(),
     });

@@ -107,7 +107,7 @@ pub async fn create_member(
     let password_hash = match req.password {
         Some(p) => {
             check_password_rules(&p)?;
-            Some(hash_password(p).await?)
+            Some(hash_password(&state, p).await?)
         }
         None => None,
     };
@@ -270,7 +270,7 @@ pub async fn set_password(
     Body(req): Body<PasswordReq>,
 ) -> Result<Json<Value>, ApiError> {
     check_password_rules(&req.password)?;
-    let password_hash = hash_password(req.password).await?;
+    let password_hash = hash_password(&state, req.password).await?;
     submit(
         &state,
         &op.0,

@@ -419,6 +419,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
             state.clone(),
             audit::audit_layer,
         ))
+        .layer(middleware::from_fn(crate::http::admission::retry_after))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             trace_request,

@@ -30,7 +30,12 @@ pub fn router(state: Arc<NodeState>) -> Router {
             state.config.max_body_bytes,
             read_whole_body,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::http::admission::admit,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), cors))
+        .layer(middleware::from_fn(crate::http::admission::retry_after))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             trace_request,

@@ -67,6 +67,17 @@ pub enum LogFormat {
 }
 
 /// The validated configuration every other module uses.
+/// How much this node takes on at once before it refuses work quickly
+/// (503 `overloaded` with `Retry-After`) rather than queueing it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Admission {
+    pub max_concurrent_requests: usize,
+    pub max_pending_writes: usize,
+    /// Resolved: never 0.
+    pub password_hash_concurrency: usize,
+    pub password_hash_queue: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// Empty until resolved from the node certificate at start.
@@ -87,6 +98,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub token_rate_per_sec: u64,
     pub token_burst: u64,
+    /// `api.max_concurrent_requests` and the other admission bounds.
+    pub admission: Admission,
     pub syslog: Option<SyslogTarget>,
     pub apps: AppsConfig,
     /// `files.clamd_socket`.

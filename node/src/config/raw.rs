@@ -157,6 +157,16 @@ pub struct RawApi {
     /// Requests per second per bearer token (0 = unlimited).
     pub token_rate_per_sec: u64,
     pub token_burst: u64,
+    /// Requests served at once on the api port (WebSockets and health
+    /// checks aside); more are refused with 503 `overloaded`.
+    pub max_concurrent_requests: u64,
+    /// Writes from this node waiting for commit at once; more are refused
+    /// with 503 `overloaded`.
+    pub max_pending_writes: u64,
+    /// Passwords hashed or checked at once (0 = one per CPU core).
+    pub password_hash_concurrency: u64,
+    /// Logins waiting for a hashing slot; more are refused with 503.
+    pub password_hash_queue: u64,
     /// Lowest TLS version on the api port: "1.3" (default) or "1.2". The
     /// peer and admin ports are TLS 1.3 only whatever this says.
     pub tls_min_version: String,
@@ -201,6 +211,10 @@ impl Default for RawConfig {
                 max_body_bytes: 1 << 20,
                 token_rate_per_sec: 50,
                 token_burst: 200,
+                max_concurrent_requests: 2048,
+                max_pending_writes: 1024,
+                password_hash_concurrency: 0,
+                password_hash_queue: 256,
                 tls_min_version: "1.3".into(),
             },
             log: RawLog {

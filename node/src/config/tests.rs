@@ -87,6 +87,19 @@ fn each_invalid_value_names_its_key_and_source() {
         ("[api]\nmax_body_bytes = 1\n", "api.max_body_bytes"),
         ("[api]\nmax_body_bytes = \"big\"\n", "api.max_body_bytes"),
         (
+            "[api]\nmax_concurrent_requests = 1\n",
+            "api.max_concurrent_requests",
+        ),
+        ("[api]\nmax_pending_writes = 0\n", "api.max_pending_writes"),
+        (
+            "[api]\npassword_hash_concurrency = 1000\n",
+            "api.password_hash_concurrency",
+        ),
+        (
+            "[api]\npassword_hash_queue = -1\n",
+            "api.password_hash_queue",
+        ),
+        (
             "[api]\nrequire_device_cert = \"perhaps\"\n",
             "api.require_device_cert",
         ),

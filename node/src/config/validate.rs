@@ -100,6 +100,36 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             "must be between 1 and 1000000",
         ));
     }
+    for (key, v, range) in [
+        (
+            "api.max_concurrent_requests",
+            raw.api.max_concurrent_requests,
+            16..=1_000_000,
+        ),
+        (
+            "api.max_pending_writes",
+            raw.api.max_pending_writes,
+            1..=1_000_000,
+        ),
+        (
+            "api.password_hash_concurrency",
+            raw.api.password_hash_concurrency,
+            0..=256,
+        ),
+        (
+            "api.password_hash_queue",
+            raw.api.password_hash_queue,
+            0..=100_000,
+        ),
+    ] {
+        if !range.contains(&v) {
+            return Err(invalid(
+                key,
+                &v,
+                &format!("must be between {} and {}", range.start(), range.end()),
+            ));
+        }
+    }
     let api_tls_versions: TlsVersions = raw.api.tls_min_version.parse().map_err(|e: String| {
         invalid(
             "api.tls_min_version",
@@ -279,6 +309,15 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
         api_tls_versions,
         max_body_bytes: max_body as usize,
         token_rate_per_sec: raw.api.token_rate_per_sec,
+        admission: crate::config::Admission {
+            max_concurrent_requests: raw.api.max_concurrent_requests as usize,
+            max_pending_writes: raw.api.max_pending_writes as usize,
+            password_hash_concurrency: match raw.api.password_hash_concurrency {
+                0 => std::thread::available_parallelism().map_or(2, usize::from),
+                n => n as usize,
+            },
+            password_hash_queue: raw.api.password_hash_queue as usize,
+        },
         token_burst: raw.api.token_burst,
         log_format,
         log_level: raw.log.level.clone(),

@@ -37,9 +37,12 @@ pub fn check_password_rules(p: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Hash a password (argon2id, random salt) off the async runtime.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
+/// Hash a password (argon2id, random salt) off the async runtime, in one
+/// of the node's bounded hashing slots.
+pub async fn hash_password(state: &NodeState, password: String) -> Result<String, ApiError> {
+    let slot = state.admission.hashing().await?;
     tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let mut salt = [0u8; 16];
         ring::rand::SystemRandom::new()
             .fill(&mut salt)
@@ -57,9 +60,16 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 }
 
 /// Verify off the async runtime. Without a stored hash a dummy one is
-/// checked, so an unknown user takes as long as a wrong password.
-pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
+/// checked, so an unknown user takes as long as a wrong password. Refused
+/// (503 `overloaded`) when the node's hashing slots and queue are full.
+pub async fn verify_password(
+    state: &NodeState,
+    password: String,
+    hash: Option<String>,
+) -> Result<bool, ApiError> {
+    let slot = state.admission.hashing().await?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
         let dummy = DUMMY.get_or_init(|| {
             let salt = SaltString::encode_b64(b"enclave-dummy-salt").ok()?;
@@ -78,7 +88,7 @@ pub async fn verify_password(password: String, hash: Option<String>) -> bool {
         ok && real
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false))
 }
 
 pub fn new_token(prefix: &str) -> String {
@@ -190,7 +200,7 @@ pub async fn password_login(
         ));
     }
     let hash = account.and_then(|a| a.password_hash);
-    if !verify_password(password, hash).await {
+    if !verify_password(state, password, hash).await? {
         state.limits.record_failure(ip);
         if member.is_some() {
             submit(

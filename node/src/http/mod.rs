@@ -7,6 +7,7 @@
 //! layer and never each other; `server.rs` only assembles them.
 
 pub mod accounts;
+pub mod admission;
 pub mod assets;
 pub mod body;
 pub mod cors;

@@ -28,6 +28,8 @@ pub struct NodeState {
     pub blobs: crate::blobs::Blobs,
     /// Per-token and per-source limits of the client API (this node only).
     pub limits: super::Limits,
+    /// How much this node takes on at once (503 `overloaded` beyond).
+    pub admission: super::admission::Admission,
     /// How callbacks reach integrated apps' servers.
     pub delivery: crate::apps::delivery::Delivery,
     /// Wakes the leader's runner (a job or a large fan-out was queued).

@@ -30,6 +30,8 @@ pub async fn write_app<T: DeserializeOwned>(
     command: Vec<u8>,
     idempotency_key: Option<String>,
 ) -> Result<T, ApiError> {
+    // Held until the write is committed and applied (or failed).
+    let _slot = state.admission.write()?;
     let resp = state
         .cluster
         .write(Payload::App(command), idempotency_key)

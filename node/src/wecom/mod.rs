@@ -206,7 +206,24 @@ pub fn router(state: S) -> Router<S> {
         };
         r = r.route(path, handler);
     }
-    r.layer(axum::middleware::from_fn_with_state(state, audit_calls))
+    r.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        audit_calls,
+    ))
+    .layer(axum::middleware::from_fn_with_state(state, admit))
+}
+
+/// The node's request bound, refusing in WeCom's dialect (-1, system busy)
+/// before the call is audited: a refused call did nothing.
+async fn admit(
+    axum::extract::State(state): axum::extract::State<S>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    crate::http::admission::admit_with(&state, req, next, |e| {
+        axum::response::IntoResponse::into_response(errors::WeErr::from(e))
+    })
+    .await
 }
 
 /// Attribute every call to its app: counted per (app, route, errcode) and

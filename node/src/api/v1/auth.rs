@@ -142,14 +142,14 @@ pub async fn change_password(
     let stored = domain::query::account(&state.view(), &caller.userid)
         .map_err(store_error)?
         .and_then(|a| a.password_hash);
-    if req.old_password.len() > 1024 || !verify_password(req.old_password, stored).await {
+    if req.old_password.len() > 1024 || !verify_password(&state, req.old_password, stored).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",
             "the old password is wrong",
         ));
     }
-    let hash = hash_password(req.new_password).await?;
+    let hash = hash_password(&state, req.new_password).await?;
     submit(
         &state,
         &caller.origin,

@@ -178,7 +178,7 @@ pub async fn accept(
         return Err(ApiError::not_found("unknown invitation code"));
     }
     check_password_rules(&req.password)?;
-    let password_hash = hash_password(req.password).await?;
+    let password_hash = hash_password(&state, req.password).await?;
     let origin = crate::http::origin(
         &ext,
         ActorKind::User,

@@ -1,0 +1,269 @@
+//! Admission control: how much work this node takes on at once.
+//!
+//! Under a surge a server that queues everything it is sent runs out of
+//! memory or answers so late that every client has timed out and retried,
+//! which doubles the surge. So the api port bounds what it holds — requests
+//! being served, writes waiting for commit, passwords being hashed — and
+//! refuses what is beyond, at once, with 503 `overloaded` and a
+//! `Retry-After` the client can honour. Per-token limits (429) come on top.
+//! Nothing here is replicated: each node protects itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{ApiError, NodeState};
+use crate::config::Admission as Bounds;
+use crate::metrics::LimitLabels;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+/// Seconds a refused client is told to wait before it retries.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// The bounds of one node and what is in use.
+#[derive(Debug)]
+pub struct Admission {
+    pub bounds: Bounds,
+    requests: Arc<Semaphore>,
+    writes: Arc<Semaphore>,
+    hashing: Arc<Semaphore>,
+    hash_waiting: AtomicUsize,
+    /// `enclave_rate_limited_requests{limit="requests"|"writes"|"password_hashing"}`.
+    refused: Family<LimitLabels, Counter>,
+}
+
+/// Which bound refused a request (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    Requests,
+    Writes,
+    Hashing,
+}
+
+impl Shed {
+    pub fn label(self) -> &'static str {
+        match self {
+            Shed::Requests => "requests",
+            Shed::Writes => "writes",
+            Shed::Hashing => "password_hashing",
+        }
+    }
+}
+
+impl Admission {
+    /// `refused` counts refusals by bound (the node's rate-limit family).
+    pub fn new(bounds: Bounds, refused: Family<LimitLabels, Counter>) -> Admission {
+        Admission {
+            refused,
+            bounds,
+            requests: Arc::new(Semaphore::new(bounds.max_concurrent_requests)),
+            writes: Arc::new(Semaphore::new(bounds.max_pending_writes)),
+            hashing: Arc::new(Semaphore::new(bounds.password_hash_concurrency.max(1))),
+            hash_waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// A slot for one request, or `None` when all are taken.
+    pub fn request(&self) -> Option<OwnedSemaphorePermit> {
+        self.requests.clone().try_acquire_owned().ok()
+    }
+
+    /// A slot for one write waiting for commit.
+    pub fn write(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.writes.clone().try_acquire_owned().map_err(|_| {
+            self.overloaded(
+                Shed::Writes,
+                format!(
+                    "this node already has {} writes waiting for commit (api.max_pending_writes); retry after {RETRY_AFTER_SECS} s",
+                    self.bounds.max_pending_writes
+                ),
+            )
+        })
+    }
+
+    /// A hashing slot: waits while fewer than `password_hash_queue`
+    /// others wait, refuses beyond. Argon2id is deliberately expensive
+    /// (19 MiB and a core for tens of ms): unbounded, a login surge would
+    /// take every core and gigabytes from message traffic.
+    pub async fn hashing(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        if let Ok(p) = self.hashing.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let waiting = self.hash_waiting.fetch_add(1, Ordering::AcqRel);
+        let _undo = Undo(&self.hash_waiting);
+        if waiting >= self.bounds.password_hash_queue {
+            return Err(self.overloaded(
+                Shed::Hashing,
+                format!(
+                    "{waiting} sign-ins are already waiting on this node (api.password_hash_queue); retry after {RETRY_AFTER_SECS} s"
+                ),
+            ));
+        }
+        self.hashing.clone().acquire_owned().await.map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the node is shutting down",
+            )
+        })
+    }
+
+    /// (in use, bound) of each kind, for metrics.
+    pub fn usage(&self) -> [(Shed, usize, usize); 3] {
+        let used = |s: &Semaphore, max: usize| max.saturating_sub(s.available_permits());
+        let b = self.bounds;
+        [
+            (
+                Shed::Requests,
+                used(&self.requests, b.max_concurrent_requests),
+                b.max_concurrent_requests,
+            ),
+            (
+                Shed::Writes,
+                used(&self.writes, b.max_pending_writes),
+                b.max_pending_writes,
+            ),
+            (
+                Shed::Hashing,
+                used(&self.hashing, b.password_hash_concurrency.max(1))
+                    + self.hash_waiting.load(Ordering::Acquire),
+                b.password_hash_concurrency.max(1) + b.password_hash_queue,
+            ),
+        ]
+    }
+}
+
+impl Admission {
+    /// 503 `overloaded` (`Retry-After` is added on the way out), counted.
+    pub fn overloaded(&self, shed: Shed, message: String) -> ApiError {
+        self.refused
+            .get_or_create(&LimitLabels {
+                limit: shed.label().into(),
+            })
+            .inc();
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+    }
+}
+
+struct Undo<'a>(&'a AtomicUsize);
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Middleware on the api port: take a request slot or refuse at once.
+/// Health checks and WebSocket upgrades (long-lived, bounded by the push
+/// hub) are not counted; the WeCom face (`/cgi-bin/`) takes its slots in
+/// its own layer, to refuse in its own dialect ([`admit_with`]).
+pub async fn admit(State(state): State<Arc<NodeState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let exempt = path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/cgi-bin/")
+        || req.headers().contains_key(http::header::UPGRADE);
+    if exempt {
+        return next.run(req).await;
+    }
+    admit_with(&state, req, next, IntoResponse::into_response).await
+}
+
+/// Take a request slot for `req` or answer `refuse(503 overloaded)`.
+pub async fn admit_with(
+    state: &NodeState,
+    req: Request,
+    next: Next,
+    refuse: impl FnOnce(ApiError) -> Response,
+) -> Response {
+    let Some(permit) = state.admission.request() else {
+        return refuse(state.admission.overloaded(
+            Shed::Requests,
+            format!(
+                "this node is serving {} requests already (api.max_concurrent_requests); retry after {RETRY_AFTER_SECS} s",
+                state.admission.bounds.max_concurrent_requests
+            ),
+        ));
+    };
+    let resp = next.run(req).await;
+    drop(permit);
+    resp
+}
+
+/// Middleware: every 429 and 503 answer tells the client when to retry.
+pub async fn retry_after(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let s = resp.status();
+    if (s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::SERVICE_UNAVAILABLE)
+        && !resp.headers().contains_key(http::header::RETRY_AFTER)
+    {
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(RETRY_AFTER_SECS),
+        );
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(req: usize, writes: usize, hash: usize, queue: usize) -> Bounds {
+        Bounds {
+            max_concurrent_requests: req,
+            max_pending_writes: writes,
+            password_hash_concurrency: hash,
+            password_hash_queue: queue,
+        }
+    }
+
+    #[test]
+    fn requests_and_writes_are_refused_beyond_the_bound_and_freed_after() {
+        let a = Admission::new(bounds(2, 1, 1, 0), Family::default());
+        let r1 = a.request();
+        let r2 = a.request();
+        assert!(r1.is_some() && r2.is_some());
+        assert!(a.request().is_none());
+        drop(r1);
+        assert!(a.request().is_some());
+        let w = a.write();
+        assert!(w.is_ok());
+        let e = a.write().err();
+        assert_eq!(
+            e.as_ref().map(|e| e.status),
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        );
+        assert!(
+            e.is_some_and(|e| e.code == "overloaded" && e.message.contains("max_pending_writes"))
+        );
+        drop(w);
+        assert!(a.write().is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashing_waits_within_the_queue_and_refuses_beyond() {
+        let a = Arc::new(Admission::new(bounds(16, 1, 1, 1), Family::default()));
+        let held = a.hashing().await;
+        assert!(held.is_ok());
+        // One may wait...
+        let a2 = a.clone();
+        let waiter = tokio::spawn(async move { a2.hashing().await.is_ok() });
+        while a.hash_waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // ...a second is refused at once.
+        let e = a.hashing().await.err();
+        assert!(
+            e.is_some_and(|e| e.code == "overloaded" && e.message.contains("password_hash_queue"))
+        );
+        drop(held);
+        assert!(waiter.await.unwrap_or(false), "the waiter gets the slot");
+        assert_eq!(a.hash_waiting.load(Ordering::Acquire), 0);
+    }
+}
