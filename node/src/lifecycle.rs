@@ -33,8 +33,10 @@ pub const RELEASE: &str = env!("CARGO_PKG_VERSION");
 
 /// The newest replicated-log version this build applies. Version 1 is what
 /// v0.1.0 wrote; version 2 added `SetClusterVersion`; version 3
-/// added the external-contact commands (issue 19).
-pub const LOG_VERSION: u32 = 3;
+/// added the external-contact commands (issue 19); version 4 indexes every
+/// event by number for sync (`chg/`, see `domain::keys::CHANGES`) — no new
+/// command kind, but old commands write more, so it waits for the gate.
+pub const LOG_VERSION: u32 = 4;
 
 /// The data-directory format this build reads and writes.
 pub const DATA_FORMAT: u32 = 1;

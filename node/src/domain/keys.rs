@@ -418,6 +418,19 @@ pub fn callback_items(agentid: u32) -> Vec<u8> {
 pub const FILE_POLICY: &[u8] = b"cfg/files";
 /// The replicated-log version the cluster has moved to (issue 18).
 pub const CLUSTER_VERSION: &[u8] = b"cfg/version";
+
+// --- the change index (log version 4): `chg/<event no>` → the id of the
+// conversation the event is in, for every event numbered above
+// `cfg/chgfrom` (the event counter when the cluster moved to version 4).
+// Sync reads the conversations changed since a token from it instead of
+// all of a member's conversations.
+pub const CHANGES: &[u8] = b"chg/";
+pub const CHANGES_FROM: &[u8] = b"cfg/chgfrom";
+pub fn change(no: u64) -> Vec<u8> {
+    cat(&[CHANGES, &no.to_be_bytes()])
+}
+/// The log version from which events are indexed in `chg/`.
+pub const CHANGE_INDEX_VERSION: u32 = 4;
 pub const FILE_CTR: &[u8] = b"ctr/file";
 pub const FILES: &[u8] = b"file/";
 pub const FILES_IN_ORDER: &[u8] = b"fileq/";

@@ -290,19 +290,19 @@ pub fn sync<S: Store + ?Sized>(
         });
     }
     let limit = limit.max(1);
-    let prefix = keys::user_convs(userid);
     let mut events: Vec<Event> = Vec::new();
-    for (k, uc) in s.scan_as::<UserConv>(&prefix, None, usize::MAX)? {
+    for (conv, uc, known_changed) in changed_convs(s, userid, since, head)? {
         let upto = uc.left_event.unwrap_or(u64::MAX).min(head);
         if upto <= since {
             continue;
         }
-        let conv = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-        let Some(c) = s.get_as::<Conversation>(&keys::conv(&conv))? else {
-            continue;
-        };
-        if c.last_event <= since {
-            continue;
+        if !known_changed {
+            let Some(c) = s.get_as::<Conversation>(&keys::conv(&conv))? else {
+                continue;
+            };
+            if c.last_event <= since {
+                continue;
+            }
         }
         let from = since.max(uc.joined_event.saturating_sub(1));
         let after = keys::event(&conv, from);
@@ -322,6 +322,63 @@ pub fn sync<S: Store + ?Sized>(
         head
     };
     Ok(SyncPage { events, next, more })
+}
+
+/// Longest stretch of the change index one sync reads: beyond it (a
+/// client back after a long absence) the member's own conversations are
+/// fewer to go through.
+pub const CHANGE_SCAN_MAX: u64 = 100_000;
+
+/// The conversations of `userid` that may hold events after `since`, with
+/// their membership, and whether they are known to (from the index).
+///
+/// Cost: min(events since the token, the member's conversations). The
+/// member's list is read up to the number of events since the token; if
+/// it is longer, the change index names the conversations changed since
+/// (log version 4: `chg/`), each checked for membership. So a client that
+/// keeps up never goes through all of its member's conversations, and one
+/// with a stale token never through more events than its member has
+/// conversations.
+fn changed_convs<S: Store + ?Sized>(
+    s: &S,
+    userid: &str,
+    since: u64,
+    head: u64,
+) -> Result<Vec<(String, UserConv, bool)>, StoreFault> {
+    let prefix = keys::user_convs(userid);
+    let indexed_from = s.get_as::<u64>(keys::CHANGES_FROM)?;
+    let budget = head.saturating_sub(since);
+    let use_index = indexed_from.is_some_and(|f| since >= f) && budget <= CHANGE_SCAN_MAX;
+    // Up to `budget + 1` of the member's conversations: more than that
+    // and the index is cheaper.
+    let cap = if use_index {
+        budget as usize + 1
+    } else {
+        usize::MAX
+    };
+    let mine = s.scan_as::<UserConv>(&prefix, None, cap)?;
+    if mine.len() < cap {
+        return Ok(mine
+            .into_iter()
+            .map(|(k, uc)| {
+                let conv = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                (conv, uc, false)
+            })
+            .collect());
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let after = keys::change(since);
+    for (_, conv) in s.scan(keys::CHANGES, Some(&after), budget as usize)? {
+        let conv = String::from_utf8_lossy(&conv).into_owned();
+        if !seen.insert(conv.clone()) {
+            continue;
+        }
+        if let Some(uc) = s.get_as::<UserConv>(&keys::user_conv(userid, &conv))? {
+            out.push((conv, uc, true));
+        }
+    }
+    Ok(out)
 }
 
 // ------------------------------------------------------ integrated apps

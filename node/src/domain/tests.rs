@@ -790,6 +790,7 @@ pub(super) fn seeded_with_app() -> MemStore {
 
 /// Every invariant the domain promises, checked over the whole state.
 pub(super) fn check_invariants(s: &MemStore) {
+    check_change_index(s);
     super::tests_notices::check_notice_invariants(s);
     super::tests_office::check_office_invariants(s);
     super::tests_files::check_file_invariants(s);
@@ -963,7 +964,8 @@ proptest! {
 
     #[test]
     fn random_commands_keep_every_invariant_and_replay_identically(
-        cmds in prop::collection::vec((arb_command(), any::<bool>()), 1..80)
+        cmds in prop::collection::vec((arb_command(), any::<bool>()), 1..80),
+        v4_at in 0usize..120,
     ) {
         let mut s = seeded_with_app();
         office_seed(&mut s);
@@ -973,6 +975,14 @@ proptest! {
         let mut log: Vec<(u64, Command)> = Vec::new();
         for (i, (cmd, lead)) in cmds.iter().enumerate() {
             let t = 100 + i as u64 * 1000;
+            if i == v4_at {
+                // The cluster moves to log version 4 (the change index)
+                // part-way, or not at all.
+                let up = Command::SetClusterVersion { version: 4, forced: false };
+                let (outcome, _) = apply(&mut s, &ctx(t), &up).expect("storage");
+                prop_assert!(outcome.is_ok());
+                log.push((t, up));
+            }
             let mut batch = vec![cmd.clone()];
             if *lead {
                 // The leader's turn: the step of every notice due now,
@@ -1030,8 +1040,131 @@ proptest! {
             }
             let want: Vec<u64> = full.events.iter().map(|e| e.no).collect();
             prop_assert_eq!(got, want);
+            // Whichever way sync finds the conversations (the change
+            // index or the member's list), it answers what reading every
+            // conversation of theirs would, from every token.
+            let head = query::head(&s).expect("head");
+            for since in [0, head / 3, head / 2, head.saturating_sub(3), head.saturating_sub(1), head] {
+                for limit in [2, usize::MAX / 2] {
+                    let page = query::sync(&s, u, since, limit).expect("sync");
+                    let naive = naive_sync(&s, u, since, limit);
+                    prop_assert_eq!(
+                        page.events.iter().map(|e| e.no).collect::<Vec<_>>(),
+                        naive.iter().map(|e| e.no).collect::<Vec<_>>(),
+                        "{} from {}", u, since
+                    );
+                }
+            }
         }
     }
+}
+
+/// A member in many conversations syncing from a recent token: with the
+/// change index (log version 4) only what changed is read; before it,
+/// every conversation of theirs was.
+#[test]
+fn sync_from_a_recent_token_reads_what_changed_not_every_conversation() {
+    let reads_of_one_sync = |v4: bool| -> (u64, usize) {
+        let mut s = seeded();
+        if v4 {
+            ok(
+                &mut s,
+                2,
+                Command::SetClusterVersion {
+                    version: 4,
+                    forced: false,
+                },
+            );
+        }
+        for i in 0..40 {
+            ok(
+                &mut s,
+                3,
+                Command::CreateGroup {
+                    actor: "ann".into(),
+                    name: format!("g{i}"),
+                    members: vec!["bob".into()],
+                },
+            );
+        }
+        let groups: Vec<String> = query::conversations(&s, "ann", None, usize::MAX)
+            .expect("list")
+            .into_iter()
+            .map(|(c, _)| c.id)
+            .collect();
+        assert!(groups.len() >= 40);
+        let token = query::head(&s).expect("head");
+        ok(
+            &mut s,
+            4,
+            send("bob", Target::Conv(groups[7].clone()), "just this one"),
+        );
+        let counting = super::tests_external::Counting {
+            inner: s,
+            reads: Default::default(),
+            writes: 0,
+        };
+        let page = query::sync(&counting, "ann", token, 100).expect("sync");
+        assert_eq!(page.events.len(), 1, "{:?}", page.events);
+        assert_eq!(page.events[0].conv, groups[7]);
+        (counting.reads.get(), groups.len())
+    };
+    let (with_index, n) = reads_of_one_sync(true);
+    let (without, _) = reads_of_one_sync(false);
+    assert!(with_index <= 8, "{with_index} reads with the index");
+    assert!(without >= n as u64, "{without} reads without it");
+}
+
+/// The change index (log version 4) names every event above its start by
+/// its conversation, and nothing else.
+fn check_change_index(s: &MemStore) {
+    let from = s.get_as::<u64>(keys::CHANGES_FROM).expect("read");
+    let index: BTreeMap<u64, String> = s
+        .scan(keys::CHANGES, None, usize::MAX)
+        .expect("scan")
+        .into_iter()
+        .map(|(k, v)| (keys::tail_u64(&k), String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let Some(from) = from else {
+        assert!(index.is_empty(), "an index without a start");
+        return;
+    };
+    let head = query::head(s).expect("head");
+    let mut want = BTreeMap::new();
+    for (_, ev) in s.scan_as::<Event>(b"ev/", None, usize::MAX).expect("scan") {
+        if ev.no > from {
+            want.insert(ev.no, ev.conv.clone());
+        }
+    }
+    assert_eq!(index, want, "the change index (from {from})");
+    assert!(index.keys().all(|n| *n <= head));
+}
+
+/// Sync as it was before the change index: every conversation of the
+/// member read, events after `since` up to the head, oldest first.
+fn naive_sync(s: &MemStore, userid: &str, since: u64, limit: usize) -> Vec<Event> {
+    let head = query::head(s).expect("head");
+    let prefix = keys::user_convs(userid);
+    let mut events = Vec::new();
+    for (k, uc) in s
+        .scan_as::<UserConv>(&prefix, None, usize::MAX)
+        .expect("scan")
+    {
+        let conv = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        let upto = uc.left_event.unwrap_or(u64::MAX).min(head);
+        let from = since.max(uc.joined_event.saturating_sub(1));
+        for (_, ev) in s
+            .scan_as::<Event>(&keys::events(&conv), None, usize::MAX)
+            .expect("scan")
+        {
+            if ev.no > from && ev.no <= upto {
+                events.push(ev);
+            }
+        }
+    }
+    events.sort_by_key(|e| e.no);
+    events.truncate(limit);
+    events
 }
 
 #[test]

@@ -874,10 +874,10 @@ pub(super) fn check_external_invariants(s: &MemStore) {
 }
 
 /// Counts what `apply` asks of the store (every node does the same).
-struct Counting {
-    inner: MemStore,
-    reads: std::cell::Cell<u64>,
-    writes: u64,
+pub(super) struct Counting {
+    pub(super) inner: MemStore,
+    pub(super) reads: std::cell::Cell<u64>,
+    pub(super) writes: u64,
 }
 
 impl Store for Counting {
@@ -919,6 +919,15 @@ fn cost(s: &mut Counting, cmd: Command) -> (u64, u64) {
 #[test]
 fn an_external_message_costs_a_few_reads_and_one_write_more_than_an_internal_one() {
     let mut base = world();
+    // This build's log version: events are indexed for sync.
+    ok(
+        &mut base,
+        T0,
+        Command::SetClusterVersion {
+            version: crate::lifecycle::LOG_VERSION,
+            forced: false,
+        },
+    );
     ok(
         &mut base,
         T0,

@@ -180,7 +180,7 @@ pub(super) fn post<S: Store>(
         mention_all: false,
         reply_to: None,
         recalled: false,
-        event: s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1,
+        event: next_event(s)?,
         rich: content.rich.clone(),
         safe: content.safe,
         file,
@@ -190,7 +190,7 @@ pub(super) fn post<S: Store>(
         message: msg.clone(),
     };
     let sender = msg.sender.clone();
-    emit(s, ctx, conv, &sender, body)?;
+    emit_numbered(s, ctx, conv, &sender, body, msg.event)?;
     Ok(msg)
 }
 

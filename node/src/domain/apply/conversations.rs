@@ -264,10 +264,10 @@ fn post<S: Store>(
         safe: false,
         file: attached.map(|f| f.reference()),
     };
-    // The event number is known before emitting: the counter is next.
-    msg.event = s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0) + 1;
+    // The message carries the number of its event.
+    msg.event = next_event(s)?;
     s.put_as(&keys::message(&conv.id, msg.seq), &msg)?;
-    emit(
+    emit_numbered(
         s,
         ctx,
         conv,
@@ -275,6 +275,7 @@ fn post<S: Store>(
         EventBody::Message {
             message: msg.clone(),
         },
+        msg.event,
     )?;
     Ok(msg)
 }

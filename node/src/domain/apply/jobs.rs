@@ -220,6 +220,7 @@ fn row<S: Store>(
         base: &*s,
         writes: Default::default(),
         events: Vec::new(),
+        log_version: s.log_version,
     };
     let out = f(&mut sub)?;
     let Overlay { writes, events, .. } = sub;

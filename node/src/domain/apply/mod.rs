@@ -14,10 +14,12 @@ pub fn apply<S: Store>(
     cmd: &Command,
 ) -> Result<(Outcome, Vec<Event>), StoreFault> {
     // Run against an overlay so a refusal half-way leaves nothing behind.
+    let log_version = cluster_version(&*store)?;
     let mut tx = Overlay {
         base: &*store,
         writes: Default::default(),
         events: Vec::new(),
+        log_version,
     };
     let outcome = run(&mut tx, ctx, cmd)?;
     if outcome.is_ok() {
@@ -42,6 +44,8 @@ struct Overlay<'a, S: Store> {
     base: &'a S,
     writes: std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     events: Vec<Event>,
+    /// The cluster's log version when the command began (read once).
+    log_version: u32,
 }
 
 impl<S: Store> Store for Overlay<'_, S> {
@@ -182,7 +186,7 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
     // The same check the proposing node made, repeated deterministically
     // here: a kind newer than the cluster's log version changes nothing.
     if !matches!(cmd, Command::SetClusterVersion { .. }) {
-        let at = cluster_version(s)?;
+        let at = s.log_version;
         if cmd.log_version() > at {
             return Ok(refuse(
                 Code::ClusterUpgrading,
@@ -541,6 +545,12 @@ fn run<S: Store>(s: &mut Overlay<'_, S>, ctx: &Ctx, cmd: &Command) -> R<Done> {
                     forced: *forced,
                 },
             )?;
+            if current < keys::CHANGE_INDEX_VERSION && *version >= keys::CHANGE_INDEX_VERSION {
+                // Events from here on are indexed for sync.
+                let head = s.get_as::<u64>(keys::EVENT_CTR)?.unwrap_or(0);
+                s.put_as(keys::CHANGES_FROM, &head)?;
+            }
+            s.log_version = *version;
             Ok(Ok(Done::Ok))
         }
         Command::SetNoticePolicy { policy } => {
@@ -735,6 +745,19 @@ fn emit<S: Store>(
     body: EventBody,
 ) -> Result<u64, StoreFault> {
     let no = next_event(s)?;
+    emit_numbered(s, ctx, conv, actor, body, no)
+}
+
+/// [`emit`] with the number [`next_event`] gave (for a body that carries
+/// its own event number, like a message).
+fn emit_numbered<S: Store>(
+    s: &mut Overlay<'_, S>,
+    ctx: &Ctx,
+    conv: &mut Conversation,
+    actor: &str,
+    body: EventBody,
+    no: u64,
+) -> Result<u64, StoreFault> {
     let ev = Event {
         no,
         conv: conv.id.clone(),
@@ -743,6 +766,9 @@ fn emit<S: Store>(
         body,
     };
     s.put_as(&keys::event(&conv.id, no), &ev)?;
+    if s.log_version >= keys::CHANGE_INDEX_VERSION {
+        s.put(&keys::change(no), conv.id.as_bytes().to_vec());
+    }
     conv.last_event = no;
     s.put_as(&keys::conv(&conv.id), conv)?;
     s.events.push(ev);
