@@ -59,6 +59,11 @@ enum BenchCommand {
     /// sequential write speed (dd, same run), then downloads from a
     /// follower, each checked byte for byte.
     Files(enclave_ops::cmd::filebench::FilesBench),
+    /// A synthetic enterprise (departments, members, groups, 1:1s), then an
+    /// open-loop mix of sends, syncs, read markers, directory lookups and
+    /// logins: per-operation p50/p99/p999 and errors, each node's memory,
+    /// CPU and store, and invariants (every acknowledged message once).
+    Scale(enclave_ops::cmd::scalebench::ScaleBench),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +190,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
             let dir = cli.cert_dir.clone().unwrap_or_default();
             multi_runtime()?.block_on(cmd::filebench::run(args, &client, &dir, cli.output))
+        }
+        Command::Bench(BenchCommand::Scale(args)) => {
+            let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            multi_runtime()?.block_on(cmd::scalebench::run(args, &client, &dir, cli.output))
         }
         Command::Blobs(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;

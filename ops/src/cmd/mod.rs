@@ -19,6 +19,7 @@ pub mod notice;
 pub mod noticebench;
 pub mod office;
 pub mod sbom;
+pub mod scalebench;
 pub mod status;
 pub mod wecombench;
 

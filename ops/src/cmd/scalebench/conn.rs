@@ -1,0 +1,249 @@
+//! Connections that retry what the cluster refuses, and the worker pool
+//! that seeding and verifying run on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use anyhow::bail;
+use futures_util::future::try_join_all;
+use http::{Method, StatusCode};
+use serde_json::Value;
+
+use super::progress::Progress;
+use super::seed::Rng;
+use crate::client::{Client, ClientError, Session};
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Retries by reason.
+#[derive(Debug, Default)]
+pub(super) struct Counters([AtomicU64; 4]);
+pub(super) const REASONS: [&str; 4] = ["503 overloaded", "429", "503 other", "transport"];
+
+impl Counters {
+    pub(super) fn total(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Relaxed)).sum()
+    }
+    pub(super) fn get(&self) -> [u64; 4] {
+        self.0.each_ref().map(|c| c.load(Relaxed))
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) body: Value,
+    pub(super) retries: u32,
+}
+
+impl Answer {
+    /// `503 overloaded`: the status and error code.
+    pub(super) fn code(&self) -> String {
+        format!(
+            "{} {}",
+            self.status.as_u16(),
+            self.body["error"]["code"].as_str().unwrap_or("-")
+        )
+    }
+    pub(super) fn ok(self, what: impl std::fmt::Display) -> anyhow::Result<Value> {
+        if !self.status.is_success() {
+            bail!(
+                "{what}: HTTP {}: {}",
+                self.code(),
+                self.body["error"]["message"].as_str().unwrap_or("")
+            );
+        }
+        Ok(self.body)
+    }
+}
+
+/// One persistent connection. Patient ones (seeding, verifying) retry any
+/// 503 and dropped connections for minutes; the run's retry 429 and 503
+/// `overloaded` four times.
+#[derive(Debug)]
+pub(super) struct Conn {
+    session: Session,
+    endpoint: String,
+    ctr: Arc<Counters>,
+    patient: bool,
+}
+
+impl Conn {
+    pub(super) fn new(client: &Client, ctr: &Arc<Counters>, patient: bool) -> Conn {
+        let (session, endpoint) = (client.session(), client.endpoint().to_string());
+        Conn {
+            session,
+            endpoint,
+            ctr: ctr.clone(),
+            patient,
+        }
+    }
+
+    /// `n` connections round-robin over `clients`.
+    pub(super) fn many(
+        clients: &[Client],
+        n: usize,
+        ctr: &Arc<Counters>,
+        patient: bool,
+    ) -> Vec<Conn> {
+        (0..n.max(1))
+            .map(|i| Conn::new(&clients[i % clients.len()], ctr, patient))
+            .collect()
+    }
+
+    pub(super) async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        key: Option<&str>,
+    ) -> anyhow::Result<Answer> {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let mut h: Vec<(&str, &str)> = Vec::new();
+        if bytes.is_some() {
+            h.push(("content-type", "application/json"));
+        }
+        if let Some(a) = &auth {
+            h.push(("authorization", a));
+        }
+        if let Some(k) = key {
+            h.push(("idempotency-key", k));
+        }
+        let mut retries = 0u32;
+        loop {
+            let r = self
+                .session
+                .request_with_headers(method.clone(), path, bytes.clone(), &h)
+                .await;
+            let (status, head, b) = match r {
+                Ok(x) => x,
+                Err(_) if self.patient && retries < 5 => {
+                    self.ctr.0[3].fetch_add(1, Relaxed);
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("{method} {}{path}", self.endpoint))
+                    );
+                }
+            };
+            let body: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+            let which = match (status.as_u16(), body["error"]["code"].as_str()) {
+                (503, Some("overloaded")) => 0,
+                (429, _) => 1,
+                (503, _) if self.patient => 2,
+                _ => {
+                    return Ok(Answer {
+                        status,
+                        body,
+                        retries,
+                    });
+                }
+            };
+            if retries >= if self.patient { 120 } else { 4 } {
+                return Ok(Answer {
+                    status,
+                    body,
+                    retries,
+                });
+            }
+            self.ctr.0[which].fetch_add(1, Relaxed);
+            retries += 1;
+            let after = (head
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.25)
+            .clamp(0.05, 5.0);
+            // A little jitter, so that refused clients do not all come back at once.
+            let jitter = Rng::new(
+                retries.into(),
+                self.ctr.total() ^ self.endpoint.len() as u64,
+            )
+            .below(200);
+            tokio::time::sleep(
+                Duration::from_secs_f64(after) + Duration::from_millis(jitter as u64),
+            )
+            .await;
+        }
+    }
+
+    pub(super) async fn get(&mut self, path: &str, token: Option<&str>) -> anyhow::Result<Value> {
+        let a = self.call(Method::GET, path, None, token, None).await?;
+        a.ok(format_args!("GET {}{path}", self.endpoint))
+    }
+
+    /// Page through `base` (`cursor`/`next_cursor`) from `cursor`, calling
+    /// `f` on each item of `field` until it returns false.
+    pub(super) async fn paged(
+        &mut self,
+        base: &str,
+        field: &str,
+        token: Option<&str>,
+        mut cursor: Option<String>,
+        mut f: impl FnMut(&Value) -> bool,
+    ) -> anyhow::Result<()> {
+        loop {
+            let path = match &cursor {
+                Some(k) => format!(
+                    "{base}{}cursor={}",
+                    if base.contains('?') { "&" } else { "?" },
+                    enc(k)
+                ),
+                None => base.to_string(),
+            };
+            let v = self.get(&path, token).await?;
+            for x in v[field].as_array().into_iter().flatten() {
+                if !f(x) {
+                    return Ok(());
+                }
+            }
+            match v["next_cursor"].as_str() {
+                Some(k) => cursor = Some(k.to_string()),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// What went wrong with a call that got no answer.
+pub(super) fn err_kind(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Timeout { .. }) => "timeout",
+        Some(ClientError::Connect { .. }) => "connect",
+        _ => "transport",
+    }
+    .to_string()
+}
+
+/// `job(conn, i)` for i in 0..n, a worker per connection; results in
+/// order; the first error stops all.
+pub(super) async fn pool<R>(
+    conns: &mut [Conn],
+    n: usize,
+    prog: &Progress,
+    job: impl AsyncFn(&mut Conn, usize) -> anyhow::Result<R>,
+) -> anyhow::Result<Vec<R>> {
+    let (next, job) = (&AtomicUsize::new(0), &job);
+    let workers = conns.iter_mut().map(|c| async move {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Relaxed);
+            if i >= n {
+                return Ok::<_, anyhow::Error>(out);
+            }
+            out.push((i, job(c, i).await?));
+            prog.add(1);
+        }
+    });
+    let mut all: Vec<(usize, R)> = try_join_all(workers).await?.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, r)| r).collect())
+}
