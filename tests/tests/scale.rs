@@ -58,10 +58,8 @@ async fn a_scaled_down_enterprise_keeps_every_message_and_every_count() {
     .await
     .expect("enclavectl");
     // The progress lines and the human summary go to stderr.
-    eprintln!(
-        "{}",
-        err.lines().rev().take(20).collect::<Vec<_>>().join("\n")
-    );
+    let tail: Vec<&str> = err.lines().collect();
+    eprintln!("{}", tail[tail.len().saturating_sub(20)..].join("\n"));
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
         panic!("bench scale (exit {code}) printed no JSON report ({e}): {out}\n{err}")
     });
