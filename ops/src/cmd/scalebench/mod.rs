@@ -72,7 +72,7 @@ mod verify;
 
 use conn::Counters;
 use run::{drive, parse_mix};
-use seed::{FANOUT, Rng, Seed, group_size, plan_departments};
+use seed::{FANOUT, Rng, Seed, group_size, parse_group_mix, plan_departments};
 use verify::verify;
 
 #[derive(Debug, Args)]
@@ -107,6 +107,10 @@ pub struct ScaleBench {
     /// Simulated clients, each an active member.
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    /// Percent of small (3–20 members), medium (21–200) and large
+    /// (201–2000) groups.
+    #[arg(long, default_value = "70,25,5")]
+    pub group_mix: String,
     /// Weights of the operations.
     #[arg(long, default_value = "send=50,sync=20,read=10,directory=15,login=5")]
     pub mix: String,
@@ -416,6 +420,7 @@ pub async fn run(
         bail!("--seed-concurrency must be between 1 and 1024, --groups at most 1000000");
     }
     parse_mix(&args.mix)?;
+    let group_mix = parse_group_mix(&args.group_mix)?;
     let direct = args.direct.unwrap_or(n / 5).min(n - active);
     if args.direct.is_some_and(|d| d > direct) {
         eprintln!("--direct capped at {direct}: the peers are the members without a password");
@@ -452,6 +457,7 @@ pub async fn run(
         direct,
         seed,
         cap,
+        group_mix,
         conc,
         depts,
         leaves,
@@ -462,7 +468,7 @@ pub async fn run(
     };
     let (mut mix, mut memberships) = ([0usize; 3], 0);
     for g in 0..groups {
-        let (class, size) = group_size(&mut Rng::new(seed, 0x6_0000_0000 + g as u64));
+        let (class, size) = group_size(&mut Rng::new(seed, 0x6_0000_0000 + g as u64), group_mix);
         mix[class] += 1;
         memberships += size.min(cap);
     }

@@ -67,12 +67,31 @@ impl Rng {
     }
 }
 
-/// (class, size): 70 % small (3–20), 25 % medium (21–200), 5 % large (201–2000).
-pub(super) fn group_size(rng: &mut Rng) -> (usize, usize) {
-    let (class, lo, hi) = match rng.below(100) {
-        0..70 => (0, 3, 20),
-        70..95 => (1, 21, 200),
-        _ => (2, 201, 2000),
+/// Parse `--group-mix` ("70,25,5": percentages of small, medium and
+/// large groups, summing to 100).
+pub(super) fn parse_group_mix(s: &str) -> anyhow::Result<[usize; 3]> {
+    let parts: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--group-mix {s:?}: {e}"))?;
+    match parts.as_slice() {
+        [a, b, c] if a + b + c == 100 => Ok([*a, *b, *c]),
+        _ => anyhow::bail!(
+            "--group-mix {s:?}: three percentages (small, medium, large) that sum to 100, e.g. 70,25,5"
+        ),
+    }
+}
+
+/// (class, size): `mix` percent small (3–20), medium (21–200), large (201–2000).
+pub(super) fn group_size(rng: &mut Rng, mix: [usize; 3]) -> (usize, usize) {
+    let r = rng.below(100);
+    let (class, lo, hi) = if r < mix[0] {
+        (0, 3, 20)
+    } else if r < mix[0] + mix[1] {
+        (1, 21, 200)
+    } else {
+        (2, 201, 2000)
     };
     (class, lo + rng.below(hi - lo + 1))
 }
@@ -84,9 +103,10 @@ fn plan_group(
     active: usize,
     n: usize,
     cap: usize,
+    mix: [usize; 3],
 ) -> (usize, usize, Vec<usize>) {
     let mut rng = Rng::new(seed, 0x6_0000_0000 + g as u64);
-    let (class, size) = group_size(&mut rng);
+    let (class, size) = group_size(&mut rng, mix);
     let owner = g % active;
     let want = size.min(cap).min(n).saturating_sub(1);
     if want * 2 <= n {
@@ -202,6 +222,7 @@ pub(super) struct Seed<'a> {
     pub(super) direct: usize,
     pub(super) seed: u64,
     pub(super) cap: usize,
+    pub(super) group_mix: [usize; 3],
     pub(super) conc: usize,
     pub(super) depts: Vec<Dept>,
     pub(super) leaves: Vec<u64>,
@@ -376,9 +397,10 @@ impl Seed<'_> {
             }
         }
         let p = Progress::start("groups", self.groups);
-        let (seed, active, n, cap) = (self.seed, self.active, self.n, self.cap);
+        let (seed, active, n, cap, mix) =
+            (self.seed, self.active, self.n, self.cap, self.group_mix);
         let done = pool(&mut conns, self.groups, &p, async |c: &mut Conn, g| {
-            let (owner, _, members) = plan_group(seed, g, active, n, cap);
+            let (owner, _, members) = plan_group(seed, g, active, n, cap, mix);
             let (name, tok) = (format!("scale-g{g:06}"), tokens[owner].as_str());
             let members: Vec<String> = members.iter().map(|m| userid(*m)).collect();
             if let Some((id, count)) = have.get(&(owner, name.as_str())) {
@@ -559,20 +581,36 @@ mod tests {
             [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4]
         );
         assert_eq!(
-            plan_group(1, 42, 200, 10_000, 2000),
-            plan_group(1, 42, 200, 10_000, 2000)
+            plan_group(1, 42, 200, 10_000, 2000, GROUP_MIX),
+            plan_group(1, 42, 200, 10_000, 2000, GROUP_MIX)
         );
         assert_ne!(
-            plan_group(1, 42, 200, 10_000, 2000).2,
-            plan_group(2, 42, 200, 10_000, 2000).2
+            plan_group(1, 42, 200, 10_000, 2000, GROUP_MIX).2,
+            plan_group(2, 42, 200, 10_000, 2000, GROUP_MIX).2
         );
+    }
+
+    /// The default `--group-mix`.
+    const GROUP_MIX: [usize; 3] = [70, 25, 5];
+
+    #[test]
+    fn a_group_mix_is_three_percentages_that_sum_to_100() {
+        assert_eq!(parse_group_mix("90, 9,1").ok(), Some([90, 9, 1]));
+        for bad in ["70,25", "70,25,6", "a,b,c", "", "100,0,0,0"] {
+            assert!(parse_group_mix(bad).is_err(), "{bad}");
+        }
+        let mut rng = Rng::new(1, 2);
+        let small_only: Vec<usize> = (0..200)
+            .map(|_| group_size(&mut rng, [100, 0, 0]).0)
+            .collect();
+        assert!(small_only.iter().all(|c| *c == 0));
     }
 
     #[test]
     fn group_sizes_follow_the_mix_and_their_caps() {
         let mut classes = [0usize; 3];
         for g in 0..10_000 {
-            let (owner, class, members) = plan_group(1, g, 200, 10_000, 2000);
+            let (owner, class, members) = plan_group(1, g, 200, 10_000, 2000, GROUP_MIX);
             let size = members.len() + 1;
             assert_eq!(owner, g % 200);
             assert!(
@@ -592,9 +630,9 @@ mod tests {
         );
         // A small enterprise and a low policy limit cap every group.
         for g in 0..100 {
-            let (owner, _, m) = plan_group(3, g, 5, 30, 2000);
+            let (owner, _, m) = plan_group(3, g, 5, 30, 2000, GROUP_MIX);
             assert!(m.len() <= 29 && !m.contains(&owner) && m.iter().all(|x| *x < 30));
-            assert!(plan_group(3, g, 5, 10_000, 50).2.len() <= 49);
+            assert!(plan_group(3, g, 5, 10_000, 50, GROUP_MIX).2.len() <= 49);
         }
     }
 
