@@ -72,7 +72,13 @@ echo "== cold restart of all four" >&2
 "$root/ops/dev-cluster.sh" --stop --dir "$dir" >/dev/null
 kill "$(cat "$n4/pid")" 2>/dev/null || true; sleep 1
 t0=$(now)
-ENCLAVE_API__TOKEN_RATE_PER_SEC=0 "$root/ops/dev-cluster.sh" --release --dir "$dir" >/dev/null 2>&1
+# The binaries directly (dev-cluster.sh would run cargo first).
+for i in 1 2 3; do
+  ENCLAVE_API__TOKEN_RATE_PER_SEC=0 "$bin/enclave" start --data-dir "$dir/node-$i" \
+    --listen-peer "127.0.0.1:$((7400 + 10 * i))" --listen-api "127.0.0.1:$((8443 + 10 * i))" --listen-admin "127.0.0.1:$((9443 + 10 * i))" \
+    >>"$dir/node-$i/stdout.log" 2>>"$dir/node-$i/enclave.log" &
+  echo $! > "$dir/node-$i/pid"
+done
 "$bin/enclave" start --data-dir "$n4" --listen-peer 127.0.0.1:7450 --listen-api 127.0.0.1:8493 --listen-admin 127.0.0.1:9493 \
   >>"$n4/stdout.log" 2>>"$n4/enclave.log" &
 echo $! > "$n4/pid"
