@@ -167,7 +167,9 @@ pub async fn admit(State(state): State<Arc<NodeState>>, req: Request, next: Next
     let exempt = path == "/healthz"
         || path == "/readyz"
         || path.starts_with("/cgi-bin/")
-        || req.headers().contains_key(http::header::UPGRADE);
+        // Only the stream route: an `Upgrade` header elsewhere must not
+        // slip a request past the bound.
+        || (path == "/v1/stream" && req.headers().contains_key(http::header::UPGRADE));
     if exempt {
         return next.run(req).await;
     }
