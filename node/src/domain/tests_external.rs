@@ -58,6 +58,21 @@ fn messages(s: &MemStore, userid: &str, conv: &str) -> Vec<Message> {
     query::messages(s, &me, conv, 0, usize::MAX).expect("messages")
 }
 
+/// dept 1's leader is eve; ann is in dept 1 (seeded): eve may transfer
+/// ann's contacts while ann is still active.
+fn eve_leads_ann(s: &mut MemStore) {
+    ok(
+        s,
+        T0,
+        Command::UpsertDepartment {
+            dept: Department {
+                leaders: vec!["eve".into()],
+                ..super::tests::dept(1, None)
+            },
+        },
+    );
+}
+
 fn transfer_of(d: Done) -> Transfer {
     match d {
         Done::Transfer(t) => t,
@@ -389,17 +404,7 @@ fn a_departed_employees_contacts_and_groups_go_to_a_colleague_with_their_history
 #[test]
 fn an_in_service_transfer_waits_for_the_window_and_can_be_cancelled_or_objected_to() {
     let mut s = world();
-    // dept 1's leader is eve; ann is in dept 1 (seeded: ann in 1).
-    ok(
-        &mut s,
-        T0,
-        Command::UpsertDepartment {
-            dept: Department {
-                leaders: vec!["eve".into()],
-                ..super::tests::dept(1, None)
-            },
-        },
-    );
+    eve_leads_ann(&mut s);
     ok(&mut s, T0, invite("ann", 50));
     ok(&mut s, T0, accept(50, "xcy"));
     let req = |actor: &str| Command::TransferContacts {
@@ -522,16 +527,7 @@ fn an_in_service_transfer_waits_for_the_window_and_can_be_cancelled_or_objected_
 #[test]
 fn the_end_of_an_objected_transfer_leaves_a_newer_transfers_hold() {
     let mut s = world();
-    ok(
-        &mut s,
-        T0,
-        Command::UpsertDepartment {
-            dept: Department {
-                leaders: vec!["eve".into()],
-                ..super::tests::dept(1, None)
-            },
-        },
-    );
+    eve_leads_ann(&mut s);
     let req = || Command::TransferContacts {
         actor: Some("eve".into()),
         from: "ann".into(),
