@@ -46,6 +46,21 @@ pub trait Application: Send + Sync + 'static {
         command: &[u8],
     ) -> Result<Vec<u8>, sled::Error>;
 
+    /// What to keep of an idempotent request's outcome for its retries
+    /// (stored under its key for `DEDUP_RETENTION_MS`; a retry is answered
+    /// with it, flagged `deduplicated`): `None` keeps the outcome itself.
+    /// An application may keep a smaller form (a reference into its state)
+    /// that it expands when it reads a deduplicated answer. `txn` is the
+    /// application's state after the command; `command` its bytes.
+    fn retry_outcome(
+        &self,
+        _txn: &mut Txn<'_>,
+        _command: &[u8],
+        _outcome: &[u8],
+    ) -> Option<Vec<u8>> {
+        None
+    }
+
     /// Called after each batch is durable in the state machine, with the
     /// last applied index: wake long-polls, push events.
     fn applied(&self, _last_index: u64) {}

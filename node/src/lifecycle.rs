@@ -35,8 +35,12 @@ pub const RELEASE: &str = env!("CARGO_PKG_VERSION");
 /// v0.1.0 wrote; version 2 added `SetClusterVersion`; version 3
 /// added the external-contact commands (issue 19); version 4 indexes every
 /// event by number for sync (`chg/`, see `domain::keys::CHANGES`) — no new
-/// command kind, but old commands write more, so it waits for the gate.
-pub const LOG_VERSION: u32 = 4;
+/// command kind, but old commands write more, so it waits for the gate;
+/// version 5 stores a message once (its posting event is derived from the
+/// message record, `domain::keys::MESSAGE_ONCE_VERSION`) and keeps a
+/// reference, not the message, as a send's idempotency record — old
+/// commands write less, and an old build would not find the events.
+pub const LOG_VERSION: u32 = 5;
 
 /// The data-directory format this build reads and writes.
 pub const DATA_FORMAT: u32 = 1;

@@ -50,6 +50,25 @@ pub fn encode_checkpoint(cp: &audit::Checkpoint) -> Vec<u8> {
 pub const PUSH_BUFFER: usize = 1024;
 
 /// A domain command with who asked for it (for its audit record).
+/// A deduplicated answer whose outcome is a [`domain::Done::Posted`]
+/// reference (see `NodeApp::retry_outcome`): the outcome with the message
+/// read from `view`, encoded as the original was. `None`: not such an
+/// answer. `Some(Err)`: the message is not in this node's state.
+pub fn expand_retry(view: &ViewStore, outcome: &[u8]) -> Option<Result<Vec<u8>, String>> {
+    let Ok(Ok(domain::Done::Posted { conv, seq })) = decode_exact::<Outcome>(outcome) else {
+        return None;
+    };
+    Some(match domain::query::message(view, &conv, seq) {
+        Ok(Some(m)) => {
+            postcard::to_stdvec(&Outcome::Ok(domain::Done::Message(m))).map_err(|e| e.to_string())
+        }
+        Ok(None) => Err(format!(
+            "message {seq} of {conv:?} is not in this node's state"
+        )),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
 pub fn encode_domain(origin: &Origin, cmd: &Command) -> Vec<u8> {
     let mut b = vec![TAG_DOMAIN];
     b.extend(postcard::to_stdvec(&(origin, cmd)).unwrap_or_default());
@@ -590,6 +609,29 @@ impl Application for NodeApp {
     /// own (`enclavectl audit verify --live`).
     fn in_state_hash(&self, key: &[u8]) -> bool {
         !key.starts_with(b"audit/")
+    }
+
+    /// A send's idempotency record keeps the message by reference (log
+    /// version 5): the message is not stored a third time. Expanded again
+    /// by `http::write_app` ([`expand_retry`]).
+    fn retry_outcome(&self, txn: &mut Txn<'_>, command: &[u8], outcome: &[u8]) -> Option<Vec<u8>> {
+        if command.first() != Some(&TAG_DOMAIN) {
+            return None;
+        }
+        let version = domain::apply::cluster_version(&TxnStore(txn)).ok()?;
+        if version < domain::keys::MESSAGE_ONCE_VERSION {
+            return None;
+        }
+        match decode_exact::<Outcome>(outcome) {
+            Ok(Ok(domain::Done::Message(m))) => {
+                postcard::to_stdvec(&Outcome::Ok(domain::Done::Posted {
+                    conv: m.conv,
+                    seq: m.seq,
+                }))
+                .ok()
+            }
+            _ => None,
+        }
     }
 
     fn installed(&self, last_index: u64) {

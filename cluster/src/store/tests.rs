@@ -34,6 +34,18 @@ impl Application for Kv {
         txn.put(k.as_bytes(), v.as_bytes().to_vec());
         Ok(prev)
     }
+
+    /// A command ending in `!` keeps `kept <key>` for its retries.
+    fn retry_outcome(
+        &self,
+        _txn: &mut Txn<'_>,
+        command: &[u8],
+        _outcome: &[u8],
+    ) -> Option<Vec<u8>> {
+        let s = String::from_utf8_lossy(command);
+        let k = s.strip_suffix('!')?.split_once('=')?.0;
+        Some(format!("kept {k}").into_bytes())
+    }
 }
 
 struct Builder;
@@ -124,6 +136,29 @@ async fn idempotency_key_applies_once_and_returns_the_first_outcome() {
         "a=2 never applied"
     );
     assert_eq!(sm.view().get(b"a").expect("get"), Some(b"3".to_vec()));
+}
+
+#[tokio::test]
+async fn a_retry_is_answered_with_what_the_application_kept_of_the_outcome() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_db, _log, mut sm) = open_all(dir.path()).await;
+    let out = sm
+        .apply(vec![
+            entry(1, 1, "b=old", None),
+            entry(1, 2, "b=new!", Some("k")),
+            entry(1, 3, "b=other!", Some("k")),
+        ])
+        .await
+        .expect("apply");
+    assert_eq!(
+        out[1].payload,
+        ResponsePayload::App(b"old".to_vec()),
+        "the first answer is whole"
+    );
+    assert!(out[2].deduplicated);
+    assert_eq!(out[2].index, 2);
+    assert_eq!(out[2].payload, ResponsePayload::App(b"kept b".to_vec()));
+    assert_eq!(sm.view().get(b"b").expect("get"), Some(b"new!".to_vec()));
 }
 
 fn request(cmd: &str, key: Option<&str>, time_ms: u64) -> Request {

@@ -431,6 +431,11 @@ pub fn change(no: u64) -> Vec<u8> {
 }
 /// The log version from which events are indexed in `chg/`.
 pub const CHANGE_INDEX_VERSION: u32 = 4;
+/// The log version from which a message is stored once: its posting event
+/// is not written to `ev/` but derived from the message record (the event's
+/// number, time and actor are the message's `event`, `time_ms` and
+/// `sender`); sync reads both (`query::sync`).
+pub const MESSAGE_ONCE_VERSION: u32 = 5;
 pub const FILE_CTR: &[u8] = b"ctr/file";
 pub const FILES: &[u8] = b"file/";
 pub const FILES_IN_ORDER: &[u8] = b"fileq/";

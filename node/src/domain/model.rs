@@ -216,6 +216,20 @@ pub struct Message {
     pub file: Option<super::files::FileRef>,
 }
 
+impl Message {
+    /// The event that posted it: from log version 5 the only record of
+    /// that event (`keys::MESSAGE_ONCE_VERSION`); before, a copy of it.
+    pub fn into_event(self) -> Event {
+        Event {
+            no: self.event,
+            conv: self.conv.clone(),
+            time_ms: self.time_ms,
+            actor: self.sender.clone(),
+            body: EventBody::Message { message: self },
+        }
+    }
+}
+
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
@@ -990,6 +1004,14 @@ pub enum Done {
         expires_ms: u64,
     },
     Transfer(Transfer),
+    /// The message a send posted, by reference: what a send's idempotency
+    /// record keeps from log version 5 (`NodeApp::retry_outcome`). Expanded
+    /// into [`Done::Message`] before a retry is answered
+    /// (`http::write_app`), never seen by a client.
+    Posted {
+        conv: String,
+        seq: u64,
+    },
 }
 
 pub type Outcome = Result<Done, Refusal>;

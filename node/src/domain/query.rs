@@ -291,18 +291,16 @@ pub fn sync<S: Store + ?Sized>(
     }
     let limit = limit.max(1);
     let mut events: Vec<Event> = Vec::new();
-    for (conv, uc, known_changed) in changed_convs(s, userid, since, head)? {
+    for (conv, uc) in changed_convs(s, userid, since, head)? {
         let upto = uc.left_event.unwrap_or(u64::MAX).min(head);
         if upto <= since {
             continue;
         }
-        if !known_changed {
-            let Some(c) = s.get_as::<Conversation>(&keys::conv(&conv))? else {
-                continue;
-            };
-            if c.last_event <= since {
-                continue;
-            }
+        let Some(c) = s.get_as::<Conversation>(&keys::conv(&conv))? else {
+            continue;
+        };
+        if c.last_event <= since {
+            continue;
         }
         let from = since.max(uc.joined_event.saturating_sub(1));
         let after = keys::event(&conv, from);
@@ -312,8 +310,17 @@ pub fn sync<S: Store + ?Sized>(
             }
             events.push(ev);
         }
+        // Messages are their own posting events from log version 5 (and
+        // before it were stored in both places: the duplicates go below).
+        for m in messages_posted_after(s, &conv, c.last_seq, from, limit + 1)? {
+            if m.event > upto {
+                break;
+            }
+            events.push(m.into_event());
+        }
     }
     events.sort_by_key(|e| e.no);
+    events.dedup_by_key(|e| e.no);
     let more = events.len() > limit;
     events.truncate(limit);
     let next = if more {
@@ -324,13 +331,60 @@ pub fn sync<S: Store + ?Sized>(
     Ok(SyncPage { events, next, more })
 }
 
+/// The messages of `conv` posted by an event after `from`, oldest first, at
+/// most `limit`. Event numbers grow with seq, so they are a suffix of the
+/// conversation: found by probing back from `last_seq` in doubling steps,
+/// then halving (a client that keeps up reads two or three messages).
+pub fn messages_posted_after<S: Store + ?Sized>(
+    s: &S,
+    conv: &str,
+    last_seq: u64,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<Message>, StoreFault> {
+    let posted_after = |seq: u64| -> Result<bool, StoreFault> {
+        Ok(s.get_as::<Message>(&keys::message(conv, seq))?
+            .is_some_and(|m| m.event > from))
+    };
+    // Every seq ≥ `top` was posted after `from`; `lo` (0: none) was not.
+    let (mut lo, mut top, mut step) = (0u64, last_seq + 1, 1u64);
+    while top > 1 {
+        let probe = top.saturating_sub(step).max(1);
+        if posted_after(probe)? {
+            top = probe;
+            step = step.saturating_mul(2);
+        } else {
+            lo = probe;
+            break;
+        }
+    }
+    while lo + 1 < top {
+        let mid = lo + (top - lo) / 2;
+        if posted_after(mid)? {
+            top = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    if top > last_seq {
+        return Ok(Vec::new());
+    }
+    let after = keys::message(conv, top - 1);
+    Ok(
+        s.scan_as::<Message>(&keys::messages(conv), Some(&after), limit)?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect(),
+    )
+}
+
 /// Longest stretch of the change index one sync reads: beyond it (a
 /// client back after a long absence) the member's own conversations are
 /// fewer to go through.
 pub const CHANGE_SCAN_MAX: u64 = 100_000;
 
 /// The conversations of `userid` that may hold events after `since`, with
-/// their membership, and whether they are known to (from the index).
+/// their membership.
 ///
 /// Cost: min(events since the token, the member's conversations). The
 /// member's list is read up to the number of events since the token; if
@@ -344,7 +398,7 @@ fn changed_convs<S: Store + ?Sized>(
     userid: &str,
     since: u64,
     head: u64,
-) -> Result<Vec<(String, UserConv, bool)>, StoreFault> {
+) -> Result<Vec<(String, UserConv)>, StoreFault> {
     let prefix = keys::user_convs(userid);
     let indexed_from = s.get_as::<u64>(keys::CHANGES_FROM)?;
     let budget = head.saturating_sub(since);
@@ -362,7 +416,7 @@ fn changed_convs<S: Store + ?Sized>(
             .into_iter()
             .map(|(k, uc)| {
                 let conv = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                (conv, uc, false)
+                (conv, uc)
             })
             .collect());
     }
@@ -375,7 +429,7 @@ fn changed_convs<S: Store + ?Sized>(
             continue;
         }
         if let Some(uc) = s.get_as::<UserConv>(&keys::user_conv(userid, &conv))? {
-            out.push((conv, uc, true));
+            out.push((conv, uc));
         }
     }
     Ok(out)

@@ -817,7 +817,7 @@ pub(super) fn check_invariants(s: &MemStore) {
     let head = query::head(s).expect("head");
     // Global events: numbers 1..=head, each exactly once.
     let mut numbers = BTreeSet::new();
-    for (_, ev) in s.scan_as::<Event>(b"ev/", None, usize::MAX).expect("scan") {
+    for ev in all_events(s) {
         assert!(numbers.insert(ev.no), "event {} twice", ev.no);
     }
     assert_eq!(numbers.len() as u64, head, "event numbers have a gap");
@@ -966,6 +966,7 @@ proptest! {
     fn random_commands_keep_every_invariant_and_replay_identically(
         cmds in prop::collection::vec((arb_command(), any::<bool>()), 1..80),
         v4_at in 0usize..120,
+        v5_at in 0usize..120,
     ) {
         let mut s = seeded_with_app();
         office_seed(&mut s);
@@ -975,10 +976,14 @@ proptest! {
         let mut log: Vec<(u64, Command)> = Vec::new();
         for (i, (cmd, lead)) in cmds.iter().enumerate() {
             let t = 100 + i as u64 * 1000;
-            if i == v4_at {
-                // The cluster moves to log version 4 (the change index)
-                // part-way, or not at all.
-                let up = Command::SetClusterVersion { version: 4, forced: false };
+            // The cluster moves to log version 4 (the change index) and 5
+            // (messages stored once) part-way, or not at all; straight to
+            // 5 when that comes first.
+            for (at, version) in [(v4_at, 4), (v5_at, 5)] {
+                if i != at || apply::cluster_version(&s).expect("read") >= version {
+                    continue;
+                }
+                let up = Command::SetClusterVersion { version, forced: false };
                 let (outcome, _) = apply(&mut s, &ctx(t), &up).expect("storage");
                 prop_assert!(outcome.is_ok());
                 log.push((t, up));
@@ -1071,7 +1076,7 @@ fn sync_from_a_recent_token_reads_what_changed_not_every_conversation() {
                 &mut s,
                 2,
                 Command::SetClusterVersion {
-                    version: 4,
+                    version: crate::lifecycle::LOG_VERSION,
                     forced: false,
                 },
             );
@@ -1111,8 +1116,77 @@ fn sync_from_a_recent_token_reads_what_changed_not_every_conversation() {
     };
     let (with_index, n) = reads_of_one_sync(true);
     let (without, _) = reads_of_one_sync(false);
-    assert!(with_index <= 8, "{with_index} reads with the index");
+    // Head, index start, the member's list, the index, then per changed
+    // conversation its membership, record, events and (log version 5) the
+    // message probe: none of it grows with the 40 conversations.
+    assert!(with_index <= 12, "{with_index} reads with the index");
     assert!(without >= n as u64, "{without} reads without it");
+}
+
+/// From log version 5 a message is stored once (no `ev/` copy); sync
+/// returns it, in order with the events stored before and after the move,
+/// and a recall's tombstone replaces its text.
+#[test]
+fn from_log_version_5_a_message_is_stored_once_and_synced_from_its_record() {
+    let mut s = seeded();
+    let dm = |text: &str| send("ann", Target::Direct("bob".into()), text);
+    let Done::Message(old) = ok(&mut s, 2, dm("before the move")) else {
+        panic!("a message")
+    };
+    assert!(
+        s.get(&keys::event(&old.conv, old.event))
+            .expect("get")
+            .is_some()
+    );
+    ok(
+        &mut s,
+        3,
+        Command::SetClusterVersion {
+            version: 5,
+            forced: false,
+        },
+    );
+    let Done::Message(new) = ok(&mut s, 4, dm("after the move")) else {
+        panic!("a message")
+    };
+    assert!(
+        s.get(&keys::event(&new.conv, new.event))
+            .expect("get")
+            .is_none(),
+        "the posting event is not stored a second time"
+    );
+    ok(&mut s, 5, dm("and one more"));
+    ok(
+        &mut s,
+        6,
+        Command::Recall {
+            actor: "ann".into(),
+            conv: new.conv.clone(),
+            seq: new.seq,
+        },
+    );
+    // From every token, for both members, sync is what a read of the whole
+    // log gives (`all_events`), one page at a time.
+    let head = query::head(&s).expect("head");
+    for who in ["ann", "bob"] {
+        for since in 0..=head {
+            let page = query::sync(&s, who, since, 2).expect("sync");
+            assert_eq!(
+                page.events,
+                naive_sync(&s, who, since, 2),
+                "{who} from {since}"
+            );
+        }
+        let all = query::sync(&s, who, 0, 100).expect("sync").events;
+        let texts: Vec<&str> = all
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Message { message } => Some(message.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["before the move", "", "and one more"], "{who}");
+    }
 }
 
 /// The change index (log version 4) names every event above its start by
@@ -1131,13 +1205,38 @@ fn check_change_index(s: &MemStore) {
     };
     let head = query::head(s).expect("head");
     let mut want = BTreeMap::new();
-    for (_, ev) in s.scan_as::<Event>(b"ev/", None, usize::MAX).expect("scan") {
+    for ev in all_events(s) {
         if ev.no > from {
             want.insert(ev.no, ev.conv.clone());
         }
     }
     assert_eq!(index, want, "the change index (from {from})");
     assert!(index.keys().all(|n| *n <= head));
+}
+
+/// Every event of the log, oldest first: those stored in `ev/` and the
+/// messages' posting events, derived from the message records (the only
+/// record of them from log version 5; before it a stored copy, which must
+/// be the same).
+pub(super) fn all_events(s: &MemStore) -> Vec<Event> {
+    let mut by_no = BTreeMap::new();
+    for (_, ev) in s.scan_as::<Event>(b"ev/", None, usize::MAX).expect("scan") {
+        let no = ev.no;
+        assert!(by_no.insert(no, ev).is_none(), "event {no} stored twice");
+    }
+    for (_, m) in s
+        .scan_as::<Message>(b"msg/", None, usize::MAX)
+        .expect("scan")
+    {
+        let ev = m.into_event();
+        match by_no.get(&ev.no) {
+            Some(stored) => assert_eq!(stored, &ev, "a message and its stored event differ"),
+            None => {
+                by_no.insert(ev.no, ev);
+            }
+        }
+    }
+    by_no.into_values().collect()
 }
 
 /// Sync as it was before the change index: every conversation of the
@@ -1153,11 +1252,8 @@ fn naive_sync(s: &MemStore, userid: &str, since: u64, limit: usize) -> Vec<Event
         let conv = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
         let upto = uc.left_event.unwrap_or(u64::MAX).min(head);
         let from = since.max(uc.joined_event.saturating_sub(1));
-        for (_, ev) in s
-            .scan_as::<Event>(&keys::events(&conv), None, usize::MAX)
-            .expect("scan")
-        {
-            if ev.no > from && ev.no <= upto {
+        for ev in all_events(s) {
+            if ev.conv == conv && ev.no > from && ev.no <= upto {
                 events.push(ev);
             }
         }

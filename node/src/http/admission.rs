@@ -163,17 +163,20 @@ impl Drop for Undo<'_> {
 /// hub) are not counted; the WeCom face (`/cgi-bin/`) takes its slots in
 /// its own layer, to refuse in its own dialect ([`admit_with`]).
 pub async fn admit(State(state): State<Arc<NodeState>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let exempt = path == "/healthz"
+    if exempt(req.uri().path(), req.headers()) {
+        return next.run(req).await;
+    }
+    admit_with(&state, req, next, IntoResponse::into_response).await
+}
+
+/// Whether a request on the api port is outside [`admit`]'s bound.
+fn exempt(path: &str, headers: &http::HeaderMap) -> bool {
+    path == "/healthz"
         || path == "/readyz"
         || path.starts_with("/cgi-bin/")
         // Only the stream route: an `Upgrade` header elsewhere must not
         // slip a request past the bound.
-        || (path == "/v1/stream" && req.headers().contains_key(http::header::UPGRADE));
-    if exempt {
-        return next.run(req).await;
-    }
-    admit_with(&state, req, next, IntoResponse::into_response).await
+        || (path == "/v1/stream" && headers.contains_key(http::header::UPGRADE))
 }
 
 /// Take a request slot for `req` or answer `refuse(503 overloaded)`.
@@ -246,6 +249,34 @@ mod tests {
         );
         drop(w);
         assert!(a.write().is_ok());
+    }
+
+    #[test]
+    fn only_health_wecom_and_the_stream_upgrade_skip_the_request_bound() {
+        let none = http::HeaderMap::new();
+        let mut upgrade = http::HeaderMap::new();
+        upgrade.insert(
+            http::header::UPGRADE,
+            http::HeaderValue::from_static("websocket"),
+        );
+        assert!(exempt("/healthz", &none) && exempt("/readyz", &none));
+        assert!(
+            exempt("/cgi-bin/message/send", &none),
+            "bounded in its own layer"
+        );
+        assert!(exempt("/v1/stream", &upgrade));
+        // A forged Upgrade header on any other route is still counted.
+        for path in ["/v1/messages", "/v1/login", "/v1/sync", "/v1/stream/x"] {
+            assert!(
+                !exempt(path, &upgrade),
+                "{path} with Upgrade must be bounded"
+            );
+            assert!(!exempt(path, &none));
+        }
+        assert!(
+            !exempt("/v1/stream", &none),
+            "a plain GET of the stream route is counted"
+        );
     }
 
     #[tokio::test]

@@ -39,13 +39,33 @@ pub async fn write_app<T: DeserializeOwned>(
         .map_err(cluster_error)?;
     applied_locally(state, resp.index).await;
     match resp.payload {
-        ResponsePayload::App(b) => postcard::from_bytes(&b).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "decode",
-                format!("undecodable outcome: {e}"),
-            )
-        }),
+        ResponsePayload::App(b) => {
+            // A retried send answered from its idempotency record: the
+            // message by reference, read here (applied above).
+            let expanded = if resp.deduplicated {
+                crate::messaging::expand_retry(&state.view(), &b)
+            } else {
+                None
+            };
+            let b = match expanded {
+                None => b,
+                Some(Ok(full)) => full,
+                Some(Err(e)) => {
+                    return Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        format!("answering a retried request: {e}"),
+                    ));
+                }
+            };
+            postcard::from_bytes(&b).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "decode",
+                    format!("undecodable outcome: {e}"),
+                )
+            })
+        }
         other => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "unexpected",

@@ -50,6 +50,8 @@ pub struct Round {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// CPU-µs per acknowledged write, all nodes together.
+    pub cpu_us_per_write: Option<f64>,
     pub verified: Option<bool>,
 }
 
@@ -105,6 +107,7 @@ pub async fn run(
             bail!("--clients values must be between 1 and 1024");
         }
         let prefix = format!("bench-{run_id}-{n}-");
+        let cpu = super::scalebench::CpuMeter::start(base, cert_dir).await;
         let deadline = Instant::now() + Duration::from_secs(secs);
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -157,6 +160,7 @@ pub async fn run(
             errors += e;
         }
         let elapsed = start.elapsed().as_secs_f64();
+        let cpu_us_per_write = cpu.per_op(keys.len() as u64).await;
         lat.sort();
         let verified = if args.no_verify {
             None
@@ -172,16 +176,20 @@ pub async fn run(
             p50_ms: percentile(&lat, 0.50),
             p99_ms: percentile(&lat, 0.99),
             max_ms: lat.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
+            cpu_us_per_write,
             verified,
         };
         if output == Output::Text {
             println!(
-                "clients={:<4} writes/s={:<9.0} p50_ms={:<7.2} p99_ms={:<7.2} max_ms={:<8.1} acked={} errors={} verified={}",
+                "clients={:<4} writes/s={:<9.0} p50_ms={:<7.2} p99_ms={:<7.2} max_ms={:<8.1} cpu_us={:<5} acked={} errors={} verified={}",
                 round.clients,
                 round.writes_per_sec,
                 round.p50_ms,
                 round.p99_ms,
                 round.max_ms,
+                round
+                    .cpu_us_per_write
+                    .map_or("?".into(), |c| format!("{c:.0}")),
                 round.acknowledged,
                 round.errors,
                 round.verified.map_or("skipped".into(), |v| v.to_string())

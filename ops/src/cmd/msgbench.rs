@@ -79,6 +79,8 @@ struct Throughput {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// CPU-µs per acknowledged message, all nodes together.
+    cpu_us_per_msg: Option<f64>,
     verified: bool,
 }
 
@@ -264,6 +266,7 @@ pub async fn run(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
+    let cpu = super::scalebench::CpuMeter::start(admin, cert_dir).await;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -343,6 +346,7 @@ pub async fn run(
         errors += e;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_us_per_msg = cpu.per_op(acked.len() as u64).await;
     lat.sort_by(f64::total_cmp);
     eprintln!("  verifying {} acknowledged messages...", acked.len());
     let verified = verify(&apis[0], &tokens, args.senders, &acked).await?;
@@ -356,17 +360,19 @@ pub async fn run(
         p50_ms: percentile(&lat, 0.5),
         p99_ms: percentile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(0.0),
+        cpu_us_per_msg,
         verified,
     };
     if output == Output::Text {
         println!(
-            "(a) senders={} conversations={} messages/s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.1} acked={} errors={} verified={}",
+            "(a) senders={} conversations={} messages/s={:.0} p50_ms={:.2} p99_ms={:.2} max_ms={:.1} cpu_us_per_msg={} acked={} errors={} verified={}",
             a.senders,
             a.conversations,
             a.messages_per_sec,
             a.p50_ms,
             a.p99_ms,
             a.max_ms,
+            a.cpu_us_per_msg.map_or("?".into(), |c| format!("{c:.0}")),
             a.acknowledged,
             a.errors,
             a.verified

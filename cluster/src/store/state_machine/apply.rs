@@ -253,7 +253,22 @@ impl<A: Application> StateMachineStore<A> {
             payload,
         };
         if let Some(key) = req.idempotency_key {
-            Txn::new(tree, writes, b"d/").put(key.as_bytes(), sealed(&r));
+            let kept = match (&req.payload, &r.payload) {
+                (Payload::App(cmd), ResponsePayload::App(out)) => {
+                    self.inner
+                        .app
+                        .retry_outcome(&mut Txn::new(tree, writes, b"a/"), cmd, out)
+                }
+                _ => None,
+            };
+            let record = match kept {
+                Some(small) => sealed(&Response {
+                    payload: ResponsePayload::App(small),
+                    ..r.clone()
+                }),
+                None => sealed(&r),
+            };
+            Txn::new(tree, writes, b"d/").put(key.as_bytes(), record);
             keys.push(key);
         }
         Ok(r)

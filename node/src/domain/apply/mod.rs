@@ -765,7 +765,13 @@ fn emit_numbered<S: Store>(
         actor: actor.to_string(),
         body,
     };
-    s.put_as(&keys::event(&conv.id, no), &ev)?;
+    // A message's event is its message record (log version 5): not stored
+    // a second time.
+    let derived =
+        s.log_version >= keys::MESSAGE_ONCE_VERSION && matches!(ev.body, EventBody::Message { .. });
+    if !derived {
+        s.put_as(&keys::event(&conv.id, no), &ev)?;
+    }
     if s.log_version >= keys::CHANGE_INDEX_VERSION {
         s.put(&keys::change(no), conv.id.as_bytes().to_vec());
     }

@@ -203,6 +203,27 @@ async fn nodes(admin: &Client, dir: &Path) -> Vec<NodeRes> {
     out
 }
 
+/// All nodes' process CPU over a measured phase, from each node's
+/// `/metrics` (`enclave_process_cpu_seconds_total`), for the benchmarks'
+/// CPU-µs per operation.
+pub(crate) struct CpuMeter(Vec<NodeRes>);
+
+impl CpuMeter {
+    pub(crate) async fn start(admin: &Client, dir: &Path) -> CpuMeter {
+        let mut n = nodes(admin, dir).await;
+        scrape(&mut n, false).await;
+        CpuMeter(n)
+    }
+
+    /// CPU-µs per operation on all nodes together since [`CpuMeter::start`]
+    /// (None if a node's metrics could not be read).
+    pub(crate) async fn per_op(mut self, ops: u64) -> Option<f64> {
+        scrape(&mut self.0, true).await;
+        let secs: Option<f64> = self.0.iter().map(|n| n.cpu_seconds).sum();
+        secs.filter(|_| ops > 0).map(|s| s * 1e6 / ops as f64)
+    }
+}
+
 async fn scrape(nodes: &mut [NodeRes], after: bool) {
     let texts = futures_util::future::join_all(nodes.iter().map(|n| async move {
         match &n.client {
