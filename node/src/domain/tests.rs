@@ -1108,6 +1108,7 @@ fn sync_from_a_recent_token_reads_what_changed_not_every_conversation() {
             inner: s,
             reads: Default::default(),
             writes: 0,
+            bytes: 0,
         };
         let page = query::sync(&counting, "ann", token, 100).expect("sync");
         assert_eq!(page.events.len(), 1, "{:?}", page.events);
@@ -1187,6 +1188,59 @@ fn from_log_version_5_a_message_is_stored_once_and_synced_from_its_record() {
             .collect();
         assert_eq!(texts, ["before the move", "", "and one more"], "{who}");
     }
+}
+
+/// What a group message costs one node's store at log version 4 and 5
+/// (printed for the closing note): version 5 writes one record fewer and
+/// not the message's text a second time.
+#[test]
+fn from_log_version_5_a_message_writes_one_record_and_its_text_once_less() {
+    let cost_at = |version: u32| -> (u64, u64, u64) {
+        let mut s = seeded();
+        ok(
+            &mut s,
+            2,
+            Command::SetClusterVersion {
+                version,
+                forced: false,
+            },
+        );
+        let Done::Conversation(g) = ok(
+            &mut s,
+            3,
+            Command::CreateGroup {
+                actor: "ann".into(),
+                name: "g".into(),
+                members: vec!["bob".into()],
+            },
+        ) else {
+            panic!("a group")
+        };
+        let id = g.id;
+        ok(&mut s, 4, send("ann", Target::Conv(id.clone()), "warm up"));
+        let mut c = super::tests_external::Counting {
+            inner: s,
+            reads: Default::default(),
+            writes: 0,
+            bytes: 0,
+        };
+        let text = "消".repeat(100);
+        let (outcome, _) =
+            apply(&mut c, &ctx(5), &send("bob", Target::Conv(id), &text)).expect("storage");
+        assert!(outcome.is_ok());
+        (c.reads.get(), c.writes, c.bytes)
+    };
+    let v4 = cost_at(4);
+    let v5 = cost_at(5);
+    eprintln!(
+        "a 100-character group message on one node (reads, writes, bytes written): v4 {v4:?}, v5 {v5:?}"
+    );
+    assert_eq!(v5.1 + 1, v4.1, "one record fewer");
+    assert!(
+        v5.2 + 300 <= v4.2,
+        "the text (300 bytes) once less: {v4:?} {v5:?}"
+    );
+    assert_eq!(v5.0, v4.0, "no more reads");
 }
 
 /// The change index (log version 4) names every event above its start by

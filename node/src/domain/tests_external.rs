@@ -874,6 +874,8 @@ pub(super) struct Counting {
     pub(super) inner: MemStore,
     pub(super) reads: std::cell::Cell<u64>,
     pub(super) writes: u64,
+    /// Bytes of keys and values written.
+    pub(super) bytes: u64,
 }
 
 impl Store for Counting {
@@ -892,10 +894,12 @@ impl Store for Counting {
     }
     fn put(&mut self, key: &[u8], value: Vec<u8>) {
         self.writes += 1;
+        self.bytes += (key.len() + value.len()) as u64;
         self.inner.put(key, value);
     }
     fn delete(&mut self, key: &[u8]) {
         self.writes += 1;
+        self.bytes += key.len() as u64;
         self.inner.delete(key);
     }
 }
@@ -942,6 +946,7 @@ fn an_external_message_costs_a_few_reads_and_one_write_more_than_an_internal_one
         inner: base,
         reads: Default::default(),
         writes: 0,
+        bytes: 0,
     };
     let group = cost(&mut s, send("ann", "g1", "an internal group message"));
     let contact_employee = cost(&mut s, send("ann", "x1", "to my contact"));
