@@ -37,6 +37,8 @@ mod tests_format;
 mod tests_notices;
 #[cfg(test)]
 mod tests_office;
+#[cfg(test)]
+mod tests_sync;
 
 pub use apply::apply;
 pub use files::{BlobRecord, FileKind, FilePolicy, FileRef};
