@@ -6,13 +6,10 @@
 //! refused outside its duty; refusals name the flag; the audit trail has
 //! every step.
 
-use std::time::Duration;
-
 use enclave_certs::Role;
 use enclave_tests::api::Api;
 use enclave_tests::cluster::TestCluster;
 use enclave_tests::proc::NodeSpec;
-use enclave_tests::wait_for_async;
 use http::Method;
 use serde_json::{Value, json};
 
@@ -23,15 +20,7 @@ async fn departure_hand_over_and_in_service_transfer_through_enclavectl() {
     let mut c = TestCluster::start(1, NodeSpec::default()).await;
     // External contacts are log version 3: a fresh cluster moves there by
     // itself within seconds.
-    wait_for_async(
-        "the cluster to move to log version 3",
-        Duration::from_secs(60),
-        || async {
-            let v: Value = c.admin(0).get_json("/v1/cluster/upgrade").await.ok()?;
-            (v["cluster_version"].as_u64()? >= 3).then_some(())
-        },
-    )
-    .await;
+    c.wait_log_version(0, 3).await;
     enclave_tests::api::seed_directory(&c, 0, &["lisi", "wangwu", "zhao"], PW).await;
     let url = c.nodes[0].admin_url();
     let sys = c.admin_dir.display().to_string();

@@ -9,7 +9,6 @@ use enclave_ops::Client;
 use enclave_tests::api::{Api, seed_directory};
 use enclave_tests::cluster::TestCluster;
 use enclave_tests::proc::NodeSpec;
-use enclave_tests::wait_for_async;
 use http::Method;
 use serde_json::{Value, json};
 
@@ -362,15 +361,7 @@ async fn live_push_across_nodes_and_exact_resume_on_another_node_after_leader_lo
     sb.until_synced().await;
     // Messages are stored once from log version 5, where a fresh cluster
     // moves by itself: a retry is then answered from a reference.
-    wait_for_async(
-        "the cluster to move to log version 5",
-        Duration::from_secs(60),
-        || async {
-            let v: Value = c.admin(0).get_json("/v1/cluster/upgrade").await.ok()?;
-            (v["cluster_version"].as_u64()? >= 5).then_some(())
-        },
-    )
-    .await;
+    c.wait_log_version(0, 5).await;
     let sent = api_a.send_direct(&ann, "bob", "hi bob", "a1").await;
     let got = sb.messages(1, Duration::from_secs(20)).await;
     assert_eq!(got.len(), 1, "bob got nothing live");
