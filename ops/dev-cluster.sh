@@ -7,6 +7,8 @@
 #
 # Node i listens on 127.0.0.1: peer 7400+10i, api 8443+10i, admin 9443+10i.
 # node-1 holds the CA (tls.ca_dir) so `enclave start --join` works against it.
+# DEV_CLUSTER_BIN=/path/with/enclave+enclavectl runs those binaries instead of
+# building (to compare two builds on the same machine in the same hour).
 set -euo pipefail
 nodes=3; dir=./enclave-cluster; profile=debug; stop=0
 while [ $# -gt 0 ]; do
@@ -33,9 +35,14 @@ if [ "$stop" = 1 ]; then
 fi
 case "$nodes" in 1|3|5|7) ;; *) echo "--nodes must be 1, 3, 5 or 7" >&2; exit 2 ;; esac
 flag=""; [ "$profile" = release ] && flag="--release"
-echo "building ($profile)..."
-(cd "$root" && cargo build -q $flag --bins -p enclave-node -p enclave-ops)
-bin="$root/target/$profile"
+if [ -n "${DEV_CLUSTER_BIN:-}" ]; then
+  bin=$(cd "$DEV_CLUSTER_BIN" && pwd)
+  [ -x "$bin/enclave" ] && [ -x "$bin/enclavectl" ] || { echo "DEV_CLUSTER_BIN=$DEV_CLUSTER_BIN: no enclave and enclavectl binaries there" >&2; exit 2; }
+else
+  echo "building ($profile)..."
+  (cd "$root" && cargo build -q $flag --bins -p enclave-node -p enclave-ops)
+  bin="$root/target/$profile"
+fi
 ctl() { "$bin/enclavectl" --cert-dir "$dir/operator" --endpoint "https://127.0.0.1:9453" "$@"; }
 mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
 [ -f "$dir/ca/ca.pem" ] || "$bin/enclavectl" ca init --dir "$dir/ca" --name "Enclave dev-cluster CA" >/dev/null

@@ -146,6 +146,16 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
         )
         .await;
     assert_eq!((s, code(&v)), (404, "not_found"), "{v}");
+    // A well-formed send this caller may not make: to themselves.
+    let (s, v) = a
+        .call(
+            Method::POST,
+            "/v1/direct/ann/messages",
+            Some(&ann),
+            Some(json!({"text": "note to self"})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
     let (s, v) = a
         .call(
             Method::GET,
@@ -363,6 +373,8 @@ async fn live_push_across_nodes_and_exact_resume_on_another_node_after_leader_lo
     // moves by itself: a retry is then answered from a reference.
     c.wait_log_version(0, 5).await;
     let sent = api_a.send_direct(&ann, "bob", "hi bob", "a1").await;
+    // The answer echoes the sender's id (and so does every retry, below).
+    assert_eq!(sent["client_msg_id"], "a1", "{sent}");
     let got = sb.messages(1, Duration::from_secs(20)).await;
     assert_eq!(got.len(), 1, "bob got nothing live");
     assert_eq!(got[0]["message"]["text"], "hi bob");
@@ -652,4 +664,148 @@ async fn an_early_refusal_arrives_intact_while_the_body_is_still_coming() {
         .await
         .expect("the connection was kept open");
     assert_eq!(status, 200, "{text}");
+}
+
+/// A follower that trails the leader (its log flush slowed by the fault
+/// hook) answers a plain read from what it has applied, but a read with
+/// `consistency=linearizable` waits until it includes every write
+/// acknowledged before the read began: a tool that creates a group on one
+/// node and lists its members on another gets the whole group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linearizable_read_on_a_trailing_follower_includes_what_was_just_acknowledged() {
+    let mut c = TestCluster::prepare(3, NodeSpec::default(), false);
+    let mut faults = Vec::new();
+    for i in 0..3 {
+        let dir = c.pki.path().join(format!("faults-{i}"));
+        std::fs::create_dir_all(&dir).expect("fault dir");
+        c.node_env[i].push(("ENCLAVE_FAULT_DIR".into(), dir.display().to_string()));
+        faults.push(dir);
+    }
+    let mut c = c.boot().await;
+    seed_directory(&c, 0, &["ann", "bob", "cai"], PW).await;
+    let leader = c.leader().await;
+    let slow = (leader + 1) % 3;
+    let api_l = api(&mut c, leader);
+    let api_s = api(&mut c, slow);
+    let ann = api_l.login("ann", PW).await;
+    let bob = api_s.login("bob", PW).await;
+    let (s, v) = api_s
+        .call(
+            Method::GET,
+            "/v1/sync?consistency=linearizable",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let since = v["next"].as_str().expect("next").to_string();
+
+    // The follower now takes 1.5 s to flush each append: the leader and the
+    // third node commit without it.
+    std::fs::write(faults[slow].join("fsync_delay_ms"), "1500").expect("knob");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, v) = api_l
+        .call(
+            Method::POST,
+            "/v1/conversations",
+            Some(&ann),
+            Some(json!({"name": "launch", "members": ["bob", "cai"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let group = v["id"].as_str().expect("group id").to_string();
+    let members_path = format!("/v1/conversations/{group}/members");
+
+    // Locally the follower has not applied the group yet (so this test
+    // would fail without the barrier)...
+    let (s, v) = api_s
+        .call(Method::GET, &members_path, Some(&bob), None)
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (403, "not_a_member"),
+        "the trailing follower already had the group: {v}"
+    );
+    // ...but a linearizable read waits for it.
+    let (s, v) = api_s
+        .call(
+            Method::GET,
+            &format!("{members_path}?consistency=linearizable"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let mut ids: Vec<&str> = v["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|m| m["userid"].as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["ann", "bob", "cai"], "{v}");
+
+    // The same for sync and the conversation list: the next write is not
+    // on the follower yet, and a linearizable read includes it.
+    let (s, v) = api_l
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{group}/messages"),
+            Some(&ann),
+            Some(json!({"text": "kick-off at nine", "client_msg_id": "k1"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let seq = v["seq"].as_u64().expect("seq");
+    let (s, v) = api_s
+        .call(
+            Method::GET,
+            &format!("/v1/sync?since={since}&consistency=linearizable"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let texts: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .filter_map(|e| e["message"]["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["kick-off at nine"], "{v}");
+    let (s, v) = api_s
+        .call(
+            Method::GET,
+            "/v1/conversations?consistency=linearizable",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let listed = v["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .find(|c| c["id"] == group.as_str())
+        .unwrap_or_else(|| panic!("the group is not listed: {v}"));
+    assert_eq!(listed["last_seq"].as_u64(), Some(seq), "{listed}");
+
+    // Anything else is refused, by name.
+    let (s, v) = api_s
+        .call(
+            Method::GET,
+            "/v1/sync?consistency=eventual",
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "invalid_query"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("eventual")),
+        "{v}"
+    );
+    std::fs::write(faults[slow].join("fsync_delay_ms"), "0").expect("knob");
 }

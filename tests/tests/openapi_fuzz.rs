@@ -102,9 +102,10 @@ fn config(direct: &str) -> String {
 expected-statuses = ["2xx", "401", "403", "404", "409", "410", "429"]
 
 [dictionaries]
-# The caller (alice) is left out of `users` on purpose: messaging oneself
-# and naming the owner as an admin are refused as invalid_argument (400)
-# by design, and no schema can say "any member but you".
+# The caller (alice) is left out of `users` on purpose: naming the owner
+# as an admin is refused as invalid_argument (400) by design, and no
+# schema can say "any member but you". (Messaging oneself is 403: the
+# fuzzer learns "alice" from responses and tries it.)
 users = {{ values = ["bob", "carol", "dave"] }}
 # Group operations on a 1:1 conversation are invalid_argument too, so
 # they get the groups only.

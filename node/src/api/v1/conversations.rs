@@ -118,6 +118,29 @@ fn seq_param(s: &str) -> Result<u64, ApiError> {
 pub struct PageQuery {
     pub cursor: Option<String>,
     pub limit: Option<usize>,
+    /// `local` or `linearizable`: see [`read_consistency`].
+    pub consistency: Option<String>,
+}
+
+/// A read's `consistency` parameter: `local` (the default: this node's
+/// applied state, which trails the leader by a little on a follower) or
+/// `linearizable` (a read-index barrier first, so the answer includes
+/// every write acknowledged before the request began, whichever node took
+/// it; one round trip to the leader more).
+pub async fn read_consistency(state: &S, consistency: Option<&str>) -> Result<(), ApiError> {
+    match consistency {
+        None | Some("local") => Ok(()),
+        Some("linearizable") => state
+            .cluster
+            .read_barrier()
+            .await
+            .map_err(crate::http::cluster_error),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("consistency {other:?}: use local or linearizable"),
+        )),
+    }
 }
 
 /// `GET /v1/conversations`: the caller's conversations.
@@ -127,6 +150,7 @@ pub async fn list(
     Params(q): Params<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 500)?;
+    read_consistency(&state, q.consistency.as_deref()).await?;
     let list =
         domain::query::conversations(&state.view(), &caller.userid, q.cursor.as_deref(), limit)
             .map_err(store_error)?;
@@ -284,6 +308,7 @@ pub async fn members(
     Params(q): Params<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 500, 2000)?;
+    read_consistency(&state, q.consistency.as_deref()).await?;
     let view = state.view();
     let (c, _) = domain::query::conversation_for(&view, &caller.userid, &conv)
         .map_err(store_error)?
@@ -458,21 +483,7 @@ pub async fn messages(
     Params(q): Params<MessagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit, 100, 1000)?;
-    match q.consistency.as_deref() {
-        None | Some("local") => {}
-        Some("linearizable") => state
-            .cluster
-            .read_barrier()
-            .await
-            .map_err(crate::http::cluster_error)?,
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                format!("consistency {other:?}: use local or linearizable"),
-            ));
-        }
-    }
+    read_consistency(&state, q.consistency.as_deref()).await?;
     let view = state.view();
     let (c, me) = domain::query::conversation_for(&view, &caller.userid, &conv)
         .map_err(store_error)?
@@ -509,11 +520,22 @@ async fn send(
     target: Target,
     req: SendReq,
 ) -> Result<Json<Value>, ApiError> {
-    let key = match req.client_msg_id {
+    let client_msg_id = match req.client_msg_id {
         Some(id) => Some(id),
         None => header_key(&headers)?,
     };
-    let key = scoped_key(&caller.userid, KeyScope::Send, key.as_deref())?;
+    let key = scoped_key(&caller.userid, KeyScope::Send, client_msg_id.as_deref())?;
+    if matches!(&target, Target::Direct(peer) if *peer == caller.userid) {
+        // The domain refuses it too (as invalid_argument); answered here
+        // as what it is: a well-formed request this caller may not make
+        // (only a userid other than yours is a valid path here, which no
+        // schema can say).
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "cannot message yourself",
+        ));
+    }
     let done = submit(
         &state,
         &caller.origin,
@@ -530,7 +552,15 @@ async fn send(
     )
     .await?;
     match done {
-        Done::Message(m) => Ok(Json(message_json(&m))),
+        Done::Message(m) => {
+            // The sender's own id back, so a client with several sends in
+            // flight matches answers to its outbox without a lookup.
+            let mut v = message_json(&m);
+            if let Some(id) = client_msg_id {
+                v["client_msg_id"] = Value::String(id);
+            }
+            Ok(Json(v))
+        }
         _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "unexpected",

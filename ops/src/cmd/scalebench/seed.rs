@@ -505,22 +505,12 @@ pub(super) fn our_group(c: &ConvInfo, me: &str) -> Option<usize> {
 /// Add whichever of `wanted` are not in group `id` yet, CHUNK a call.
 async fn fill_group(c: &mut Conn, tok: &str, id: &str, wanted: &[String]) -> anyhow::Result<()> {
     // A group just created may not be applied yet on the node this
-    // connection reads from: a write waits at most 2 s for its own node,
-    // and a follower under heavy load (snapshot builds at 300k groups)
-    // trails by more. Wait until the group shows, up to a minute.
-    let path = format!("/v1/conversations/{id}");
-    for attempt in 0.. {
-        let a = c.call(Method::GET, &path, None, Some(tok), None).await?;
-        let unseen = a.status == StatusCode::FORBIDDEN || a.status == StatusCode::NOT_FOUND;
-        if a.status.is_success() || !unseen || attempt >= 120 {
-            a.ok(format_args!("reading group {id} (GET {path})"))?;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // connection reads from (a follower under heavy load trails the
+    // leader): the members are read linearizably, which includes every
+    // write acknowledged before it.
     'again: for _ in 0..3 {
         let mut have = HashSet::new();
-        let base = format!("/v1/conversations/{id}/members?limit=2000");
+        let base = format!("/v1/conversations/{id}/members?limit=2000&consistency=linearizable");
         c.paged(&base, "members", Some(tok), None, |m| {
             have.insert(m["userid"].as_str().unwrap_or("").to_string());
             true
