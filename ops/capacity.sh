@@ -3,7 +3,8 @@
 # 3-node release cluster seeded by `enclavectl bench scale` with MEMBERS
 # members and GROUPS groups, then measured: import and seed times, p99 of
 # each operation at a fixed moderate load, per-node RSS and disk, the
-# snapshot, a fresh 4th node joining and catching up, and a cold restart.
+# snapshot, a fresh 4th node joining and catching up, a cold restart, and
+# `enclave defrag` on each node in turn (disk before and after).
 #
 #   ops/capacity.sh MEMBERS GROUPS [--dir DIR] [--group-mix 90,9,1] [--rate 200]
 #
@@ -40,7 +41,7 @@ ctl --output json bench scale --members "$members" --groups "$groups" --group-mi
 
 # Let the followers finish applying, then measure what is on disk.
 sleep 5
-disk() { du -sb "$dir"/node-"$1"/store "$dir"/node-"$1"/snapshots 2>/dev/null | awk '{s+=$1} END {print s+0}'; }
+disk() { du -sb "$dir"/node-"$1"/store "$dir"/node-"$1"/snapshots 2>/dev/null | awk '{s+=$1} END {printf "%.0f\n", s}'; }
 snap() { find "$dir/node-$1/snapshots" -type f -printf '%s\n' 2>/dev/null | sort -n | tail -1 | grep . || echo 0; }
 d1=$(disk 1); d2=$(disk 2); d3=$(disk 3); s1=$(snap 1)
 built=$(grep -h "snapshot built" "$dir"/node-*/enclave.log | tail -1 || true)
@@ -90,10 +91,27 @@ done
 echo "   ready after ${restart_s:-never} s" >&2
 rss_after_restart=$(for i in 1 2 3; do ps -o rss= -p "$(cat "$dir/node-$i/pid")" 2>/dev/null || echo 0; done | sort -n | tail -1)
 
-python3 - "$dir/scale.json" "$members" "$groups" "$d1" "$d2" "$d3" "$d4" "$s1" "${join_s:-none}" "${restart_s:-none}" "$rss_after_restart" "$built" > "$dir/capacity.json" <<'PY'
+echo "== enclave defrag, one node at a time (the others keep serving)" >&2
+: > "$dir/defrag.jsonl"
+for i in 1 2 3 4; do
+  n=$dir/node-$i
+  if [ "$i" = 4 ]; then ports=(7450 8493 9493); else ports=($((7400 + 10 * i)) $((8443 + 10 * i)) $((9443 + 10 * i))); fi
+  pid=$(cat "$n/pid"); kill "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  "$bin/enclave" defrag --json --data-dir "$n" 2>/dev/null | python3 -c "import json,sys; r=json.load(sys.stdin); r['node']=$i; print(json.dumps(r))" >> "$dir/defrag.jsonl"
+  ENCLAVE_API__TOKEN_RATE_PER_SEC=0 "$bin/enclave" start --data-dir "$n" \
+    --listen-peer "127.0.0.1:${ports[0]}" --listen-api "127.0.0.1:${ports[1]}" --listen-admin "127.0.0.1:${ports[2]}" \
+    >>"$n/stdout.log" 2>>"$n/enclave.log" &
+  echo $! > "$n/pid"
+  for _ in $(seq 1 3000); do curl -sk --max-time 1 "https://127.0.0.1:${ports[1]}/readyz" | grep -q ready && break; sleep 0.1; done
+  tail -1 "$dir/defrag.jsonl" | python3 -c "import json,sys; r=json.load(sys.stdin); mib=lambda b: b/2**20; print('   node-%d: %.0f MiB -> %.0f MiB in %.0f s' % (r['node'], mib(r['bytes_before']), mib(r['bytes_after']), r['seconds']), file=sys.stderr)"
+done
+
+python3 - "$dir/scale.json" "$members" "$groups" "$d1" "$d2" "$d3" "$d4" "$s1" "${join_s:-none}" "${restart_s:-none}" "$rss_after_restart" "$built" "$dir/defrag.jsonl" > "$dir/capacity.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-members, groups, d1, d2, d3, d4, s1, join_s, restart_s, rss_restart_kib, built = sys.argv[2:13]
+members, groups, d1, d2, d3, d4, s1, join_s, restart_s, rss_restart_kib, built, defrag = sys.argv[2:14]
+defrags = [json.loads(l) for l in open(defrag) if l.strip()]
 phases = {p["name"]: p for p in r["seed"]["phases"]}
 ops = {o["kind"]: o for o in r["run"]["ops"]}
 nodes = r["nodes"]
@@ -113,6 +131,9 @@ out = {
     "ops_per_sec": round(r["run"]["ops_per_sec"], 1), "errors": r["run"]["errors"],
     "cpu_us_per_op": r["run"].get("cpu_us_per_op"),
     "verify": all(v["ok"] for v in (r["verify"] or [])),
+    "defrag": [{"node": d["node"], "seconds": round(d["seconds"]), "before_mib": round(d["bytes_before"] / 2**20),
+                "after_mib": round(d["bytes_after"] / 2**20), "data_mib": round(d["logical_bytes"] / 2**20),
+                "after_per_snapshot": round(d["bytes_after"] / max(int(s1), 1), 2)} for d in defrags],
 }
 print(json.dumps(out, indent=1))
 PY

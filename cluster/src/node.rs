@@ -86,6 +86,9 @@ pub struct NodeStatus {
     pub replication: Option<BTreeMap<NodeId, Option<u64>>>,
     pub millis_since_quorum_ack: Option<u64>,
     pub store_bytes: u64,
+    /// Size of the current snapshot file (0: none yet).
+    #[serde(default)]
+    pub snapshot_bytes: u64,
     /// Committed index recorded in the durability watermark.
     pub watermark_committed: Option<u64>,
     pub cluster_id: Option<String>,
@@ -153,6 +156,9 @@ pub fn open_stores<A: Application>(
     cache_bytes: u64,
 ) -> Result<(LogStore, StateMachineStore<A>), StoreError> {
     let store_dir = data_dir.join("store");
+    if let Some(did) = store::defrag::recover_interrupted(&store_dir)? {
+        tracing::warn!(path = %store_dir.display(), "{did}");
+    }
     let db = store::open_db(&store_dir, cache_bytes)?;
     let log = LogStore::open(&db, &store_dir)?;
     let sm = StateMachineStore::open(&db, &store_dir, &data_dir.join("snapshots"), app)?;
@@ -786,6 +792,7 @@ impl<A: Application> ClusterNode<A> {
             }),
             millis_since_quorum_ack: m.millis_since_quorum_ack,
             store_bytes: self.log.size_on_disk(),
+            snapshot_bytes: self.sm.current_snapshot_bytes(),
             watermark_committed: self.log.watermark().get().committed,
             cluster_id: self.cluster_id(),
             cert_not_after: self

@@ -34,6 +34,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         blobs_from: Option<PathBuf>,
     },
+    /// Give a stopped node's unused disk space back: rewrite its store
+    /// into a fresh file, check the copy record by record, and swap it in
+    /// (like `etcdctl defrag`). Run it on one node at a time; the others
+    /// keep serving. See docs/operator/sizing.md § Disk.
+    Defrag {
+        /// The node's data dir (node.data_dir); the node must be stopped.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

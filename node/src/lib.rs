@@ -9,6 +9,7 @@ pub mod backup;
 pub mod blobs;
 pub mod cli;
 pub mod config;
+pub mod defrag;
 pub mod dev;
 pub mod domain;
 pub mod http;

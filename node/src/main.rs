@@ -25,6 +25,66 @@ fn main() -> ExitCode {
             data_dir,
             blobs_from,
         } => restore(&from, &data_dir, blobs_from.as_deref()),
+        Command::Defrag { data_dir, json } => defrag(&data_dir, json),
+    }
+}
+
+fn defrag(data_dir: &std::path::Path, json: bool) -> ExitCode {
+    telemetry::init(config::LogFormat::Text, "warn");
+    let store = data_dir.join("store");
+    // A line per 10% (a live counter on a terminal).
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut last_pct = None;
+    let mut progress = |done: u64, total: u64| {
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        let step = if tty { pct } else { pct / 10 * 10 };
+        if last_pct != Some(step) {
+            last_pct = Some(step);
+            let line = format!(
+                "defragmenting {}: {done}/{total} records ({pct}%)",
+                store.display()
+            );
+            if tty {
+                eprint!("\r{line}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    };
+    match enclave_node::defrag::run(data_dir, &mut progress) {
+        Ok(r) => {
+            eprintln!();
+            if json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                let mib = |b: u64| b as f64 / (1 << 20) as f64;
+                println!(
+                    "Defragmented {}: {} records in {} trees ({:.1} MiB of data); {:.1} MiB on disk before, {:.1} MiB after ({:.1}x the data), in {:.0} s.",
+                    store.display(),
+                    r.records,
+                    r.trees.len(),
+                    mib(r.logical_bytes),
+                    mib(r.bytes_before),
+                    mib(r.bytes_after),
+                    r.bytes_after as f64 / r.logical_bytes.max(1) as f64,
+                    r.seconds
+                );
+                for t in &r.trees {
+                    println!(
+                        "  tree {:<16} {:>10} records {:>10.1} MiB",
+                        t.name,
+                        t.records,
+                        mib(t.bytes)
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!();
+            eprintln!("enclave defrag: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

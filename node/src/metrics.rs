@@ -99,6 +99,7 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     pub raft_voters: Gauge,
     pub store_bytes: Gauge,
+    pub snapshot_bytes: Gauge,
     /// Blob store (files): bytes and chunk files on this node, chunks
     /// referenced but missing here, repairs and damaged copies found.
     pub blob_bytes: Gauge,
@@ -222,6 +223,11 @@ impl Metrics {
             &mut registry,
             "enclave_store_bytes",
             "Bytes the sled store uses on disk",
+        );
+        let snapshot_bytes = g(
+            &mut registry,
+            "enclave_snapshot_bytes",
+            "Bytes of the current Raft snapshot file (about the logical size of the state)",
         );
         let blob_bytes = g(
             &mut registry,
@@ -385,6 +391,7 @@ impl Metrics {
             raft_applied_index,
             raft_voters,
             store_bytes,
+            snapshot_bytes,
             blob_bytes,
             blob_chunks,
             blob_missing,

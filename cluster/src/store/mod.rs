@@ -15,6 +15,7 @@
 
 mod capture;
 mod dedup;
+pub mod defrag;
 pub mod durable;
 mod journal;
 mod log_store;

@@ -395,6 +395,24 @@ impl<A: Application> StateMachineStore<A> {
         self.inner.floor.clone()
     }
 
+    /// Size of the current snapshot file (0: none yet): about the logical
+    /// size of the state, every record once.
+    pub fn current_snapshot_bytes(&self) -> u64 {
+        let Ok(Some(v)) = self.inner.meta.get(CURRENT_SNAPSHOT) else {
+            return 0;
+        };
+        let Ok((_, name)) = open_sealed::<(SnapshotMeta, String)>(
+            &self.inner.path,
+            "the current snapshot pointer",
+            &v,
+        ) else {
+            return 0;
+        };
+        std::fs::metadata(self.inner.snap_dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
     fn snapshot_path(&self, id: &str) -> PathBuf {
         self.inner.snap_dir.join(format!("snap-{id}.bin"))
     }

@@ -698,4 +698,5 @@ async fn a_former_leader_restarts_without_its_leadership_and_still_opens() {
     );
 }
 
+mod defrag;
 mod journal;

@@ -619,6 +619,7 @@ async fn metrics(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
         .set(s.applied_index.unwrap_or(0) as i64);
     m.raft_voters.set(s.voters.len() as i64);
     m.store_bytes.set(s.store_bytes as i64);
+    m.snapshot_bytes.set(s.snapshot_bytes as i64);
     {
         use std::sync::atomic::Ordering::Relaxed;
         let (bytes, chunks) = state.blobs.store.usage();
