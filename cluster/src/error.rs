@@ -30,6 +30,13 @@ pub enum ClusterError {
         "this node leads but has not heard from a majority for {silent_ms} ms (cut off by a partition?); the write was not taken: retry on another node"
     )]
     NoQuorum { silent_ms: u64 },
+    /// A linearizable read: the leader confirmed its commit index, but
+    /// this node did not apply that far in time. (Last: the variants
+    /// before it keep their wire form between nodes of two builds.)
+    #[error(
+        "this node has not applied what the cluster committed within {waited_ms} ms (it trails the leader: retry, or read from another node)"
+    )]
+    ApplyBehind { waited_ms: u64 },
 }
 
 impl From<PeerError> for ClusterError {

@@ -571,7 +571,7 @@ impl<A: Application> ClusterNode<A> {
             .await
             .map_err(|e| {
                 tracing::debug!(error = %e, "read barrier: waiting for the applied index timed out");
-                ClusterError::Unavailable { waited_ms: timeout.as_millis() as u64 }
+                ClusterError::ApplyBehind { waited_ms: timeout.as_millis() as u64 }
             })?;
         Ok(())
     }

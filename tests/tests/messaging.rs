@@ -791,6 +791,35 @@ async fn a_linearizable_read_on_a_trailing_follower_includes_what_was_just_ackno
         .unwrap_or_else(|| panic!("the group is not listed: {v}"));
     assert_eq!(listed["last_seq"].as_u64(), Some(seq), "{listed}");
 
+    // A follower that cannot apply that far in time says so (not "no
+    // leader"): its flushes now take 15 s, past the 10 s write timeout.
+    std::fs::write(faults[slow].join("fsync_delay_ms"), "15000").expect("knob");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (s, v) = api_l
+        .call(
+            Method::POST,
+            &format!("/v1/conversations/{group}/messages"),
+            Some(&ann),
+            Some(json!({"text": "agenda attached", "client_msg_id": "k2"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = api_s
+        .call(
+            Method::GET,
+            &format!("{members_path}?consistency=linearizable"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (503, "unavailable"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has not applied what the cluster committed")),
+        "{v}"
+    );
+
     // Anything else is refused, by name.
     let (s, v) = api_s
         .call(

@@ -145,6 +145,7 @@ pub fn cluster_error(e: ClusterError) -> ApiError {
         ClusterError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage"),
         ClusterError::Peer(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
         ClusterError::NoQuorum { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_quorum"),
+        ClusterError::ApplyBehind { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     ApiError::new(status, code, e.to_string())
 }
