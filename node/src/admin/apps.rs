@@ -142,7 +142,19 @@ pub async fn list(State(state): State<S>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "apps": list })))
 }
 
-fn load(state: &S, id: u32) -> Result<App, ApiError> {
+/// The app, read locally; when this node does not have it, read again
+/// after a read barrier, so an app created through another node a moment
+/// ago is found (an operator's tool may reach any node): a 404 here means
+/// the cluster has no such app.
+async fn load(state: &S, id: u32) -> Result<App, ApiError> {
+    if let Some(app) = domain::query::app(&state.view(), id).map_err(store_error)? {
+        return Ok(app);
+    }
+    state
+        .cluster
+        .read_barrier()
+        .await
+        .map_err(crate::http::cluster_error)?;
     domain::query::app(&state.view(), id)
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no app {id}")))
@@ -150,7 +162,7 @@ fn load(state: &S, id: u32) -> Result<App, ApiError> {
 
 /// `GET /v1/apps/{agentid}`
 pub async fn show(State(state): State<S>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let app = load(&state, agentid(&id)?)?;
+    let app = load(&state, agentid(&id)?).await?;
     Ok(Json(app_json(&state, &app)?))
 }
 
@@ -280,7 +292,7 @@ pub async fn set_callback(
     Body(req): Body<CallbackReq>,
 ) -> Result<Json<Value>, ApiError> {
     let id = agentid(&id)?;
-    load(&state, id)?;
+    load(&state, id).await?;
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_callback", m);
     let token = match req.token {
         Some(t) => t,
