@@ -142,22 +142,15 @@ pub async fn list(State(state): State<S>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "apps": list })))
 }
 
-/// The app, read locally; when this node does not have it, read again
-/// after a read barrier, so an app created through another node a moment
-/// ago is found (an operator's tool may reach any node): a 404 here means
-/// the cluster has no such app.
+/// The app; one created through another node a moment ago is found too
+/// (an operator's tool may reach any node), so a 404 means the cluster has
+/// no such app.
 async fn load(state: &S, id: u32) -> Result<App, ApiError> {
-    if let Some(app) = domain::query::app(&state.view(), id).map_err(store_error)? {
-        return Ok(app);
-    }
-    state
-        .cluster
-        .read_barrier()
-        .await
-        .map_err(crate::http::cluster_error)?;
-    domain::query::app(&state.view(), id)
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no app {id}")))
+    crate::http::find_or_catch_up(state, |st| {
+        domain::query::app(&st.view(), id).map_err(store_error)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no app {id}")))
 }
 
 /// `GET /v1/apps/{agentid}`

@@ -368,17 +368,7 @@ pub async fn kv_get(
     Params(opts): Params<ReadOpts>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     kv::validate_key(&key).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", e))?;
-    match opts.consistency.as_deref() {
-        None | Some("local") => {}
-        Some("linearizable") => state.cluster.read_barrier().await.map_err(cluster_error)?,
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_consistency",
-                format!("consistency {other:?}: use local or linearizable"),
-            ));
-        }
-    }
+    crate::http::read_consistency(&state, opts.consistency.as_deref()).await?;
     let value = kv::get(&state.cluster.sm.view(), &key)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()))?;
     match value {

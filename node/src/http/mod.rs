@@ -17,6 +17,7 @@ pub mod files;
 pub mod limits;
 pub mod membership;
 pub mod office;
+pub mod reads;
 pub mod state;
 pub mod submit;
 pub mod trace;
@@ -27,6 +28,7 @@ pub use error::{
 };
 pub use extract::{Body, Params, choose, header_key, page_limit, scoped_key};
 pub use limits::Limits;
+pub use reads::{find_or_catch_up, read_consistency};
 pub use state::{CertStatus, ListenStatus, NodeState, now_ms};
 pub use submit::{record, submit, write_app};
 pub use trace::{RequestId, origin, trace_request};

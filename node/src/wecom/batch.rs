@@ -324,20 +324,13 @@ pub async fn media_upload(
 /// before saying no: it may have been uploaded through another node).
 pub async fn app_file(state: &S, call: &AppCall, id: &str) -> Result<BlobRecord, WeErr> {
     let mine = owner(call);
-    let find = |state: &S| -> Result<Option<BlobRecord>, WeErr> {
-        Ok(domain::query::file(&state.view(), id)
+    crate::http::find_or_catch_up(state, |st| -> Result<_, WeErr> {
+        Ok(domain::query::file(&st.view(), id)
             .map_err(store_error)?
             .filter(|f| f.uploader == mine))
-    };
-    if let Some(f) = find(state)? {
-        return Ok(f);
-    }
-    state
-        .cluster
-        .read_barrier()
-        .await
-        .map_err(crate::http::cluster_error)?;
-    find(state)?.ok_or_else(|| err(code::INVALID_MEDIA_ID, format!("invalid media_id {id:?}")))
+    })
+    .await?
+    .ok_or_else(|| err(code::INVALID_MEDIA_ID, format!("invalid media_id {id:?}")))
 }
 
 #[derive(Debug, Deserialize)]

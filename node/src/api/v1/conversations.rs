@@ -10,7 +10,9 @@ use super::Caller;
 use crate::domain::{self, Command, ConvMember, Conversation, Done, Message, Target};
 use crate::http::ApiError;
 use crate::http::extract::{KeyScope, PathArgs};
-use crate::http::{Body, Params, S, header_key, page_limit, scoped_key, store_error, submit};
+use crate::http::{
+    Body, Params, S, header_key, page_limit, read_consistency, scoped_key, store_error, submit,
+};
 
 pub fn conv_json(c: &Conversation, me: Option<&ConvMember>) -> Value {
     let mut v = json!({
@@ -118,29 +120,8 @@ fn seq_param(s: &str) -> Result<u64, ApiError> {
 pub struct PageQuery {
     pub cursor: Option<String>,
     pub limit: Option<usize>,
-    /// `local` or `linearizable`: see [`read_consistency`].
+    /// `local` or `linearizable`: see [`crate::http::read_consistency`].
     pub consistency: Option<String>,
-}
-
-/// A read's `consistency` parameter: `local` (the default: this node's
-/// applied state, which trails the leader by a little on a follower) or
-/// `linearizable` (a read-index barrier first, so the answer includes
-/// every write acknowledged before the request began, whichever node took
-/// it; one round trip to the leader more).
-pub async fn read_consistency(state: &S, consistency: Option<&str>) -> Result<(), ApiError> {
-    match consistency {
-        None | Some("local") => Ok(()),
-        Some("linearizable") => state
-            .cluster
-            .read_barrier()
-            .await
-            .map_err(crate::http::cluster_error),
-        Some(other) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("consistency {other:?}: use local or linearizable"),
-        )),
-    }
 }
 
 /// `GET /v1/conversations`: the caller's conversations.

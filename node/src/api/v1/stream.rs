@@ -78,7 +78,7 @@ pub struct SyncQuery {
     pub timeout_ms: Option<u64>,
     pub limit: Option<usize>,
     /// `local` (default) or `linearizable`: see
-    /// [`super::conversations::read_consistency`].
+    /// [`crate::http::read_consistency`].
     pub consistency: Option<String>,
 }
 
@@ -91,7 +91,7 @@ pub async fn sync(
     let since = parse_token(q.since.as_deref())?;
     let limit = page_limit(q.limit, 500, 5000)?;
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(0).min(60_000));
-    super::conversations::read_consistency(&state, q.consistency.as_deref()).await?;
+    crate::http::read_consistency(&state, q.consistency.as_deref()).await?;
     let deadline = Instant::now() + timeout;
     let mut applied = state.cluster.sm.app().hub.applied.subscribe();
     loop {
