@@ -5,6 +5,7 @@
 
 mod campaign;
 mod leadership;
+pub mod snapshots;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,8 +30,13 @@ pub struct RaftSettings {
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
     pub election_max_ms: u64,
-    /// Build a snapshot after this many applied entries since the last one.
+    /// Build a snapshot after this many applied entries since the last one
+    /// at the least (see `node/snapshots.rs`).
     pub snapshot_every: u64,
+    /// ... and once the log since the last one holds this percentage of
+    /// the last snapshot's size (0: the entry count alone).
+    #[serde(default = "default_snapshot_log_percent")]
+    pub snapshot_log_percent: u64,
     /// Entries kept in the log behind a snapshot (lets slightly lagging
     /// followers catch up by log instead of snapshot).
     pub keep_logs: u64,
@@ -50,6 +56,7 @@ impl Default for RaftSettings {
             election_min_ms: 600,
             election_max_ms: 1200,
             snapshot_every: 20_000,
+            snapshot_log_percent: default_snapshot_log_percent(),
             keep_logs: 1_000,
             snapshot_chunk_bytes: 1 << 20,
             snapshot_chunk_timeout_ms: 30_000,
@@ -57,6 +64,10 @@ impl Default for RaftSettings {
             cache_bytes: store::DEFAULT_CACHE_BYTES,
         }
     }
+}
+
+fn default_snapshot_log_percent() -> u64 {
+    25
 }
 
 /// A membership change requested of the leader.
@@ -89,6 +100,10 @@ pub struct NodeStatus {
     /// Size of the current snapshot file (0: none yet).
     #[serde(default)]
     pub snapshot_bytes: u64,
+    /// Approximate log bytes applied since the current snapshot (this
+    /// process's count; see `node/snapshots.rs`).
+    #[serde(default)]
+    pub log_bytes_since_snapshot: u64,
     /// Committed index recorded in the durability watermark.
     pub watermark_committed: Option<u64>,
     pub cluster_id: Option<String>,
@@ -177,16 +192,6 @@ pub fn open_stores<A: Application>(
     Ok((log, sm))
 }
 
-/// `snapshot_every` plus a per-node offset of up to 1/8 of it. With the
-/// same threshold every node built its snapshot (and purged its log) at the
-/// same index, all at once: on a small machine the leader and its
-/// followers then stalled together and writes paused for seconds (seen in
-/// the failover soak at 21 MB of state). Staggered, at most one node is
-/// busy with it at a time and the others keep a majority.
-pub fn staggered_snapshot_every(snapshot_every: u64, id: NodeId) -> u64 {
-    snapshot_every + id % (snapshot_every / 8 + 1)
-}
-
 /// A random idempotency key for writes whose caller gave none, so a retry
 /// after an unknown outcome can never apply twice.
 fn auto_key() -> String {
@@ -218,10 +223,9 @@ impl<A: Application> ClusterNode<A> {
             election_timeout_min: settings.election_min_ms,
             election_timeout_max: settings.election_max_ms,
             install_snapshot_timeout: settings.snapshot_chunk_timeout_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(staggered_snapshot_every(
-                settings.snapshot_every,
-                id,
-            )),
+            // `snapshots.rs` decides (entries and the log's share of the
+            // state's size) and triggers the builds.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: settings.keep_logs,
             snapshot_max_chunk_size: settings.snapshot_chunk_bytes,
             // Entries are batches of up to 1 MiB (see proposer.rs); keep one
@@ -265,6 +269,7 @@ impl<A: Application> ClusterNode<A> {
             leader_changes: std::sync::Mutex::default(),
         });
         campaign::spawn(&node);
+        snapshots::spawn(&node);
         // Remember leader changes for the status (the console's history).
         let weak = Arc::downgrade(&node);
         let mut metrics = node.raft.metrics();
@@ -793,6 +798,7 @@ impl<A: Application> ClusterNode<A> {
             millis_since_quorum_ack: m.millis_since_quorum_ack,
             store_bytes: self.log.size_on_disk(),
             snapshot_bytes: self.sm.current_snapshot_bytes(),
+            log_bytes_since_snapshot: self.sm.log_bytes_since_snapshot(),
             watermark_committed: self.log.watermark().get().committed,
             cluster_id: self.cluster_id(),
             cert_not_after: self
@@ -832,27 +838,4 @@ pub enum StartError {
     Settings(String),
     #[error("starting raft: {0}")]
     Raft(String),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_points_differ_between_nodes_by_at_most_an_eighth() {
-        let every = 20_000;
-        let points: Vec<u64> = ["node-1", "node-2", "node-3"]
-            .iter()
-            .map(|n| staggered_snapshot_every(every, node_id_of(n)))
-            .collect();
-        assert!(
-            points
-                .iter()
-                .all(|p| (every..=every + every / 8).contains(p))
-        );
-        let distinct: std::collections::BTreeSet<_> = points.iter().collect();
-        assert_eq!(distinct.len(), 3, "{points:?}");
-        // Tiny thresholds (tests use 10–50) still work.
-        assert!((10..=12).contains(&staggered_snapshot_every(10, u64::MAX)));
-    }
 }

@@ -100,6 +100,7 @@ pub struct Metrics {
     pub raft_voters: Gauge,
     pub store_bytes: Gauge,
     pub snapshot_bytes: Gauge,
+    pub log_bytes_since_snapshot: Gauge,
     /// Blob store (files): bytes and chunk files on this node, chunks
     /// referenced but missing here, repairs and damaged copies found.
     pub blob_bytes: Gauge,
@@ -228,6 +229,11 @@ impl Metrics {
             &mut registry,
             "enclave_snapshot_bytes",
             "Bytes of the current Raft snapshot file (about the logical size of the state)",
+        );
+        let log_bytes_since_snapshot = g(
+            &mut registry,
+            "enclave_log_bytes_since_snapshot",
+            "Approximate bytes of Raft log applied since the current snapshot (counted from the process start); the next build waits for raft.snapshot_log_percent of the snapshot's size",
         );
         let blob_bytes = g(
             &mut registry,
@@ -392,6 +398,7 @@ impl Metrics {
             raft_voters,
             store_bytes,
             snapshot_bytes,
+            log_bytes_since_snapshot,
             blob_bytes,
             blob_chunks,
             blob_missing,

@@ -802,3 +802,70 @@ async fn a_damaged_node_is_rebuilt_from_its_peers_with_two_commands() {
     let keys: Vec<String> = (0..120).map(|i| format!("r-{i}")).collect();
     c.assert_all_present(&keys).await;
 }
+
+/// Once the state is large (a snapshot over 16 MiB), a node builds its next
+/// snapshot only when the log since the last one holds
+/// `raft.snapshot_log_percent` (25 %) of its size, however many entries
+/// that takes: a build reads the whole state, so on the entry count alone
+/// a big state would be rebuilt again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_state_is_snapshotted_again_after_a_share_of_its_size_not_a_count() {
+    let spec = NodeSpec {
+        env: vec![("ENCLAVE_RAFT__SNAPSHOT_EVERY".into(), "50".into())],
+        ..Default::default()
+    };
+    let c = TestCluster::start(1, spec).await;
+    let this = |s: serde_json::Value| s["this_node"].clone();
+    let big = "x".repeat(60 << 10);
+    // About 18 MiB of state, 50 writes at a time.
+    for round in 0..6 {
+        let keys: Vec<String> = (0..50).map(|k| format!("big-{round}-{k}")).collect();
+        let puts = keys.iter().map(|k| c.put(0, k, &big));
+        for r in futures_util::future::join_all(puts).await {
+            r.expect("put");
+        }
+    }
+    // Small writes until a snapshot holds it all (the entry count decides
+    // while snapshots are under 16 MiB).
+    let mut n = 0;
+    let first = wait_for_async("a snapshot over 16 MiB", Duration::from_secs(120), || {
+        n += 1;
+        let (key, c) = (format!("small-{n}"), &c);
+        async move {
+            c.put(0, &key, "s").await.expect("put");
+            let s = this(c.status(0).await?);
+            (s["snapshot_bytes"].as_u64()? > 16 << 20).then(|| s["snapshot_index"].as_u64())?
+        }
+    })
+    .await;
+    // 100 small writes: twice `snapshot_every`, a few KiB of log.
+    for k in 0..100 {
+        c.put(0, &format!("tiny-{k}"), "t").await.expect("put");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // 10 checks of the trigger
+    let s = this(c.status(0).await.expect("status"));
+    assert_eq!(
+        s["snapshot_index"].as_u64(),
+        Some(first),
+        "a snapshot was built on the entry count alone: {s}"
+    );
+    let since = s["log_bytes_since_snapshot"].as_u64().unwrap_or(0);
+    assert!(
+        (1..1 << 20).contains(&since),
+        "log since the snapshot: {since} B"
+    );
+    // About 6 MiB more, over a quarter of the snapshot: now it is built.
+    for round in 0..2 {
+        let keys: Vec<String> = (0..50).map(|k| format!("more-{round}-{k}")).collect();
+        let puts = keys.iter().map(|k| c.put(0, k, &big));
+        for r in futures_util::future::join_all(puts).await {
+            r.expect("put");
+        }
+    }
+    let next = wait_for_async("the next snapshot", Duration::from_secs(120), || async {
+        let s = this(c.status(0).await?);
+        s["snapshot_index"].as_u64().filter(|i| *i > first)
+    })
+    .await;
+    assert!(next > first);
+}

@@ -90,6 +90,11 @@ struct Inner<A> {
     incoming: Mutex<Option<PathBuf>>,
     seq: AtomicU64,
     metrics: BatchMetrics,
+    /// Approximate payload bytes applied by this process (see
+    /// [`StateMachineStore::log_bytes_since_snapshot`]).
+    applied_bytes: AtomicU64,
+    /// `applied_bytes` when the current snapshot's starting point was taken.
+    snapshot_mark: AtomicU64,
 }
 
 /// A read-only view of the application's state (local, not linearizable).
@@ -234,6 +239,8 @@ impl<A: Application> StateMachineStore<A> {
                 incoming: Mutex::new(None),
                 seq: AtomicU64::new(0),
                 metrics: BatchMetrics::new(&APPLY),
+                applied_bytes: AtomicU64::new(0),
+                snapshot_mark: AtomicU64::new(0),
             }),
         })
     }
@@ -286,13 +293,22 @@ impl<A: Application> StateMachineStore<A> {
         &self,
         path: &Path,
     ) -> Result<snapshot::SnapshotInfo, StorageError> {
+        Ok(self.write_snapshot_at(path).await?.0)
+    }
+
+    /// [`Self::write_snapshot_file`], also returning the applied-bytes
+    /// count at the snapshot's starting point.
+    async fn write_snapshot_at(
+        &self,
+        path: &Path,
+    ) -> Result<(snapshot::SnapshotInfo, u64), StorageError> {
         let _build = self.inner.build_lock.lock().await;
         // The starting point: taken under the apply lock, which is released
         // at once. From here on apply records the old value of every key it
         // changes, so the snapshot is the state as of `applied` although
         // applies continue while it is written (holding the lock for the
         // whole write stalled every write for as long, 1.9 s at 400k keys).
-        let (tree, meta, capturing) = {
+        let (tree, meta, capturing, mark) = {
             let _guard = self.inner.apply_lock.lock().await;
             let tree = self.tree();
             let (applied, membership) =
@@ -308,22 +324,24 @@ impl<A: Application> StateMachineStore<A> {
                 None => format!("0-0-{}-{seq}", std::process::id()),
             };
             let capturing = self.inner.capture.start();
+            let mark = self.inner.applied_bytes.load(Ordering::Relaxed);
             let meta = SnapshotMeta {
                 last_log_id: applied,
                 last_membership: membership,
                 snapshot_id,
             };
-            (tree, meta, capturing)
+            (tree, meta, capturing, mark)
         };
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || {
+        let info = tokio::task::spawn_blocking(move || {
             // Capturing stops when this closure ends, whatever happens.
             let records = capturing.records(tree.iter());
             snapshot::write(&path, &meta, records)
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))?
-        .map_err(|e| snap_err(ErrorVerb::Write, e))
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok((info, mark))
     }
 
     /// Seed an empty, never-initialized state machine with the data of a
@@ -413,6 +431,22 @@ impl<A: Application> StateMachineStore<A> {
             .unwrap_or(0)
     }
 
+    /// Approximate bytes of log applied since the current snapshot's
+    /// starting point (counted from this process's start: after a restart
+    /// the log already behind the snapshot is not counted). What the
+    /// snapshot trigger weighs against the snapshot's size.
+    pub fn log_bytes_since_snapshot(&self) -> u64 {
+        let applied = self.inner.applied_bytes.load(Ordering::Relaxed);
+        applied.saturating_sub(self.inner.snapshot_mark.load(Ordering::Relaxed))
+    }
+
+    /// The current snapshot holds everything applied so far (called under
+    /// the apply lock, by an install).
+    fn mark_snapshot_point(&self) {
+        let applied = self.inner.applied_bytes.load(Ordering::Relaxed);
+        self.inner.snapshot_mark.store(applied, Ordering::Relaxed);
+    }
+
     fn snapshot_path(&self, id: &str) -> PathBuf {
         self.inner.snap_dir.join(format!("snap-{id}.bin"))
     }
@@ -471,10 +505,11 @@ impl<A: Application> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<A> {
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         let tmp = self.inner.snap_dir.join(format!("build-{seq}.tmp"));
         let started = std::time::Instant::now();
-        let info = self.write_snapshot_file(&tmp).await?;
+        let (info, mark) = self.write_snapshot_at(&tmp).await?;
         let path = self.snapshot_path(&info.meta.snapshot_id);
         std::fs::rename(&tmp, &path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         self.set_current_snapshot(&info.meta, &path)?;
+        self.inner.snapshot_mark.store(mark, Ordering::Relaxed);
         tracing::info!(snapshot = %info.meta.snapshot_id, records = info.records, bytes = info.bytes, ms = started.elapsed().as_millis() as u64, "snapshot built");
         let file = tokio::fs::File::open(&path)
             .await
@@ -628,6 +663,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         *self.inner.state.write().unwrap_or_else(|p| p.into_inner()) = new_tree;
         self.inner.generation.store(new_gen, Ordering::Release);
+        self.mark_snapshot_point();
         let _ = self.inner.db.drop_tree(format!("sm.{old_gen}"));
         let final_path = self.snapshot_path(&meta.snapshot_id);
         std::fs::rename(&incoming, &final_path).map_err(|e| snap_err(ErrorVerb::Write, e))?;

@@ -620,6 +620,8 @@ async fn metrics(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
     m.raft_voters.set(s.voters.len() as i64);
     m.store_bytes.set(s.store_bytes as i64);
     m.snapshot_bytes.set(s.snapshot_bytes as i64);
+    m.log_bytes_since_snapshot
+        .set(s.log_bytes_since_snapshot as i64);
     {
         use std::sync::atomic::Ordering::Relaxed;
         let (bytes, chunks) = state.blobs.store.usage();

@@ -116,6 +116,10 @@ fn each_invalid_value_names_its_key_and_source() {
             "raft.election_max_ms",
         ),
         ("[raft]\nsnapshot_every = 1\n", "raft.snapshot_every"),
+        (
+            "[raft]\nsnapshot_log_percent = 1001\n",
+            "raft.snapshot_log_percent",
+        ),
         ("[raft]\nwrite_timeout_ms = 1\n", "raft.write_timeout_ms"),
         (
             "[node]\nadvertise_host = \"a b:1\"\n",

@@ -191,6 +191,7 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
         election_min_ms,
         election_max_ms,
         snapshot_every: range("raft.snapshot_every", r.snapshot_every, 10, 100_000_000)?,
+        snapshot_log_percent: range("raft.snapshot_log_percent", r.snapshot_log_percent, 0, 1000)?,
         keep_logs: range("raft.keep_logs", r.keep_logs, 0, 100_000_000)?,
         write_timeout_ms: range("raft.write_timeout_ms", r.write_timeout_ms, 100, 600_000)?,
         cache_bytes: range("raft.cache_mb", r.cache_mb, 4, 65_536)? << 20,

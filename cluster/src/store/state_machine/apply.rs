@@ -74,6 +74,9 @@ impl<A: Application> StateMachineStore<A> {
             };
             out.extend(responses);
             last = chunk_last.or(last);
+            self.inner
+                .applied_bytes
+                .fetch_add(weight as u64, Ordering::Relaxed);
         }
         if let Some(l) = last {
             self.inner.app.applied(l.index);
