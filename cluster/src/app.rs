@@ -86,4 +86,12 @@ pub trait Application: Send + Sync + 'static {
     fn in_state_hash(&self, _key: &[u8]) -> bool {
         true
     }
+
+    /// The file format of the next snapshot or backup
+    /// (`store::snapshot::VERSION` or `VERSION_DEFLATE`), given the state
+    /// it is taken of: a format every node that may receive the file can
+    /// read (an application gates the compressed one on its log version).
+    fn snapshot_format(&self, _state: &crate::store::StateView) -> u32 {
+        crate::store::snapshot::VERSION
+    }
 }

@@ -39,8 +39,17 @@ pub const RELEASE: &str = env!("CARGO_PKG_VERSION");
 /// version 5 stores a message once (its posting event is derived from the
 /// message record, `domain::keys::MESSAGE_ONCE_VERSION`) and keeps a
 /// reference, not the message, as a send's idempotency record — old
-/// commands write less, and an old build would not find the events.
-pub const LOG_VERSION: u32 = 5;
+/// commands write less, and an old build would not find the events;
+/// version 6 changes no command: from it, snapshots and backups are
+/// written compressed (`SNAPSHOT_DEFLATE_VERSION`), which an older build
+/// cannot load.
+pub const LOG_VERSION: u32 = 6;
+
+/// The log version from which snapshot and backup files are written in
+/// the compressed format (version 2 of `enclave_cluster::store::snapshot`):
+/// only once every voter runs a build that reads it, since a leader sends
+/// its snapshot to followers of any build.
+pub const SNAPSHOT_DEFLATE_VERSION: u32 = 6;
 
 /// The data-directory format this build reads and writes.
 pub const DATA_FORMAT: u32 = 1;

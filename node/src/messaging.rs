@@ -611,6 +611,20 @@ impl Application for NodeApp {
         !key.starts_with(b"audit/")
     }
 
+    /// Compressed once the cluster's log version says every voter reads it
+    /// (`lifecycle::SNAPSHOT_DEFLATE_VERSION`).
+    fn snapshot_format(&self, state: &enclave_cluster::store::StateView) -> u32 {
+        use enclave_cluster::store::snapshot;
+        match crate::domain::apply::cluster_version(&ViewStore(state.clone())) {
+            Ok(v) if v >= crate::lifecycle::SNAPSHOT_DEFLATE_VERSION => snapshot::VERSION_DEFLATE,
+            Ok(_) => snapshot::VERSION,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the cluster's log version: snapshot written uncompressed");
+                snapshot::VERSION
+            }
+        }
+    }
+
     /// A send's idempotency record keeps the message by reference (log
     /// version 5): the message is not stored a third time. Expanded again
     /// by `http::write_app` ([`expand_retry`]).

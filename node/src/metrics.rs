@@ -228,7 +228,7 @@ impl Metrics {
         let snapshot_bytes = g(
             &mut registry,
             "enclave_snapshot_bytes",
-            "Bytes of the current Raft snapshot file (about the logical size of the state)",
+            "Uncompressed bytes of the current Raft snapshot (about the logical size of the state; the file is compressed from log version 6)",
         );
         let log_bytes_since_snapshot = g(
             &mut registry,

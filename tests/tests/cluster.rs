@@ -545,6 +545,10 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
             .await
             .expect("write");
     }
+    // At log version 6 (a fresh cluster moves there by itself) backups and
+    // snapshots are written compressed. (The move is a write: wait for it
+    // before taking the state's hash.)
+    c.wait_log_version(leader, 6).await;
     let hash_of = |v: serde_json::Value| v["sha256"].as_str().unwrap_or_default().to_string();
     let original = hash_of(
         c.admin(leader)
@@ -576,6 +580,9 @@ async fn backup_then_restore_into_a_fresh_cluster_gives_identical_state() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("sha256"), "{out}");
+    // Compressed: snapshot format version 2.
+    let head = std::fs::read(&file).expect("backup file");
+    assert_eq!(&head[..12], b"ENCLSNAP\x02\0\0\0", "format version");
     let (code, out, err) = enclavectl(&["backup", "verify", &s(&file)]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("OK"), "{out}");

@@ -308,7 +308,7 @@ impl<A: Application> StateMachineStore<A> {
         // changes, so the snapshot is the state as of `applied` although
         // applies continue while it is written (holding the lock for the
         // whole write stalled every write for as long, 1.9 s at 400k keys).
-        let (tree, meta, capturing, mark) = {
+        let (tree, meta, capturing, mark, format) = {
             let _guard = self.inner.apply_lock.lock().await;
             let tree = self.tree();
             let (applied, membership) =
@@ -325,18 +325,19 @@ impl<A: Application> StateMachineStore<A> {
             };
             let capturing = self.inner.capture.start();
             let mark = self.inner.applied_bytes.load(Ordering::Relaxed);
+            let format = self.inner.app.snapshot_format(&self.view());
             let meta = SnapshotMeta {
                 last_log_id: applied,
                 last_membership: membership,
                 snapshot_id,
             };
-            (tree, meta, capturing, mark)
+            (tree, meta, capturing, mark, format)
         };
         let path = path.to_path_buf();
         let info = tokio::task::spawn_blocking(move || {
             // Capturing stops when this closure ends, whatever happens.
             let records = capturing.records(tree.iter());
-            snapshot::write(&path, &meta, records)
+            snapshot::write_as(&path, &meta, records, format)
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))?
@@ -413,8 +414,8 @@ impl<A: Application> StateMachineStore<A> {
         self.inner.floor.clone()
     }
 
-    /// Size of the current snapshot file (0: none yet): about the logical
-    /// size of the state, every record once.
+    /// Uncompressed size of the current snapshot (0: none yet): about the
+    /// logical size of the state, every record once.
     pub fn current_snapshot_bytes(&self) -> u64 {
         let Ok(Some(v)) = self.inner.meta.get(CURRENT_SNAPSHOT) else {
             return 0;
@@ -426,9 +427,7 @@ impl<A: Application> StateMachineStore<A> {
         ) else {
             return 0;
         };
-        std::fs::metadata(self.inner.snap_dir.join(name))
-            .map(|m| m.len())
-            .unwrap_or(0)
+        snapshot::logical_size(&self.inner.snap_dir.join(name)).unwrap_or(0)
     }
 
     /// Approximate bytes of log applied since the current snapshot's

@@ -100,6 +100,14 @@ fn reopen_db(path: &std::path::Path) -> sled::Db {
 /// held by sled's background flusher thread (it lets go within its flush
 /// interval), so a reopen waits for the file lock, bounded.
 async fn open_all(dir: &std::path::Path) -> (sled::Db, LogStore, StateMachineStore<Kv>) {
+    open_all_with(dir, Kv).await
+}
+
+/// [`open_all`] with another application.
+async fn open_all_with<A: Application>(
+    dir: &std::path::Path,
+    app: A,
+) -> (sled::Db, LogStore, StateMachineStore<A>) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let db = loop {
         match open_db(&dir.join("db"), 4 << 20) {
@@ -111,7 +119,7 @@ async fn open_all(dir: &std::path::Path) -> (sled::Db, LogStore, StateMachineSto
         }
     };
     let log = LogStore::open(&db, dir).expect("log");
-    let sm = StateMachineStore::open(&db, dir, &dir.join("snapshots"), Arc::new(Kv)).expect("sm");
+    let sm = StateMachineStore::open(&db, dir, &dir.join("snapshots"), Arc::new(app)).expect("sm");
     (db, log, sm)
 }
 
@@ -700,3 +708,4 @@ async fn a_former_leader_restarts_without_its_leadership_and_still_opens() {
 
 mod defrag;
 mod journal;
+mod snapshot_format;
