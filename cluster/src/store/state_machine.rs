@@ -95,7 +95,14 @@ struct Inner<A> {
     applied_bytes: AtomicU64,
     /// `applied_bytes` when the current snapshot's starting point was taken.
     snapshot_mark: AtomicU64,
+    /// Uncompressed size of the current snapshot, once known
+    /// ([`UNKNOWN_SIZE`] until first asked after opening): it changes only
+    /// when a snapshot is built or installed, but is read by every status,
+    /// metrics scrape and snapshot-trigger check.
+    snapshot_size: AtomicU64,
 }
+
+const UNKNOWN_SIZE: u64 = u64::MAX;
 
 /// A read-only view of the application's state (local, not linearizable).
 ///
@@ -241,6 +248,7 @@ impl<A: Application> StateMachineStore<A> {
                 metrics: BatchMetrics::new(&APPLY),
                 applied_bytes: AtomicU64::new(0),
                 snapshot_mark: AtomicU64::new(0),
+                snapshot_size: AtomicU64::new(UNKNOWN_SIZE),
             }),
         })
     }
@@ -417,6 +425,17 @@ impl<A: Application> StateMachineStore<A> {
     /// Uncompressed size of the current snapshot (0: none yet): about the
     /// logical size of the state, every record once.
     pub fn current_snapshot_bytes(&self) -> u64 {
+        let known = self.inner.snapshot_size.load(Ordering::Relaxed);
+        if known != UNKNOWN_SIZE {
+            return known;
+        }
+        let size = self.read_current_snapshot_size();
+        self.inner.snapshot_size.store(size, Ordering::Relaxed);
+        size
+    }
+
+    /// [`Self::current_snapshot_bytes`] from the pointer and the file.
+    fn read_current_snapshot_size(&self) -> u64 {
         let Ok(Some(v)) = self.inner.meta.get(CURRENT_SNAPSHOT) else {
             return 0;
         };
@@ -464,6 +483,8 @@ impl<A: Application> StateMachineStore<A> {
         if let Some(l) = meta.last_log_id {
             self.inner.floor.fetch_max(l.index + 1, Ordering::AcqRel);
         }
+        let size = snapshot::logical_size(file).unwrap_or(0);
+        self.inner.snapshot_size.store(size, Ordering::Relaxed);
         // Keep only the current snapshot.
         if let Ok(rd) = std::fs::read_dir(&self.inner.snap_dir) {
             for e in rd.flatten() {
