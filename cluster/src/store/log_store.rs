@@ -9,6 +9,14 @@
 //! - `save_vote`, `truncate` and `purge` flush before returning;
 //! - `save_committed` is a hint and is not flushed.
 //!
+//! A purge is its marker: `purge` writes `m/purged` durably and returns;
+//! the entries up to it are deleted afterwards by the `enclave-log-purge`
+//! thread, and whatever a crash left of them is deleted when the log is
+//! opened. Nothing reads an entry at or below the marker. (Deleting them in
+//! `purge` itself, in one batch, held up openraft's core loop: a purge
+//! after a large snapshot covers hundreds of thousands of entries, and a
+//! leader sends no heartbeat while its core waits.)
+//!
 //! Key layout: `l<index:be64>` → sealed entry; `m/vote`, `m/committed`,
 //! `m/purged` → sealed values.
 
@@ -56,6 +64,10 @@ pub struct LogStore {
     /// A purge openraft asked for beyond `floor`, done once it is reached.
     deferred: Arc<std::sync::Mutex<Option<LogId>>>,
     purge_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The purge marker's index + 1 (0: nothing purged), for readers.
+    purged: Arc<AtomicU64>,
+    /// Deletes purged entries off the Raft core's task.
+    deleter: std::sync::mpsc::Sender<(sled::Tree, u64)>,
     metrics: BatchMetrics,
 }
 
@@ -102,6 +114,73 @@ fn spawn_flusher(path: PathBuf, metrics: BatchMetrics) -> std::sync::mpsc::Sende
     tx
 }
 
+/// Entries deleted between two looks at the queue (and short pauses).
+const DELETE_CHUNK: u64 = 1_024;
+
+/// Delete the log entries of `tree` up to and including `upto`, in
+/// chunks. Plain removes, not batches: a sled batch holds the database's
+/// write lock, and appends would wait for it. Not flushed: a crash brings
+/// some back, and opening the log deletes them again.
+fn delete_through(tree: &sled::Tree, upto: u64, pause: bool) -> sled::Result<u64> {
+    let first = match tree.scan_prefix(b"l").next() {
+        Some(item) => index_of(&item?.0).unwrap_or(u64::MAX),
+        None => return Ok(0),
+    };
+    let mut deleted = 0;
+    let mut at = first;
+    while at <= upto {
+        let end = upto.min(at.saturating_add(DELETE_CHUNK - 1));
+        for i in at..=end {
+            if tree.remove(log_key(i))?.is_some() {
+                deleted += 1;
+            }
+        }
+        if end == u64::MAX {
+            break;
+        }
+        at = end + 1;
+        if pause {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    Ok(deleted)
+}
+
+/// The thread that deletes purged entries. Each request carries its own
+/// handle to the tree (as the flusher's do), so an idle deleter holds none.
+fn spawn_deleter(path: PathBuf) -> std::sync::mpsc::Sender<(sled::Tree, u64)> {
+    let (tx, rx) = std::sync::mpsc::channel::<(sled::Tree, u64)>();
+    let spawned = std::thread::Builder::new()
+        .name("enclave-log-purge".into())
+        .spawn(move || {
+            while let Ok((mut tree, mut upto)) = rx.recv() {
+                for (t, u) in rx.try_iter() {
+                    if u > upto {
+                        (tree, upto) = (t, u);
+                    }
+                }
+                let started = std::time::Instant::now();
+                match delete_through(&tree, upto, true) {
+                    Ok(n) => tracing::debug!(
+                        upto,
+                        deleted = n,
+                        ms = started.elapsed().as_millis() as u64,
+                        "purged log entries deleted"
+                    ),
+                    // Harmless for the log (the marker rules); retried with
+                    // the next purge and at the next open.
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "deleting purged log entries failed")
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the log purge thread");
+    }
+    tx
+}
+
 impl LogStore {
     /// Open the log in `db`, verifying every stored entry and marker.
     pub fn open(db: &sled::Db, path: &Path) -> Result<LogStore, StoreError> {
@@ -124,8 +203,16 @@ impl LogStore {
             floor: None,
             deferred: Arc::default(),
             purge_lock: Arc::default(),
+            purged: Arc::default(),
+            deleter: spawn_deleter(path.to_path_buf()),
             metrics,
         };
+        // Finish a purge a crash interrupted: its marker is durable, some
+        // of its entries may not be deleted yet.
+        if let Some(p) = store.read_meta::<LogId>(PURGED, "the purge marker")? {
+            delete_through(&store.tree, p.index, false).map_err(|e| sled_err(path, e))?;
+            store.purged.store(p.index + 1, Ordering::Release);
+        }
         store.verify()?;
         Ok(store)
     }
@@ -141,13 +228,15 @@ impl LogStore {
 
     /// The last log index, or the purge point if the log is empty.
     pub fn last_index_or_purged(&self) -> Result<Option<u64>, StoreError> {
+        let purged = self
+            .read_meta::<LogId>(PURGED, "the purge marker")?
+            .map(|l| l.index);
         if let Some(item) = self.tree.scan_prefix(b"l").next_back() {
             let (k, _) = item.map_err(|e| sled_err(&self.path, e))?;
-            return Ok(index_of(&k));
+            // An entry at or below the marker is one still being deleted.
+            return Ok(index_of(&k).max(purged));
         }
-        Ok(self
-            .read_meta::<LogId>(PURGED, "the purge marker")?
-            .map(|l| l.index))
+        Ok(purged)
     }
 
     pub fn stored_vote(&self) -> Result<Option<Vote>, StoreError> {
@@ -318,6 +407,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => i.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        // Entries at or below the purge marker may still be on disk (they
+        // are deleted in the background); they are not in the log.
+        let start = start.max(self.purged.load(Ordering::Acquire));
         let end = match range.end_bound() {
             Bound::Included(i) => Bound::Included(log_key(*i)),
             Bound::Excluded(i) => Bound::Excluded(log_key(*i)),
@@ -357,7 +449,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 })?;
                 let entry: Entry =
                     postcard::from_bytes(payload).map_err(|e| read_err(ErrorSubject::Logs, e))?;
-                Some(entry.log_id)
+                // All the entries left are purged ones not deleted yet.
+                match last_purged {
+                    Some(p) if p.index >= entry.log_id.index => Some(p),
+                    _ => Some(entry.log_id),
+                }
             }
             None => last_purged,
         };
@@ -508,18 +604,25 @@ impl LogStore {
         if current.is_some_and(|c| c.index >= log_id.index) {
             return Ok(());
         }
-        // Marker and deletions in one atomic batch: a crash leaves either
-        // the old log or the purged one, never a log that disagrees with
-        // its marker.
-        let mut batch = sled::Batch::default();
-        batch.insert(PURGED, sealed(&log_id));
-        for item in self.tree.range(log_key(0)..=log_key(log_id.index)) {
-            let (k, _) = item.map_err(|e| read_err(ErrorSubject::Logs, e))?;
-            batch.remove(k);
-        }
+        // The durable marker is the purge (module docs); the entries are
+        // deleted by the purge thread.
         self.tree
-            .apply_batch(batch)
+            .insert(PURGED, sealed(&log_id))
             .map_err(|e| write_err(ErrorSubject::Logs, e))?;
-        self.flush(ErrorSubject::Logs, ErrorVerb::Delete).await
+        self.purged.fetch_max(log_id.index + 1, Ordering::AcqRel);
+        self.flush(ErrorSubject::Logs, ErrorVerb::Delete).await?;
+        if self
+            .deleter
+            .send((self.tree.clone(), log_id.index))
+            .is_err()
+        {
+            // No purge thread: delete here (off the async workers).
+            let tree = self.tree.clone();
+            tokio::task::spawn_blocking(move || delete_through(&tree, log_id.index, false))
+                .await
+                .map_err(|e| write_err(ErrorSubject::Logs, e))?
+                .map_err(|e| write_err(ErrorSubject::Logs, e))?;
+        }
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@
 //! and [`StateMachineStore`]), so another engine could replace sled by
 //! implementing those two.
 
+mod background;
 mod capture;
 mod dedup;
 pub mod defrag;

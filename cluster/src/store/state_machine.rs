@@ -82,6 +82,8 @@ struct Inner<A> {
     apply_lock: tokio::sync::Mutex<()>,
     /// One snapshot build (or install) at a time.
     build_lock: tokio::sync::Mutex<()>,
+    /// Held while the current snapshot changes (pointer, sync, old files).
+    current_lock: tokio::sync::Mutex<()>,
     /// While a snapshot is being built: the value every key had when the
     /// build started, recorded by apply just before it first changes the
     /// key (`capture.rs`).
@@ -241,6 +243,7 @@ impl<A: Application> StateMachineStore<A> {
                 generation: AtomicU64::new(generation),
                 apply_lock: tokio::sync::Mutex::new(()),
                 build_lock: tokio::sync::Mutex::new(()),
+                current_lock: tokio::sync::Mutex::new(()),
                 capture: SnapshotCapture::default(),
                 app,
                 incoming: Mutex::new(None),
@@ -342,7 +345,9 @@ impl<A: Application> StateMachineStore<A> {
             (tree, meta, capturing, mark, format)
         };
         let path = path.to_path_buf();
-        let info = tokio::task::spawn_blocking(move || {
+        // A nicer thread of its own (see `background`): the build yields
+        // the CPU to the Raft core and the requests.
+        let info = super::background::run_nicer("enclave-snapshot", move || {
             // Capturing stops when this closure ends, whatever happens.
             let records = capturing.records(tree.iter());
             snapshot::write_as(&path, &meta, records, format)
@@ -469,7 +474,17 @@ impl<A: Application> StateMachineStore<A> {
         self.inner.snap_dir.join(format!("snap-{id}.bin"))
     }
 
-    fn set_current_snapshot(&self, meta: &SnapshotMeta, file: &Path) -> Result<(), StorageError> {
+    /// Make `file` the current snapshot: durably, then drop the older
+    /// files. The sync and the unlinks (a large file's can take a while)
+    /// run on the blocking pool, not on an async worker.
+    async fn set_current_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        file: &Path,
+    ) -> Result<(), StorageError> {
+        // One change at a time: the files removed are those of the pointer
+        // just written, never of one a concurrent build or install wrote.
+        let _one = self.inner.current_lock.lock().await;
         let name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -478,7 +493,8 @@ impl<A: Application> StateMachineStore<A> {
             .meta
             .insert(CURRENT_SNAPSHOT, sealed(&(meta.clone(), name.clone())))
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        flush_durably(&self.inner.db, &self.inner.durable)
+        flush_durably_async(&self.inner.db, &self.inner.durable)
+            .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         if let Some(l) = meta.last_log_id {
             self.inner.floor.fetch_max(l.index + 1, Ordering::AcqRel);
@@ -486,14 +502,18 @@ impl<A: Application> StateMachineStore<A> {
         let size = snapshot::logical_size(file).unwrap_or(0);
         self.inner.snapshot_size.store(size, Ordering::Relaxed);
         // Keep only the current snapshot.
-        if let Ok(rd) = std::fs::read_dir(&self.inner.snap_dir) {
-            for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().into_owned();
-                if n.starts_with("snap-") && n != name {
-                    let _ = std::fs::remove_file(e.path());
+        let dir = self.inner.snap_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if n.starts_with("snap-") && n != name {
+                        let _ = std::fs::remove_file(e.path());
+                    }
                 }
             }
-        }
+        })
+        .await;
         Ok(())
     }
 }
@@ -528,7 +548,7 @@ impl<A: Application> RaftSnapshotBuilder<TypeConfig> for StateMachineStore<A> {
         let (info, mark) = self.write_snapshot_at(&tmp).await?;
         let path = self.snapshot_path(&info.meta.snapshot_id);
         std::fs::rename(&tmp, &path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        self.set_current_snapshot(&info.meta, &path)?;
+        self.set_current_snapshot(&info.meta, &path).await?;
         self.inner.snapshot_mark.store(mark, Ordering::Relaxed);
         tracing::info!(snapshot = %info.meta.snapshot_id, records = info.records, bytes = info.bytes, ms = started.elapsed().as_millis() as u64, "snapshot built");
         let file = tokio::fs::File::open(&path)
@@ -687,7 +707,7 @@ impl<A: Application> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
         let _ = self.inner.db.drop_tree(format!("sm.{old_gen}"));
         let final_path = self.snapshot_path(&meta.snapshot_id);
         std::fs::rename(&incoming, &final_path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        self.set_current_snapshot(meta, &final_path)?;
+        self.set_current_snapshot(meta, &final_path).await?;
         tracing::info!(snapshot = %meta.snapshot_id, ms = started.elapsed().as_millis() as u64, "snapshot installed");
         if let Some(l) = meta.last_log_id {
             self.inner.app.installed(l.index);

@@ -709,3 +709,88 @@ async fn a_former_leader_restarts_without_its_leadership_and_still_opens() {
 mod defrag;
 mod journal;
 mod snapshot_format;
+
+fn put_log_entries(tree: &sled::Tree, entries: &[Entry]) {
+    for e in entries {
+        let mut k = vec![b'l'];
+        k.extend_from_slice(&e.log_id.index.to_be_bytes());
+        tree.insert(k, seal(&encode(e))).expect("insert");
+    }
+}
+
+fn stored_log_indexes(tree: &sled::Tree) -> Vec<u64> {
+    tree.scan_prefix(b"l")
+        .map(|item| {
+            let (k, _) = item.expect("read");
+            u64::from_be_bytes(k[1..9].try_into().expect("key"))
+        })
+        .collect()
+}
+
+/// A purge is its durable marker: the log it reports is purged at once,
+/// and the entries are deleted in the background (not in openraft's core
+/// loop, where a leader's heartbeats wait for it).
+#[tokio::test]
+async fn a_purge_takes_effect_at_once_and_its_entries_are_deleted_after() {
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().expect("tmp");
+    let (db, mut log, _sm) = open_all(dir.path()).await;
+    let tree = db.open_tree("raft").expect("tree");
+    let entries: Vec<Entry> = (1..=3_000).map(|i| entry(1, i, "k=v", None)).collect();
+    put_log_entries(&tree, &entries);
+    log.purge(entries[2_499].log_id).await.expect("purge");
+    let state = log.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id, Some(entries[2_499].log_id));
+    assert_eq!(state.last_log_id, Some(entries[2_999].log_id));
+    // Whatever is still on disk, nothing at or below the marker is read.
+    let read = log.try_get_log_entries(0..3_001).await.expect("read");
+    assert_eq!(read.len(), 500);
+    assert_eq!(read[0].log_id.index, 2_501);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stored_log_indexes(&tree).first() != Some(&2_501) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "purged entries were never deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored_log_indexes(&tree).len(), 500);
+    // Purging the whole log: its last id is the marker's, at once.
+    log.purge(entries[2_999].log_id).await.expect("purge all");
+    let state = log.get_log_state().await.expect("state");
+    assert_eq!(state.last_log_id, Some(entries[2_999].log_id));
+    assert_eq!(state.last_purged_log_id, Some(entries[2_999].log_id));
+    assert_eq!(log.last_index_or_purged().expect("last"), Some(3_000));
+    assert!(
+        log.try_get_log_entries(0..3_001)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
+/// A crash between the purge marker and the deletion of its entries: the
+/// log opens (before, its first entry had to follow the marker) and the
+/// deletion is finished then.
+#[tokio::test]
+async fn an_interrupted_purge_is_finished_when_the_log_is_opened() {
+    use openraft::storage::RaftLogStorage;
+    let dir = tempfile::tempdir().expect("tmp");
+    let entries: Vec<Entry> = (1..=10).map(|i| entry(1, i, "k=v", None)).collect();
+    {
+        let (db, _log, _sm) = open_all(dir.path()).await;
+        let tree = db.open_tree("raft").expect("tree");
+        put_log_entries(&tree, &entries);
+        // The marker without its deletions, as a crash can leave them.
+        tree.insert(b"m/purged", sealed(&entries[5].log_id))
+            .expect("marker");
+        db.flush().expect("flush");
+    }
+    let db = reopen_db(&dir.path().join("db"));
+    let mut log = LogStore::open(&db, dir.path()).expect("the log opens");
+    let tree = db.open_tree("raft").expect("tree");
+    assert_eq!(stored_log_indexes(&tree), vec![7, 8, 9, 10]);
+    let state = log.get_log_state().await.expect("state");
+    assert_eq!(state.last_purged_log_id, Some(entries[5].log_id));
+    assert_eq!(state.last_log_id, Some(entries[9].log_id));
+}
