@@ -15,6 +15,15 @@
 //!
 //! openraft's own policy is off (`SnapshotPolicy::Never`); this task asks
 //! it for a build (`trigger().snapshot()`, ignored while one is running).
+//!
+//! **One build at a time in the cluster.** The per-node offsets stagger
+//! the points in the log, but at seeding rates they are seconds apart
+//! while a build at 160k members takes minutes: all three nodes built at
+//! once, on two cores, beside the writes. So a node whose build is due
+//! first asks the other voters (`/raft/v1/status`, at most every
+//! [`PEER_CHECK_EVERY`]) and waits while one of them is building, for at
+//! most [`PEER_WAIT_MAX`]. A peer that does not answer does not hold it
+//! back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +41,39 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// A trigger whose build has not shown up in the metrics by then is
 /// repeated (openraft ignores it while a build runs).
 const RETRIGGER_AFTER: Duration = Duration::from_secs(600);
+
+/// How often a node whose build is due asks its peers whether they build.
+pub const PEER_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// The longest a due build waits for peers' builds (then it runs anyway:
+/// the log must not grow without bound behind a peer that builds for ever).
+pub const PEER_WAIT_MAX: Duration = Duration::from_secs(900);
+
+/// Whether a due build waits: a peer is building and this one has not
+/// waited [`PEER_WAIT_MAX`] yet.
+pub fn wait_for_peers(peer_building: bool, waited: Duration) -> bool {
+    peer_building && waited < PEER_WAIT_MAX
+}
+
+/// Whether another voter says it is writing a snapshot (or a backup) now
+/// (asked one after the other, at most 1 s each).
+async fn a_peer_is_building<A: Application>(node: &ClusterNode<A>) -> bool {
+    let voters = node.voter_ids();
+    for (id, member) in node.members() {
+        if id == node.id || !voters.contains(&id) {
+            continue;
+        }
+        let status = node
+            .peers
+            .get(id, &member)
+            .call::<_, super::NodeStatus>("/raft/v1/status", &(), Duration::from_secs(1))
+            .await;
+        if status.is_ok_and(|s| s.snapshot_building) {
+            return true;
+        }
+    }
+    false
+}
 
 /// `threshold` plus a per-node offset of up to 1/8 of it. With the same
 /// threshold every node built its snapshot (and purged its log) at the same
@@ -79,6 +121,9 @@ pub(super) fn spawn<A: Application>(node: &Arc<ClusterNode<A>>) {
         // index built the same snapshot twice. So no new trigger until the
         // index has moved (or, should a trigger ever be lost, a while).
         let mut asked: Option<(Option<u64>, std::time::Instant)> = None;
+        // Waiting for peers' builds: since when, and when to ask again.
+        let mut waiting_since: Option<std::time::Instant> = None;
+        let mut next_peer_check: Option<std::time::Instant> = None;
         loop {
             tick.tick().await;
             let Some(node) = weak.upgrade() else { return };
@@ -106,6 +151,27 @@ pub(super) fn spawn<A: Application>(node: &Arc<ClusterNode<A>>) {
             };
             let (every, percent) = (settings.snapshot_every, settings.snapshot_log_percent);
             if due(p, every, percent, node.id) {
+                let now = std::time::Instant::now();
+                if next_peer_check.is_none_or(|at| now >= at) {
+                    next_peer_check = Some(now + PEER_CHECK_EVERY);
+                    let waited = waiting_since.get_or_insert(now).elapsed();
+                    if wait_for_peers(a_peer_is_building(&node).await, waited) {
+                        if waited < PEER_CHECK_EVERY {
+                            tracing::info!("snapshot due; waiting while a peer builds its own");
+                        }
+                        continue;
+                    }
+                    if waited >= PEER_CHECK_EVERY {
+                        tracing::info!(
+                            waited_s = waited.as_secs(),
+                            "snapshot due; no peer building now"
+                        );
+                    }
+                } else {
+                    continue; // still waiting for a peer: next look later
+                }
+                waiting_since = None;
+                next_peer_check = None;
                 if node.raft.trigger().snapshot().await.is_err() {
                     return; // Raft has shut down
                 }
@@ -171,6 +237,14 @@ mod tests {
         assert!(due(p(every, 0, snap), 20_000, 0, id));
         // No overflow at absurd sizes.
         assert!(!due(p(every, 0, u64::MAX), 20_000, 1000, id));
+    }
+
+    #[test]
+    fn a_due_build_waits_for_a_peer_s_build_but_not_for_ever() {
+        assert!(!wait_for_peers(false, Duration::ZERO), "no peer builds: go");
+        assert!(wait_for_peers(true, Duration::ZERO));
+        assert!(wait_for_peers(true, PEER_WAIT_MAX - Duration::from_secs(1)));
+        assert!(!wait_for_peers(true, PEER_WAIT_MAX), "waited long enough");
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub struct NodeStatus {
     /// process's count; see `node/snapshots.rs`).
     #[serde(default)]
     pub log_bytes_since_snapshot: u64,
+    /// This node is writing a snapshot or a backup now (peers wait for it
+    /// before they start their own build: `node/snapshots.rs`).
+    #[serde(default)]
+    pub snapshot_building: bool,
     /// Committed index recorded in the durability watermark.
     pub watermark_committed: Option<u64>,
     pub cluster_id: Option<String>,
@@ -126,6 +130,7 @@ impl<A: Application> ClusterNode<A> {
             store_bytes: self.log.size_on_disk(),
             snapshot_bytes: self.sm.current_snapshot_bytes(),
             log_bytes_since_snapshot: self.sm.log_bytes_since_snapshot(),
+            snapshot_building: self.sm.snapshot_building(),
             watermark_committed: self.log.watermark().get().committed,
             cluster_id: self.cluster_id(),
             cert_not_after: self

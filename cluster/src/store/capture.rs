@@ -55,6 +55,11 @@ impl SnapshotCapture {
         Capturing(self.clone())
     }
 
+    /// Whether a snapshot (or backup) is being written now.
+    pub(super) fn active(&self) -> bool {
+        self.lock().is_some()
+    }
+
     /// In apply, before a batch changing `keys` lands: keep their values
     /// as of the build's start. Does nothing when no build runs.
     pub(super) fn record<'k>(

@@ -454,6 +454,11 @@ impl<A: Application> StateMachineStore<A> {
         snapshot::logical_size(&self.inner.snap_dir.join(name)).unwrap_or(0)
     }
 
+    /// Whether this node is writing a snapshot (or a backup) now.
+    pub fn snapshot_building(&self) -> bool {
+        self.inner.capture.active()
+    }
+
     /// Approximate bytes of log applied since the current snapshot's
     /// starting point (counted from this process's start: after a restart
     /// the log already behind the snapshot is not counted). What the
