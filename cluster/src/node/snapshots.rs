@@ -152,23 +152,20 @@ pub(super) fn spawn<A: Application>(node: &Arc<ClusterNode<A>>) {
             let (every, percent) = (settings.snapshot_every, settings.snapshot_log_percent);
             if due(p, every, percent, node.id) {
                 let now = std::time::Instant::now();
-                if next_peer_check.is_none_or(|at| now >= at) {
+                if next_peer_check.is_some_and(|at| now < at) {
+                    continue; // waiting for a peer's build: look again later
+                }
+                let since = *waiting_since.get_or_insert(now);
+                if wait_for_peers(a_peer_is_building(&node).await, now - since) {
+                    if since == now {
+                        tracing::info!("snapshot due; waiting while a peer builds its own");
+                    }
                     next_peer_check = Some(now + PEER_CHECK_EVERY);
-                    let waited = waiting_since.get_or_insert(now).elapsed();
-                    if wait_for_peers(a_peer_is_building(&node).await, waited) {
-                        if waited < PEER_CHECK_EVERY {
-                            tracing::info!("snapshot due; waiting while a peer builds its own");
-                        }
-                        continue;
-                    }
-                    if waited >= PEER_CHECK_EVERY {
-                        tracing::info!(
-                            waited_s = waited.as_secs(),
-                            "snapshot due; no peer building now"
-                        );
-                    }
-                } else {
-                    continue; // still waiting for a peer: next look later
+                    continue;
+                }
+                if since != now {
+                    let waited_s = (now - since).as_secs();
+                    tracing::info!(waited_s, "snapshot due; no peer building now");
                 }
                 waiting_since = None;
                 next_peer_check = None;
