@@ -143,6 +143,9 @@ pub struct Metrics {
     /// This process: resident memory and CPU time, read from `/proc` at
     /// each scrape (0 where `/proc` is absent).
     pub process_resident_bytes: Gauge,
+    /// `enclave_admission_request_limit`: requests the api port serves at
+    /// once now (`http::admission::latency`).
+    pub admission_request_limit: Gauge,
     pub process_cpu_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
@@ -360,6 +363,11 @@ impl Metrics {
             "enclave_audit_forward_backlog_records",
             "Audit records applied on this node and not yet forwarded to the SIEM (0 when forwarding is off)",
         );
+        let admission_request_limit = g(
+            &mut registry,
+            "enclave_admission_request_limit",
+            "Requests the api port serves at once now: api.max_concurrent_requests, lower while the node answers more slowly than api.latency_target_ms",
+        );
         let process_resident_bytes = g(
             &mut registry,
             "enclave_process_resident_memory_bytes",
@@ -373,6 +381,7 @@ impl Metrics {
         );
         Arc::new(Metrics {
             process_resident_bytes,
+            admission_request_limit,
             process_cpu_seconds,
             rate_limited,
             raft_committed_index,

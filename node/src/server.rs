@@ -241,6 +241,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         admission: crate::http::admission::Admission::new(
             config.admission,
             metrics.rate_limited.clone(),
+            metrics.admission_request_limit.clone(),
         ),
         delivery: delivery(&config)?,
         runner_wake: tokio::sync::Notify::new(),

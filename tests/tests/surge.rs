@@ -1,5 +1,5 @@
-//! A surge well above what the cluster can take: 3 real nodes with small
-//! admission bounds, hundreds of clients sending as fast as they can and a
+//! A surge well above what the cluster can take: 3 real nodes on their
+//! default request bounds, hundreds of clients sending as fast as they can and a
 //! login storm on top, for 20 s. The cluster must refuse the excess quickly
 //! (429/503 with `Retry-After`, never a timeout), keep its leader, stay
 //! within a memory bound, keep every acknowledged message, and serve
@@ -62,6 +62,13 @@ fn p99(v: &mut [f64]) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * 0.99) as usize]
+}
+
+/// The value of the sample `name` (with its labels) in an exposition.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Leader name and term as node `i` sees them.
@@ -147,10 +154,11 @@ async fn drive(
 async fn a_surge_is_refused_quickly_and_the_cluster_keeps_its_leader_and_every_acked_message() {
     let spec = NodeSpec {
         env: vec![
-            // Small bounds, so a test-sized load is a surge.
+            // The request and write bounds stay at their defaults (2,048
+            // and 1,024, far above the ~80 senders per node): what refuses
+            // the surge is the latency bound (`api.latency_target_ms`).
+            // Small hashing bounds, so the login storm is a surge.
             ("ENCLAVE_API__TOKEN_RATE_PER_SEC".into(), "0".into()),
-            ("ENCLAVE_API__MAX_CONCURRENT_REQUESTS".into(), "48".into()),
-            ("ENCLAVE_API__MAX_PENDING_WRITES".into(), "24".into()),
             ("ENCLAVE_API__PASSWORD_HASH_CONCURRENCY".into(), "1".into()),
             ("ENCLAVE_API__PASSWORD_HASH_QUEUE".into(), "4".into()),
         ],
@@ -332,6 +340,18 @@ async fn a_surge_is_refused_quickly_and_the_cluster_keeps_its_leader_and_every_a
         s.by_status
     );
     assert_eq!(s.missing_retry_after, 0, "every refusal says when to retry");
+    // The request bound refused, far below its fixed count: it followed
+    // the nodes' answer times.
+    let mut by_request_bound = 0.0;
+    for i in 0..3 {
+        let text = c.admin(i).get_text("/metrics").await.expect("metrics");
+        by_request_bound += metric(&text, "enclave_rate_limited_total{limit=\"requests\"}");
+    }
+    assert!(
+        by_request_bound > 0.0,
+        "no request was refused by the latency bound: {:?}",
+        s.by_status
+    );
     assert!(accepted > 0, "messages kept flowing during the login storm");
     assert!(
         logins.get(&200).copied().unwrap_or(0) > 0,

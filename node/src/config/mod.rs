@@ -76,6 +76,9 @@ pub struct Admission {
     /// Resolved: never 0.
     pub password_hash_concurrency: usize,
     pub password_hash_queue: usize,
+    /// `api.latency_target_ms`; `None` when 0 (the request bound stays at
+    /// `max_concurrent_requests`).
+    pub latency_target: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -92,6 +92,10 @@ fn each_invalid_value_names_its_key_and_source() {
         ),
         ("[api]\nmax_pending_writes = 0\n", "api.max_pending_writes"),
         (
+            "[api]\nlatency_target_ms = 600000\n",
+            "api.latency_target_ms",
+        ),
+        (
             "[api]\npassword_hash_concurrency = 1000\n",
             "api.password_hash_concurrency",
         ),

@@ -121,6 +121,11 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
             raw.api.password_hash_queue,
             0..=100_000,
         ),
+        (
+            "api.latency_target_ms",
+            raw.api.latency_target_ms,
+            0..=60_000,
+        ),
     ] {
         if !range.contains(&v) {
             return Err(invalid(
@@ -318,6 +323,8 @@ pub fn validate(raw: &RawConfig, sources: &Sources) -> Result<Config, ConfigErro
                 n => n as usize,
             },
             password_hash_queue: raw.api.password_hash_queue as usize,
+            latency_target: (raw.api.latency_target_ms > 0)
+                .then(|| Duration::from_millis(raw.api.latency_target_ms)),
         },
         token_burst: raw.api.token_burst,
         log_format,

@@ -40,6 +40,7 @@ pub fn check_password_rules(p: &str) -> Result<(), ApiError> {
 /// Hash a password (argon2id, random salt) off the async runtime, in one
 /// of the node's bounded hashing slots.
 pub async fn hash_password(state: &NodeState, password: String) -> Result<String, ApiError> {
+    crate::http::admission::latency::not_a_sample();
     let slot = state.admission.hashing().await?;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -67,6 +68,7 @@ pub async fn verify_password(
     password: String,
     hash: Option<String>,
 ) -> Result<bool, ApiError> {
+    crate::http::admission::latency::not_a_sample();
     let slot = state.admission.hashing().await?;
     Ok(tokio::task::spawn_blocking(move || {
         let _slot = slot;

@@ -213,6 +213,8 @@ pub async fn media_upload(
     WeQuery(q): WeQuery<UploadQuery>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> WeResult {
+    // Paced by the client's network, not this node's queue.
+    crate::http::admission::latency::not_a_sample();
     need_media_scope(&call)?;
     let kind = match q.kind.as_deref() {
         Some(k @ ("image" | "voice" | "file")) => k,

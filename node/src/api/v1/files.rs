@@ -50,6 +50,8 @@ pub async fn upload_whole(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Paced by the client's network, not this node's queue.
+    crate::http::admission::latency::not_a_sample();
     let mut body = body;
     let declared_len = headers
         .get(header::CONTENT_LENGTH)
@@ -222,6 +224,7 @@ pub async fn upload_chunk(
     PathArgs((id, index)): PathArgs<(String, u64)>,
     body: axum::body::Body,
 ) -> Result<StatusCode, ApiError> {
+    crate::http::admission::latency::not_a_sample();
     let s = session(&state, &caller, &id)?;
     let Some(expected) = upload::chunk_len(s.declared.size, index) else {
         return Err(bad(format!(

@@ -6,7 +6,11 @@
 //! being served, writes waiting for commit, passwords being hashed — and
 //! refuses what is beyond, at once, with 503 `overloaded` and a
 //! `Retry-After` the client can honour. Per-token limits (429) come on top.
+//! The request bound adapts to how quickly the node answers
+//! ([`latency`]): a fixed count alone lets a loaded node queue for seconds.
 //! Nothing here is replicated: each node protects itself.
+
+pub mod latency;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,8 +24,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::{ApiError, NodeState};
 use crate::config::Admission as Bounds;
 use crate::metrics::LimitLabels;
+use latency::{Entered, LatencyBound};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Seconds a refused client is told to wait before it retries.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -30,7 +36,9 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 #[derive(Debug)]
 pub struct Admission {
     pub bounds: Bounds,
-    requests: Arc<Semaphore>,
+    requests: LatencyBound,
+    /// `enclave_admission_request_limit`: the request bound now.
+    limit_gauge: Gauge,
     writes: Arc<Semaphore>,
     hashing: Arc<Semaphore>,
     hash_waiting: AtomicUsize,
@@ -57,21 +65,61 @@ impl Shed {
 }
 
 impl Admission {
-    /// `refused` counts refusals by bound (the node's rate-limit family).
-    pub fn new(bounds: Bounds, refused: Family<LimitLabels, Counter>) -> Admission {
+    /// `refused` counts refusals by bound (the node's rate-limit family);
+    /// `limit_gauge` shows the request bound as it adapts.
+    pub fn new(
+        bounds: Bounds,
+        refused: Family<LimitLabels, Counter>,
+        limit_gauge: Gauge,
+    ) -> Admission {
+        limit_gauge.set(bounds.max_concurrent_requests as i64);
         Admission {
             refused,
+            limit_gauge,
             bounds,
-            requests: Arc::new(Semaphore::new(bounds.max_concurrent_requests)),
+            requests: LatencyBound::new(
+                bounds.max_concurrent_requests,
+                bounds.latency_target,
+                std::time::Instant::now(),
+            ),
             writes: Arc::new(Semaphore::new(bounds.max_pending_writes)),
             hashing: Arc::new(Semaphore::new(bounds.password_hash_concurrency.max(1))),
             hash_waiting: AtomicUsize::new(0),
         }
     }
 
-    /// A slot for one request, or `None` when all are taken.
-    pub fn request(&self) -> Option<OwnedSemaphorePermit> {
-        self.requests.clone().try_acquire_owned().ok()
+    /// A place for one request, or 503 `overloaded` saying which bound
+    /// refused it.
+    pub fn request(&self) -> Result<Entered<'_>, ApiError> {
+        self.requests
+            .enter(std::time::Instant::now())
+            .map_err(|r| {
+                let why = match r.slow {
+                    Some(d) => format!(
+                        "this node is answering slowly (the fastest answer of the last {} ms took {} ms, over api.latency_target_ms) and serves at most {} requests at once until it catches up",
+                        latency::INTERVAL.as_millis(),
+                        d.as_millis(),
+                        r.limit
+                    ),
+                    None => format!(
+                        "this node is serving {} requests already (api.max_concurrent_requests)",
+                        r.limit
+                    ),
+                };
+                self.overloaded(
+                    Shed::Requests,
+                    format!("{why}; retry after {RETRY_AFTER_SECS} s"),
+                )
+            })
+    }
+
+    /// `entered` was answered with `status`; `sample`: its time was this
+    /// node's (see [`latency`]).
+    fn answered(&self, entered: Entered<'_>, status: StatusCode, sample: bool) {
+        let refused =
+            status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
+        entered.answered(std::time::Instant::now(), sample && !refused);
+        self.limit_gauge.set(self.requests.usage().1 as i64);
     }
 
     /// A slot for one write waiting for commit.
@@ -114,16 +162,13 @@ impl Admission {
         })
     }
 
-    /// (in use, bound) of each kind, for metrics.
+    /// (in use, bound now) of each kind.
     pub fn usage(&self) -> [(Shed, usize, usize); 3] {
         let used = |s: &Semaphore, max: usize| max.saturating_sub(s.available_permits());
         let b = self.bounds;
+        let (requests, limit) = self.requests.usage();
         [
-            (
-                Shed::Requests,
-                used(&self.requests, b.max_concurrent_requests),
-                b.max_concurrent_requests,
-            ),
+            (Shed::Requests, requests, limit),
             (
                 Shed::Writes,
                 used(&self.writes, b.max_pending_writes),
@@ -186,17 +231,12 @@ pub async fn admit_with(
     next: Next,
     refuse: impl FnOnce(ApiError) -> Response,
 ) -> Response {
-    let Some(permit) = state.admission.request() else {
-        return refuse(state.admission.overloaded(
-            Shed::Requests,
-            format!(
-                "this node is serving {} requests already (api.max_concurrent_requests); retry after {RETRY_AFTER_SECS} s",
-                state.admission.bounds.max_concurrent_requests
-            ),
-        ));
+    let entered = match state.admission.request() {
+        Ok(e) => e,
+        Err(e) => return refuse(e),
     };
-    let resp = next.run(req).await;
-    drop(permit);
+    let (resp, sample) = latency::scoped(next.run(req)).await;
+    state.admission.answered(entered, resp.status(), sample);
     resp
 }
 
@@ -225,18 +265,23 @@ mod tests {
             max_pending_writes: writes,
             password_hash_concurrency: hash,
             password_hash_queue: queue,
+            latency_target: Some(std::time::Duration::from_millis(100)),
         }
     }
 
     #[test]
     fn requests_and_writes_are_refused_beyond_the_bound_and_freed_after() {
-        let a = Admission::new(bounds(2, 1, 1, 0), Family::default());
+        let a = Admission::new(bounds(2, 1, 1, 0), Family::default(), Gauge::default());
         let r1 = a.request();
         let r2 = a.request();
-        assert!(r1.is_some() && r2.is_some());
-        assert!(a.request().is_none());
+        assert!(r1.is_ok() && r2.is_ok());
+        let e = a.request().err();
+        assert!(
+            e.is_some_and(|e| e.status == StatusCode::SERVICE_UNAVAILABLE
+                && e.message.contains("api.max_concurrent_requests"))
+        );
         drop(r1);
-        assert!(a.request().is_some());
+        assert!(a.request().is_ok());
         let w = a.write();
         assert!(w.is_ok());
         let e = a.write().err();
@@ -281,7 +326,11 @@ mod tests {
 
     #[tokio::test]
     async fn hashing_waits_within_the_queue_and_refuses_beyond() {
-        let a = Arc::new(Admission::new(bounds(16, 1, 1, 1), Family::default()));
+        let a = Arc::new(Admission::new(
+            bounds(16, 1, 1, 1),
+            Family::default(),
+            Gauge::default(),
+        ));
         let held = a.hashing().await;
         assert!(held.is_ok());
         // One may wait...
