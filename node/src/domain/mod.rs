@@ -14,6 +14,7 @@
 pub mod announcements;
 pub mod apply;
 pub mod approvals;
+pub mod command;
 pub mod external;
 pub mod files;
 pub mod integration;

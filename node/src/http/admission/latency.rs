@@ -15,7 +15,9 @@
 //! the bound drops to 9/10 of what is in flight (once an interval, never
 //! below [`FLOOR`]) and requests beyond it are refused at once with 503
 //! `overloaded` and `Retry-After`. While the fastest answer is within the
-//! target the bound grows back by 1/16 an interval, up to the fixed count.
+//! target the bound grows by one each interval, up to the fixed count
+//! (additive increase, multiplicative decrease, as TCP's congestion
+//! window): from the floor back to the default 2,048 in under 3.5 minutes.
 //!
 //! Not samples: refusals (they did no work) and requests whose time is set
 //! by something other than this node's queue — password hashing (bounded
@@ -165,11 +167,15 @@ impl LatencyBound {
         w.fastest = None;
         w.last = Some(fastest);
         let limit = self.limit.load(Ordering::Acquire);
+        let busy = self.in_flight.load(Ordering::Acquire);
         let next = if fastest > target {
-            let busy = self.in_flight.load(Ordering::Acquire).min(limit);
-            (busy * 9 / 10).max(self.floor)
+            (busy.min(limit) * 9 / 10).max(self.floor)
         } else {
-            (limit + (limit / 16).max(1)).min(self.max)
+            // Answering quickly: one more each interval. Slowly on
+            // purpose: the clients refused a moment ago come back after
+            // `Retry-After`, and a bound that sprang back would take them
+            // all in at once.
+            (limit + 1).min(self.max)
         };
         if next != limit {
             if next < limit && limit == self.max {
@@ -244,14 +250,16 @@ mod tests {
         assert_eq!(r.map(|r| r.limit), Some(FLOOR));
         assert!(r.and_then(|r| r.slow).is_some_and(|d| d > 100 * MS));
         drop(held);
-        // Quick again: it grows back to the fixed count.
+        // Quick again: it grows back by one each interval (slowly: the
+        // refused come back after Retry-After), up to the fixed count.
         let mut grew = Vec::new();
-        for _ in 0..100 {
+        for _ in 0..1000 {
             t += INTERVAL;
             interval(&b, t - INTERVAL, 10, 5 * MS);
             grew.push(b.usage().1);
         }
         assert!(grew.windows(2).all(|w| w[1] >= w[0]), "{grew:?}");
+        assert!((FLOOR + 98..=FLOOR + 100).contains(&grew[99]), "{grew:?}");
         assert_eq!(b.usage(), (0, 1000));
     }
 
