@@ -169,9 +169,10 @@ pub struct RawApi {
     pub password_hash_concurrency: u64,
     /// Logins waiting for a hashing slot; more are refused with 503.
     pub password_hash_queue: u64,
-    /// When even the fastest answer of 100 ms takes longer than this, the
-    /// node serves fewer requests at once and refuses the rest with 503
-    /// (0 = only `max_concurrent_requests` bounds them).
+    /// When the median answer of two 100 ms intervals in a row takes
+    /// longer than this, the node serves fewer requests at once and
+    /// refuses the rest with 503 (0 = only `max_concurrent_requests`
+    /// bounds them).
     pub latency_target_ms: u64,
     /// Lowest TLS version on the api port: "1.3" (default) or "1.2". The
     /// peer and admin ports are TLS 1.3 only whatever this says.

@@ -96,7 +96,7 @@ impl Admission {
             .map_err(|r| {
                 let why = match r.slow {
                     Some(d) => format!(
-                        "this node is answering slowly (the fastest answer of the last {} ms took {} ms, over api.latency_target_ms) and serves at most {} requests at once until it catches up",
+                        "this node is answering slowly (half its answers in the last {} ms took over {} ms; api.latency_target_ms) and serves at most {} requests at once until it catches up",
                         latency::INTERVAL.as_millis(),
                         d.as_millis(),
                         r.limit
