@@ -75,7 +75,7 @@ pub async fn upload_whole(
         Err(e) => {
             // Refused before the body was read: let the client finish
             // sending (bounded) so it reads the refusal instead of a reset.
-            drain(&mut body).await;
+            crate::http::body::drain(&mut body).await;
             return Err(e);
         }
     };
@@ -123,7 +123,7 @@ pub async fn upload_whole(
     let (chunks, sha, total) = match outcome {
         Ok(done) => done,
         Err(e) => {
-            drain(&mut body).await;
+            crate::http::body::drain(&mut body).await;
             chunker.abort().await;
             return Err(e);
         }
@@ -134,19 +134,6 @@ pub async fn upload_whole(
         StatusCode::CREATED,
         Json(json!({ "file": file_json(&rec) })),
     ))
-}
-
-/// Read and discard what a refused upload still sends: at most 64 MiB or
-/// 3 s, then the connection closes (a lingering close, as web servers do).
-async fn drain(body: &mut axum::body::Body) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
-    let mut seen = 0usize;
-    while seen < 64 << 20 {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(Ok(f))) => seen += f.data_ref().map_or(0, |d| d.len()),
-            _ => return,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]
