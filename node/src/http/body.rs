@@ -48,6 +48,8 @@ pub async fn read_whole_body(State(limit): State<usize>, req: Request, next: Nex
             if let Ok(mut slot) = held.try_lock()
                 && let Some(mut rest) = slot.take()
             {
+                // Paced by the client: not a measure of this node's queue.
+                super::admission::latency::not_a_sample();
                 drain(&mut rest).await;
             }
             resp
