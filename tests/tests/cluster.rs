@@ -325,21 +325,25 @@ async fn a_defragmented_follower_comes_back_with_everything() {
     }
     c.wait_converged().await;
     // The snapshot's size is on /metrics, next to the store's: their ratio
-    // is what EnclaveStoreNeedsDefrag watches.
-    let text = c.admin(victim).get_text("/metrics").await.expect("metrics");
-    let gauge = |name: &str| -> u64 {
+    // is what EnclaveStoreNeedsDefrag watches. The victim builds its
+    // snapshot in the background, and waits while a peer builds its own
+    // (one build at a time in the cluster): wait for it.
+    let gauge = |text: &str, name: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name} missing from /metrics"))
     };
-    let (store, snap) = (
-        gauge("enclave_store_bytes"),
-        gauge("enclave_snapshot_bytes"),
-    );
-    assert!(
-        snap > 0 && store > snap,
-        "store {store} B, snapshot {snap} B"
-    );
+    let (store, snap) = wait_for_async(
+        "the follower's first snapshot",
+        Duration::from_secs(60),
+        || async {
+            let text = c.admin(victim).get_text("/metrics").await.ok()?;
+            let snap = gauge(&text, "enclave_snapshot_bytes");
+            (snap > 0).then(|| (gauge(&text, "enclave_store_bytes"), snap))
+        },
+    )
+    .await;
+    assert!(store > snap, "store {store} B, snapshot {snap} B");
     let data_dir = c.nodes[victim].data_dir.display().to_string();
     let defrag = || {
         std::process::Command::new(enclave_tests::bin("enclave"))
