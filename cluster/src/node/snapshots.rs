@@ -23,7 +23,9 @@
 //! first asks the other voters (`/raft/v1/status`, at most every
 //! [`PEER_CHECK_EVERY`]) and waits while one of them is building, for at
 //! most [`PEER_WAIT_MAX`]. A peer that does not answer does not hold it
-//! back.
+//! back. Only builds of a large state wait ([`coordinates`]): under
+//! [`SIZE_RULE_FLOOR`] a build takes under a second, and waiting for
+//! peers would only delay it by the 2 s between questions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +55,12 @@ pub const PEER_WAIT_MAX: Duration = Duration::from_secs(900);
 /// waited [`PEER_WAIT_MAX`] yet.
 pub fn wait_for_peers(peer_building: bool, waited: Duration) -> bool {
     peer_building && waited < PEER_WAIT_MAX
+}
+
+/// Whether a due build looks at its peers first: only when the last
+/// snapshot was large (a small build is over before a peer could answer).
+pub fn coordinates(snapshot_bytes: u64) -> bool {
+    snapshot_bytes >= SIZE_RULE_FLOOR
 }
 
 /// Whether another voter says it is writing a snapshot (or a backup) now
@@ -156,7 +164,9 @@ pub(super) fn spawn<A: Application>(node: &Arc<ClusterNode<A>>) {
                     continue; // waiting for a peer's build: look again later
                 }
                 let since = *waiting_since.get_or_insert(now);
-                if wait_for_peers(a_peer_is_building(&node).await, now - since) {
+                if coordinates(p.snapshot_bytes)
+                    && wait_for_peers(a_peer_is_building(&node).await, now - since)
+                {
                     if since == now {
                         tracing::info!("snapshot due; waiting while a peer builds its own");
                     }
@@ -242,6 +252,9 @@ mod tests {
         assert!(wait_for_peers(true, Duration::ZERO));
         assert!(wait_for_peers(true, PEER_WAIT_MAX - Duration::from_secs(1)));
         assert!(!wait_for_peers(true, PEER_WAIT_MAX), "waited long enough");
+        // Only builds of a large state look at their peers.
+        assert!(!coordinates(0) && !coordinates(SIZE_RULE_FLOOR - 1));
+        assert!(coordinates(SIZE_RULE_FLOOR) && coordinates(848 << 20));
     }
 
     #[test]
