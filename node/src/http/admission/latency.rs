@@ -113,11 +113,13 @@ impl Drop for Entered<'_> {
 
 impl Entered<'_> {
     /// The request was answered at `now`; `sample`: its time counts.
-    pub fn answered(self, now: Instant, sample: bool) {
-        if sample {
-            self.bound
-                .record(now.saturating_duration_since(self.started), now);
+    /// The new bound, when this answer changed it.
+    pub fn answered(self, now: Instant, sample: bool) -> Option<usize> {
+        if !sample {
+            return None;
         }
+        self.bound
+            .record(now.saturating_duration_since(self.started), now)
     }
 }
 
@@ -167,17 +169,15 @@ impl LatencyBound {
     }
 
     /// One answer that took `took`, at `now`; at an interval's end the
-    /// bound is reconsidered.
-    fn record(&self, took: Duration, now: Instant) {
-        let Some(target) = self.target else { return };
-        let Ok(mut w) = self.window.lock() else {
-            return;
-        };
+    /// bound is reconsidered. The new bound, when it changed.
+    fn record(&self, took: Duration, now: Instant) -> Option<usize> {
+        let target = self.target?;
+        let mut w = self.window.lock().ok()?;
         if w.samples.len() < MAX_SAMPLES {
             w.samples.push(took);
         }
         if now.saturating_duration_since(w.start) < INTERVAL {
-            return;
+            return None;
         }
         w.start = now;
         let mut samples = std::mem::take(&mut w.samples);
@@ -214,7 +214,9 @@ impl LatencyBound {
                 );
             }
             self.limit.store(next, Ordering::Release);
+            return Some(next);
         }
+        None
     }
 }
 
@@ -234,7 +236,7 @@ mod tests {
         }
         let admitted = held.len();
         for e in held {
-            e.answered(t + took, true);
+            let _ = e.answered(t + took, true);
         }
         admitted
     }
@@ -258,7 +260,7 @@ mod tests {
             let held: Vec<_> = (0..300).filter_map(|_| b.enter(t).ok()).collect();
             t += 250 * MS;
             for e in held {
-                e.answered(t, true);
+                let _ = e.answered(t, true);
             }
             limits.push(b.usage().1);
         }
@@ -298,10 +300,10 @@ mod tests {
             let quick = b.enter(t).ok();
             t += INTERVAL;
             if let Some(q) = quick {
-                q.answered(t - INTERVAL + 2 * MS, true);
+                let _ = q.answered(t - INTERVAL + 2 * MS, true);
             }
             if let Some(s) = slow {
-                s.answered(t, true);
+                let _ = s.answered(t, true);
             }
         }
         assert_eq!(b.usage().1, 100);
@@ -325,10 +327,10 @@ mod tests {
             let held_off: Vec<_> = (0..80).filter_map(|_| off.enter(t).ok()).collect();
             t += Duration::from_secs(1);
             for e in held {
-                e.answered(t, false);
+                let _ = e.answered(t, false);
             }
             for e in held_off {
-                e.answered(t, true);
+                let _ = e.answered(t, true);
             }
         }
         assert_eq!(b.usage(), (0, 100));

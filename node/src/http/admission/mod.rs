@@ -118,8 +118,9 @@ impl Admission {
     fn answered(&self, entered: Entered<'_>, status: StatusCode, sample: bool) {
         let refused =
             status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
-        entered.answered(std::time::Instant::now(), sample && !refused);
-        self.limit_gauge.set(self.requests.usage().1 as i64);
+        if let Some(limit) = entered.answered(std::time::Instant::now(), sample && !refused) {
+            self.limit_gauge.set(limit as i64);
+        }
     }
 
     /// A slot for one write waiting for commit.
@@ -160,27 +161,6 @@ impl Admission {
                 "the node is shutting down",
             )
         })
-    }
-
-    /// (in use, bound now) of each kind.
-    pub fn usage(&self) -> [(Shed, usize, usize); 3] {
-        let used = |s: &Semaphore, max: usize| max.saturating_sub(s.available_permits());
-        let b = self.bounds;
-        let (requests, limit) = self.requests.usage();
-        [
-            (Shed::Requests, requests, limit),
-            (
-                Shed::Writes,
-                used(&self.writes, b.max_pending_writes),
-                b.max_pending_writes,
-            ),
-            (
-                Shed::Hashing,
-                used(&self.hashing, b.password_hash_concurrency.max(1))
-                    + self.hash_waiting.load(Ordering::Acquire),
-                b.password_hash_concurrency.max(1) + b.password_hash_queue,
-            ),
-        ]
     }
 }
 
