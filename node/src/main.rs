@@ -108,12 +108,15 @@ fn start(args: StartArgs) -> ExitCode {
     telemetry::init(config.log_format, &config.log_level);
     let log_format = config.log_format;
     enclave_certs::tls::install_default_provider();
-    let result = (|| -> anyhow::Result<()> {
+    let result = (|| -> anyhow::Result<server::Exit> {
         let pki = if args.dev {
             Some(dev::prepare(&config.data_dir)?)
         } else {
             None
         };
+        // Asked to defragment (`enclavectl node defrag`): before the store
+        // is opened, so no lock is held and no peer sees a half-open node.
+        enclave_node::defrag::run_requested(&config.data_dir);
         let mut rt = tokio::runtime::Builder::new_multi_thread();
         if config.worker_threads > 0 {
             rt.worker_threads(config.worker_threads);
@@ -142,8 +145,13 @@ fn start(args: StartArgs) -> ExitCode {
             node.run_until_signalled().await
         })
     })();
+    let result = match result {
+        // The runtime, and with it the store, is closed by now.
+        Ok(server::Exit::Restart) => Err(enclave_node::defrag::restart_in_place()),
+        other => other,
+    };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             if matches!(log_format, config::LogFormat::Json) {
                 tracing::error!(error = format!("{e:#}"), "enclave failed");

@@ -194,7 +194,13 @@ pub async fn notify_loop(state: Arc<NodeState>, mut shutdown: tokio::sync::watch
             r = shutdown.changed() => if r.is_err() { break },
         }
     }
-    notifier.send("STOPPING=1\nSTATUS=stopping");
+    if state.restarting.load(Ordering::Acquire) {
+        // The same process starts again (`exec`): systemd must not take
+        // it for a service on its way out.
+        notifier.send("STATUS=restarting to defragment the store");
+    } else {
+        notifier.send("STOPPING=1\nSTATUS=stopping");
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,15 @@ pub struct Bound {
     pub admin: SocketAddr,
 }
 
+/// How a node's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped by a signal: the process ends.
+    Stopped,
+    /// Asked to defragment its store: start the program again in place.
+    Restart,
+}
+
 /// A started node.
 #[derive(Debug)]
 pub struct RunningNode {
@@ -236,6 +245,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
         peer_tls,
         denials: Default::default(),
         app_calls: Default::default(),
+        restarting: AtomicBool::new(false),
+        restart: tokio::sync::Notify::new(),
         limits: crate::http::Limits::new(config.token_rate_per_sec, config.token_burst)
             .with_apps(config.apps.rate_per_sec, config.apps.burst),
         admission: crate::http::admission::Admission::new(
@@ -368,14 +379,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningNode> {
 
 impl RunningNode {
     /// Run until SIGTERM or SIGINT, then stop gracefully.
-    pub async fn run_until_signalled(mut self) -> anyhow::Result<()> {
-        let which = tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+    /// Serve until SIGTERM/SIGINT (then [`Exit::Stopped`]) or until the
+    /// node is asked to restart itself to defragment its store
+    /// ([`Exit::Restart`]: the caller starts the program again in place,
+    /// `crate::defrag::restart_in_place`). Either way the node has shut
+    /// down gracefully when this returns.
+    pub async fn run_until_signalled(mut self) -> anyhow::Result<Exit> {
+        let state = self.state.clone();
+        let exit = tokio::select! {
+            _ = self.term.recv() => { info!(signal = "SIGTERM", "shutting down"); Exit::Stopped }
+            _ = self.int.recv() => { info!(signal = "SIGINT", "shutting down"); Exit::Stopped }
+            _ = state.restart.notified() => {
+                info!("shutting down to restart and defragment the store");
+                Exit::Restart
+            }
         };
-        info!(signal = which, "shutting down");
         self.shutdown().await;
-        Ok(())
+        Ok(exit)
     }
 
     pub async fn shutdown(self) {

@@ -79,7 +79,7 @@ enum Command {
     /// Benchmarks that print numbers.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Repair a node.
+    /// Repair a node (rebuild) or give its disk space back (defrag).
     #[command(subcommand)]
     Node(NodeCommand),
     /// Create and verify backups.
@@ -211,7 +211,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Node(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
-            runtime()?.block_on(cmd::cluster::run_node(c, &client, cli.output))
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            runtime()?.block_on(cmd::cluster::run_node(c, &client, &dir, cli.output))
         }
         Command::Audit(enclave_ops::cmd::audit::AuditCommand::Verify {
             file: Some(f), ca, ..
@@ -255,7 +256,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Cluster(c) => {
             let client = admin_client(&cli.endpoint, cli.cert_dir.as_deref())?;
-            runtime()?.block_on(cmd::cluster::run(c, &client, cli.output))
+            let dir = cli.cert_dir.clone().unwrap_or_default();
+            runtime()?.block_on(cmd::cluster::run(c, &client, &dir, cli.output))
         }
     }
 }

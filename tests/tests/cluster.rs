@@ -8,6 +8,9 @@ use enclave_tests::cluster::{Load, TestCluster};
 use enclave_tests::proc::NodeSpec;
 use enclave_tests::wait_for_async;
 
+#[path = "cluster/defrag.rs"]
+mod defrag;
+
 fn fast_compaction() -> NodeSpec {
     NodeSpec {
         env: vec![
@@ -302,93 +305,6 @@ async fn a_node_behind_a_compacted_log_catches_up_by_snapshot() {
 /// `enclave defrag` on a stopped follower (killed, not shut down cleanly):
 /// it refuses a running node's store, rewrites a stopped one, and the node
 /// comes back with everything and catches up on what it missed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_defragmented_follower_comes_back_with_everything() {
-    let mut c = TestCluster::start(3, fast_compaction()).await;
-    let leader = c.leader().await;
-    let victim = (leader + 1) % 3;
-    let mut keys = Vec::new();
-    for round in 0..2 {
-        for i in 0..150 {
-            let k = format!("d-{i}");
-            // Overwritten once: the store holds dead versions.
-            let v = if round == 0 {
-                "old".to_string()
-            } else {
-                k.clone()
-            };
-            c.put(leader, &k, &v).await.expect("write");
-            if round == 0 {
-                keys.push(k);
-            }
-        }
-    }
-    c.wait_converged().await;
-    // The snapshot's size is on /metrics, next to the store's: their ratio
-    // is what EnclaveStoreNeedsDefrag watches. The victim builds its
-    // snapshot in the background, and waits while a peer builds its own
-    // (one build at a time in the cluster): wait for it.
-    let gauge = |text: &str, name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-    };
-    let (store, snap) = wait_for_async(
-        "the follower's first snapshot",
-        Duration::from_secs(60),
-        || async {
-            let text = c.admin(victim).get_text("/metrics").await.ok()?;
-            let snap = gauge(&text, "enclave_snapshot_bytes");
-            (snap > 0).then(|| (gauge(&text, "enclave_store_bytes"), snap))
-        },
-    )
-    .await;
-    assert!(store > snap, "store {store} B, snapshot {snap} B");
-    let data_dir = c.nodes[victim].data_dir.display().to_string();
-    let defrag = || {
-        std::process::Command::new(enclave_tests::bin("enclave"))
-            .args(["defrag", "--json", "--data-dir", &data_dir])
-            .output()
-            .expect("run enclave defrag")
-    };
-    let out = defrag();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "defragmented a running node's store");
-    assert!(err.contains("stop the node first"), "{err}");
-
-    c.kill(victim);
-    let out = loop {
-        // The killed process's file lock goes with it, at once or nearly.
-        let out = defrag();
-        if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("in use") {
-            break out;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
-    assert!(report["records"].as_u64() > Some(150), "{report}");
-    assert!(report["bytes_after"].as_u64() > Some(0), "{report}");
-
-    for i in 0..50 {
-        let k = format!("after-{i}");
-        c.put(leader, &k, &k).await.expect("write");
-        keys.push(k);
-    }
-    c.restart(victim);
-    c.wait_converged().await;
-    c.assert_all_present(&keys).await;
-    assert_eq!(
-        c.get(victim, "d-7", false).await.expect("local read"),
-        Some("d-7".into()),
-        "the latest value, not an older one"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_after_compaction_loses_nothing() {
     let mut c = TestCluster::start(3, fast_compaction()).await;

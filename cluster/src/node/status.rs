@@ -52,6 +52,10 @@ pub struct NodeStatus {
     /// [`LEADER_HISTORY`]).
     #[serde(default)]
     pub leader_changes: Vec<LeaderChange>,
+    /// How long this process has run (ms): a restart (`enclavectl node
+    /// defrag`) shows as a smaller number than the time since it was asked.
+    #[serde(default)]
+    pub uptime_ms: u64,
 }
 
 /// How many leader changes a node remembers for its status.
@@ -145,6 +149,7 @@ impl<A: Application> ClusterNode<A> {
                 .iter()
                 .cloned()
                 .collect(),
+            uptime_ms: self.uptime_ms(),
         }
     }
 

@@ -207,6 +207,7 @@ fn admin_action(method: &http::Method, route: &str) -> Option<&'static str> {
         ("POST", "/v1/cluster/members") => "cluster.member.add",
         ("DELETE", "/v1/cluster/members/{name}") => "cluster.member.remove",
         ("POST", "/v1/cluster/transfer-leader") => "cluster.leader.transfer",
+        ("POST", "/v1/node/defrag") => "node.defrag",
         ("GET", "/v1/backup") => "backup.create",
         ("POST", "/v1/audit/checkpoint") => "audit.checkpoint",
         ("GET", "/v1/audit") => "audit.read",

@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod directory;
 pub mod external;
 pub mod files;
+pub mod node;
 pub mod notices;
 pub mod office;
 
@@ -82,6 +83,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
             "/v1/cluster/transfer-leader",
             post(cluster::transfer_leader)
                 .route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
+        )
+        .route(
+            "/v1/node/defrag",
+            post(node::defrag).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
             "/v1/kv-keys",

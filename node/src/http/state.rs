@@ -40,6 +40,10 @@ pub struct NodeState {
     /// Calls of integrated apps since the last audit pass, aggregated:
     /// (agentid, app name, "METHOD route errcode") -> count.
     pub app_calls: std::sync::Mutex<std::collections::HashMap<(String, String, String), u32>>,
+    /// Set (then `restart` notified) when the node is to stop and start
+    /// again in place to defragment its store (`POST /v1/node/defrag`).
+    pub restarting: AtomicBool,
+    pub restart: tokio::sync::Notify,
 }
 
 impl NodeState {

@@ -43,6 +43,19 @@ pub enum ClusterCommand {
         /// Node name.
         node: String,
     },
+    /// Give unused disk space back, one node at a time while the cluster
+    /// serves: each node restarts in place, defragments its store and
+    /// catches up before the next; the leader hands leadership over and
+    /// goes last (docs/operator/cluster.md).
+    Defrag {
+        /// Only nodes whose store is at least this many times their
+        /// snapshot (the logical data), e.g. 3.
+        #[arg(long)]
+        over: Option<f64>,
+        /// How long to wait for each node to be back and caught up.
+        #[arg(long, default_value = "30m")]
+        timeout: String,
+    },
     /// During a rolling upgrade: each node's release and log version, the
     /// cluster's log version, whether it can move on and which node to
     /// upgrade next. Exits 0 when the upgrade is complete, 3 while it is
@@ -69,10 +82,31 @@ pub enum NodeCommand {
         /// Node name.
         node: String,
     },
+    /// Give one node's unused disk space back while the cluster serves:
+    /// it restarts in place, defragments its store and catches up (a
+    /// leader hands leadership to another voter first).
+    Defrag {
+        /// Node name.
+        node: String,
+        /// How long to wait for it to be back and caught up.
+        #[arg(long, default_value = "30m")]
+        timeout: String,
+    },
 }
 
-pub async fn run_node(cmd: NodeCommand, client: &Client, output: Output) -> anyhow::Result<()> {
-    let NodeCommand::Rebuild { node } = cmd;
+pub async fn run_node(
+    cmd: NodeCommand,
+    client: &Client,
+    cert_dir: &std::path::Path,
+    output: Output,
+) -> anyhow::Result<()> {
+    let node = match cmd {
+        NodeCommand::Rebuild { node } => node,
+        NodeCommand::Defrag { node, timeout } => {
+            let timeout = std::time::Duration::from_secs(parse_duration(&timeout)?);
+            return super::defrag::node(&node, client, cert_dir, timeout, output).await;
+        }
+    };
     let status: Value = client.get_json("/v1/cluster/status").await?;
     let members = status["members"].as_array().cloned().unwrap_or_default();
     let me = status["this_node"]["name"]
@@ -148,8 +182,17 @@ pub fn parse_duration(s: &str) -> anyhow::Result<u64> {
     Ok(n * mult)
 }
 
-pub async fn run(cmd: ClusterCommand, client: &Client, output: Output) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: ClusterCommand,
+    client: &Client,
+    cert_dir: &std::path::Path,
+    output: Output,
+) -> anyhow::Result<()> {
     match cmd {
+        ClusterCommand::Defrag { over, timeout } => {
+            let timeout = std::time::Duration::from_secs(parse_duration(&timeout)?);
+            super::defrag::cluster(over, client, cert_dir, timeout, output).await
+        }
         ClusterCommand::Init => {
             let v: Value = client.post_json("/v1/cluster/init", &json!({})).await?;
             if output == Output::Json {

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod ca;
 pub mod cert;
 pub mod cluster;
+pub mod defrag;
 pub mod directory;
 pub mod external;
 pub mod external_view;
