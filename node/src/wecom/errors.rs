@@ -108,6 +108,13 @@ impl IntoResponse for WeErr {
 /// the caller may retry (-1, "system busy"), or it was a bad request.
 impl From<ApiError> for WeErr {
     fn from(e: ApiError) -> WeErr {
+        if e.status == http::StatusCode::TOO_MANY_REQUESTS
+            || e.status == http::StatusCode::SERVICE_UNAVAILABLE
+        {
+            // Rendered as HTTP 200: tell the latency bound it is a refusal
+            // (`admission::answered` only sees 429/503 statuses).
+            crate::http::admission::latency::not_a_sample();
+        }
         if e.status.is_server_error() || e.status == http::StatusCode::CONFLICT {
             err(
                 code::BUSY,

@@ -167,6 +167,10 @@ impl Admission {
 impl Admission {
     /// 503 `overloaded` (`Retry-After` is added on the way out), counted.
     pub fn overloaded(&self, shed: Shed, message: String) -> ApiError {
+        // A refusal takes no time and says nothing about how fast this
+        // node answers, whatever status it is finally rendered with (the
+        // WeCom face answers HTTP 200 with an errcode).
+        latency::not_a_sample();
         self.refused
             .get_or_create(&LimitLabels {
                 limit: shed.label().into(),
@@ -247,6 +251,26 @@ mod tests {
             password_hash_queue: queue,
             latency_target: Some(std::time::Duration::from_millis(100)),
         }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_a_latency_sample_whatever_status_it_is_rendered_with() {
+        let a = Admission::new(bounds(2, 1, 1, 0), Family::default(), Gauge::default());
+        let _held = a.write();
+        // As the WeCom face renders it: HTTP 200 with an errcode.
+        let (status, sample) = latency::scoped(async {
+            let refused = a.write().err();
+            assert!(refused.is_some());
+            StatusCode::OK
+        })
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            !sample,
+            "a refusal answered quickly must not pull the bound up"
+        );
+        let ((), sample) = latency::scoped(async {}).await;
+        assert!(sample);
     }
 
     #[test]
