@@ -267,3 +267,46 @@ fn a_node_outside_a_cluster_is_ready_on_an_abstract_socket() {
     node.signal("TERM");
     recv_until(&socket, "STOPPING=1", &node);
 }
+
+/// The operator host's nightly defragmentation (`enclave-defrag.timer`
+/// starts `enclave-defrag.service`): the timer is daily and persistent,
+/// and the service's command line is one this build's `enclavectl`
+/// accepts (it gets as far as connecting to the endpoint).
+#[test]
+fn the_defrag_timer_runs_a_command_enclavectl_accepts() {
+    let read = |name: &str| {
+        std::fs::read_to_string(repo().join("ops/systemd").join(name)).expect("read the unit")
+    };
+    let timer = settings(&read("enclave-defrag.timer"));
+    let get = |s: &[(String, String)], k: &str| {
+        s.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {k}="))
+    };
+    assert!(get(&timer, "OnCalendar").contains("03:30"));
+    assert_eq!(get(&timer, "Persistent"), "true");
+    let service = settings(&read("enclave-defrag.service"));
+    assert_eq!(get(&service, "Type"), "oneshot");
+    let exec = get(&service, "ExecStart");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/enclavectl"));
+    let args: Vec<&str> = words.collect();
+    assert!(args.starts_with(&["cluster", "defrag", "--over"]), "{exec}");
+
+    let pki = TestPki::new();
+    let certs = pki.operator("ops", enclave_certs::Role::Sysadmin);
+    let port = enclave_tests::proc::free_ports::<1>()[0];
+    let out = Command::new(enclave_tests::bin("enclavectl"))
+        .args(&args)
+        .env("ENCLAVECTL_ENDPOINT", format!("https://127.0.0.1:{port}"))
+        .env("ENCLAVECTL_CERT_DIR", &certs)
+        .output()
+        .expect("run enclavectl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && !err.contains("Usage"),
+        "not a connection error: {err}"
+    );
+}
