@@ -10,6 +10,7 @@
 pub mod api;
 pub mod checker;
 pub mod cluster;
+pub mod metrics;
 pub mod nemesis;
 pub mod netns;
 pub mod pki;

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use enclave_ops::Client;
+use enclave_tests::metrics::sample;
 use enclave_tests::proc::NodeProc;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -299,13 +300,6 @@ struct DevNode {
     _dir: tempfile::TempDir,
 }
 
-/// The value of the first sample line starting with `prefix`.
-fn sample(exposition: &str, prefix: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
-}
-
 /// A dev node and the exposition of its `/metrics` once it leads and has
 /// tried to forward its audit trail to a SIEM that is down (a loopback
 /// port nobody listens on).
@@ -344,10 +338,10 @@ async fn node_metrics() -> (DevNode, String) {
             let client = client.clone();
             async move {
                 let t = client.get_text("/metrics").await.ok()?;
-                let failing = sample(&t, "enclave_audit_forward_errors_total{stage=\"connect\"} ")
+                let failing = sample(&t, "enclave_audit_forward_errors_total{stage=\"connect\"}")
                     .is_some_and(|n| n >= 1.0);
                 let waiting =
-                    sample(&t, "enclave_audit_forward_backlog_records ").is_some_and(|n| n >= 1.0);
+                    sample(&t, "enclave_audit_forward_backlog_records").is_some_and(|n| n >= 1.0);
                 (t.contains("enclave_raft_is_leader 1") && failing && waiting).then_some(t)
             }
         },
@@ -428,11 +422,8 @@ async fn rules_and_dashboard_name_only_exported_metrics() {
     assert_eq!(status, 200, "WeCom answers errors with 200: {body}");
     assert_eq!(body["errcode"], 45009, "not rate limited: {body}");
     let after = dev.admin.get_text("/metrics").await.expect("metrics");
-    let refused = after
-        .lines()
-        .find_map(|l| l.strip_prefix("enclave_rate_limited_total{limit=\"login_source\"} "))
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    assert_eq!(refused, Some(1), "refusals not counted:\n{after}");
+    let refused = sample(&after, "enclave_rate_limited_total{limit=\"login_source\"}");
+    assert_eq!(refused, Some(1.0), "refusals not counted:\n{after}");
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {

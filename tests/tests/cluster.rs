@@ -124,8 +124,7 @@ async fn a_write_sent_to_a_follower_is_applied_on_all_three_nodes() {
     assert_eq!(st.as_u16(), 200);
     let text = String::from_utf8_lossy(&body);
     let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        enclave_tests::metrics::sample(&text, name)
             .unwrap_or_else(|| panic!("{name} missing from:\n{text}"))
     };
     assert!(value("enclave_raft_log_flush_duration_seconds_count") >= 1.0);

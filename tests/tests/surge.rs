@@ -66,9 +66,7 @@ fn p99(v: &mut [f64]) -> f64 {
 
 /// The value of the sample `name` (with its labels) in an exposition.
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    enclave_tests::metrics::sample(text, name).unwrap_or(0.0)
 }
 
 /// Leader name and term as node `i` sees them.

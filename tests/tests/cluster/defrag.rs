@@ -36,9 +36,8 @@ async fn a_defragmented_node_comes_back_with_everything_offline_or_online() {
     // snapshot in the background, and waits while a peer builds its own
     // (one build at a time in the cluster): wait for it.
     let gauge = |text: &str, name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        enclave_tests::metrics::sample(text, name)
+            .unwrap_or_else(|| panic!("{name} missing from /metrics")) as u64
     };
     let (store, snap) = wait_for_async(
         "the follower's first snapshot",
