@@ -100,6 +100,9 @@ pub struct ClusterNode<A: Application> {
     transfer_until: std::sync::atomic::AtomicU64,
     cert_not_after: std::sync::RwLock<Option<String>>,
     leader_changes: std::sync::Mutex<std::collections::VecDeque<LeaderChange>>,
+    /// This node is about to stop for maintenance (a restart to
+    /// defragment): peers see it in its status and do not count on it.
+    restarting: std::sync::atomic::AtomicBool,
 }
 
 impl<A: Application> std::fmt::Debug for ClusterNode<A> {
@@ -214,6 +217,7 @@ impl<A: Application> ClusterNode<A> {
             epoch: Instant::now(),
             cert_not_after: std::sync::RwLock::new(None),
             leader_changes: std::sync::Mutex::default(),
+            restarting: std::sync::atomic::AtomicBool::new(false),
         });
         campaign::spawn(&node);
         snapshots::spawn(&node);

@@ -140,7 +140,22 @@ enum Command {
     Bundle(enclave_ops::cmd::bundle::BundleCommand),
 }
 
+/// `enclavectl … | head` closes stdout early: end quietly with the status
+/// a tool killed by SIGPIPE has (141) instead of panicking in `println!`
+/// (Rust ignores SIGPIPE, so the write fails with EPIPE instead).
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload_as_str().unwrap_or_default();
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

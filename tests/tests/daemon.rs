@@ -454,3 +454,24 @@ async fn readyz_says_whether_the_node_can_serve_writes() {
     })
     .await;
 }
+
+/// `enclavectl ca show | head -1` and the like: a reader that goes away
+/// ends enclavectl quietly (status 141, as SIGPIPE would), no panic.
+#[test]
+fn enclavectl_ends_quietly_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = dir.path().join("ca");
+    let ca = ca.to_str().expect("utf8");
+    let (code, _, err) = enclavectl(&["ca", "init", "--dir", ca]);
+    assert_eq!(code, 0, "{err}");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(enclave_tests::bin("enclavectl"))
+        .args(["ca", "show", "--dir", ca])
+        .stdout(writer)
+        .output()
+        .expect("run enclavectl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

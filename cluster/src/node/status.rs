@@ -56,6 +56,11 @@ pub struct NodeStatus {
     /// defrag`) shows as a smaller number than the time since it was asked.
     #[serde(default)]
     pub uptime_ms: u64,
+    /// This node is about to stop for maintenance (a restart to
+    /// defragment): another node asked to do the same does not count on
+    /// it for the quorum.
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 /// How many leader changes a node remembers for its status.
@@ -150,7 +155,15 @@ impl<A: Application> ClusterNode<A> {
                 .cloned()
                 .collect(),
             uptime_ms: self.uptime_ms(),
+            restarting: self.restarting.load(std::sync::atomic::Ordering::SeqCst),
         }
+    }
+
+    /// Say (in this node's status) whether it is about to stop for
+    /// maintenance; see [`NodeStatus::restarting`].
+    pub fn set_restarting(&self, on: bool) {
+        self.restarting
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Record when this node's certificate expires, for its status.

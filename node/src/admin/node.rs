@@ -64,6 +64,10 @@ pub async fn defrag(
             "no leader is known now; a node defragments only while the others can serve".into(),
         ));
     }
+    // Say so before looking at the others: of two voters asked at the same
+    // moment, at least one sees the other's flag and refuses, so they
+    // never both go down (each sets its own flag, then reads the other's).
+    state.cluster.set_restarting(true);
     if me.voters.iter().any(|(i, _)| *i == my_id) {
         let needed = me.voters.len() / 2 + 1;
         let mut answering = Vec::new();
@@ -74,15 +78,16 @@ pub async fn defrag(
                 .get(*id, member)
                 .call("/raft/v1/status", &(), Duration::from_secs(2))
                 .await;
-            if r.is_ok() {
+            if r.is_ok_and(|s| !s.restarting) {
                 answering.push(member.name.clone());
             }
         }
         if answering.len() < needed {
+            state.cluster.set_restarting(false);
             return Err(conflict(
                 "no_quorum_without_this_node",
                 format!(
-                    "without {} only {} of {} voters answer ({}); the cluster would stop serving. Bring the others back first",
+                    "without {} only {} of {} voters answer and are not restarting themselves ({}); the cluster would stop serving. Bring the others back first, or wait until the one restarting is back",
                     state.node_id,
                     answering.len(),
                     me.voters.len(),
@@ -96,6 +101,7 @@ pub async fn defrag(
         }
     }
     crate::defrag::request(&state.config.data_dir, "POST /v1/node/defrag").map_err(|e| {
+        state.cluster.set_restarting(false);
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "storage",

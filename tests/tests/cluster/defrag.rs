@@ -179,4 +179,21 @@ async fn a_defragmented_node_comes_back_with_everything_offline_or_online() {
         Some(3),
         "{report}"
     );
+
+    // Two followers asked at the same moment never both go down: each
+    // says it is restarting before it looks at the others.
+    let leader = c.leader().await;
+    let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (a, b) = (c.admin(followers[0]), c.admin(followers[1]));
+    let (ra, rb) = tokio::join!(
+        a.request(http::Method::POST, "/v1/node/defrag", None),
+        b.request(http::Method::POST, "/v1/node/defrag", None)
+    );
+    let accepted = [ra, rb]
+        .iter()
+        .filter(|r| r.as_ref().is_ok_and(|(st, _)| st.as_u16() == 202))
+        .count();
+    assert!(accepted <= 1, "both followers went down at once");
+    c.wait_converged().await;
+    c.assert_all_present(&acked).await;
 }
