@@ -120,6 +120,17 @@ async function pageCall(page, method, path, body) {
   );
 }
 
+/** Whether the page's node offers "defragment": exactly when it does not lead. */
+async function defragOffered(page) {
+  const state = await page.evaluate(async () => (await (await fetch('/v1/cluster/status')).json()).this_node.state);
+  await page.waitForFunction(
+    (leads) => (document.querySelector('[data-testid="defrag"] button') !== null) === !leads,
+    state === 'leader',
+    { timeout: 15000 },
+  );
+  log(`defragment ${state === 'leader' ? 'not offered on the leader' : `offered on a ${state}`}`);
+}
+
 await run('console', async ({ browser, track }) => {
   // ---------------------------------------------------------- refusals
   {
@@ -162,6 +173,16 @@ await run('console', async ({ browser, track }) => {
   const expiries = await page.$$eval('[data-testid="cert-expiry"]', (els) => els.map((e) => e.textContent));
   assert(expiries.length === 3 && expiries.every((e) => /^\d{4}-\d{2}-\d{2}/.test(e)), `cert expiry per node: ${expiries}`);
   await page.waitForSelector('[data-testid="leader-changes"] li');
+  // A follower's console offers to restart it to defragment its store; the
+  // leader's does not (the node would refuse: move leadership first).
+  await defragOffered(page);
+  const other = track(await sys.page.context().newPage());
+  await other.goto(`${ADMINS[1]}/`);
+  await other.waitForFunction(() => document.querySelectorAll('[data-testid="cluster-row"]').length === 3);
+  await defragOffered(other);
+  await axe(other, 'console cluster, a follower');
+  await screenshot(other, 'console-cluster-follower');
+  await other.close();
   await screenshot(page, 'console-cluster');
   await axe(page, 'console cluster');
 

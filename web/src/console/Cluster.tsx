@@ -12,6 +12,7 @@ interface NodeStatus {
   committed_index: number | null;
   applied_index: number | null;
   store_bytes: number;
+  snapshot_bytes?: number;
   cert_not_after?: string | null;
   leader_changes?: { at_ms: number; term: number; leader_name?: string | null }[];
 }
@@ -61,6 +62,7 @@ export function Cluster(props: { role: string }) {
   const [err, setErr] = useState<string | null>(null);
   const [target, setTarget] = useState('');
   const act = useAction();
+  const defrag = useAction();
   const load = async () => {
     try {
       setSt(await get<ClusterStatus>('/v1/cluster/status'));
@@ -78,6 +80,11 @@ export function Cluster(props: { role: string }) {
   }, []);
   const changes = [...(st?.this_node.leader_changes ?? [])].reverse();
   const voters = st?.members.filter((m) => m.voter && m.name !== st.leader) ?? [];
+  const me = st?.this_node;
+  // Only a follower may restart to defragment while the others serve (the
+  // node refuses otherwise too: docs/operator/cluster.md).
+  const canDefrag =
+    !!st && props.role === 'sysadmin' && me?.state !== 'leader' && st.members.filter((m) => m.voter).length > 1;
   return (
     <div class="stack">
       <Section
@@ -190,6 +197,30 @@ export function Cluster(props: { role: string }) {
             </button>
           </form>
           <FlashLine flash={act.flash} />
+        </Section>
+      ) : null}
+      {canDefrag && me ? (
+        <Section title={ct('defragTitle', { node: me.name })} testid="defrag">
+          <p class="muted">
+            {ct('defragHelp', {
+              store: bytes(me.store_bytes),
+              ratio: me.snapshot_bytes ? (me.store_bytes / me.snapshot_bytes).toFixed(1) : '–',
+            })}
+          </p>
+          <button
+            type="button"
+            disabled={defrag.busy}
+            onClick={() => {
+              if (!window.confirm(ct('defragConfirm', { node: me.name }))) return;
+              void defrag.run(async () => {
+                await call('POST', '/v1/node/defrag');
+                return ct('defragStarted', { node: me.name });
+              });
+            }}
+          >
+            {ct('defragButton')}
+          </button>
+          <FlashLine flash={defrag.flash} />
         </Section>
       ) : null}
       {st ? (
