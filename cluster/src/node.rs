@@ -693,6 +693,12 @@ impl<A: Application> ClusterNode<A> {
 
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+        let log = self.log.clone();
+        match tokio::task::spawn_blocking(move || log.flush_all()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "flushing the store at shutdown"),
+            Err(e) => tracing::warn!(error = %e, "flushing the store at shutdown"),
+        }
     }
 }
 

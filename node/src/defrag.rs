@@ -66,6 +66,23 @@ pub fn request(data_dir: &Path, requested_by: &str) -> std::io::Result<()> {
     std::fs::File::open(data_dir)?.sync_all()
 }
 
+/// What the last requested defragmentation did (written by
+/// [`run_requested`], read by `GET /v1/node/defrag`).
+pub const OUTCOME_FILE: &str = "defrag.last.json";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The outcome of the last requested defragmentation, if any.
+pub fn last_outcome(data_dir: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(data_dir.join(OUTCOME_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Whether a defragmentation is requested for the next start.
 pub fn requested(data_dir: &Path) -> bool {
     data_dir.join(REQUEST_FILE).is_file()
@@ -90,11 +107,30 @@ pub fn run_requested(data_dir: &Path) -> Option<DefragReport> {
             last = Some(pct);
             tracing::info!(done, total, "defragmenting the store: {pct}%");
             if let Some(n) = &notifier {
-                n.send(&format!("STATUS=defragmenting the store: {pct}%"));
+                // Started by systemd (a restart by hand): each step may
+                // take minutes on a large store; keep the start timeout
+                // from killing it (ignored once the unit is active).
+                n.send(&format!(
+                    "STATUS=defragmenting the store: {pct}%\nEXTEND_TIMEOUT_USEC=900000000"
+                ));
             }
         }
     };
-    let report = match run(data_dir, &mut progress) {
+    let started = unix_now();
+    let result = run(data_dir, &mut progress);
+    let outcome = match &result {
+        Ok(r) => {
+            serde_json::json!({ "ok": true, "started_at_unix": started, "finished_at_unix": unix_now(), "report": r })
+        }
+        Err(e) => {
+            serde_json::json!({ "ok": false, "started_at_unix": started, "finished_at_unix": unix_now(), "error": format!("{e:#}") })
+        }
+    };
+    let outcome_path = data_dir.join(OUTCOME_FILE);
+    if let Err(e) = std::fs::write(&outcome_path, outcome.to_string()) {
+        tracing::warn!(path = %outcome_path.display(), error = %e, "cannot record the defragmentation's outcome");
+    }
+    let report = match result {
         Ok(r) => {
             tracing::warn!(
                 records = r.records,
@@ -126,7 +162,10 @@ pub fn run_requested(data_dir: &Path) -> Option<DefragReport> {
 /// returns on failure. `exec` keeps the process id, so systemd, a shell
 /// or a test harness keeps watching the same process; every file this
 /// process opened is closed on `exec` (Rust opens them close-on-exec),
-/// sled's lock included.
+/// sled's lock included. The binary is this process's own
+/// (`/proc/self/exe`, even if a new one was installed over it since: a
+/// defragmentation never upgrades by surprise); the configuration file
+/// and environment are read again, as at any start.
 pub fn restart_in_place() -> anyhow::Error {
     use std::os::unix::process::CommandExt;
     let mut args = std::env::args_os();
@@ -134,9 +173,12 @@ pub fn restart_in_place() -> anyhow::Error {
         return anyhow::anyhow!("cannot restart: no program name in argv");
     };
     let args: Vec<_> = args.filter(|a| a != "--rebuild").collect();
-    let error = std::process::Command::new(&program).args(&args).exec();
+    let error = std::process::Command::new("/proc/self/exe")
+        .arg0(&program)
+        .args(&args)
+        .exec();
     anyhow::Error::new(error).context(format!(
-        "restarting {} to defragment the store",
+        "restarting {} (/proc/self/exe) to defragment the store",
         std::path::Path::new(&program).display()
     ))
 }

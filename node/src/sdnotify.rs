@@ -16,7 +16,10 @@
 //!   systemd.
 //!
 //! `STATUS=` follows readiness afterwards (leader lost, Raft stopped), and
-//! `STOPPING=1` is sent when the node begins its graceful shutdown.
+//! `STOPPING=1` is sent when the node begins its graceful shutdown,
+//! except before a restart in place to defragment (`STATUS=restarting…`:
+//! the same process goes on; `node/src/defrag.rs` extends the start
+//! timeout while it copies the store).
 //! Without `$NOTIFY_SOCKET` (not started by systemd) nothing is sent.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};

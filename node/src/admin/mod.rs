@@ -89,6 +89,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
             post(node::defrag).route_layer(middleware::from_fn_with_state(SYSADMIN, guard)),
         )
         .route(
+            "/v1/node/defrag",
+            get(node::last).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
+        )
+        .route(
             "/v1/kv-keys",
             get(cluster::kv_keys).route_layer(middleware::from_fn_with_state(OPERATORS, guard)),
         )

@@ -19,23 +19,64 @@ use crate::http::{ApiError, NodeState};
 /// answer and its audit record go out first.
 const ANSWER_FIRST: Duration = Duration::from_millis(200);
 
+/// Holds this node's claim to restart (`NodeState::restarting`, and
+/// `restarting` in its cluster status) until the request is accepted; any
+/// refusal or an abandoned request (the client went away) lets go.
+struct Claim {
+    state: Arc<NodeState>,
+    keep: bool,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.state.cluster.set_restarting(false);
+            self.state.restarting.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// `GET /v1/node/defrag`: the outcome of this node's last requested
+/// defragmentation (`{"last": null}` when there was none): `ok`, when it
+/// started and finished, the report or the error.
+pub async fn last(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "node": state.node_id,
+        "restarting": state.restarting.load(Ordering::Acquire),
+        "last": crate::defrag::last_outcome(&state.config.data_dir),
+    }))
+}
+
 /// `POST /v1/node/defrag`: stop this node gracefully, defragment its store
 /// and start it again with the same command line (same process id). The
 /// cluster keeps serving from the other voters; this node catches up from
 /// the leader when it is back. Refused (409) on the leader (move
 /// leadership first: `enclavectl cluster transfer-leader`, which
-/// `enclavectl cluster defrag` does by itself) and when the other voters
-/// that answer now are not a majority without this one.
+/// `enclavectl cluster defrag` does by itself), without a known leader,
+/// and when the other voters that answer, know a leader and are not
+/// restarting themselves are not a majority without this one.
 pub async fn defrag(
     State(state): State<Arc<NodeState>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let conflict = |code: &'static str, msg: String| ApiError::new(StatusCode::CONFLICT, code, msg);
-    if state.restarting.load(Ordering::Acquire) {
+    if state
+        .restarting
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         return Err(conflict(
             "already_restarting",
             format!("{} is already restarting to defragment", state.node_id),
         ));
     }
+    // Say so (in this node's status) before looking at the others: of two
+    // voters asked at the same moment, at least one sees the other's flag
+    // and refuses, so they never both go down.
+    state.cluster.set_restarting(true);
+    let mut claim = Claim {
+        state: state.clone(),
+        keep: false,
+    };
     let me = state.cluster.status().await;
     let my_id = state.cluster.id;
     if me.leader == Some(my_id) {
@@ -52,8 +93,9 @@ pub async fn defrag(
             )
         } else {
             format!(
-                "{} leads the cluster; move leadership first (enclavectl cluster transfer-leader {}), or use `enclavectl cluster defrag`, which does",
-                state.node_id, others[0]
+                "{} leads the cluster; move leadership to another voter first (enclavectl cluster transfer-leader {}), or use `enclavectl cluster defrag`, which does",
+                state.node_id,
+                others.join(" | ")
             )
         };
         return Err(conflict("leader", msg));
@@ -64,30 +106,35 @@ pub async fn defrag(
             "no leader is known now; a node defragments only while the others can serve".into(),
         ));
     }
-    // Say so before looking at the others: of two voters asked at the same
-    // moment, at least one sees the other's flag and refuses, so they
-    // never both go down (each sets its own flag, then reads the other's).
-    state.cluster.set_restarting(true);
     if me.voters.iter().any(|(i, _)| *i == my_id) {
         let needed = me.voters.len() / 2 + 1;
-        let mut answering = Vec::new();
-        for (id, member) in me.voters.iter().filter(|(i, _)| *i != my_id) {
-            let r: Result<NodeStatus, _> = state
-                .cluster
-                .peers
-                .get(*id, member)
-                .call("/raft/v1/status", &(), Duration::from_secs(2))
-                .await;
-            if r.is_ok_and(|s| !s.restarting) {
-                answering.push(member.name.clone());
-            }
-        }
+        let asks = me
+            .voters
+            .iter()
+            .filter(|(i, _)| *i != my_id)
+            .map(|(id, member)| {
+                let state = state.clone();
+                async move {
+                    let r: Result<NodeStatus, _> = state
+                        .cluster
+                        .peers
+                        .get(*id, member)
+                        .call("/raft/v1/status", &(), Duration::from_secs(2))
+                        .await;
+                    r.is_ok_and(|s| !s.restarting && s.leader.is_some())
+                        .then(|| member.name.clone())
+                }
+            });
+        let answering: Vec<String> = futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         if answering.len() < needed {
-            state.cluster.set_restarting(false);
             return Err(conflict(
                 "no_quorum_without_this_node",
                 format!(
-                    "without {} only {} of {} voters answer and are not restarting themselves ({}); the cluster would stop serving. Bring the others back first, or wait until the one restarting is back",
+                    "without {} only {} of {} voters answer, know a leader and are not restarting themselves ({}); the cluster would stop serving. Bring the others back first, or wait until the one restarting is back",
                     state.node_id,
                     answering.len(),
                     me.voters.len(),
@@ -101,7 +148,6 @@ pub async fn defrag(
         }
     }
     crate::defrag::request(&state.config.data_dir, "POST /v1/node/defrag").map_err(|e| {
-        state.cluster.set_restarting(false);
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "storage",
@@ -115,7 +161,7 @@ pub async fn defrag(
             ),
         )
     })?;
-    state.restarting.store(true, Ordering::Release);
+    claim.keep = true;
     let waker = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(ANSWER_FIRST).await;

@@ -106,7 +106,10 @@ async fn move_leadership(
     let mut last = String::new();
     for attempt in 1..=5 {
         for c in entry {
+            // The leader waits up to 30 s for the transfer.
             match c
+                .clone()
+                .with_timeout(Duration::from_secs(40))
                 .request(
                     http::Method::POST,
                     "/v1/cluster/transfer-leader",
@@ -155,16 +158,21 @@ async fn defrag_one(
         all = members(&status);
     }
     let row = member(&all, name).cloned().unwrap_or(row);
-    let committed = all
-        .iter()
-        .filter_map(|m| m["status"]["committed_index"].as_u64())
-        .max()
-        .unwrap_or(0);
     let before = row["status"]["store_bytes"].as_u64().unwrap_or(0);
     let snapshot = row["status"]["snapshot_bytes"].as_u64().unwrap_or(0);
     let target = admin_client(&row, cert_dir)?;
+    // The outcome the node recorded last: the restarted node must record a
+    // newer one (compared as the node wrote them: no clocks compared).
+    let previous = target
+        .get_json::<Value>("/v1/node/defrag")
+        .await
+        .map(|v| v["last"]["started_at_unix"].clone())
+        .unwrap_or(Value::Null);
     let asked = Instant::now();
+    // The node asks its peers and writes its audit record before it answers.
     let (st, body) = target
+        .clone()
+        .with_timeout(Duration::from_secs(60))
         .request(http::Method::POST, "/v1/node/defrag", None)
         .await?;
     if !st.is_success() {
@@ -183,6 +191,9 @@ async fn defrag_one(
         ratio(before, snapshot)
     );
     let mut back = None;
+    // What the leader had committed when the node was first back: the node
+    // has caught up once it has applied that much.
+    let mut goal: Option<u64> = None;
     let mut last_note = Instant::now();
     loop {
         let elapsed = asked.elapsed();
@@ -215,9 +226,34 @@ async fn defrag_one(
             eprintln!("{name}: back after {} s", asked.elapsed().as_secs());
             asked.elapsed()
         });
+        if goal.is_none() {
+            // The leader's commit index, as the leader reports it to the
+            // restarted node's status call (None until it knows a leader).
+            goal = members(&now)
+                .iter()
+                .find(|m| m["status"]["state"] == "leader")
+                .and_then(|m| m["status"]["committed_index"].as_u64());
+        }
         let applied = me["applied_index"].as_u64().unwrap_or(0);
         let state = me["state"].as_str().unwrap_or("");
-        if applied >= committed && matches!(state, "follower" | "learner" | "leader") {
+        if goal.is_some_and(|g| applied >= g) && matches!(state, "follower" | "learner" | "leader")
+        {
+            let outcome = target
+                .get_json::<Value>("/v1/node/defrag")
+                .await
+                .map(|v| v["last"].clone())
+                .unwrap_or(Value::Null);
+            if outcome["started_at_unix"] == previous || outcome.is_null() {
+                anyhow::bail!(
+                    "{name} restarted but recorded no defragmentation (is its data dir writable? see its log)"
+                );
+            }
+            if outcome["ok"] != true {
+                anyhow::bail!(
+                    "{name} is back and serving, on its store as it was: the defragmentation failed: {}",
+                    outcome["error"].as_str().unwrap_or("see its log")
+                );
+            }
             let after = me["store_bytes"].as_u64().unwrap_or(0);
             eprintln!(
                 "{name}: caught up after {} s: {:.0} MiB -> {:.0} MiB ({} the snapshot)",
@@ -238,7 +274,10 @@ async fn defrag_one(
         }
         if last_note.elapsed() >= Duration::from_secs(10) {
             last_note = Instant::now();
-            eprintln!("{name}: catching up: applied {applied} of {committed}");
+            match goal {
+                Some(g) => eprintln!("{name}: catching up: applied {applied} of {g}"),
+                None => eprintln!("{name}: back, waiting to hear from the leader"),
+            }
         }
     }
 }
