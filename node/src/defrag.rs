@@ -55,10 +55,7 @@ pub fn request(data_dir: &Path, requested_by: &str) -> std::io::Result<()> {
     let path = data_dir.join(REQUEST_FILE);
     let body = serde_json::json!({
         "requested_by": requested_by,
-        "requested_at_unix": std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        "requested_at_unix": unix_now(),
     });
     let mut f = std::fs::File::create(&path)?;
     f.write_all(body.to_string().as_bytes())?;
@@ -70,11 +67,9 @@ pub fn request(data_dir: &Path, requested_by: &str) -> std::io::Result<()> {
 /// [`run_requested`], read by `GET /v1/node/defrag`).
 pub const OUTCOME_FILE: &str = "defrag.last.json";
 
+/// This node's wall clock in seconds (`crate::http::now_ms`).
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::http::now_ms() / 1000
 }
 
 /// The outcome of the last requested defragmentation, if any.

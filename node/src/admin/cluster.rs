@@ -74,7 +74,33 @@ pub struct ClusterStatus {
 /// `GET /v1/cluster/status`: every member's view, asked over the peer port.
 pub async fn status(State(state): State<Arc<NodeState>>) -> Json<ClusterStatus> {
     let me = state.cluster.status().await;
-    let mut rows = Vec::new();
+    let mut rows = ask_members(&state, &me).await;
+    let leader_last = rows
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .find(|s| s.state == "leader")
+        .and_then(|s| s.last_log_index);
+    for r in &mut rows {
+        if let (Some(l), Some(s)) = (leader_last, r.status.as_ref()) {
+            r.lag = Some(l.saturating_sub(s.applied_index.unwrap_or(0)));
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let leader = me
+        .leader
+        .and_then(|l| rows.iter().find(|r| r.id == l).map(|r| r.name.clone()));
+    Json(ClusterStatus {
+        initialized: !me.voters.is_empty(),
+        leader,
+        term: me.term,
+        members: rows,
+        this_node: me,
+    })
+}
+
+/// Every member's own status (this node's is `me`), asked over the peer
+/// port at once, 2 s each; `lag` is left to the caller.
+pub async fn ask_members(state: &Arc<NodeState>, me: &NodeStatus) -> Vec<MemberStatus> {
     let all: Vec<(u64, Member, bool)> = me
         .voters
         .iter()
@@ -112,32 +138,13 @@ pub async fn status(State(state): State<Arc<NodeState>>) -> Json<ClusterStatus> 
             }
         }));
     }
+    let mut rows = Vec::new();
     for h in handles {
         if let Ok(row) = h.await {
             rows.push(row);
         }
     }
-    let leader_last = rows
-        .iter()
-        .filter_map(|r| r.status.as_ref())
-        .find(|s| s.state == "leader")
-        .and_then(|s| s.last_log_index);
-    for r in &mut rows {
-        if let (Some(l), Some(s)) = (leader_last, r.status.as_ref()) {
-            r.lag = Some(l.saturating_sub(s.applied_index.unwrap_or(0)));
-        }
-    }
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    let leader = me
-        .leader
-        .and_then(|l| rows.iter().find(|r| r.id == l).map(|r| r.name.clone()));
-    Json(ClusterStatus {
-        initialized: !me.voters.is_empty(),
-        leader,
-        term: me.term,
-        members: rows,
-        this_node: me,
-    })
+    rows
 }
 
 #[derive(Debug, Deserialize)]

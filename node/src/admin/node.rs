@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use enclave_cluster::node::NodeStatus;
 use http::StatusCode;
 use serde_json::json;
 
@@ -108,27 +107,16 @@ pub async fn defrag(
     }
     if me.voters.iter().any(|(i, _)| *i == my_id) {
         let needed = me.voters.len() / 2 + 1;
-        let asks = me
-            .voters
-            .iter()
-            .filter(|(i, _)| *i != my_id)
-            .map(|(id, member)| {
-                let state = state.clone();
-                async move {
-                    let r: Result<NodeStatus, _> = state
-                        .cluster
-                        .peers
-                        .get(*id, member)
-                        .call("/raft/v1/status", &(), Duration::from_secs(2))
-                        .await;
-                    r.is_ok_and(|s| !s.restarting && s.leader.is_some())
-                        .then(|| member.name.clone())
-                }
-            });
-        let answering: Vec<String> = futures_util::future::join_all(asks)
+        let answering: Vec<String> = super::cluster::ask_members(&state, &me)
             .await
             .into_iter()
-            .flatten()
+            .filter(|m| m.voter && m.id != my_id)
+            .filter(|m| {
+                m.status
+                    .as_ref()
+                    .is_some_and(|s| !s.restarting && s.leader.is_some())
+            })
+            .map(|m| m.name)
             .collect();
         if answering.len() < needed {
             return Err(conflict(
