@@ -10,8 +10,11 @@
 #
 # Prints a summary and leaves DIR/capacity.json. Needs a release build
 # (`cargo build --release`) and the dev-cluster ports (7410.., 8453.., 9453..).
+# DEV_CLUSTER_BIN=DIR runs the enclave and enclavectl binaries in DIR
+# instead (a copy, so a rebuild during the hour-long 160k row changes
+# nothing under it).
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,11p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,14p "$0"; exit 2; }
 members=$1; groups=$2; shift 2
 dir=/tmp/enclave-capacity-$members-$groups; mix=90,9,1; rate=200
 while [ $# -gt 0 ]; do
@@ -24,6 +27,11 @@ while [ $# -gt 0 ]; do
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release
+if [ -n "${DEV_CLUSTER_BIN:-}" ]; then
+  bin=$(cd "$DEV_CLUSTER_BIN" && pwd)
+  [ -x "$bin/enclave" ] && [ -x "$bin/enclavectl" ] || { echo "DEV_CLUSTER_BIN=$DEV_CLUSTER_BIN: no enclave and enclavectl binaries there" >&2; exit 2; }
+  export DEV_CLUSTER_BIN=$bin
+fi
 ctl() { "$bin/enclavectl" --cert-dir "$dir/operator" --endpoint https://127.0.0.1:9453 "$@"; }
 now() { date +%s.%N; }
 status_json() { ctl cluster status --output json 2>/dev/null; }
