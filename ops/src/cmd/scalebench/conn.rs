@@ -18,16 +18,24 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Retries by reason.
+/// Retries by reason. `another node`: the connection's node did not
+/// answer (down, restarting) and the call went to the next node.
 #[derive(Debug, Default)]
-pub(super) struct Counters([AtomicU64; 4]);
-pub(super) const REASONS: [&str; 4] = ["503 overloaded", "429", "503 other", "transport"];
+pub(super) struct Counters([AtomicU64; 5]);
+pub(super) const REASONS: [&str; 5] = [
+    "503 overloaded",
+    "429",
+    "503 other",
+    "transport",
+    "another node",
+];
+const MOVED: usize = 4;
 
 impl Counters {
     pub(super) fn total(&self) -> u64 {
         self.0.iter().map(|c| c.load(Relaxed)).sum()
     }
-    pub(super) fn get(&self) -> [u64; 4] {
+    pub(super) fn get(&self) -> [u64; 5] {
         self.0.each_ref().map(|c| c.load(Relaxed))
     }
 }
@@ -62,24 +70,46 @@ impl Answer {
 
 /// One persistent connection. Patient ones (seeding, verifying) retry any
 /// 503 and dropped connections for minutes; the run's retry 429 and 503
-/// `overloaded` four times.
+/// `overloaded` four times. A connection made by [`Conn::spread`] moves
+/// to the next node when its node does not answer (a refused or cut
+/// connection; not a timeout, nor a TLS refusal), as a client behind a
+/// load balancer would:
+/// a node restarting to defragment costs its clients a retry, not errors.
 #[derive(Debug)]
 pub(super) struct Conn {
     session: Session,
     endpoint: String,
+    /// The node `session` is to, and the others in the order this
+    /// connection tries them.
+    client: Client,
+    others: Vec<Client>,
     ctr: Arc<Counters>,
     patient: bool,
 }
 
 impl Conn {
+    /// A connection to `client`'s node only.
     pub(super) fn new(client: &Client, ctr: &Arc<Counters>, patient: bool) -> Conn {
         let (session, endpoint) = (client.session(), client.endpoint().to_string());
         Conn {
             session,
             endpoint,
+            client: client.clone(),
+            others: Vec::new(),
             ctr: ctr.clone(),
             patient,
         }
+    }
+
+    /// Connection `i` of many: to node `i` (round-robin over `clients`),
+    /// moving on to the following ones when its node does not answer.
+    pub(super) fn spread(clients: &[Client], i: usize, ctr: &Arc<Counters>, patient: bool) -> Conn {
+        let n = clients.len().max(1);
+        let mut c = Conn::new(&clients[i % n], ctr, patient);
+        c.others = (1..clients.len())
+            .map(|k| clients[(i + k) % n].clone())
+            .collect();
+        c
     }
 
     /// `n` connections round-robin over `clients`.
@@ -90,8 +120,21 @@ impl Conn {
         patient: bool,
     ) -> Vec<Conn> {
         (0..n.max(1))
-            .map(|i| Conn::new(&clients[i % clients.len()], ctr, patient))
+            .map(|i| Conn::spread(clients, i, ctr, patient))
             .collect()
+    }
+
+    /// Go on with the next node (this one goes to the back of the list).
+    fn move_on(&mut self) {
+        if self.others.is_empty() {
+            return;
+        }
+        let next = self.others.remove(0);
+        let prev = std::mem::replace(&mut self.client, next);
+        self.others.push(prev);
+        self.session = self.client.session();
+        self.endpoint = self.client.endpoint().to_string();
+        self.ctr.0[MOVED].fetch_add(1, Relaxed);
     }
 
     pub(super) async fn call(
@@ -115,6 +158,7 @@ impl Conn {
             h.push(("idempotency-key", k));
         }
         let mut retries = 0u32;
+        let mut moved = 0;
         loop {
             let r = self
                 .session
@@ -122,6 +166,16 @@ impl Conn {
                 .await;
             let (status, head, b) = match r {
                 Ok(x) => x,
+                // This node does not answer: the next one (each once per
+                // call). A request that was cut after the node took it is
+                // safe to repeat: writes carry idempotency keys.
+                Err(ClientError::Connect { .. } | ClientError::Http { .. })
+                    if moved < self.others.len() =>
+                {
+                    moved += 1;
+                    self.move_on();
+                    continue;
+                }
                 Err(_) if self.patient && retries < 5 => {
                     self.ctr.0[3].fetch_add(1, Relaxed);
                     retries += 1;

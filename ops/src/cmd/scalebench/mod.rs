@@ -24,7 +24,11 @@
 //! 4. **Resources**: every node's admin `/metrics` before and after the run.
 //!
 //! 429 and 503 `overloaded` are retried after `Retry-After` and counted
-//! (while seeding also other 503s and dropped connections).
+//! (while seeding also other 503s and dropped connections). A connection
+//! whose node does not answer (refused or cut, not a timeout) moves to the
+//! next node and repeats the call at once, as a client behind a load
+//! balancer would (counted as `another node`): a node restarting, say to
+//! defragment, costs its clients a retry instead of errors.
 //!
 //! JSON (`--output json`), stable names (`null` where a node exports no
 //! such metric; `created` counts items made, or done for `login` and the
@@ -38,7 +42,7 @@
 //!             "phases": [ { "name", "total", "created", "reused", "seconds", "per_sec", "retries" } ] },
 //!   "run": { "seconds", "target_rate", "clients", "endpoints", "scheduled", "ok", "errors",
 //!            "ops_per_sec", "cpu_us_per_op",
-//!            "retried": { "503 overloaded", "429", "503 other", "transport" },
+//!            "retried": { "503 overloaded", "429", "503 other", "transport", "another node" },
 //!            "ops": [ { "kind", "count", "ok", "retries", "errors": { "503 overloaded": 3 },
 //!                       "p50_ms", "p99_ms", "p999_ms", "max_ms" } ] },
 //!   "nodes": [ { "name", "admin", "rss_bytes_before", "rss_bytes_after", "cpu_seconds",

@@ -244,7 +244,7 @@ pub(super) async fn drive(
             acks: Vec::new(),
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let c = Conn::new(&apis[i % apis.len()], ctr, false);
+        let c = Conn::spread(apis, i, ctr, false);
         tasks.push(tokio::spawn(simulate(st, c, rx, sh.clone())));
         txs.push(tx);
     }
