@@ -250,6 +250,15 @@ pub async fn audit_layer(
             crate::http::record(&state, &origin, action, &path, &outcome).await;
         }
     }
+    // An accepted `POST /v1/node/defrag` restarts the node only now that
+    // its audit record is written.
+    if resp
+        .extensions()
+        .get::<super::node::RestartAfterAnswer>()
+        .is_some()
+    {
+        super::node::restart_after_answer(&state);
+    }
     resp
 }
 

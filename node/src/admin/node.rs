@@ -14,9 +14,26 @@ use serde_json::json;
 
 use crate::http::{ApiError, NodeState};
 
-/// How long the node waits after answering before it begins to stop: the
-/// answer and its audit record go out first.
+/// How long the node waits after its audit record of the request is
+/// written before it begins to stop: the answer goes out first.
 const ANSWER_FIRST: Duration = Duration::from_millis(200);
+
+/// Marks the answer to an accepted `POST /v1/node/defrag`: the admin
+/// port's audit layer starts the restart ([`restart_after_answer`]) once
+/// it has written the request's audit record, so the record is never cut
+/// off by the restart.
+#[derive(Clone, Copy, Debug)]
+pub struct RestartAfterAnswer;
+
+/// Begin the graceful stop (and restart) shortly, once the answer is on
+/// its way.
+pub fn restart_after_answer(state: &Arc<NodeState>) {
+    let waker = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(ANSWER_FIRST).await;
+        waker.restart.notify_one();
+    });
+}
 
 /// Holds this node's claim to restart (`NodeState::restarting`, and
 /// `restarting` in its cluster status) until the request is accepted; any
@@ -56,7 +73,14 @@ pub async fn last(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value
 /// restarting themselves are not a majority without this one.
 pub async fn defrag(
     State(state): State<Arc<NodeState>>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        axum::Extension<RestartAfterAnswer>,
+        Json<serde_json::Value>,
+    ),
+    ApiError,
+> {
     let conflict = |code: &'static str, msg: String| ApiError::new(StatusCode::CONFLICT, code, msg);
     if state
         .restarting
@@ -150,11 +174,6 @@ pub async fn defrag(
         )
     })?;
     claim.keep = true;
-    let waker = state.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(ANSWER_FIRST).await;
-        waker.restart.notify_one();
-    });
     tracing::warn!(
         store_bytes = me.store_bytes,
         snapshot_bytes = me.snapshot_bytes,
@@ -162,6 +181,7 @@ pub async fn defrag(
     );
     Ok((
         StatusCode::ACCEPTED,
+        axum::Extension(RestartAfterAnswer),
         Json(json!({
             "node": state.node_id,
             "restarting": true,
