@@ -14,7 +14,7 @@
 # instead (a copy, so a rebuild during the hour-long 160k row changes
 # nothing under it).
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n 2,14p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,15p "$0"; exit 2; }
 members=$1; groups=$2; shift 2
 dir=/tmp/enclave-capacity-$members-$groups; mix=90,9,1; rate=200
 while [ $# -gt 0 ]; do

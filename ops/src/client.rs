@@ -551,8 +551,21 @@ impl Client {
     }
 
     fn tls_error(&self, e: &std::io::Error) -> ClientError {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
         match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
             Some(tls) => self.rustls_error(tls),
+            // The node closed the connection (stopping, restarting), with
+            // no TLS alert: not a TLS problem.
+            None if matches!(
+                e.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) =>
+            {
+                ClientError::Http {
+                    endpoint: self.endpoint.clone(),
+                    detail: format!("the connection was closed: {e}"),
+                }
+            }
             None => ClientError::Tls {
                 endpoint: self.endpoint.clone(),
                 detail: e.to_string(),

@@ -236,6 +236,7 @@ pub async fn audit_layer(
     let origin = operator_origin(req.extensions(), &state.node_id);
     let resp = next.run(req).await;
     let status = resp.status();
+    let mut recording = None;
     if let Some(origin) = origin {
         if status == StatusCode::FORBIDDEN {
             state.note_denial(&origin.id, &origin.role, &format!("{method} {route}"));
@@ -247,17 +248,29 @@ pub async fn audit_layer(
             } else {
                 format!("failed:{}", status.as_u16())
             };
-            crate::http::record(&state, &origin, action, &path, &outcome).await;
+            recording = Some((origin, action, outcome));
         }
     }
-    // An accepted `POST /v1/node/defrag` restarts the node only now that
-    // its audit record is written.
-    if resp
+    // An accepted `POST /v1/node/defrag` restarts the node, once its
+    // audit record is written.
+    let restart = resp
         .extensions()
         .get::<super::node::RestartAfterAnswer>()
-        .is_some()
-    {
-        super::node::restart_after_answer(&state);
+        .is_some();
+    if recording.is_some() || restart {
+        // In a task of its own: a client that hangs up now (which drops
+        // this request's future) must not cancel the record of an action
+        // that was taken, nor the restart of an accepted defrag.
+        let state = state.clone();
+        let job = tokio::spawn(async move {
+            if let Some((origin, action, outcome)) = recording {
+                crate::http::record(&state, &origin, action, &path, &outcome).await;
+            }
+            if restart {
+                super::node::restart_after_answer(&state);
+            }
+        });
+        let _ = job.await;
     }
     resp
 }

@@ -27,7 +27,7 @@ pub struct RestartAfterAnswer;
 
 /// Begin the graceful stop (and restart) shortly, once the answer is on
 /// its way.
-pub fn restart_after_answer(state: &Arc<NodeState>) {
+pub(crate) fn restart_after_answer(state: &Arc<NodeState>) {
     let waker = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(ANSWER_FIRST).await;
@@ -70,7 +70,9 @@ pub async fn last(State(state): State<Arc<NodeState>>) -> Json<serde_json::Value
 /// leadership first: `enclavectl cluster transfer-leader`, which
 /// `enclavectl cluster defrag` does by itself), without a known leader,
 /// and when the other voters that answer, know a leader and are not
-/// restarting themselves are not a majority without this one.
+/// restarting themselves are not a majority without this one. The
+/// restart itself is started by the admin port's audit layer
+/// (`audit::audit_layer`), which every admin route passes through.
 pub async fn defrag(
     State(state): State<Arc<NodeState>>,
 ) -> Result<

@@ -171,6 +171,27 @@ async fn a_defragmented_node_comes_back_with_everything_offline_or_online() {
     c.wait_converged().await;
     c.assert_all_present(&acked).await;
     c.assert_all_present(&keys).await;
+    // Each accepted request is in the audit trail (written before the
+    // node began to stop), and so is the leader's refusal.
+    let auditor = c.pki.operator("aud", enclave_certs::Role::Auditor);
+    let trail: serde_json::Value = enclave_ops::Client::with_cert_dir(&endpoint, &auditor)
+        .expect("auditor client")
+        .get_json("/v1/audit?action=node.defrag")
+        .await
+        .expect("audit trail");
+    let outcomes: Vec<&str> = trail["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["record"]["action"] == "node.defrag")
+        .filter_map(|r| r["record"]["outcome"].as_str())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "ok").count(),
+        3,
+        "one node.defrag record per node: {outcomes:?}"
+    );
+    assert!(outcomes.contains(&"failed:409"), "{outcomes:?}");
 
     // Only nodes over a ratio: right after a defragmentation none is.
     let (code, out, err) = enclavectl(&[

@@ -30,6 +30,8 @@ pub(super) const REASONS: [&str; 5] = [
     "another node",
 ];
 const MOVED: usize = 4;
+/// How long a connection that moved stays away from its own node.
+const HOME_AGAIN: Duration = Duration::from_secs(5);
 
 impl Counters {
     pub(super) fn total(&self) -> u64 {
@@ -44,6 +46,7 @@ impl Counters {
 pub(super) struct Answer {
     pub(super) status: StatusCode,
     pub(super) body: Value,
+    /// Retries and moves to another node this call took.
     pub(super) retries: u32,
 }
 
@@ -79,10 +82,12 @@ impl Answer {
 pub(super) struct Conn {
     session: Session,
     endpoint: String,
-    /// The node `session` is to, and the others in the order this
-    /// connection tries them.
-    client: Client,
-    others: Vec<Client>,
+    /// This connection's own node first, then the others in the order it
+    /// tries them; `at` is the one `session` is to.
+    ring: Vec<Client>,
+    at: usize,
+    /// When it last left its own node (it goes back after [`HOME_AGAIN`]).
+    away_since: Option<std::time::Instant>,
     ctr: Arc<Counters>,
     patient: bool,
 }
@@ -94,8 +99,9 @@ impl Conn {
         Conn {
             session,
             endpoint,
-            client: client.clone(),
-            others: Vec::new(),
+            ring: vec![client.clone()],
+            at: 0,
+            away_since: None,
             ctr: ctr.clone(),
             patient,
         }
@@ -106,7 +112,7 @@ impl Conn {
     pub(super) fn spread(clients: &[Client], i: usize, ctr: &Arc<Counters>, patient: bool) -> Conn {
         let n = clients.len().max(1);
         let mut c = Conn::new(&clients[i % n], ctr, patient);
-        c.others = (1..clients.len())
+        c.ring = (0..clients.len())
             .map(|k| clients[(i + k) % n].clone())
             .collect();
         c
@@ -124,17 +130,19 @@ impl Conn {
             .collect()
     }
 
-    /// Go on with the next node (this one goes to the back of the list).
+    /// Go on with the next node of the ring.
     fn move_on(&mut self) {
-        if self.others.is_empty() {
-            return;
-        }
-        let next = self.others.remove(0);
-        let prev = std::mem::replace(&mut self.client, next);
-        self.others.push(prev);
-        self.session = self.client.session();
-        self.endpoint = self.client.endpoint().to_string();
+        self.go_to((self.at + 1) % self.ring.len().max(1));
+        self.away_since.get_or_insert_with(std::time::Instant::now);
         self.ctr.0[MOVED].fetch_add(1, Relaxed);
+    }
+
+    fn go_to(&mut self, at: usize) {
+        if let Some(c) = self.ring.get(at) {
+            self.at = at;
+            self.session = c.session();
+            self.endpoint = c.endpoint().to_string();
+        }
     }
 
     pub(super) async fn call(
@@ -157,8 +165,14 @@ impl Conn {
         if let Some(k) = key {
             h.push(("idempotency-key", k));
         }
+        // Back to its own node a while after leaving it, so that the
+        // clients of a node that restarted do not all end up elsewhere.
+        if self.away_since.is_some_and(|t| t.elapsed() >= HOME_AGAIN) {
+            self.away_since = None;
+            self.go_to(0);
+        }
         let mut retries = 0u32;
-        let mut moved = 0;
+        let mut moved = 0u32;
         loop {
             let r = self
                 .session
@@ -167,10 +181,13 @@ impl Conn {
             let (status, head, b) = match r {
                 Ok(x) => x,
                 // This node does not answer: the next one (each once per
-                // call). A request that was cut after the node took it is
-                // safe to repeat: writes carry idempotency keys.
+                // call). A call cut after the node took it is safe to
+                // repeat: sends and group creations carry idempotency
+                // keys, read markers and PUTs are idempotent, adding
+                // members takes a 409 as "look again", and a repeated
+                // login only makes one more session.
                 Err(ClientError::Connect { .. } | ClientError::Http { .. })
-                    if moved < self.others.len() =>
+                    if (moved as usize) + 1 < self.ring.len() =>
                 {
                     moved += 1;
                     self.move_on();
@@ -197,7 +214,7 @@ impl Conn {
                     return Ok(Answer {
                         status,
                         body,
-                        retries,
+                        retries: retries + moved,
                     });
                 }
             };
@@ -205,7 +222,7 @@ impl Conn {
                 return Ok(Answer {
                     status,
                     body,
-                    retries,
+                    retries: retries + moved,
                 });
             }
             self.ctr.0[which].fetch_add(1, Relaxed);
