@@ -120,8 +120,18 @@ pub(crate) async fn api_endpoints(admin: &Client) -> anyhow::Result<(Vec<String>
     Ok((out, leader_api))
 }
 
-/// Create the bench users that do not exist yet (8 at a time).
-pub(crate) async fn ensure_users(admin: &Client, n: usize) -> anyhow::Result<()> {
+/// Make sure the root department (id 1, which bench members join)
+/// exists; it is created as "Enterprise" if not.
+pub(crate) async fn ensure_root_department(admin: &Client) -> anyhow::Result<()> {
+    let depts: serde_json::Value = admin.get_json("/v1/directory/departments").await?;
+    let has_root = depts["departments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["id"] == 1);
+    if has_root {
+        return Ok(());
+    }
     let (s, b) = admin
         .request(
             Method::PUT,
@@ -135,6 +145,12 @@ pub(crate) async fn ensure_users(admin: &Client, n: usize) -> anyhow::Result<()>
             String::from_utf8_lossy(&b)
         );
     }
+    Ok(())
+}
+
+/// Create the bench users that do not exist yet (8 at a time).
+pub(crate) async fn ensure_users(admin: &Client, n: usize) -> anyhow::Result<()> {
+    ensure_root_department(admin).await?;
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();

@@ -122,27 +122,7 @@ async fn check_policy(admin: &Client, largest: u64, total: u64) -> anyhow::Resul
 
 /// Create the bench member for this run and log it in on `api`.
 async fn bench_member(admin: &Client, api: &Client, userid: &str) -> anyhow::Result<String> {
-    let depts: Value = admin.get_json("/v1/directory/departments").await?;
-    let has_root = depts["departments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|d| d["id"] == 1);
-    if !has_root {
-        let (s, b) = admin
-            .request(
-                Method::PUT,
-                "/v1/directory/departments/1",
-                Some(json!({ "name": "Enterprise" }).to_string().into_bytes()),
-            )
-            .await?;
-        if !s.is_success() {
-            bail!(
-                "creating the root department: {s} {}",
-                String::from_utf8_lossy(&b)
-            );
-        }
-    }
+    super::msgbench::ensure_root_department(admin).await?;
     let body = json!({ "userid": userid, "name": "Files bench", "departments": [1], "password": PASSWORD });
     let (s, b) = admin
         .request(
