@@ -193,7 +193,7 @@ pub(crate) async fn ensure_users(admin: &Client, n: usize) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn login(api: &Client, userid: &str) -> anyhow::Result<String> {
+pub(crate) async fn login(api: &Client, userid: &str) -> anyhow::Result<String> {
     let v: Value = api
         .post_json(
             "/v1/login",

@@ -134,17 +134,7 @@ async fn bench_member(admin: &Client, api: &Client, userid: &str) -> anyhow::Res
     if !s.is_success() && s != StatusCode::CONFLICT {
         bail!("creating {userid}: {s} {}", String::from_utf8_lossy(&b));
     }
-    let v: Value = api
-        .post_json(
-            "/v1/login",
-            &json!({ "userid": userid, "password": PASSWORD }),
-        )
-        .await
-        .with_context(|| format!("logging in {userid}"))?;
-    v["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .context("no access token in the login answer")
+    super::msgbench::login(api, userid).await
 }
 
 fn validate(args: &FilesBench) -> anyhow::Result<()> {

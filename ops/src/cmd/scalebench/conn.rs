@@ -81,7 +81,6 @@ impl Answer {
 #[derive(Debug)]
 pub(super) struct Conn {
     session: Session,
-    endpoint: String,
     /// This connection's own node first, then the others in the order it
     /// tries them; `at` is the one `session` is to.
     ring: Vec<Client>,
@@ -95,10 +94,8 @@ pub(super) struct Conn {
 impl Conn {
     /// A connection to `client`'s node only.
     pub(super) fn new(client: &Client, ctr: &Arc<Counters>, patient: bool) -> Conn {
-        let (session, endpoint) = (client.session(), client.endpoint().to_string());
         Conn {
-            session,
-            endpoint,
+            session: client.session(),
             ring: vec![client.clone()],
             at: 0,
             away_since: None,
@@ -130,6 +127,11 @@ impl Conn {
             .collect()
     }
 
+    /// The api endpoint this connection is to now.
+    fn endpoint(&self) -> &str {
+        self.ring.get(self.at).map_or("", |c| c.endpoint())
+    }
+
     /// Go on with the next node of the ring.
     fn move_on(&mut self) {
         self.go_to((self.at + 1) % self.ring.len().max(1));
@@ -141,7 +143,6 @@ impl Conn {
         if let Some(c) = self.ring.get(at) {
             self.at = at;
             self.session = c.session();
-            self.endpoint = c.endpoint().to_string();
         }
     }
 
@@ -200,9 +201,8 @@ impl Conn {
                     continue;
                 }
                 Err(e) => {
-                    return Err(
-                        anyhow::Error::new(e).context(format!("{method} {}{path}", self.endpoint))
-                    );
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("{method} {}{path}", self.endpoint())));
                 }
             };
             let body: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
@@ -236,7 +236,7 @@ impl Conn {
             // A little jitter, so that refused clients do not all come back at once.
             let jitter = Rng::new(
                 retries.into(),
-                self.ctr.total() ^ self.endpoint.len() as u64,
+                self.ctr.total() ^ self.endpoint().len() as u64,
             )
             .below(200);
             tokio::time::sleep(
@@ -248,7 +248,7 @@ impl Conn {
 
     pub(super) async fn get(&mut self, path: &str, token: Option<&str>) -> anyhow::Result<Value> {
         let a = self.call(Method::GET, path, None, token, None).await?;
-        a.ok(format_args!("GET {}{path}", self.endpoint))
+        a.ok(format_args!("GET {}{path}", self.endpoint()))
     }
 
     /// Page through `base` (`cursor`/`next_cursor`) from `cursor`, calling
